@@ -1,0 +1,2 @@
+//! leanserve: a memory-lean, self-healing web runtime on actix-web.
+pub mod supervisor;

@@ -1,0 +1,241 @@
+//! The live state of a supervision tree, shared between each supervisor (the only writer
+//! of its own node) and readers such as `/ready` and `/admin/supervisor`, which read it
+//! without a message round trip, so they answer even while a supervisor is busy restarting.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::spec::{Intensity, Restart, Strategy};
+
+/// What a supervisor is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisorState {
+    Starting,
+    Running,
+    Restarting,
+    ShuttingDown,
+    Stopped,
+    /// Restart intensity was exceeded; the supervisor stopped its children and escalated.
+    GaveUp,
+}
+
+/// What a child is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildState {
+    Running,
+    /// Exited and waiting to be started again.
+    Restarting,
+    /// Exited and not to be restarted (its restart type says so).
+    Stopped,
+    /// Stopped by its supervisor (shutdown or give-up).
+    Terminated,
+}
+
+/// A child's last failure.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Failure {
+    pub message: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+impl Failure {
+    pub(crate) fn now(message: String) -> Self {
+        let at_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        Failure {
+            message,
+            at_unix_ms,
+        }
+    }
+}
+
+/// One child in a [`SupervisorReport`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ChildReport {
+    pub name: String,
+    pub restart: Restart,
+    pub state: ChildState,
+    /// Times this child was started again (after its own failure or a sibling's).
+    pub restarts: u64,
+    /// Panics caught in this child.
+    pub panics: u64,
+    pub last_failure: Option<Failure>,
+    /// Present when the child is itself a supervisor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<SupervisorReport>,
+}
+
+/// A snapshot of one supervisor and, recursively, its children.
+#[derive(Clone, Debug, Serialize)]
+pub struct SupervisorReport {
+    pub name: String,
+    pub strategy: Strategy,
+    pub max_restarts: u32,
+    pub period_seconds: f64,
+    pub state: SupervisorState,
+    /// Failures this supervisor answered with a restart.
+    pub restarts: u64,
+    pub children: Vec<ChildReport>,
+}
+
+impl SupervisorReport {
+    /// Paths (`root/child/...`) of the children that keep the tree from being ready: a
+    /// permanent child that is not running, or a supervisor that is not running.
+    pub fn unready(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_unready(&self.name, &mut out);
+        out
+    }
+
+    fn collect_unready(&self, path: &str, out: &mut Vec<String>) {
+        if !matches!(
+            self.state,
+            SupervisorState::Running | SupervisorState::Restarting
+        ) {
+            // Starting, shutting down, stopped or gave up: the whole subtree is out.
+            out.push(path.to_owned());
+            return;
+        }
+        for child in &self.children {
+            let child_path = format!("{path}/{}", child.name);
+            match &child.supervisor {
+                Some(nested) if child.state == ChildState::Running => {
+                    nested.collect_unready(&child_path, out)
+                }
+                _ if child.restart == Restart::Permanent && child.state != ChildState::Running => {
+                    out.push(child_path)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+pub(crate) struct ChildNode {
+    pub(crate) report: ChildReport,
+    pub(crate) nested: Option<Arc<TreeStatus>>,
+    #[cfg(feature = "chaos")]
+    pub(crate) chaos: super::child::ChaosTrigger,
+}
+
+struct Node {
+    name: String,
+    strategy: Strategy,
+    intensity: Intensity,
+    state: SupervisorState,
+    restarts: u64,
+    children: Vec<ChildNode>,
+}
+
+/// The shared, live status of one supervisor.
+pub struct TreeStatus {
+    node: RwLock<Node>,
+    gave_up: watch::Sender<bool>,
+}
+
+impl TreeStatus {
+    pub(crate) fn new(name: &str, strategy: Strategy, intensity: Intensity) -> Arc<Self> {
+        Arc::new(TreeStatus {
+            node: RwLock::new(Node {
+                name: name.to_owned(),
+                strategy,
+                intensity,
+                state: SupervisorState::Starting,
+                restarts: 0,
+                children: Vec::new(),
+            }),
+            gave_up: watch::Sender::new(false),
+        })
+    }
+
+    /// A snapshot of this supervisor and its descendants.
+    pub fn report(&self) -> SupervisorReport {
+        let node = self.node.read().unwrap_or_else(PoisonError::into_inner);
+        SupervisorReport {
+            name: node.name.clone(),
+            strategy: node.strategy,
+            max_restarts: node.intensity.max_restarts,
+            period_seconds: node.intensity.period.as_secs_f64(),
+            state: node.state,
+            restarts: node.restarts,
+            children: node
+                .children
+                .iter()
+                .map(|child| ChildReport {
+                    supervisor: child.nested.as_ref().map(|nested| nested.report()),
+                    ..child.report.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether this supervisor has given up (stays true until it is started again).
+    pub fn has_given_up(&self) -> bool {
+        *self.gave_up.borrow()
+    }
+
+    /// Resolves once this supervisor gives up.
+    pub async fn given_up(&self) {
+        let mut rx = self.gave_up.subscribe();
+        let _ = rx.wait_for(|gave_up| *gave_up).await;
+    }
+
+    pub(crate) fn set_state(&self, state: SupervisorState) {
+        self.update(|node| node.state = state);
+        let gave_up_now = state == SupervisorState::GaveUp;
+        self.gave_up.send_if_modified(|gave_up| {
+            let changed = *gave_up != gave_up_now;
+            *gave_up = gave_up_now;
+            changed
+        });
+    }
+
+    pub(crate) fn reset(&self, children: Vec<ChildNode>) {
+        self.update(|node| {
+            node.children = children;
+            node.restarts = 0;
+        });
+        self.set_state(SupervisorState::Starting);
+    }
+
+    pub(crate) fn count_restart(&self) {
+        self.update(|node| node.restarts += 1);
+    }
+
+    pub(crate) fn update_child(&self, index: usize, change: impl FnOnce(&mut ChildReport)) {
+        self.update(|node| {
+            if let Some(child) = node.children.get_mut(index) {
+                change(&mut child.report);
+            }
+        });
+    }
+
+    /// Makes the child named `name`, anywhere below this supervisor, panic. `None` when no
+    /// child has that name; `Some(false)` when it has no running incarnation.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn inject_panic(&self, name: &str) -> Option<bool> {
+        let node = self.node.read().unwrap_or_else(PoisonError::into_inner);
+        node.children.iter().find_map(|child| {
+            if child.report.name == name {
+                Some((child.chaos)())
+            } else {
+                child
+                    .nested
+                    .as_ref()
+                    .and_then(|nested| nested.inject_panic(name))
+            }
+        })
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Node)) {
+        change(&mut self.node.write().unwrap_or_else(PoisonError::into_inner));
+    }
+}
