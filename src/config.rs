@@ -1,0 +1,1074 @@
+//! Configuration: layered sources resolved once, at start, into validated [`Opts`].
+//!
+//! Precedence, highest first: command-line flags, environment variables,
+//! `config/<profile>.toml`, `config/default.toml`, compiled defaults. The profile (dev,
+//! test, prod; default dev) comes from `--env` or `LEANSERVE_ENV`.
+//!
+//! Every key is declared once in [`KEYS`] with its kind, range, environment variable and
+//! compiled default. Each layer is parsed and checked against that table as it is read, so
+//! a bad value names its key, where it came from and what is allowed, whichever layer it
+//! is in; the table also drives `leanserve config` (each value with its source) and the
+//! README's configuration table, which a test keeps in step.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The profile used when neither `--env` nor `LEANSERVE_ENV` names one.
+pub const DEFAULT_PROFILE: Profile = Profile::Dev;
+/// Environment variable that selects the profile.
+pub const PROFILE_ENV: &str = "LEANSERVE_ENV";
+/// Folder of the configuration files, relative to the working directory.
+pub const DEFAULT_CONFIG_DIR: &str = "config";
+
+/// A deployment profile: selects `config/<profile>.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Dev,
+    Test,
+    Prod,
+}
+
+impl Profile {
+    /// Every profile, in the order the README lists them.
+    pub const ALL: [Profile; 3] = [Profile::Dev, Profile::Test, Profile::Prod];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Test => "test",
+            Profile::Prod => "prod",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.name() == text)
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Compiled into leanserve.
+    Default,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag, as written (`--bind`, `--set server.workers=4`).
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("compiled default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration mistake; start-up stops on any of them (the binary exits with code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value of the wrong type or out of range.
+    #[error("invalid value for `{key}` from {origin}: {value:?} (allowed: {allowed})")]
+    Invalid {
+        key: String,
+        origin: Source,
+        value: String,
+        allowed: String,
+    },
+    /// A `--set` flag or command-line override for a key that does not exist.
+    #[error("unknown configuration key `{key}` from {origin}")]
+    UnknownKey { key: String, origin: Source },
+    /// A configuration file exists but cannot be read.
+    #[error("cannot read {}: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    /// A configuration file is not valid TOML.
+    #[error("{} is not valid TOML: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// `--config` names a folder that does not exist.
+    #[error("configuration folder {} (from {origin}) does not exist", path.display())]
+    MissingDir { path: PathBuf, origin: Source },
+}
+
+/// The kind of a key's value and what is allowed.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Bool,
+    /// A whole number in `min..=max`, in `unit`.
+    Int {
+        min: u64,
+        max: u64,
+        unit: &'static str,
+    },
+    /// Any non-empty text.
+    Text,
+    /// An `ip:port` socket address.
+    Addr,
+    /// A filesystem path that must be an existing directory.
+    Dir,
+}
+
+impl Kind {
+    /// What is allowed, for error messages and the README.
+    pub fn allowed(self) -> String {
+        match self {
+            Kind::Bool => "true or false".into(),
+            Kind::Int { min, max, unit } => format!("a whole number of {unit} from {min} to {max}"),
+            Kind::Text => "non-empty text".into(),
+            Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
+            Kind::Dir => "a path to an existing directory".into(),
+        }
+    }
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// `section.name`, as written in the TOML files.
+    pub path: &'static str,
+    /// The environment variable that sets it.
+    pub env: &'static str,
+    pub kind: Kind,
+    /// Compiled default, written as in an environment variable; `None`: unset by default.
+    pub default: Option<&'static str>,
+    /// Redacted when printed.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn key(
+    path: &'static str,
+    env: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Key {
+    Key {
+        path,
+        env,
+        kind,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+const fn int(min: u64, max: u64, unit: &'static str) -> Kind {
+    Kind::Int { min, max, unit }
+}
+
+/// Every configuration key leanserve knows.
+pub const KEYS: &[Key] = &[
+    key(
+        "server.bind",
+        "LEANSERVE_BIND",
+        Kind::Addr,
+        Some("127.0.0.1:8080"),
+        "address and port the HTTP server listens on",
+    ),
+    key(
+        "server.workers",
+        "LEANSERVE_WORKERS",
+        int(1, 1024, "threads"),
+        None,
+        "HTTP worker threads (default: number of CPUs)",
+    ),
+    key(
+        "server.shutdown_timeout",
+        "LEANSERVE_SHUTDOWN_TIMEOUT",
+        int(0, 3600, "seconds"),
+        Some("30"),
+        "time in-flight requests get to finish on SIGINT/SIGTERM",
+    ),
+    Key {
+        secret: true,
+        ..key(
+            "admin.token",
+            "LEANSERVE_ADMIN_TOKEN",
+            Kind::Text,
+            None,
+            "bearer token for /admin and /debug; unset: those answer loopback peers only",
+        )
+    },
+    key(
+        "supervisor.max_restarts",
+        "LEANSERVE_SUPERVISOR_MAX_RESTARTS",
+        int(0, 1000, "restarts"),
+        Some("3"),
+        "restarts allowed within supervisor.period before a supervisor gives up",
+    ),
+    key(
+        "supervisor.period",
+        "LEANSERVE_SUPERVISOR_PERIOD",
+        int(1, 86_400, "seconds"),
+        Some("5"),
+        "window of the restart intensity",
+    ),
+    key(
+        "supervisor.backoff_ms",
+        "LEANSERVE_SUPERVISOR_BACKOFF_MS",
+        int(0, 60_000, "milliseconds"),
+        Some("0"),
+        "delay before a restart, doubled per recent restart (0: none)",
+    ),
+    key(
+        "supervisor.max_backoff_ms",
+        "LEANSERVE_SUPERVISOR_MAX_BACKOFF_MS",
+        int(0, 600_000, "milliseconds"),
+        Some("30000"),
+        "cap of the restart backoff",
+    ),
+    key(
+        "supervisor.call_timeout_ms",
+        "LEANSERVE_SUPERVISOR_CALL_TIMEOUT_MS",
+        int(1, 60_000, "milliseconds"),
+        Some("2000"),
+        "how long a call waits for a restarting actor",
+    ),
+    key(
+        "static_files.root_dir",
+        "STATIC_FILE_ROOT_DIR",
+        Kind::Dir,
+        Some("static"),
+        "folder served at /",
+    ),
+    key(
+        "static_files.enable_cache",
+        "STATIC_FILE_CACHE_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "keep served files in the in-memory cache",
+    ),
+    key(
+        "static_files.enable_compression",
+        "STATIC_FILE_COMPRESSION_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "serve gzip to clients that accept it",
+    ),
+    key(
+        "static_files.max_cache_size",
+        "STATIC_FILE_MAX_CACHE_SIZE",
+        int(0, 1 << 40, "bytes"),
+        Some("104857600"),
+        "byte budget of the file cache",
+    ),
+    key(
+        "static_files.cache_expiration",
+        "STATIC_FILE_CACHE_EXPIRATION",
+        int(0, 31_536_000, "seconds"),
+        Some("3600"),
+        "age after which a cached file is revalidated against the disk",
+    ),
+    key(
+        "process.sample_interval",
+        "LEANSERVE_PROCESS_SAMPLE_INTERVAL",
+        int(1, 3600, "seconds"),
+        Some("5"),
+        "how often the process sampler reads RSS and CPU",
+    ),
+    key(
+        "profiler.memory_threshold_mb",
+        "MEMORY_THRESHOLD_MB",
+        int(1, 1 << 20, "MiB"),
+        Some("512"),
+        "memory alert threshold (profiler, not built yet)",
+    ),
+    key(
+        "profiler.interval",
+        "PROFILE_INTERVAL_SECONDS",
+        int(1, 86_400, "seconds"),
+        Some("300"),
+        "memory snapshot interval (profiler, not built yet)",
+    ),
+    key(
+        "memory_optimizer.enabled",
+        "MEMORY_OPTIMIZER_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "template memory optimizer (not built yet)",
+    ),
+    key(
+        "resource_pools.enabled",
+        "RESOURCE_POOL_MANAGER_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "resource pool manager (not built yet)",
+    ),
+    key(
+        "tuner.enabled",
+        "CONFIG_TUNER_ENABLED",
+        Kind::Bool,
+        Some("false"),
+        "automatic configuration tuner (not built yet)",
+    ),
+];
+
+/// A parsed, checked value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Int(u64),
+    Text(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub value: Value,
+    pub source: Source,
+}
+
+/// What the caller knows before configuration is read: the binary fills it from its
+/// flags and the process environment; tests fill it directly.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--config DIR`; `None` uses `config/` if it exists.
+    pub config_dir: Option<PathBuf>,
+    /// `--env PROFILE`.
+    pub profile: Option<String>,
+    /// The environment variables to consult.
+    pub env: HashMap<String, String>,
+    /// Command-line overrides in order: (key path, value, flag as written).
+    pub flags: Vec<(String, String, String)>,
+}
+
+impl LoadOptions {
+    /// Options that read the real process environment.
+    pub fn from_process_env() -> Self {
+        LoadOptions {
+            env: std::env::vars().collect(),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// The resolved configuration: every key's winning value with its source, the profile,
+/// warnings for unknown keys, and the typed [`Opts`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub profile: Setting,
+    pub settings: BTreeMap<&'static str, Setting>,
+    /// Unknown keys found in files, to be logged once a logger exists.
+    pub warnings: Vec<String>,
+    pub opts: Opts,
+}
+
+impl Config {
+    /// Reads every layer, checks every value and resolves [`Opts`].
+    pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+        let (profile_value, profile) = resolve_profile(options)?;
+        let mut settings = BTreeMap::new();
+        for key in KEYS {
+            if let Some(default) = key.default {
+                let value = parse_text(key, default, &Source::Default)?;
+                settings.insert(
+                    key.path,
+                    Setting {
+                        value,
+                        source: Source::Default,
+                    },
+                );
+            }
+        }
+        let mut warnings = Vec::new();
+        if let Some(dir) = config_dir(options)? {
+            for file in ["default.toml".to_owned(), format!("{profile_value}.toml")] {
+                let path = dir.join(file);
+                if path.is_file() {
+                    read_file(&path, &mut settings, &mut warnings)?;
+                }
+            }
+        }
+        for key in KEYS {
+            if let Some(text) = options.env.get(key.env) {
+                let source = Source::Env(key.env);
+                let value = parse_text(key, text, &source)?;
+                settings.insert(key.path, Setting { value, source });
+            }
+        }
+        for (path, text, flag) in &options.flags {
+            let source = Source::Flag(flag.clone());
+            let key = find_key(path).ok_or_else(|| ConfigError::UnknownKey {
+                key: path.clone(),
+                origin: source.clone(),
+            })?;
+            let value = parse_text(key, text, &source)?;
+            settings.insert(key.path, Setting { value, source });
+        }
+        let opts = Opts::resolve(profile_value, &settings)?;
+        Ok(Config {
+            profile,
+            settings,
+            warnings,
+            opts,
+        })
+    }
+
+    /// Every key with its value (secrets redacted, unset keys as `(unset)`) and source.
+    pub fn describe(&self) -> Vec<(String, String, String)> {
+        let mut rows = vec![(
+            "env".to_owned(),
+            self.profile.value.to_string(),
+            self.profile.source.to_string(),
+        )];
+        for key in KEYS {
+            let row = match self.settings.get(key.path) {
+                Some(setting) if key.secret => {
+                    ("<redacted>".to_owned(), setting.source.to_string())
+                }
+                Some(setting) => (setting.value.to_string(), setting.source.to_string()),
+                None if key.path == "server.workers" => (
+                    self.opts.server.workers.to_string(),
+                    "number of CPUs".to_owned(),
+                ),
+                None => ("(unset)".to_owned(), Source::Default.to_string()),
+            };
+            rows.push((key.path.to_owned(), row.0, row.1));
+        }
+        rows
+    }
+}
+
+fn resolve_profile(options: &LoadOptions) -> Result<(Profile, Setting), ConfigError> {
+    let (text, source) = if let Some(flag) = &options.profile {
+        (flag.clone(), Source::Flag("--env".into()))
+    } else if let Some(env) = options.env.get(PROFILE_ENV) {
+        (env.clone(), Source::Env(PROFILE_ENV))
+    } else {
+        (DEFAULT_PROFILE.name().to_owned(), Source::Default)
+    };
+    match Profile::parse(&text) {
+        Some(profile) => Ok((
+            profile,
+            Setting {
+                value: Value::Text(text),
+                source,
+            },
+        )),
+        None => Err(ConfigError::Invalid {
+            key: "env".into(),
+            origin: source,
+            value: text,
+            allowed: "dev, test or prod".into(),
+        }),
+    }
+}
+
+fn config_dir(options: &LoadOptions) -> Result<Option<PathBuf>, ConfigError> {
+    match &options.config_dir {
+        Some(dir) if dir.is_dir() => Ok(Some(dir.clone())),
+        Some(dir) => Err(ConfigError::MissingDir {
+            path: dir.clone(),
+            origin: Source::Flag("--config".into()),
+        }),
+        None => {
+            let dir = PathBuf::from(DEFAULT_CONFIG_DIR);
+            Ok(dir.is_dir().then_some(dir))
+        }
+    }
+}
+
+fn find_key(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.path == path)
+}
+
+/// Reads one TOML file into `settings`, checking each value against its key.
+fn read_file(
+    path: &Path,
+    settings: &mut BTreeMap<&'static str, Setting>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|error: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: error.message().to_owned(),
+        })?;
+    let source = Source::File(path.to_owned());
+    for (section, body) in &table {
+        let Some(body) = body.as_table() else {
+            warnings.push(format!(
+                "unknown key `{section}` in {} (ignored)",
+                path.display()
+            ));
+            continue;
+        };
+        for (name, raw) in body {
+            let dotted = format!("{section}.{name}");
+            let Some(key) = find_key(&dotted) else {
+                warnings.push(format!(
+                    "unknown key `{dotted}` in {} (ignored)",
+                    path.display()
+                ));
+                continue;
+            };
+            let value = parse_toml(key, raw, &source)?;
+            settings.insert(
+                key.path,
+                Setting {
+                    value,
+                    source: source.clone(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn invalid(key: &Key, source: &Source, value: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.path.to_owned(),
+        origin: source.clone(),
+        value: value.into(),
+        allowed: key.kind.allowed(),
+    }
+}
+
+/// Parses a value written as text (environment, flag, compiled default).
+fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigError> {
+    let trimmed = text.trim();
+    let value = match key.kind {
+        Kind::Bool => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Value::Bool(true),
+            "false" | "0" | "no" | "off" => Value::Bool(false),
+            _ => return Err(invalid(key, source, text)),
+        },
+        Kind::Int { .. } => Value::Int(trimmed.parse().map_err(|_| invalid(key, source, text))?),
+        Kind::Text | Kind::Addr | Kind::Dir => Value::Text(trimmed.to_owned()),
+    };
+    check(key, value, source)
+}
+
+/// Parses a value from a TOML file, where types are explicit.
+fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, ConfigError> {
+    let value = match (key.kind, raw) {
+        (Kind::Bool, toml::Value::Boolean(b)) => Value::Bool(*b),
+        (Kind::Int { .. }, toml::Value::Integer(n)) => {
+            Value::Int(u64::try_from(*n).map_err(|_| invalid(key, source, raw.to_string()))?)
+        }
+        (Kind::Text | Kind::Addr | Kind::Dir, toml::Value::String(s)) => Value::Text(s.clone()),
+        _ => return Err(invalid(key, source, raw.to_string())),
+    };
+    check(key, value, source)
+}
+
+/// Range and shape checks shared by every layer.
+fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError> {
+    let ok = match (&value, key.kind) {
+        (Value::Int(n), Kind::Int { min, max, .. }) => (min..=max).contains(n),
+        (Value::Text(t), Kind::Addr) => t.parse::<SocketAddr>().is_ok(),
+        (Value::Text(t), Kind::Text | Kind::Dir) => !t.is_empty(),
+        _ => true,
+    };
+    if ok {
+        Ok(value)
+    } else {
+        Err(invalid(key, source, value.to_string()))
+    }
+}
+
+// ---- typed options ---------------------------------------------------------------------
+
+/// HTTP server options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerOpts {
+    pub bind: SocketAddr,
+    pub workers: usize,
+    /// Time in-flight requests get to finish when the server stops.
+    pub shutdown_timeout: Duration,
+}
+
+/// Admin access options.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminOpts {
+    /// Bearer token for `/admin` and `/debug`; `None`: loopback peers only.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AdminOpts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = self.token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AdminOpts").field("token", &token).finish()
+    }
+}
+
+/// Options of the root supervisor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SupervisorOpts {
+    pub max_restarts: u32,
+    pub period: Duration,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub call_timeout: Duration,
+}
+
+/// Static file options (the file cache uses them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticFileOpts {
+    pub root_dir: PathBuf,
+    pub enable_cache: bool,
+    pub enable_compression: bool,
+    pub max_cache_size: u64,
+    pub cache_expiration: Duration,
+}
+
+/// Process sampler options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessOpts {
+    pub sample_interval: Duration,
+}
+
+/// Options of subsystems that later work builds; accepted and checked now so deployments
+/// that already set them start cleanly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedOpts {
+    pub memory_threshold_mb: u64,
+    pub profile_interval: Duration,
+    pub memory_optimizer_enabled: bool,
+    pub resource_pools_enabled: bool,
+    pub tuner_enabled: bool,
+}
+
+/// The resolved, validated options every part of leanserve starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opts {
+    pub profile: Profile,
+    pub server: ServerOpts,
+    pub admin: AdminOpts,
+    pub supervisor: SupervisorOpts,
+    pub static_files: StaticFileOpts,
+    pub process: ProcessOpts,
+    pub planned: PlannedOpts,
+}
+
+impl Default for Opts {
+    /// The compiled defaults (dev profile), without reading files or the environment and
+    /// without checking that the root folder exists.
+    fn default() -> Self {
+        let settings = KEYS
+            .iter()
+            .filter_map(|key| {
+                let value = parse_text(key, key.default?, &Source::Default).ok()?;
+                Some((
+                    key.path,
+                    Setting {
+                        value,
+                        source: Source::Default,
+                    },
+                ))
+            })
+            .collect();
+        Opts::build(DEFAULT_PROFILE, &settings)
+    }
+}
+
+impl Opts {
+    fn resolve(
+        profile: Profile,
+        settings: &BTreeMap<&'static str, Setting>,
+    ) -> Result<Opts, ConfigError> {
+        let opts = Opts::build(profile, settings);
+        let root = &opts.static_files.root_dir;
+        if !root.is_dir() {
+            let key = find_key("static_files.root_dir").expect("declared key");
+            let source = settings
+                .get(key.path)
+                .map_or(Source::Default, |s| s.source.clone());
+            return Err(invalid(key, &source, root.display().to_string()));
+        }
+        Ok(opts)
+    }
+
+    /// Builds options from checked settings; every key with a compiled default is present.
+    fn build(profile: Profile, settings: &BTreeMap<&'static str, Setting>) -> Opts {
+        let int = |path: &str| match settings.get(path).map(|s| &s.value) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        let flag = |path: &str| {
+            matches!(
+                settings.get(path).map(|s| &s.value),
+                Some(Value::Bool(true))
+            )
+        };
+        let text = |path: &str| match settings.get(path).map(|s| &s.value) {
+            Some(Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        };
+        let secs = |path: &str| Duration::from_secs(int(path));
+        let millis = |path: &str| Duration::from_millis(int(path));
+        let workers = match settings.get("server.workers") {
+            Some(_) => int("server.workers") as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Opts {
+            profile,
+            server: ServerOpts {
+                bind: text("server.bind")
+                    .and_then(|addr| addr.parse().ok())
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                workers,
+                shutdown_timeout: secs("server.shutdown_timeout"),
+            },
+            admin: AdminOpts {
+                token: text("admin.token"),
+            },
+            supervisor: SupervisorOpts {
+                max_restarts: int("supervisor.max_restarts") as u32,
+                period: secs("supervisor.period"),
+                backoff: millis("supervisor.backoff_ms"),
+                max_backoff: millis("supervisor.max_backoff_ms"),
+                call_timeout: millis("supervisor.call_timeout_ms"),
+            },
+            static_files: StaticFileOpts {
+                root_dir: PathBuf::from(text("static_files.root_dir").unwrap_or_default()),
+                enable_cache: flag("static_files.enable_cache"),
+                enable_compression: flag("static_files.enable_compression"),
+                max_cache_size: int("static_files.max_cache_size"),
+                cache_expiration: secs("static_files.cache_expiration"),
+            },
+            process: ProcessOpts {
+                sample_interval: secs("process.sample_interval"),
+            },
+            planned: PlannedOpts {
+                memory_threshold_mb: int("profiler.memory_threshold_mb"),
+                profile_interval: secs("profiler.interval"),
+                memory_optimizer_enabled: flag("memory_optimizer.enabled"),
+                resource_pools_enabled: flag("resource_pools.enabled"),
+                tuner_enabled: flag("tuner.enabled"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config folder with the given files and a `site/` folder to serve.
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new(files: &[(&str, &str)]) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("site")).unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+            Fixture { dir }
+        }
+
+        fn options(&self) -> LoadOptions {
+            let root = self.dir.path().join("site").display().to_string();
+            LoadOptions {
+                config_dir: Some(self.dir.path().to_owned()),
+                env: HashMap::from([("STATIC_FILE_ROOT_DIR".to_owned(), root)]),
+                ..LoadOptions::default()
+            }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+    }
+
+    fn flag(key: &str, value: &str) -> (String, String, String) {
+        (key.into(), value.into(), format!("--set {key}={value}"))
+    }
+
+    #[test]
+    fn config_each_layer_overrides_the_one_below() {
+        let fixture = Fixture::new(&[
+            (
+                "default.toml",
+                "[server]\nshutdown_timeout = 10\nworkers = 2\nbind = \"127.0.0.1:9000\"\n[supervisor]\nmax_restarts = 7\n",
+            ),
+            ("dev.toml", "[server]\nshutdown_timeout = 20\nworkers = 3\n"),
+        ]);
+        let mut options = fixture.options();
+        options
+            .env
+            .insert("LEANSERVE_SHUTDOWN_TIMEOUT".into(), "30".into());
+        options.env.insert("LEANSERVE_WORKERS".into(), "5".into());
+        options.flags.push(flag("server.shutdown_timeout", "40"));
+        let config = Config::load(&options).unwrap();
+        let source = |key: &str| config.settings[key].source.clone();
+
+        assert_eq!(config.opts.server.shutdown_timeout, Duration::from_secs(40));
+        assert_eq!(
+            source("server.shutdown_timeout"),
+            Source::Flag("--set server.shutdown_timeout=40".into())
+        );
+        assert_eq!(config.opts.server.workers, 5);
+        assert_eq!(source("server.workers"), Source::Env("LEANSERVE_WORKERS"));
+        assert_eq!(config.opts.server.bind, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            source("server.bind"),
+            Source::File(fixture.path("default.toml"))
+        );
+        assert_eq!(config.opts.supervisor.max_restarts, 7);
+        assert_eq!(config.opts.supervisor.call_timeout, Duration::from_secs(2));
+        assert_eq!(source("supervisor.call_timeout_ms"), Source::Default);
+
+        // The profile file beats default.toml.
+        options.env.remove("LEANSERVE_WORKERS");
+        let config = Config::load(&options).unwrap();
+        assert_eq!(config.opts.server.workers, 3);
+        assert_eq!(
+            config.settings["server.workers"].source,
+            Source::File(fixture.path("dev.toml"))
+        );
+    }
+
+    #[test]
+    fn config_profile_comes_from_flag_then_env_then_default() {
+        let fixture = Fixture::new(&[
+            ("test.toml", "[server]\nshutdown_timeout = 1\n"),
+            ("prod.toml", "[server]\nshutdown_timeout = 2\n"),
+        ]);
+        let mut options = fixture.options();
+        assert_eq!(Config::load(&options).unwrap().opts.profile, Profile::Dev);
+        options.env.insert(PROFILE_ENV.into(), "test".into());
+        let config = Config::load(&options).unwrap();
+        assert_eq!(
+            (
+                config.opts.profile,
+                config.opts.server.shutdown_timeout.as_secs()
+            ),
+            (Profile::Test, 1)
+        );
+        options.profile = Some("prod".into());
+        let config = Config::load(&options).unwrap();
+        assert_eq!(
+            (
+                config.opts.profile,
+                config.opts.server.shutdown_timeout.as_secs()
+            ),
+            (Profile::Prod, 2)
+        );
+        assert_eq!(config.profile.source, Source::Flag("--env".into()));
+    }
+
+    #[test]
+    fn config_unparsable_number_names_key_source_and_range() {
+        let fixture = Fixture::new(&[]);
+        let mut options = fixture.options();
+        options
+            .env
+            .insert("STATIC_FILE_MAX_CACHE_SIZE".into(), "100MB".into());
+        let error = Config::load(&options).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value for `static_files.max_cache_size` from env STATIC_FILE_MAX_CACHE_SIZE: \
+             \"100MB\" (allowed: a whole number of bytes from 0 to 1099511627776)"
+        );
+    }
+
+    #[test]
+    fn config_out_of_range_value_in_a_file_is_rejected() {
+        let fixture = Fixture::new(&[("default.toml", "[server]\nworkers = 0\n")]);
+        let error = Config::load(&fixture.options()).unwrap_err();
+        let ConfigError::Invalid {
+            key, origin, value, ..
+        } = error
+        else {
+            panic!("{error}")
+        };
+        assert_eq!((key.as_str(), value.as_str()), ("server.workers", "0"));
+        assert_eq!(origin, Source::File(fixture.path("default.toml")));
+    }
+
+    #[test]
+    fn config_wrong_type_in_a_file_is_rejected() {
+        let fixture = Fixture::new(&[("dev.toml", "[static_files]\nenable_cache = \"yes\"\n")]);
+        let error = Config::load(&fixture.options()).unwrap_err().to_string();
+        assert!(
+            error.contains("`static_files.enable_cache`") && error.contains("dev.toml"),
+            "{error}"
+        );
+        assert!(error.contains("true or false"), "{error}");
+    }
+
+    #[test]
+    fn config_unknown_profile_is_rejected() {
+        let fixture = Fixture::new(&[]);
+        let mut options = fixture.options();
+        options.env.insert(PROFILE_ENV.into(), "staging".into());
+        let error = Config::load(&options).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid value for `env` from env LEANSERVE_ENV: \"staging\" (allowed: dev, test or prod)"
+        );
+    }
+
+    #[test]
+    fn config_missing_root_dir_is_rejected() {
+        let fixture = Fixture::new(&[]);
+        let mut options = fixture.options();
+        options.flags.push((
+            "static_files.root_dir".into(),
+            "/no/such/dir".into(),
+            "--root".into(),
+        ));
+        let error = Config::load(&options).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "invalid value for `static_files.root_dir` from flag --root: \"/no/such/dir\""
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn config_bad_values_of_each_kind_are_rejected() {
+        let fixture = Fixture::new(&[]);
+        for (env, value) in [
+            ("LEANSERVE_BIND", "localhost"),
+            ("STATIC_FILE_CACHE_ENABLED", "maybe"),
+            ("LEANSERVE_WORKERS", "-1"),
+            ("MEMORY_THRESHOLD_MB", "0"),
+            ("LEANSERVE_ADMIN_TOKEN", "  "),
+        ] {
+            let mut options = fixture.options();
+            options.env.insert(env.into(), value.into());
+            let error = Config::load(&options).unwrap_err().to_string();
+            assert!(error.contains(&format!("from env {env}")), "{env}: {error}");
+        }
+    }
+
+    #[test]
+    fn config_unknown_keys_in_files_warn_and_unknown_flags_fail() {
+        let fixture =
+            Fixture::new(&[("default.toml", "[server]\nbnd = \"x\"\n[nonsense]\na = 1\n")]);
+        let config = Config::load(&fixture.options()).unwrap();
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains("`nonsense.a`")
+                || config.warnings[1].contains("`nonsense.a`")
+        );
+        assert!(config.warnings.iter().any(|w| w.contains("`server.bnd`")));
+
+        let mut options = fixture.options();
+        options.flags.push(flag("server.bnd", "1"));
+        let error = Config::load(&options).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "unknown configuration key `server.bnd` from flag --set server.bnd=1"
+        );
+    }
+
+    #[test]
+    fn config_missing_config_dir_flag_is_rejected() {
+        let options = LoadOptions {
+            config_dir: Some("/no/such/config".into()),
+            ..LoadOptions::default()
+        };
+        assert!(matches!(
+            Config::load(&options),
+            Err(ConfigError::MissingDir { .. })
+        ));
+    }
+
+    #[test]
+    fn config_describe_redacts_the_admin_token() {
+        let fixture = Fixture::new(&[]);
+        let mut options = fixture.options();
+        options
+            .env
+            .insert("LEANSERVE_ADMIN_TOKEN".into(), "s3cret-token".into());
+        let config = Config::load(&options).unwrap();
+        let rows = config.describe();
+        let token = rows.iter().find(|row| row.0 == "admin.token").unwrap();
+        assert_eq!(
+            (token.1.as_str(), token.2.as_str()),
+            ("<redacted>", "env LEANSERVE_ADMIN_TOKEN")
+        );
+        assert!(!format!("{rows:?}{:?}", config.opts).contains("s3cret"));
+    }
+
+    #[test]
+    fn config_shipped_default_toml_matches_compiled_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let options = LoadOptions {
+            config_dir: Some(shipped.clone()),
+            profile: Some("dev".into()),
+            env: HashMap::from([(
+                "STATIC_FILE_ROOT_DIR".to_owned(),
+                shipped.display().to_string(),
+            )]),
+            ..LoadOptions::default()
+        };
+        let config = Config::load(&options).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let mut defaults = BTreeMap::new();
+        read_file(
+            &shipped.join("default.toml"),
+            &mut defaults,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        for key in KEYS {
+            let compiled = key
+                .default
+                .map(|text| parse_text(key, text, &Source::Default).unwrap());
+            let shipped = defaults.get(key.path).map(|setting| setting.value.clone());
+            assert_eq!(
+                compiled, shipped,
+                "config/default.toml disagrees on `{}`",
+                key.path
+            );
+        }
+        for profile in Profile::ALL {
+            let mut options = options.clone();
+            options.profile = Some(profile.name().into());
+            assert!(
+                Config::load(&options).unwrap().warnings.is_empty(),
+                "{profile}.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn config_every_key_has_a_unique_path_and_env_var() {
+        let mut paths = std::collections::HashSet::new();
+        let mut envs = std::collections::HashSet::new();
+        for key in KEYS {
+            assert!(
+                paths.insert(key.path) && envs.insert(key.env),
+                "{}",
+                key.path
+            );
+            assert_eq!(key.path.matches('.').count(), 1, "{}", key.path);
+        }
+    }
+}
