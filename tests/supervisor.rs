@@ -381,7 +381,7 @@ async fn supervisor_shutdown_stops_children_in_reverse_start_order() {
     let (a, _) = counter("a", &journal);
     let (b, _) = counter("b", &journal);
     let (c, hc) = counter("c", &journal);
-    let mut root = SupervisorSpec::new("root")
+    let root = SupervisorSpec::new("root")
         .child(a)
         .child(b)
         .child(c)
@@ -412,7 +412,7 @@ async fn supervisor_shutdown_kills_a_child_that_overruns_its_timeout() {
         stubborn: true,
     });
     let (polite, _) = counter("polite", &journal);
-    let mut root = SupervisorSpec::new("root")
+    let root = SupervisorSpec::new("root")
         .child(polite)
         .child(stubborn.shutdown(Duration::from_millis(100)))
         .start()

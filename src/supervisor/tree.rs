@@ -97,8 +97,16 @@ impl SupervisorSpec {
         Ok((spec, handle))
     }
 
-    /// Starts this supervisor as the root of a tree on the current arbiter.
+    /// Starts this supervisor as the root of a tree on the current arbiter (call it inside
+    /// a running actix System). The tree runs until [`RootSupervisor::shutdown`] or until
+    /// the returned value is dropped.
     pub fn start(self) -> Result<RootSupervisor, SupervisorError> {
+        let stop_bound = self
+            .children
+            .iter()
+            .map(|child| child.shutdown)
+            .sum::<Duration>()
+            + Duration::from_secs(1);
         let starter = self.into_starter(true)?;
         let handle = starter.supervisor_handle();
         let status = Arc::clone(&handle.status);
@@ -110,8 +118,8 @@ impl SupervisorSpec {
         }));
         Ok(RootSupervisor {
             handle,
-            starter,
-            incarnation: Some(incarnation),
+            incarnation: std::sync::Mutex::new(Some(incarnation)),
+            stop_bound,
         })
     }
 
@@ -227,11 +235,14 @@ impl Starter for SupervisorStarter {
     }
 }
 
-/// The root of a supervision tree, owned by whoever started it.
+/// The root of a supervision tree, owned by whoever started it. Dropping it stops the
+/// tree (each child still gets its shutdown timeout, but nobody waits for it).
 pub struct RootSupervisor {
     handle: SupervisorHandle,
-    starter: SupervisorStarter,
-    incarnation: Option<Incarnation>,
+    incarnation: std::sync::Mutex<Option<Incarnation>>,
+    /// Each level waits for its own children's timeouts; this bound only guards against a
+    /// root that cannot stop at all.
+    stop_bound: Duration,
 }
 
 impl RootSupervisor {
@@ -241,35 +252,22 @@ impl RootSupervisor {
     }
 
     /// Stops every child in reverse start order, honouring each child's shutdown timeout,
-    /// then the root itself. Callers of any child get `Terminated` afterwards.
-    pub async fn shutdown(&mut self) {
-        if let Some(incarnation) = self.incarnation.take() {
-            // Each level waits for its own children's timeouts; this bound only guards
-            // against a root that cannot stop at all.
-            let bound = self
-                .starter
-                .config
-                .children
-                .iter()
-                .map(|child| child.shutdown)
-                .sum::<Duration>()
-                + Duration::from_secs(1);
-            if !incarnation.stop(bound).await {
+    /// then the root itself. Callers of any child get `Terminated` afterwards. Calling it
+    /// again does nothing.
+    pub async fn shutdown(&self) {
+        let incarnation = self
+            .incarnation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(incarnation) = incarnation {
+            if !incarnation.stop(self.stop_bound).await {
                 log::warn!(
                     "root supervisor `{}` was killed at shutdown",
                     self.handle.name()
                 );
             }
-        }
-        self.starter.terminate();
-    }
-}
-
-impl Drop for RootSupervisor {
-    fn drop(&mut self) {
-        // Dropping the incarnation drops its stop signal, which stops the tree.
-        if self.incarnation.is_some() {
-            self.starter.terminate();
+            self.handle.handle.terminate();
         }
     }
 }

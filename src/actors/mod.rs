@@ -1,0 +1,3 @@
+//! The supervised actors, one per file.
+
+pub mod process;

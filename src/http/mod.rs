@@ -1,0 +1,4 @@
+//! Pure HTTP semantics, free of actix: decisions made from request facts, tested
+//! exhaustively here and applied by `src/web`.
+
+pub mod auth;

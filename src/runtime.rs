@@ -1,0 +1,175 @@
+//! Starting leanserve: [`Runtime`] builds the supervision tree from resolved [`Opts`] on
+//! the current actix System and hands back [`Subsystems`], the cloneable set of handles
+//! that web handlers (through `web::Data`) and host applications use.
+//!
+//! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
+//! `[supervisor]`) with the `process` sampler, followed by any children the host adds
+//! with [`Runtime::child`]. Nothing here is process-global: two runtimes in one process
+//! share nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
+use crate::config::Opts;
+use crate::supervisor::{
+    CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
+    SupervisorSpec,
+};
+
+/// Name of the root supervisor.
+pub const ROOT_NAME: &str = "leanserve";
+
+/// Why the runtime did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The static root folder does not exist (only possible with hand-built `Opts`;
+    /// `Config::load` checks it too).
+    #[error("static root {} is not a directory", path.display())]
+    RootDir { path: PathBuf },
+    /// The supervision tree is malformed (for example two children with one name).
+    #[error(transparent)]
+    Tree(#[from] SupervisorError),
+}
+
+/// Builds and starts the runtime.
+pub struct Runtime {
+    opts: Opts,
+    extra: Vec<ChildSpec>,
+}
+
+impl Runtime {
+    /// A runtime with leanserve's own subsystems.
+    pub fn new(opts: Opts) -> Self {
+        Runtime {
+            opts,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds a host actor to the root supervisor, started after leanserve's own children
+    /// and supervised like them.
+    pub fn child(mut self, spec: ChildSpec) -> Self {
+        self.extra.push(spec);
+        self
+    }
+
+    /// Starts the tree with leanserve's own subsystems only. Call it inside a running
+    /// actix System (`#[actix_web::main]`, `actix_rt::System`).
+    pub fn start(opts: Opts) -> Result<Subsystems, StartError> {
+        Runtime::new(opts).launch()
+    }
+
+    /// Starts the tree, host children included.
+    pub fn launch(self) -> Result<Subsystems, StartError> {
+        let opts = self.opts;
+        if !opts.static_files.root_dir.is_dir() {
+            return Err(StartError::RootDir {
+                path: opts.static_files.root_dir.clone(),
+            });
+        }
+        let process_stats = ProcessStats::default();
+        let (process_spec, process) = {
+            let (interval, stats) = (opts.process.sample_interval, process_stats.clone());
+            ChildSpec::worker("process", move || {
+                ProcessSampler::new(interval, stats.clone())
+            })
+        };
+        let supervisor = &opts.supervisor;
+        let mut tree = SupervisorSpec::new(ROOT_NAME)
+            .intensity(Intensity {
+                max_restarts: supervisor.max_restarts,
+                period: supervisor.period,
+                backoff: supervisor.backoff,
+                max_backoff: supervisor.max_backoff,
+            })
+            .call_timeout(supervisor.call_timeout)
+            .child(process_spec);
+        for spec in self.extra {
+            tree = tree.child(spec);
+        }
+        log::info!("starting leanserve runtime ({} profile)", opts.profile);
+        let root = tree.start()?;
+        Ok(Subsystems {
+            inner: Arc::new(Inner {
+                opts,
+                root,
+                process,
+                process_stats,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    opts: Opts,
+    root: RootSupervisor,
+    process: Handle<ProcessSampler>,
+    process_stats: ProcessStats,
+}
+
+/// Whether the runtime can serve: every permanent child runs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Paths of the children (or supervisors) that are not running.
+    pub unready: Vec<String>,
+    /// The root supervisor gave up; the server is going to stop.
+    pub escalated: bool,
+}
+
+/// Handles to a running runtime's subsystems. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Subsystems {
+    inner: Arc<Inner>,
+}
+
+impl Subsystems {
+    /// The options the runtime was started with.
+    pub fn opts(&self) -> &Opts {
+        &self.inner.opts
+    }
+
+    /// The supervision tree: state, restarts and last failure of every child.
+    pub fn supervisor_report(&self) -> SupervisorReport {
+        self.inner.root.handle().status().report()
+    }
+
+    /// Whether every permanent child is running.
+    pub fn readiness(&self) -> Readiness {
+        let status = self.inner.root.handle().status();
+        let unready = status.report().unready();
+        Readiness {
+            ready: unready.is_empty(),
+            unready,
+            escalated: status.has_given_up(),
+        }
+    }
+
+    /// Resolves when the root supervisor gives up (restart intensity exceeded at the top).
+    pub async fn escalated(&self) {
+        self.inner.root.handle().status().given_up().await
+    }
+
+    /// The latest process sample, without a message round trip.
+    pub fn process_stats(&self) -> Option<ProcessSample> {
+        self.inner.process_stats.latest()
+    }
+
+    /// Takes a process sample now.
+    pub async fn sample_process(&self) -> Result<Option<ProcessSample>, CallError> {
+        self.inner.process.send(SampleProcess).await
+    }
+
+    /// Stops every subsystem in reverse start order, each within its shutdown timeout.
+    pub async fn shutdown(&self) {
+        self.inner.root.shutdown().await
+    }
+
+    /// Makes the supervised actor named `child` panic. `None`: no such child;
+    /// `Some(false)`: it has no running incarnation.
+    #[cfg(feature = "chaos")]
+    pub fn inject_panic(&self, child: &str) -> Option<bool> {
+        self.inner.root.handle().status().inject_panic(child)
+    }
+}

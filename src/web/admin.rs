@@ -1,0 +1,84 @@
+//! `/admin/*`: introspection and control, behind [`require_admin`].
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpResponse, web};
+
+use super::error::WebError;
+use crate::http::auth::{Access, admin_access};
+use crate::runtime::Subsystems;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    let scope = web::scope("/admin")
+        .wrap(from_fn(require_admin))
+        .route("/supervisor", web::get().to(supervisor))
+        .route("/process", web::get().to(process));
+    #[cfg(feature = "chaos")]
+    let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
+    cfg.service(scope);
+}
+
+/// Lets a request through only with admin access (see `http::auth`). Unknown paths under
+/// the scope are checked too, so they reveal nothing to strangers.
+pub(crate) async fn require_admin(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let subsystems = request
+        .app_data::<web::Data<Subsystems>>()
+        .expect("leanserve::web::configure registers Subsystems");
+    let token = subsystems.opts().admin.token.as_deref();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes());
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    match admin_access(token, peer, authorization) {
+        Access::Granted => next.call(request).await,
+        Access::Unauthorized => Err(WebError::Unauthorized.into()),
+        Access::Forbidden => Err(WebError::Forbidden.into()),
+    }
+}
+
+/// `GET /admin/supervisor`: the supervision tree with each child's state, restarts and
+/// last failure.
+async fn supervisor(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    no_store().json(subsystems.supervisor_report())
+}
+
+/// `GET /admin/process`: a fresh sample of this process's memory and CPU.
+async fn process(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let sample = subsystems
+        .sample_process()
+        .await
+        .map_err(WebError::Unavailable)?;
+    Ok(no_store().json(serde_json::json!({ "sample": sample })))
+}
+
+/// `POST /admin/chaos/panic/{child}` (chaos builds only): makes that child panic inside
+/// its own task; its supervisor restarts it.
+#[cfg(feature = "chaos")]
+async fn chaos_panic(
+    subsystems: web::Data<Subsystems>,
+    child: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    match subsystems.inject_panic(&child) {
+        None => Err(WebError::NotFound),
+        Some(false) => Err(WebError::Unavailable(
+            crate::supervisor::CallError::Unavailable {
+                child: child.into_inner(),
+                waited: std::time::Duration::ZERO,
+            },
+        )),
+        Some(true) => Ok(HttpResponse::Accepted()
+            .json(serde_json::json!({ "child": child.into_inner(), "injected": "panic" }))),
+    }
+}
+
+fn no_store() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    response
+}

@@ -1,0 +1,33 @@
+//! The actix-web side: [`configure`] mounts every leanserve route into any `App` or
+//! `Scope`, one file per route group.
+//!
+//! - `health.rs`: `GET /health`, `GET /ready`
+//! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
+//!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
+//! - static files from `static_files.root_dir` at `/` (actix-files until the file cache
+//!   replaces it)
+//! - `error.rs`: the single mapping from failures to statuses
+
+mod admin;
+mod error;
+mod health;
+
+pub use error::WebError;
+
+use actix_web::web;
+
+use crate::runtime::Subsystems;
+
+/// Mounts leanserve's routes. Use it on an `App` (`App::new().configure(...)`) or under
+/// a prefix (`web::scope("/site").configure(...)`); it registers `subsystems` as
+/// `web::Data` for its own handlers.
+pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let subsystems = subsystems.clone();
+    move |cfg| {
+        let root = subsystems.opts().static_files.root_dir.clone();
+        cfg.app_data(web::Data::new(subsystems))
+            .configure(health::configure)
+            .configure(admin::configure)
+            .service(actix_files::Files::new("", root).index_file("index.html"));
+    }
+}

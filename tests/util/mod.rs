@@ -1,0 +1,107 @@
+//! Shared fixtures for the integration tests, built through the production start-up
+//! path: `Config::load` with the shipped `config/` folder and the test profile, then
+//! `Runtime`, then a real `HttpServer` on 127.0.0.1 with an OS-chosen port.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use actix_web::{App, HttpServer};
+use leanserve::config::{Config, LoadOptions, Opts};
+use leanserve::runtime::Subsystems;
+
+/// The repository's `config/` folder.
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Options of the test profile serving `root`, with extra environment variables.
+pub fn test_opts(root: &Path, env: &[(&str, &str)]) -> Opts {
+    let mut vars: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.insert("STATIC_FILE_ROOT_DIR".into(), root.display().to_string());
+    let options = LoadOptions {
+        config_dir: Some(config_dir()),
+        profile: Some("test".into()),
+        env: vars,
+        flags: Vec::new(),
+    };
+    Config::load(&options)
+        .expect("test configuration loads")
+        .opts
+}
+
+/// A folder with a small site in it.
+pub fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>fixture site</h1>").unwrap();
+    std::fs::write(dir.path().join("app.css"), "body { color: teal }").unwrap();
+    dir
+}
+
+/// A running HTTP server for `subsystems`; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// Serves leanserve's routes for `subsystems` on a fresh loopback port.
+pub fn serve(subsystems: &Subsystems) -> Server {
+    let app_subsystems = subsystems.clone();
+    let server =
+        HttpServer::new(move || App::new().configure(leanserve::web::configure(&app_subsystems)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Server { addr, handle }
+}
+
+/// GET `url`, answering the status and the body as JSON (`Null` when not JSON).
+pub async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = awc::Client::default().get(url);
+    if let Some(token) = token {
+        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut response = request.send().await.expect("request reaches the server");
+    let body = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls `cond` until it holds (at most 10 s): waits for asynchronous work to land; it
+/// measures nothing.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    for _ in 0..1000 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
