@@ -54,14 +54,16 @@ impl Runtime {
         self
     }
 
-    /// Starts the tree with leanserve's own subsystems only. Call it inside a running
-    /// actix System (`#[actix_web::main]`, `actix_rt::System`).
-    pub fn start(opts: Opts) -> Result<Subsystems, StartError> {
-        Runtime::new(opts).launch()
+    /// Starts the tree with leanserve's own subsystems only, answering once every child
+    /// has been started. Call it inside a running actix System (`#[actix_web::main]`,
+    /// `actix_rt::System`).
+    pub async fn start(opts: Opts) -> Result<Subsystems, StartError> {
+        Runtime::new(opts).launch().await
     }
 
-    /// Starts the tree, host children included.
-    pub fn launch(self) -> Result<Subsystems, StartError> {
+    /// Starts the tree, host children included, answering once every child has been
+    /// started.
+    pub async fn launch(self) -> Result<Subsystems, StartError> {
         let opts = self.opts;
         if !opts.static_files.root_dir.is_dir() {
             return Err(StartError::RootDir {
@@ -90,6 +92,7 @@ impl Runtime {
         }
         log::info!("starting leanserve runtime ({} profile)", opts.profile);
         let root = tree.start()?;
+        root.handle().status().started().await;
         Ok(Subsystems {
             inner: Arc::new(Inner {
                 opts,

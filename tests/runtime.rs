@@ -29,10 +29,13 @@ impl Handler<Crash> for Fragile {
     }
 }
 
-fn start_with_fragile(root: &std::path::Path, max_restarts: &str) -> (Subsystems, Handle<Fragile>) {
+async fn start_with_fragile(
+    root: &std::path::Path,
+    max_restarts: &str,
+) -> (Subsystems, Handle<Fragile>) {
     let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
     let (spec, fragile) = ChildSpec::worker("fragile", || Fragile);
-    let subsystems = Runtime::new(opts).child(spec).launch().unwrap();
+    let subsystems = Runtime::new(opts).child(spec).launch().await.unwrap();
     (subsystems, fragile)
 }
 
@@ -45,7 +48,7 @@ fn runtime_subsystems_are_send_and_sync() {
 #[actix_rt::test]
 async fn runtime_health_and_ready_answer_200_when_all_children_run() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).unwrap();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
     let server = serve(&subsystems);
     let (status, body) = get_json(&server.url("/health"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -58,7 +61,7 @@ async fn runtime_health_and_ready_answer_200_when_all_children_run() {
 #[actix_rt::test]
 async fn runtime_admin_supervisor_reports_children_and_failures() {
     let site = site();
-    let (subsystems, fragile) = start_with_fragile(site.path(), "3");
+    let (subsystems, fragile) = start_with_fragile(site.path(), "3").await;
     let server = serve(&subsystems);
     assert!(fragile.send(Crash).await.is_err());
     eventually("fragile restarted", || async {
@@ -91,7 +94,7 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
 #[actix_rt::test]
 async fn runtime_escalation_makes_ready_503_while_health_stays_200() {
     let site = site();
-    let (subsystems, fragile) = start_with_fragile(site.path(), "1");
+    let (subsystems, fragile) = start_with_fragile(site.path(), "1").await;
     let server = serve(&subsystems);
     assert_eq!(get_json(&server.url("/ready"), None).await.0, 200);
 
@@ -120,8 +123,8 @@ async fn runtime_escalation_makes_ready_503_while_health_stays_200() {
 #[actix_rt::test]
 async fn runtime_two_runtimes_in_one_process_share_nothing() {
     let (site_a, site_b) = (site(), site());
-    let (first, fragile) = start_with_fragile(site_a.path(), "0");
-    let second = Runtime::start(test_opts(site_b.path(), &[])).unwrap();
+    let (first, fragile) = start_with_fragile(site_a.path(), "0").await;
+    let second = Runtime::start(test_opts(site_b.path(), &[])).await.unwrap();
     assert!(fragile.send(Crash).await.is_err());
     tokio::time::timeout(std::time::Duration::from_secs(5), first.escalated())
         .await
@@ -135,7 +138,7 @@ async fn runtime_two_runtimes_in_one_process_share_nothing() {
 #[actix_rt::test]
 async fn runtime_shutdown_stops_children_and_readiness_drops() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).unwrap();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
     assert!(subsystems.sample_process().await.is_ok());
     subsystems.shutdown().await;
     let readiness = subsystems.readiness();
@@ -146,7 +149,7 @@ async fn runtime_shutdown_stops_children_and_readiness_drops() {
 #[actix_rt::test]
 async fn runtime_serves_the_static_root_and_nothing_outside_it() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).unwrap();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
     let server = serve(&subsystems);
     let client = awc::Client::default();
     let mut index = client.get(server.url("/")).send().await.unwrap();
@@ -167,6 +170,6 @@ async fn runtime_refuses_a_missing_static_root() {
     let site = site();
     let mut opts = test_opts(site.path(), &[]);
     opts.static_files.root_dir = site.path().join("missing");
-    let error = Runtime::start(opts).err().unwrap();
+    let error = Runtime::start(opts).await.err().unwrap();
     assert!(error.to_string().contains("is not a directory"), "{error}");
 }

@@ -161,7 +161,9 @@ fn print_config(config: &Config) {
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
     actix_web::rt::System::new().block_on(async move {
-        let subsystems = Runtime::start(opts.clone()).context("cannot start the runtime")?;
+        let subsystems = Runtime::start(opts.clone())
+            .await
+            .context("cannot start the runtime")?;
         let app_subsystems = subsystems.clone();
         let server = HttpServer::new(move || {
             App::new().configure(leanserve::web::configure(&app_subsystems))

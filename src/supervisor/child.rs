@@ -187,6 +187,20 @@ impl<A: Actor<Context = Context<A>>> Future for Runner<A> {
     }
 }
 
+impl<A: Actor<Context = Context<A>>> Drop for Runner<A> {
+    fn drop(&mut self) {
+        if let Some(mut actor) = self.actor.take() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                // The runtime is being torn down with this actor still alive. actix would
+                // poll the context once more to run `stopping`, and timers in it would
+                // panic without a reactor; end it without that last poll.
+                actor.ctx().terminate();
+            }
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+        }
+    }
+}
+
 /// The text of a panic payload (`panic!("...")` gives `&str` or `String`).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {

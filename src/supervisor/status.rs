@@ -138,7 +138,8 @@ struct Node {
 /// The shared, live status of one supervisor.
 pub struct TreeStatus {
     node: RwLock<Node>,
-    gave_up: watch::Sender<bool>,
+    /// The supervisor's state, for waiters; `node.state` holds the same for reports.
+    state: watch::Sender<SupervisorState>,
 }
 
 impl TreeStatus {
@@ -152,7 +153,7 @@ impl TreeStatus {
                 restarts: 0,
                 children: Vec::new(),
             }),
-            gave_up: watch::Sender::new(false),
+            state: watch::Sender::new(SupervisorState::Starting),
         })
     }
 
@@ -179,23 +180,29 @@ impl TreeStatus {
 
     /// Whether this supervisor has given up (stays true until it is started again).
     pub fn has_given_up(&self) -> bool {
-        *self.gave_up.borrow()
+        *self.state.borrow() == SupervisorState::GaveUp
     }
 
     /// Resolves once this supervisor gives up.
     pub async fn given_up(&self) {
-        let mut rx = self.gave_up.subscribe();
-        let _ = rx.wait_for(|gave_up| *gave_up).await;
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|state| *state == SupervisorState::GaveUp).await;
+    }
+
+    /// Resolves once this supervisor has started its children (or has given up, or
+    /// stopped, trying).
+    pub async fn started(&self) -> SupervisorState {
+        let mut rx = self.state.subscribe();
+        let state = rx
+            .wait_for(|state| !matches!(state, SupervisorState::Starting))
+            .await
+            .map(|state| *state);
+        state.unwrap_or(SupervisorState::Stopped)
     }
 
     pub(crate) fn set_state(&self, state: SupervisorState) {
         self.update(|node| node.state = state);
-        let gave_up_now = state == SupervisorState::GaveUp;
-        self.gave_up.send_if_modified(|gave_up| {
-            let changed = *gave_up != gave_up_now;
-            *gave_up = gave_up_now;
-            changed
-        });
+        self.state.send_replace(state);
     }
 
     pub(crate) fn reset(&self, children: Vec<ChildNode>) {

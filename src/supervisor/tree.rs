@@ -113,8 +113,12 @@ impl SupervisorSpec {
         let name = handle.name().to_owned();
         let incarnation = starter.start(Box::new(move |reason| {
             // The root has no parent to restart it: any exit it did not ask for is final.
-            log::error!("root supervisor `{name}` ended: {reason}");
-            status.set_state(SupervisorState::GaveUp);
+            if status.has_given_up() {
+                log::error!("root supervisor `{name}` gave up; the runtime is not ready");
+            } else {
+                log::error!("root supervisor `{name}` ended unexpectedly: {reason}");
+                status.set_state(SupervisorState::GaveUp);
+            }
         }));
         Ok(RootSupervisor {
             handle,

@@ -1,6 +1,6 @@
 //! `/admin/*`: introspection and control, behind [`require_admin`].
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
@@ -25,7 +25,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn require_admin(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let subsystems = request
         .app_data::<web::Data<Subsystems>>()
         .expect("leanserve::web::configure registers Subsystems");
@@ -35,11 +35,17 @@ pub(crate) async fn require_admin(
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes());
     let peer = request.peer_addr().map(|addr| addr.ip());
-    match admin_access(token, peer, authorization) {
-        Access::Granted => next.call(request).await,
-        Access::Unauthorized => Err(WebError::Unauthorized.into()),
-        Access::Forbidden => Err(WebError::Forbidden.into()),
-    }
+    let refusal = match admin_access(token, peer, authorization) {
+        Access::Granted => {
+            return next
+                .call(request)
+                .await
+                .map(ServiceResponse::map_into_left_body);
+        }
+        Access::Unauthorized => WebError::Unauthorized,
+        Access::Forbidden => WebError::Forbidden,
+    };
+    Ok(request.error_response(refusal).map_into_right_body())
 }
 
 /// `GET /admin/supervisor`: the supervision tree with each child's state, restarts and

@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use actix_web::{App, HttpServer};
 use leanserve::config::{Config, LoadOptions, Opts};
@@ -104,4 +106,44 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// The server binary, built with the same features as the tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_leanserve");
+
+/// A `leanserve` command with a clean environment (so the developer's own variables do
+/// not leak in) and the repository's config folder.
+pub fn leanserve(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(config_dir())
+        .args(args)
+        .envs(env.iter().copied());
+    command
+}
+
+/// Starts the server binary (test profile) on a free port; answers the process, its
+/// base URL and the site folder it serves (keep it alive as long as the server).
+pub fn spawn_server(env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
+    let site = site();
+    let mut child = leanserve(
+        &["--env", "test", "--root", site.path().to_str().unwrap()],
+        env,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("leanserve listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url, site)
 }

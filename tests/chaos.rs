@@ -1,0 +1,105 @@
+//! Fault injection (`--features chaos`): a panic injected into a supervised actor is
+//! survived while the server keeps answering; past the restart intensity the standalone
+//! server drains and exits with code 3.
+
+#![cfg(feature = "chaos")]
+
+mod util;
+
+use std::time::Duration;
+
+use leanserve::runtime::Runtime;
+use util::{eventually, get_json, serve, site, test_opts};
+
+async fn post(url: &str) -> u16 {
+    awc::Client::default()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_rt::test]
+async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let server = serve(&subsystems);
+    assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 202);
+    eventually("process restarted", || async {
+        let report = subsystems.supervisor_report();
+        report.children[0].restarts == 1
+            && report.state == leanserve::supervisor::SupervisorState::Running
+    })
+    .await;
+    let (_, tree) = get_json(&server.url("/admin/supervisor"), None).await;
+    let process = &tree["children"][0];
+    assert_eq!(
+        (process["panics"].as_u64(), process["state"].as_str()),
+        (Some(1), Some("running"))
+    );
+    assert!(
+        process["last_failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chaos: injected panic")
+    );
+    assert_eq!(get_json(&server.url("/health"), None).await.0, 200);
+    assert_eq!(get_json(&server.url("/ready"), None).await.0, 200);
+    let (status, sample) = get_json(&server.url("/admin/process"), None).await;
+    assert_eq!(status, 200, "the fresh sampler answers");
+    assert!(sample["sample"]["rss_bytes"].as_u64().unwrap() > 0);
+}
+
+#[actix_rt::test]
+async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 401);
+    let status = awc::Client::default()
+        .post(server.url("/admin/chaos/panic/nobody"))
+        .insert_header(("Authorization", "Bearer tok-tok-tok"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    assert_eq!(subsystems.supervisor_report().children[0].panics, 0);
+}
+
+#[actix_rt::test]
+async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
+    let (mut child, url, _site) = util::spawn_server(&[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "1")]);
+    assert_eq!(post(&format!("{url}/admin/chaos/panic/process")).await, 202);
+    eventually("restarted once", || async {
+        let (_, tree) = get_json(&format!("{url}/admin/supervisor"), None).await;
+        tree["children"][0]["restarts"] == 1 && tree["children"][0]["state"] == "running"
+    })
+    .await;
+    assert_eq!(get_json(&format!("{url}/ready"), None).await.0, 200);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after one panic"
+    );
+
+    assert_eq!(post(&format!("{url}/admin/chaos/panic/process")).await, 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not exit after escalation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(3));
+}
