@@ -1072,3 +1072,52 @@ mod tests {
         }
     }
 }
+
+/// The README's configuration table, generated from [`KEYS`] and the shipped profile
+/// files, so a test can keep the README true.
+#[cfg(test)]
+pub(crate) fn readme_table(config_dir: &Path) -> String {
+    let mut profiles = Vec::new();
+    for profile in Profile::ALL {
+        let mut settings = BTreeMap::new();
+        let path = config_dir.join(format!("{profile}.toml"));
+        read_file(&path, &mut settings, &mut Vec::new()).expect("shipped profile file reads");
+        profiles.push(settings);
+    }
+    let mut table = String::from(
+        "| key | environment variable | default | dev | test | prod | meaning |\n|---|---|---|---|---|---|---|\n",
+    );
+    for key in KEYS {
+        let default = key
+            .default
+            .map_or("(unset)".to_owned(), |d| format!("`{d}`"));
+        let per_profile: Vec<String> = profiles
+            .iter()
+            .map(|settings| {
+                settings
+                    .get(key.path)
+                    .map_or("".to_owned(), |s| format!("`{}`", s.value))
+            })
+            .collect();
+        let allowed = key.kind.allowed();
+        table.push_str(&format!(
+            "| `{}` | `{}` | {default} | {} | {} | {} | {}; {allowed} |\n",
+            key.path, key.env, per_profile[0], per_profile[1], per_profile[2], key.help
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn readme_configuration_table_lists_every_key() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let expected = super::readme_table(&root.join("config"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+        assert!(
+            readme.contains(&expected),
+            "README.md's configuration table is out of date; it should read:\n\n{expected}"
+        );
+    }
+}

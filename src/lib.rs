@@ -1,7 +1,48 @@
 //! leanserve: a memory-lean, self-healing web runtime on actix-web.
+//!
+//! leanserve serves a site (static files today; templates, caching and monitoring as
+//! they land) with a bounded, measured footprint, and runs every subsystem as an actix
+//! actor under an OTP-style supervisor: a panic in one part is caught, logged and
+//! repaired with fresh state while the rest keeps serving. It runs as the `leanserve`
+//! server binary or mounted inside a host actix-web application:
+//!
+//! ```no_run
+//! # async fn host() -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_web::{App, HttpServer, web};
+//! use leanserve::config::{Config, LoadOptions};
+//!
+//! let config = Config::load(&LoadOptions::from_process_env())?;
+//! let subsystems = leanserve::Runtime::start(config.opts).await?;
+//! let app_subsystems = subsystems.clone();
+//! HttpServer::new(move || {
+//!     App::new().service(web::scope("/lean").configure(leanserve::web::configure(&app_subsystems)))
+//! })
+//! .bind("127.0.0.1:8080")?
+//! .run()
+//! .await?;
+//! subsystems.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: layered configuration (flags > environment > `config/<profile>.toml` >
+//!   `config/default.toml` > compiled defaults), checked once into [`config::Opts`].
+//! - [`supervisor`]: OTP-style supervision over actix actors: child specs, restart types,
+//!   strategies, restart intensity with escalation, stable [`supervisor::Handle`]s.
+//! - [`runtime`]: [`Runtime::start`] builds the supervision tree from `Opts` and returns
+//!   [`Subsystems`], the cloneable set of handles.
+//! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler).
+//! - [`http`]: pure HTTP decisions without actix (admin access).
+//! - [`web`]: the actix-web side; [`web::configure`] mounts every route, `web/error.rs`
+//!   maps failures to statuses.
+//! - `src/bin/leanserve.rs`: the server binary and its `config` subcommand.
+
 pub mod actors;
 pub mod config;
 pub mod http;
 pub mod runtime;
 pub mod supervisor;
 pub mod web;
+
+pub use runtime::{Runtime, Subsystems};

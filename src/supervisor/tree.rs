@@ -467,16 +467,15 @@ impl Actor for Supervisor {
         if self.done {
             return Running::Stop;
         }
-        if tokio::runtime::Handle::try_current().is_err() {
-            // The runtime itself is being torn down (its tasks are dropped): there is no
-            // clock to wait on, and the children are being dropped with it.
-            self.done = true;
-            return Running::Stop;
-        }
         if !self.status.has_given_up() {
             self.status.set_state(SupervisorState::ShuttingDown);
         }
         let to_stop = self.take_running(0..self.children.len());
+        log::info!(
+            "supervisor `{}` stopping {} children, last first",
+            self.name,
+            to_stop.len()
+        );
         ctx.wait(
             stop_in_order(to_stop)
                 .into_actor(self)
