@@ -2,3 +2,7 @@
 //! exhaustively here and applied by `src/web`.
 
 pub mod auth;
+pub mod conditional;
+pub mod encoding;
+pub mod path;
+pub mod range;
