@@ -113,8 +113,15 @@ pub enum Kind {
         max: u64,
         unit: &'static str,
     },
-    /// Any non-empty text.
+    /// Non-empty printable text (it may end up in a header).
     Text,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// A list of words: comma-separated in the environment and flags, an array of strings
+    /// in TOML.
+    List,
+    /// A bare file name: no slashes, not `.` or `..`.
+    FileName,
     /// An `ip:port` socket address.
     Addr,
     /// A filesystem path that must be an existing directory.
@@ -127,7 +134,10 @@ impl Kind {
         match self {
             Kind::Bool => "true or false".into(),
             Kind::Int { min, max, unit } => format!("a whole number of {unit} from {min} to {max}"),
-            Kind::Text => "non-empty text".into(),
+            Kind::Text => "non-empty printable text".into(),
+            Kind::Choice(words) => words.join(" or "),
+            Kind::List => "a comma-separated list of words".into(),
+            Kind::FileName => "a file name without slashes".into(),
             Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
             Kind::Dir => "a path to an existing directory".into(),
         }
@@ -274,6 +284,55 @@ pub const KEYS: &[Key] = &[
         "age after which a cached file is revalidated against the disk",
     ),
     key(
+        "static_files.max_file_size",
+        "STATIC_FILE_MAX_FILE_SIZE",
+        int(0, 1 << 34, "bytes"),
+        Some("8388608"),
+        "largest file held in the cache; larger ones are streamed from disk",
+    ),
+    key(
+        "static_files.min_compress_size",
+        "STATIC_FILE_MIN_COMPRESS_SIZE",
+        int(0, 1 << 30, "bytes"),
+        Some("1024"),
+        "smallest file worth compressing",
+    ),
+    key(
+        "static_files.compress_extensions",
+        "STATIC_FILE_COMPRESS_EXTENSIONS",
+        Kind::List,
+        Some("html,htm,css,js,mjs,json,map,xml,txt,md,svg,csv,wasm"),
+        "extensions stored gzip-compressed as well",
+    ),
+    key(
+        "static_files.store",
+        "STATIC_FILE_STORE",
+        Kind::Choice(&["both", "compressed-only"]),
+        Some("both"),
+        "what the cache keeps of a compressible file: both representations, or only gzip (inflated for the rare client without gzip)",
+    ),
+    key(
+        "static_files.cache_control",
+        "STATIC_FILE_CACHE_CONTROL",
+        Kind::Text,
+        Some("no-cache"),
+        "Cache-Control header of static responses",
+    ),
+    key(
+        "static_files.index_file",
+        "STATIC_FILE_INDEX_FILE",
+        Kind::FileName,
+        Some("index.html"),
+        "file served for a directory path",
+    ),
+    key(
+        "static_files.serve_hidden",
+        "STATIC_FILE_SERVE_HIDDEN",
+        Kind::Bool,
+        Some("false"),
+        "serve dotfiles (otherwise they are 404)",
+    ),
+    key(
         "process.sample_interval",
         "LEANSERVE_PROCESS_SAMPLE_INTERVAL",
         int(1, 3600, "seconds"),
@@ -323,6 +382,7 @@ pub enum Value {
     Bool(bool),
     Int(u64),
     Text(String),
+    List(Vec<String>),
 }
 
 impl fmt::Display for Value {
@@ -331,6 +391,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(n) => write!(f, "{n}"),
             Value::Text(t) => f.write_str(t),
+            Value::List(words) => f.write_str(&words.join(",")),
         }
     }
 }
@@ -562,7 +623,10 @@ fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigErr
             _ => return Err(invalid(key, source, text)),
         },
         Kind::Int { .. } => Value::Int(trimmed.parse().map_err(|_| invalid(key, source, text))?),
-        Kind::Text | Kind::Addr | Kind::Dir => Value::Text(trimmed.to_owned()),
+        Kind::List => Value::List(split_list(trimmed)),
+        Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir => {
+            Value::Text(trimmed.to_owned())
+        }
     };
     check(key, value, source)
 }
@@ -574,10 +638,29 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
         (Kind::Int { .. }, toml::Value::Integer(n)) => {
             Value::Int(u64::try_from(*n).map_err(|_| invalid(key, source, raw.to_string()))?)
         }
-        (Kind::Text | Kind::Addr | Kind::Dir, toml::Value::String(s)) => Value::Text(s.clone()),
+        (Kind::List, toml::Value::Array(items)) => {
+            let words: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(|word| word.trim().to_owned()))
+                .collect();
+            Value::List(words.ok_or_else(|| invalid(key, source, raw.to_string()))?)
+        }
+        (Kind::List, toml::Value::String(s)) => Value::List(split_list(s)),
+        (
+            Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir,
+            toml::Value::String(s),
+        ) => Value::Text(s.clone()),
         _ => return Err(invalid(key, source, raw.to_string())),
     };
     check(key, value, source)
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Range and shape checks shared by every layer.
@@ -585,7 +668,19 @@ fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError>
     let ok = match (&value, key.kind) {
         (Value::Int(n), Kind::Int { min, max, .. }) => (min..=max).contains(n),
         (Value::Text(t), Kind::Addr) => t.parse::<SocketAddr>().is_ok(),
-        (Value::Text(t), Kind::Text | Kind::Dir) => !t.is_empty(),
+        (Value::Text(t), Kind::Text) => {
+            !t.is_empty() && t.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+        }
+        (Value::Text(t), Kind::Dir) => !t.is_empty(),
+        (Value::Text(t), Kind::Choice(words)) => words.contains(&t.as_str()),
+        (Value::Text(t), Kind::FileName) => {
+            !t.is_empty() && t != "." && t != ".." && !t.contains(['/', '\\', '\0'])
+        }
+        (Value::List(words), Kind::List) => words.iter().all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+        }),
         _ => true,
     };
     if ok {
@@ -630,14 +725,34 @@ pub struct SupervisorOpts {
     pub call_timeout: Duration,
 }
 
-/// Static file options (the file cache uses them).
+/// What the file cache keeps of a compressible file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// Identity and gzip bytes.
+    Both,
+    /// Only the gzip bytes; a client that does not accept gzip gets them inflated.
+    CompressedOnly,
+}
+
+/// Static file options (the file cache and the static file routes use them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticFileOpts {
     pub root_dir: PathBuf,
     pub enable_cache: bool,
     pub enable_compression: bool,
+    /// Byte budget of the cache (stored bytes plus a per-entry overhead estimate).
     pub max_cache_size: u64,
+    /// Age after which a cached file is checked against the disk (zero: every request).
     pub cache_expiration: Duration,
+    /// Largest file read whole into the cache; larger ones are streamed.
+    pub max_file_size: u64,
+    pub min_compress_size: u64,
+    /// Lower-case extensions without the dot.
+    pub compress_extensions: Vec<String>,
+    pub store: Store,
+    pub cache_control: String,
+    pub index_file: String,
+    pub serve_hidden: bool,
 }
 
 /// Process sampler options.
@@ -754,6 +869,26 @@ impl Opts {
                 enable_compression: flag("static_files.enable_compression"),
                 max_cache_size: int("static_files.max_cache_size"),
                 cache_expiration: secs("static_files.cache_expiration"),
+                max_file_size: int("static_files.max_file_size"),
+                min_compress_size: int("static_files.min_compress_size"),
+                compress_extensions: match settings
+                    .get("static_files.compress_extensions")
+                    .map(|s| &s.value)
+                {
+                    Some(Value::List(words)) => words
+                        .iter()
+                        .map(|word| word.trim_start_matches('.').to_ascii_lowercase())
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                store: if text("static_files.store").as_deref() == Some("compressed-only") {
+                    Store::CompressedOnly
+                } else {
+                    Store::Both
+                },
+                cache_control: text("static_files.cache_control").unwrap_or_default(),
+                index_file: text("static_files.index_file").unwrap_or_default(),
+                serve_hidden: flag("static_files.serve_hidden"),
             },
             process: ProcessOpts {
                 sample_interval: secs("process.sample_interval"),

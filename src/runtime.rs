@@ -3,13 +3,17 @@
 //! that web handlers (through `web::Data`) and host applications use.
 //!
 //! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
-//! `[supervisor]`) with the `process` sampler, followed by any children the host adds
-//! with [`Runtime::child`]. Nothing here is process-global: two runtimes in one process
+//! `[supervisor]`) with the `process` sampler and the `file_cache`, followed by any
+//! children the host adds with [`Runtime::child`]. Nothing here is process-global: two runtimes in one process
 //! share nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::actors::file_cache::{
+    CacheStats, ClearCache, FileCache, FileCacheReader, Found, GetCacheItemCount, GetCacheSize,
+    GetCacheStats, LoadError, LoadFile,
+};
 use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
 use crate::config::Opts;
 use crate::supervisor::{
@@ -70,6 +74,14 @@ impl Runtime {
                 path: opts.static_files.root_dir.clone(),
             });
         }
+        let files =
+            FileCacheReader::new(opts.static_files.clone()).map_err(|_| StartError::RootDir {
+                path: opts.static_files.root_dir.clone(),
+            })?;
+        let (file_cache_spec, file_cache) = {
+            let reader = files.clone();
+            ChildSpec::worker("file_cache", move || FileCache::new(reader.clone()))
+        };
         let process_stats = ProcessStats::default();
         let (process_spec, process) = {
             let (interval, stats) = (opts.process.sample_interval, process_stats.clone());
@@ -86,7 +98,8 @@ impl Runtime {
                 max_backoff: supervisor.max_backoff,
             })
             .call_timeout(supervisor.call_timeout)
-            .child(process_spec);
+            .child(process_spec)
+            .child(file_cache_spec);
         for spec in self.extra {
             tree = tree.child(spec);
         }
@@ -99,6 +112,8 @@ impl Runtime {
                 root,
                 process,
                 process_stats,
+                file_cache,
+                files,
             }),
         })
     }
@@ -109,6 +124,8 @@ struct Inner {
     root: RootSupervisor,
     process: Handle<ProcessSampler>,
     process_stats: ProcessStats,
+    file_cache: Handle<FileCache>,
+    files: FileCacheReader,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -162,6 +179,36 @@ impl Subsystems {
     /// Takes a process sample now.
     pub async fn sample_process(&self) -> Result<Option<ProcessSample>, CallError> {
         self.inner.process.send(SampleProcess).await
+    }
+
+    /// The file cache's read handle (lookups of fresh entries, counters).
+    pub fn files(&self) -> &FileCacheReader {
+        &self.inner.files
+    }
+
+    /// Loads (or revalidates) a file through the cache actor.
+    pub async fn load_file(&self, key: String) -> Result<Result<Found, LoadError>, CallError> {
+        self.inner.file_cache.send(LoadFile { key }).await
+    }
+
+    /// The bytes the file cache holds (stored bytes plus per-entry overhead).
+    pub async fn cache_size(&self) -> Result<u64, CallError> {
+        self.inner.file_cache.send(GetCacheSize).await
+    }
+
+    /// How many files the cache holds.
+    pub async fn cache_item_count(&self) -> Result<usize, CallError> {
+        self.inner.file_cache.send(GetCacheItemCount).await
+    }
+
+    /// The file cache's statistics.
+    pub async fn cache_stats(&self) -> Result<CacheStats, CallError> {
+        self.inner.file_cache.send(GetCacheStats).await
+    }
+
+    /// Empties the file cache; answers the bytes it held.
+    pub async fn clear_cache(&self) -> Result<u64, CallError> {
+        self.inner.file_cache.send(ClearCache).await
     }
 
     /// Stops every subsystem in reverse start order, each within its shutdown timeout.

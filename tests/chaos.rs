@@ -103,3 +103,42 @@ async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
     };
     assert_eq!(status.code(), Some(3));
 }
+
+#[actix_rt::test]
+async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let server = serve(&subsystems);
+    let client = awc::Client::default();
+    let mut first = client.get(server.url("/app.css")).send().await.unwrap();
+    assert_eq!(first.body().await.unwrap(), "body { color: teal }");
+    assert_eq!(subsystems.cache_item_count().await.unwrap(), 1);
+
+    assert_eq!(
+        post(&server.url("/admin/chaos/panic/file_cache")).await,
+        202
+    );
+    eventually("file cache restarted", || async {
+        let report = subsystems.supervisor_report();
+        let cache = report
+            .children
+            .iter()
+            .find(|c| c.name == "file_cache")
+            .unwrap();
+        cache.restarts == 1 && cache.state == leanserve::supervisor::ChildState::Running
+    })
+    .await;
+    assert_eq!(
+        subsystems.cache_item_count().await.unwrap(),
+        0,
+        "a new incarnation starts empty"
+    );
+    let mut again = client.get(server.url("/app.css")).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.body().await.unwrap(), "body { color: teal }");
+    assert_eq!(
+        subsystems.cache_item_count().await.unwrap(),
+        1,
+        "and refills"
+    );
+}

@@ -1,3 +1,4 @@
-//! The supervised actors, one per file.
+//! The supervised actors, one per file (a subsystem with several parts is a folder).
 
+pub mod file_cache;
 pub mod process;

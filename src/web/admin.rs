@@ -14,7 +14,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     let scope = web::scope("/admin")
         .wrap(from_fn(require_admin))
         .route("/supervisor", web::get().to(supervisor))
-        .route("/process", web::get().to(process));
+        .route("/process", web::get().to(process))
+        .route("/cache", web::get().to(cache_stats))
+        .route("/cache/clear", web::post().to(clear_cache));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
     cfg.service(scope);
@@ -61,6 +63,24 @@ async fn process(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebE
         .await
         .map_err(WebError::Unavailable)?;
     Ok(no_store().json(serde_json::json!({ "sample": sample })))
+}
+
+/// `GET /admin/cache`: the file cache's statistics.
+async fn cache_stats(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let stats = subsystems
+        .cache_stats()
+        .await
+        .map_err(WebError::Unavailable)?;
+    Ok(no_store().json(stats))
+}
+
+/// `POST /admin/cache/clear`: empties the file cache.
+async fn clear_cache(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let freed = subsystems
+        .clear_cache()
+        .await
+        .map_err(WebError::Unavailable)?;
+    Ok(no_store().json(serde_json::json!({ "cleared_bytes": freed })))
 }
 
 /// `POST /admin/chaos/panic/{child}` (chaos builds only): makes that child panic inside

@@ -5,6 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::actors::file_cache::LoadError;
+use crate::http::path::PathError;
 use crate::supervisor::CallError;
 
 /// A request that cannot be answered normally.
@@ -23,6 +25,29 @@ pub enum WebError {
     /// A subsystem did not answer: it is restarting beyond the call timeout, or gone: 503.
     #[error("service unavailable")]
     Unavailable(#[source] CallError),
+    /// A request path that cannot name a file: 400, or 414 when too long; a hidden file
+    /// is 404 (indistinguishable from a missing one).
+    #[error("{}", match .0 { PathError::Malformed => "bad request path", PathError::TooLong => "request path too long", PathError::Hidden => "not found" })]
+    BadPath(PathError),
+    /// A method other than GET or HEAD on a static file: 405 with `Allow: GET, HEAD`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Accept-Encoding refuses every representation we have: 406.
+    #[error("not acceptable")]
+    NotAcceptable,
+    /// If-Match or If-Unmodified-Since failed: 412.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The single range asked for lies outside the representation: 416 with
+    /// `Content-Range: bytes */<len>`.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { len: u64 },
+    /// The file exists but the server may not read it: 403.
+    #[error("forbidden")]
+    FileForbidden,
+    /// Reading a file failed on the server's side: 500 (the cause is logged).
+    #[error("internal server error")]
+    Load(#[source] LoadError),
 }
 
 impl ResponseError for WebError {
@@ -32,16 +57,39 @@ impl ResponseError for WebError {
             WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::BadPath(PathError::Malformed) => StatusCode::BAD_REQUEST,
+            WebError::BadPath(PathError::TooLong) => StatusCode::URI_TOO_LONG,
+            WebError::BadPath(PathError::Hidden) => StatusCode::NOT_FOUND,
+            WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            WebError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            WebError::FileForbidden => StatusCode::FORBIDDEN,
+            WebError::Load(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let WebError::Unavailable(cause) = self {
-            log::warn!("request failed: {cause}");
+        match self {
+            WebError::Unavailable(cause) => log::warn!("request failed: {cause}"),
+            WebError::Load(cause) => log::error!("request failed: {cause}"),
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let WebError::Unauthorized = self {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            WebError::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            WebError::MethodNotAllowed => {
+                response.insert_header((header::ALLOW, "GET, HEAD"));
+            }
+            WebError::RangeNotSatisfiable { len } => {
+                response.insert_header((
+                    header::CONTENT_RANGE,
+                    crate::http::range::unsatisfied_range(*len),
+                ));
+            }
+            _ => {}
         }
         response
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -4,12 +4,13 @@
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
-//! - static files from `static_files.root_dir` at `/` (actix-files until the file cache
-//!   replaces it)
+//! - `files.rs`: static files from `static_files.root_dir` for every other path, through
+//!   the file cache
 //! - `error.rs`: the single mapping from failures to statuses
 
 mod admin;
 mod error;
+mod files;
 mod health;
 
 pub use error::WebError;
@@ -24,10 +25,9 @@ use crate::runtime::Subsystems;
 pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     let subsystems = subsystems.clone();
     move |cfg| {
-        let root = subsystems.opts().static_files.root_dir.clone();
         cfg.app_data(web::Data::new(subsystems))
             .configure(health::configure)
             .configure(admin::configure)
-            .service(actix_files::Files::new("", root).index_file("index.html"));
+            .configure(files::configure);
     }
 }

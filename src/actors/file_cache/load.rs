@@ -1,0 +1,423 @@
+//! Reading files from disk for the cache. Everything here blocks and runs on the blocking
+//! pool, never on an actor's or a worker's thread.
+//!
+//! A path is resolved under the root, canonicalised, and refused (as not found) when it
+//! resolves outside the canonical root, so symlinks cannot lead out. A file up to
+//! `max_file_size` is read whole, hashed for its ETag and, when its extension is listed
+//! and it is at least `min_compress_size`, gzip-compressed once; the gzip bytes are kept
+//! only when they save at least 10%. A precompressed sidecar (`file.gz`, not older than
+//! `file`) is used instead of compressing. Larger files are described, not read: the
+//! caller streams them.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use actix_web::http::header::HeaderValue;
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use super::store::CachedFile;
+use crate::config::{StaticFileOpts, Store};
+
+/// What a load found at a path.
+#[derive(Clone, Debug)]
+pub enum Found {
+    /// A file, read whole, ready to cache and serve.
+    File(Arc<CachedFile>),
+    /// The cached entry passed in is still what is on disk.
+    Unchanged(Arc<CachedFile>),
+    /// A file too large to cache: serve it by streaming.
+    Large(LargeFile),
+    Directory,
+    NotFound,
+}
+
+/// A file streamed from disk instead of cached.
+#[derive(Clone, Debug)]
+pub struct LargeFile {
+    pub path: PathBuf,
+    pub len: u64,
+    pub modified: Option<SystemTime>,
+    pub last_modified: Option<HeaderValue>,
+    /// Built from length and modification time: reading the whole file to hash it
+    /// would defeat streaming.
+    pub etag: HeaderValue,
+    pub content_type: HeaderValue,
+}
+
+/// Canonicalises the root once, at start.
+pub fn canonical_root(root: &Path) -> io::Result<PathBuf> {
+    fs::canonicalize(root)
+}
+
+/// Loads `key` (a relative path from `http::path`) under `root` (canonical).
+/// `existing` is the cached entry, if any, for revalidation.
+pub fn load(
+    root: &Path,
+    key: &str,
+    existing: Option<Arc<CachedFile>>,
+    opts: &StaticFileOpts,
+    now_ms: u64,
+) -> io::Result<Found> {
+    let path = root.join(key);
+    let canonical = match fs::canonicalize(&path) {
+        Ok(canonical) => canonical,
+        Err(error) if is_missing(&error) => return Ok(Found::NotFound),
+        Err(error) => return Err(error),
+    };
+    if !canonical.starts_with(root) {
+        log::warn!("refused {key:?}: it resolves outside the static root");
+        return Ok(Found::NotFound);
+    }
+    let meta = fs::metadata(&canonical)?;
+    if meta.is_dir() {
+        return Ok(Found::Directory);
+    }
+    if !meta.is_file() {
+        return Ok(Found::NotFound);
+    }
+    let modified = meta.modified().ok();
+    if let Some(existing) = existing
+        && existing.len == meta.len()
+        && existing.modified == modified
+    {
+        existing.mark_checked(now_ms);
+        return Ok(Found::Unchanged(existing));
+    }
+    let content_type = content_type(key);
+    if meta.len() > opts.max_file_size {
+        let etag = format!("\"{:x}-{:x}\"", meta.len(), unix_nanos(modified));
+        return Ok(Found::Large(LargeFile {
+            path: canonical,
+            len: meta.len(),
+            modified,
+            last_modified: modified.and_then(http_date),
+            etag: header(etag),
+            content_type,
+        }));
+    }
+    let identity = Bytes::from(fs::read(&canonical)?);
+    let digest = xxhash_rust::xxh3::xxh3_64(&identity);
+    let gzip = if wants_gzip(key, identity.len() as u64, opts) {
+        gzip_for(&canonical, modified, &identity)?
+    } else {
+        None
+    };
+    let keep_identity = gzip.is_none() || opts.store == Store::Both;
+    Ok(Found::File(Arc::new(CachedFile {
+        key: key.to_owned(),
+        len: identity.len() as u64,
+        modified,
+        last_modified: modified.and_then(http_date),
+        etag: header(format!("\"{digest:016x}\"")),
+        gzip_etag: header(format!("\"{digest:016x}-gz\"")),
+        content_type,
+        identity: keep_identity.then_some(identity),
+        gzip,
+        checked_at_ms: AtomicU64::new(now_ms),
+    })))
+}
+
+/// Whether a file of this name and size is worth a gzip representation.
+fn wants_gzip(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
+    opts.enable_compression
+        && len >= opts.min_compress_size
+        && extension(key).is_some_and(|ext| opts.compress_extensions.contains(&ext))
+}
+
+/// The gzip bytes for a file: its sidecar if present and fresh, else compressed now; kept
+/// only when they are at most 90% of the identity bytes.
+fn gzip_for(
+    path: &Path,
+    modified: Option<SystemTime>,
+    identity: &[u8],
+) -> io::Result<Option<Bytes>> {
+    let mut sidecar = path.as_os_str().to_owned();
+    sidecar.push(".gz");
+    let sidecar = PathBuf::from(sidecar);
+    let fresh_sidecar = fs::metadata(&sidecar)
+        .ok()
+        .filter(|meta| meta.is_file())
+        .is_some_and(|meta| match (meta.modified().ok(), modified) {
+            (Some(gz), Some(original)) => gz >= original,
+            _ => false,
+        });
+    let gzip = if fresh_sidecar {
+        fs::read(&sidecar)?
+    } else {
+        let mut encoder = GzEncoder::new(
+            Vec::with_capacity(identity.len() / 3),
+            Compression::default(),
+        );
+        encoder.write_all(identity)?;
+        encoder.finish()?
+    };
+    let worth_it = (gzip.len() as u64) * 10 <= (identity.len() as u64) * 9;
+    Ok(worth_it.then(|| Bytes::from(gzip)))
+}
+
+/// Inflates gzip bytes (for a client without gzip under `store = "compressed-only"`).
+pub fn inflate(gzip: &[u8], expected_len: u64) -> io::Result<Bytes> {
+    let mut out = Vec::with_capacity(usize::try_from(expected_len).unwrap_or(0));
+    flate2::read::GzDecoder::new(gzip).read_to_end(&mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Reads `len` bytes at `offset` of a file: one chunk of a streamed response.
+pub fn read_chunk(file: &mut fs::File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buffer = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buffer.truncate(filled);
+    Ok(Bytes::from(buffer))
+}
+
+fn is_missing(error: &io::Error) -> bool {
+    // ENOTDIR: a path through a file ("/index.html/x").
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn extension(key: &str) -> Option<String> {
+    let name = key.rsplit('/').next()?;
+    let (_, ext) = name.rsplit_once('.')?;
+    Some(ext.to_ascii_lowercase())
+}
+
+/// `Content-Type` from the extension, with `charset=utf-8` for text.
+fn content_type(key: &str) -> HeaderValue {
+    let mime = mime_guess::from_path(key).first_or_octet_stream();
+    let textual = mime.type_() == mime_guess::mime::TEXT
+        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml")
+        || mime.suffix().is_some_and(|suffix| {
+            suffix == mime_guess::mime::XML || suffix == mime_guess::mime::JSON
+        });
+    if textual && mime.get_param(mime_guess::mime::CHARSET).is_none() {
+        header(format!("{mime}; charset=utf-8"))
+    } else {
+        header(mime.to_string())
+    }
+}
+
+/// `Last-Modified` for an mtime, or `None` for one HTTP dates cannot express (before
+/// 1970 or after 9999; `httpdate` would panic on those).
+fn http_date(time: SystemTime) -> Option<HeaderValue> {
+    let seconds = time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    (seconds < 253_402_300_800).then(|| header(httpdate::fmt_http_date(time)))
+}
+
+fn unix_nanos(time: Option<SystemTime>) -> u128 {
+    time.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// A header value from text this module built (always visible ASCII).
+fn header(text: String) -> HeaderValue {
+    HeaderValue::try_from(text)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(store: Store) -> StaticFileOpts {
+        StaticFileOpts {
+            store,
+            ..crate::config::Opts::default().static_files
+        }
+    }
+
+    fn site() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = canonical_root(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn file(found: Found) -> Arc<CachedFile> {
+        match found {
+            Found::File(file) => file,
+            other => panic!("expected a file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_compresses_listed_text_and_keeps_both_or_gzip_only() {
+        let (_dir, root) = site();
+        let css = "body { color: teal; margin: 0 auto; }\n".repeat(200);
+        fs::write(root.join("site.css"), &css).unwrap();
+        let both = file(load(&root, "site.css", None, &opts(Store::Both), 0).unwrap());
+        assert_eq!(both.identity.as_deref(), Some(css.as_bytes()));
+        let gzip = both.gzip.clone().expect("repetitive css compresses");
+        assert!(gzip.len() * 10 < css.len());
+        assert_eq!(inflate(&gzip, both.len).unwrap(), css.as_bytes());
+        assert_eq!(both.content_type, "text/css; charset=utf-8");
+        assert_ne!(both.etag, both.gzip_etag);
+
+        let lean = file(load(&root, "site.css", None, &opts(Store::CompressedOnly), 0).unwrap());
+        assert!(lean.identity.is_none() && lean.gzip.is_some());
+        assert_eq!(lean.etag, both.etag, "the ETag depends on content only");
+        assert!(lean.cost() < both.cost());
+    }
+
+    #[test]
+    fn load_skips_gzip_for_small_unlisted_or_incompressible_files() {
+        let (_dir, root) = site();
+        fs::write(root.join("tiny.css"), "a{}").unwrap();
+        fs::write(root.join("photo.png"), vec![7u8; 4096]).unwrap();
+        let noise: Vec<u8> = (0..8192u64)
+            .flat_map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()).to_le_bytes())
+            .collect();
+        fs::write(root.join("noise.txt"), &noise).unwrap();
+        for key in ["tiny.css", "photo.png", "noise.txt"] {
+            let entry = file(load(&root, key, None, &opts(Store::CompressedOnly), 0).unwrap());
+            assert!(entry.gzip.is_none(), "{key}");
+            assert!(
+                entry.identity.is_some(),
+                "{key}: identity kept when there is no gzip"
+            );
+        }
+    }
+
+    #[test]
+    fn load_prefers_a_fresh_sidecar_and_ignores_a_stale_one() {
+        let (_dir, root) = site();
+        let text = "x".repeat(5000);
+        fs::write(root.join("a.txt"), &text).unwrap();
+        let mut sidecar = GzEncoder::new(Vec::new(), Compression::fast());
+        sidecar.write_all(text.as_bytes()).unwrap();
+        let sidecar = sidecar.finish().unwrap();
+        fs::write(root.join("a.txt.gz"), &sidecar).unwrap();
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        assert_eq!(entry.gzip.as_deref(), Some(&sidecar[..]));
+
+        // Make the original newer than the sidecar: the sidecar is stale.
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(root.join("a.txt"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        assert_ne!(entry.gzip.as_deref(), Some(&sidecar[..]));
+        assert_eq!(
+            inflate(entry.gzip.as_ref().unwrap(), entry.len).unwrap(),
+            text.as_bytes()
+        );
+    }
+
+    #[test]
+    fn load_revalidates_unchanged_and_reloads_changed_files() {
+        let (_dir, root) = site();
+        fs::write(root.join("a.txt"), "one").unwrap();
+        let first = file(load(&root, "a.txt", None, &opts(Store::Both), 5).unwrap());
+        match load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 9).unwrap() {
+            Found::Unchanged(same) => {
+                assert!(Arc::ptr_eq(&same, &first) && same.checked_at_ms() == 9)
+            }
+            other => panic!("{other:?}"),
+        }
+        fs::write(root.join("a.txt"), "three").unwrap();
+        let second =
+            file(load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 10).unwrap());
+        assert_eq!(second.identity.as_deref(), Some(&b"three"[..]));
+        fs::remove_file(root.join("a.txt")).unwrap();
+        assert!(matches!(
+            load(&root, "a.txt", Some(second), &opts(Store::Both), 11).unwrap(),
+            Found::NotFound
+        ));
+    }
+
+    #[test]
+    fn load_describes_large_files_without_reading_them() {
+        let (_dir, root) = site();
+        fs::write(root.join("big.bin"), vec![1u8; 4096]).unwrap();
+        let small_limit = StaticFileOpts {
+            max_file_size: 1024,
+            ..opts(Store::Both)
+        };
+        match load(&root, "big.bin", None, &small_limit, 0).unwrap() {
+            Found::Large(large) => {
+                assert_eq!(large.len, 4096);
+                assert!(large.etag.to_str().unwrap().starts_with("\"1000-"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_refuses_symlinks_out_of_the_root_and_special_paths() {
+        let (_dir, root) = site();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("link.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("linkdir")).unwrap();
+        fs::write(root.join("inside.txt"), "ok").unwrap();
+        std::os::unix::fs::symlink(root.join("inside.txt"), root.join("alias.txt")).unwrap();
+        fs::create_dir(root.join("docs")).unwrap();
+        let o = opts(Store::Both);
+        assert!(matches!(
+            load(&root, "link.txt", None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+        assert!(matches!(
+            load(&root, "linkdir/secret.txt", None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+        assert!(matches!(
+            load(&root, "alias.txt", None, &o, 0).unwrap(),
+            Found::File(_)
+        ));
+        assert!(matches!(
+            load(&root, "docs", None, &o, 0).unwrap(),
+            Found::Directory
+        ));
+        assert!(matches!(
+            load(&root, "inside.txt/x", None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+        assert!(matches!(
+            load(&root, "missing", None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+    }
+
+    #[test]
+    fn http_date_refuses_times_it_cannot_express() {
+        assert_eq!(
+            http_date(SystemTime::UNIX_EPOCH).unwrap(),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert!(http_date(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(1)).is_none());
+        assert!(
+            http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(300_000_000_000))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn content_types_carry_utf8_for_text() {
+        assert_eq!(content_type("a.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("a.json"), "application/json; charset=utf-8");
+        assert_eq!(content_type("a.svg"), "image/svg+xml; charset=utf-8");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,457 @@
+//! The file cache actor: a byte-bounded LRU of static files with stored gzip.
+//!
+//! The actor owns the cache: loading, compression, eviction, expiry, statistics and its
+//! own restart (a new incarnation starts with an empty cache and refills). Request
+//! handlers read hits through a [`FileCacheReader`], a read handle onto the store the
+//! actor fills, so a hit costs a lock and an `Arc` clone, not a mailbox round trip (see
+//! DESIGN.md's hot-path measurement). Misses, revalidations and administration go through
+//! messages:
+//!
+//! - [`LoadFile`] (from the static file handler on a miss or an expired hit): loads or
+//!   revalidates on the blocking pool; concurrent requests for one key share one load.
+//! - [`ClearCache`], [`GetCacheStats`], [`GetCacheSize`], [`GetCacheItemCount`] (from
+//!   `Subsystems` and the admin routes).
+//!
+//! An entry older than `cache_expiration` is revalidated by a stat (length and mtime):
+//! unchanged it stays, changed it is reloaded, deleted it is dropped and the request gets
+//! 404. With `cache_expiration = 0` (the dev profile) every request revalidates.
+
+mod load;
+mod stats;
+mod store;
+
+pub use load::{Found, LargeFile, inflate, read_chunk};
+pub use stats::{CacheStats, Histogram, SERVE_TIME_BUCKETS_US};
+pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD};
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::config::StaticFileOpts;
+use stats::CacheCounters;
+
+// ---- messages ------------------------------------------------------------------------
+
+/// Loads (or revalidates) the file at `key`, a path relative to the root from
+/// `http::path`. Answers what was found; a file that fits is cached on the way.
+pub struct LoadFile {
+    pub key: String,
+}
+
+impl Message for LoadFile {
+    type Result = Result<Found, LoadError>;
+}
+
+/// Empties the cache; answers the bytes it held.
+pub struct ClearCache;
+
+impl Message for ClearCache {
+    type Result = u64;
+}
+
+/// Answers the cache's statistics.
+pub struct GetCacheStats;
+
+impl Message for GetCacheStats {
+    type Result = CacheStats;
+}
+
+/// Answers the bytes the cache holds (stored bytes plus per-entry overhead).
+pub struct GetCacheSize;
+
+impl Message for GetCacheSize {
+    type Result = u64;
+}
+
+/// Answers how many files the cache holds.
+pub struct GetCacheItemCount;
+
+impl Message for GetCacheItemCount {
+    type Result = usize;
+}
+
+/// Why a load failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file exists but cannot be read (permissions, I/O error).
+    #[error("cannot read `{key}`: {message}")]
+    Io {
+        key: String,
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// The cache restarted while the load was in flight.
+    #[error("the file cache restarted during the load")]
+    Interrupted,
+}
+
+// ---- the read handle -----------------------------------------------------------------
+
+/// State shared by the actor (writer) and the request handlers (readers).
+#[derive(Debug)]
+struct Shared {
+    store: Mutex<ByteLru>,
+    counters: CacheCounters,
+    opts: StaticFileOpts,
+    /// The root, canonicalised once: loads refuse anything resolving outside it.
+    root: PathBuf,
+    epoch: Instant,
+}
+
+/// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
+#[derive(Clone, Debug)]
+pub struct FileCacheReader {
+    shared: Arc<Shared>,
+}
+
+impl FileCacheReader {
+    /// A reader (and the store behind it) for `opts`; fails when the root cannot be
+    /// canonicalised.
+    pub fn new(opts: StaticFileOpts) -> io::Result<Self> {
+        let root = load::canonical_root(&opts.root_dir)?;
+        Ok(FileCacheReader {
+            shared: Arc::new(Shared {
+                store: Mutex::new(ByteLru::new(opts.max_cache_size)),
+                counters: CacheCounters::default(),
+                opts,
+                root,
+                epoch: Instant::now(),
+            }),
+        })
+    }
+
+    /// The options the cache runs with.
+    pub fn opts(&self) -> &StaticFileOpts {
+        &self.shared.opts
+    }
+
+    /// A cached entry checked against the disk within `cache_expiration`; `None` on a
+    /// miss or when the entry is due for revalidation.
+    pub fn lookup(&self, key: &str) -> Option<Arc<CachedFile>> {
+        let file = self.store().get(key)?;
+        let age = self.now_ms().saturating_sub(file.checked_at_ms());
+        (u128::from(age) < self.shared.opts.cache_expiration.as_millis()).then_some(file)
+    }
+
+    /// Counts one request answered from the cache without a load.
+    pub fn record_hit(&self) {
+        CacheCounters::add(&self.shared.counters.hits, 1);
+    }
+
+    /// Counts one request that needed a load (a miss or a revalidation).
+    pub fn record_miss(&self) {
+        CacheCounters::add(&self.shared.counters.misses, 1);
+    }
+
+    /// Counts one file served (any status with a body or 304) and its serve time.
+    pub fn record_served(&self, elapsed: Duration, gzip: bool) {
+        let counters = &self.shared.counters;
+        CacheCounters::add(&counters.files_served, 1);
+        CacheCounters::add(&counters.compressed_served, u64::from(gzip));
+        counters.serve_time.observe(elapsed);
+    }
+
+    /// Counts one file too large to cache that was streamed.
+    pub fn record_too_large(&self) {
+        CacheCounters::add(&self.shared.counters.too_large, 1);
+    }
+
+    /// The serve-time histogram.
+    pub fn serve_time(&self) -> &Histogram {
+        &self.shared.counters.serve_time
+    }
+
+    /// A snapshot of every figure.
+    pub fn stats(&self) -> CacheStats {
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let counters = &self.shared.counters;
+        let (hits, misses) = (load(&counters.hits), load(&counters.misses));
+        let (bytes_cached, budget_bytes, items, compression_ratio) = {
+            let store = self.store();
+            (
+                store.bytes(),
+                store.budget(),
+                store.len(),
+                store.compression_ratio(),
+            )
+        };
+        let (_, served, sum_us) = counters.serve_time.snapshot();
+        CacheStats {
+            files_served: load(&counters.files_served),
+            cache_hits: hits,
+            cache_misses: misses,
+            hit_ratio: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+            evictions: load(&counters.evictions),
+            bytes_cached,
+            budget_bytes,
+            items,
+            compressed_served: load(&counters.compressed_served),
+            compression_ratio,
+            average_serve_time_ms: if served == 0 {
+                0.0
+            } else {
+                sum_us as f64 / served as f64 / 1000.0
+            },
+            p99_serve_time_ms: counters
+                .serve_time
+                .quantile_us(0.99)
+                .map_or(0.0, |us| us as f64 / 1000.0),
+            revalidations: load(&counters.revalidations),
+            too_large: load(&counters.too_large),
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, ByteLru> {
+        self.shared
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+// ---- the actor -----------------------------------------------------------------------
+
+type Waiters = Vec<oneshot::Sender<Result<Found, LoadError>>>;
+
+/// The cache actor (see the module docs).
+pub struct FileCache {
+    reader: FileCacheReader,
+    /// Loads in flight, with everyone waiting for each.
+    in_flight: HashMap<String, Waiters>,
+}
+
+impl FileCache {
+    /// A cache actor filling the store behind `reader`.
+    pub fn new(reader: FileCacheReader) -> Self {
+        FileCache {
+            reader,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    fn start_load(&mut self, key: String, ctx: &mut Context<Self>) {
+        let reader = self.reader.clone();
+        let existing = reader.store().peek(&key);
+        if existing.is_some() {
+            CacheCounters::add(&reader.shared.counters.revalidations, 1);
+        }
+        let task_key = key.clone();
+        let task = actix_rt::task::spawn_blocking(move || {
+            let shared = &reader.shared;
+            load::load(
+                &shared.root,
+                &task_key,
+                existing,
+                &shared.opts,
+                reader.now_ms(),
+            )
+        });
+        ctx.spawn(
+            task.into_actor(self)
+                .map(move |joined, cache, _| cache.finish(key, joined)),
+        );
+    }
+
+    fn finish(&mut self, key: String, joined: Result<io::Result<Found>, tokio::task::JoinError>) {
+        let result = match joined {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(error)) => Err(LoadError::Io {
+                key: key.clone(),
+                kind: error.kind(),
+                message: error.to_string(),
+            }),
+            Err(join) => Err(LoadError::Io {
+                key: key.clone(),
+                kind: io::ErrorKind::Other,
+                message: format!("the loader failed: {join}"),
+            }),
+        };
+        {
+            let mut store = self.reader.store();
+            match &result {
+                Ok(Found::File(file)) if self.reader.shared.opts.enable_cache => {
+                    if let Some(evicted) = store.insert(Arc::clone(file)) {
+                        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
+                    }
+                }
+                Ok(Found::Unchanged(_)) => {}
+                _ => {
+                    store.remove(&key);
+                }
+            }
+        }
+        if let Err(error) = &result {
+            log::warn!("file cache: {error}");
+        }
+        for waiter in self.in_flight.remove(&key).unwrap_or_default() {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+impl Actor for FileCache {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        // A new incarnation starts empty: whatever the last one held is dropped.
+        self.reader.store().clear();
+        let opts = &self.reader.shared.opts;
+        log::info!(
+            "file cache: root {}, cache {} ({} bytes, expiry {:?}), compression {} ({:?} store, from {} bytes), files over {} bytes streamed",
+            self.reader.shared.root.display(),
+            if opts.enable_cache { "on" } else { "off" },
+            opts.max_cache_size,
+            opts.cache_expiration,
+            if opts.enable_compression { "on" } else { "off" },
+            opts.store,
+            opts.min_compress_size,
+            opts.max_file_size,
+        );
+    }
+}
+
+impl Handler<LoadFile> for FileCache {
+    type Result = ResponseFuture<Result<Found, LoadError>>;
+
+    fn handle(&mut self, LoadFile { key }: LoadFile, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let first = match self.in_flight.entry(key.clone()) {
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push(tx);
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![tx]);
+                true
+            }
+        };
+        if first {
+            self.start_load(key, ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(LoadError::Interrupted)) })
+    }
+}
+
+impl Handler<ClearCache> for FileCache {
+    type Result = u64;
+
+    fn handle(&mut self, _: ClearCache, _: &mut Context<Self>) -> u64 {
+        let mut store = self.reader.store();
+        let freed = store.bytes();
+        store.clear();
+        log::info!("file cache cleared ({freed} bytes)");
+        freed
+    }
+}
+
+impl Handler<GetCacheStats> for FileCache {
+    type Result = MessageResult<GetCacheStats>;
+
+    fn handle(&mut self, _: GetCacheStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.reader.stats())
+    }
+}
+
+impl Handler<GetCacheSize> for FileCache {
+    type Result = u64;
+
+    fn handle(&mut self, _: GetCacheSize, _: &mut Context<Self>) -> u64 {
+        self.reader.store().bytes()
+    }
+}
+
+impl Handler<GetCacheItemCount> for FileCache {
+    type Result = usize;
+
+    fn handle(&mut self, _: GetCacheItemCount, _: &mut Context<Self>) -> usize {
+        self.reader.store().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(dir: &std::path::Path, budget: u64) -> FileCacheReader {
+        let opts = StaticFileOpts {
+            root_dir: dir.to_owned(),
+            max_cache_size: budget,
+            cache_expiration: Duration::from_secs(3600),
+            ..crate::config::Opts::default().static_files
+        };
+        FileCacheReader::new(opts).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_concurrent_misses_share_one_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
+        let reader = reader(dir.path(), 1 << 20);
+        let cache = FileCache::new(reader.clone()).start();
+        let loads: Vec<_> = (0..20)
+            .map(|_| {
+                cache.send(LoadFile {
+                    key: "a.css".into(),
+                })
+            })
+            .collect();
+        let results = futures_util::future::join_all(loads).await;
+        let files: Vec<Arc<CachedFile>> = results
+            .into_iter()
+            .map(|r| match r.unwrap().unwrap() {
+                Found::File(file) => file,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            files.iter().all(|f| Arc::ptr_eq(f, &files[0])),
+            "one load, one entry"
+        );
+        assert!(reader.lookup("a.css").is_some());
+        assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 1);
+        assert_eq!(reader.stats().revalidations, 0);
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_stays_within_its_budget_and_counts_evictions() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
+        }
+        let budget = 3 * (1000 + ENTRY_OVERHEAD + 10);
+        let reader = reader(dir.path(), budget);
+        let cache = FileCache::new(reader.clone()).start();
+        for i in 0..10 {
+            cache
+                .send(LoadFile {
+                    key: format!("{i}.bin"),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(cache.send(GetCacheSize).await.unwrap() <= budget);
+        }
+        let stats = cache.send(GetCacheStats).await.unwrap();
+        assert_eq!((stats.items, stats.evictions), (3, 7));
+        assert!(reader.lookup("9.bin").is_some() && reader.lookup("0.bin").is_none());
+        assert_eq!(cache.send(ClearCache).await.unwrap(), stats.bytes_cached);
+        assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,359 @@
+//! Static files: `GET` and `HEAD` of every path no other leanserve route claims.
+//!
+//! A request is checked lexically (`http::path`), looked up in the file cache's read
+//! handle (a hit costs no message), loaded through the cache actor on a miss or an expired
+//! entry, and answered with the representation Accept-Encoding selects. Preconditions and
+//! ranges (`http::conditional`, `http::range`) are evaluated against that representation,
+//! so the gzip bytes have their own ETag and a range of a gzip response is a range of the
+//! gzip bytes. Files larger than `max_file_size` are streamed from disk in chunks with the
+//! same header semantics. A directory path serves its index file; without a trailing
+//! slash it is redirected (308) to the path with one.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use bytes::Bytes;
+
+use super::error::WebError;
+use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, inflate, read_chunk};
+use crate::http::conditional::{self, Conditions, Precondition, Validators};
+use crate::http::encoding::{Coding, negotiate};
+use crate::http::path;
+use crate::http::range::{self, RangeOutcome};
+use crate::runtime::Subsystems;
+
+/// Chunk size of streamed (large) files.
+const STREAM_CHUNK: u64 = 64 * 1024;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{tail:.*}", web::route().to(serve));
+}
+
+/// Serves one static file request and records it in the cache's statistics.
+async fn serve(
+    request: HttpRequest,
+    subsystems: web::Data<Subsystems>,
+) -> Result<HttpResponse, WebError> {
+    let started = Instant::now();
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return Err(WebError::MethodNotAllowed);
+    }
+    let files = subsystems.files();
+    let opts = files.opts();
+    let tail = request.match_info().get("tail").unwrap_or("");
+    let requested =
+        path::parse(&format!("/{tail}"), opts.serve_hidden).map_err(WebError::BadPath)?;
+    let mut key = requested.relative();
+    let mut found = find(&subsystems, &key).await?;
+    if let Found::Directory = found {
+        if !requested.trailing_slash && !key.is_empty() {
+            return Ok(redirect_to_directory(&request));
+        }
+        key = if key.is_empty() {
+            opts.index_file.clone()
+        } else {
+            format!("{key}/{}", opts.index_file)
+        };
+        found = find(&subsystems, &key).await?;
+    } else if requested.trailing_slash && !key.is_empty() {
+        // `/file.txt/` names a directory that does not exist.
+        return Err(WebError::NotFound);
+    }
+    let (response, gzip) = match found {
+        Found::File(file) | Found::Unchanged(file) => {
+            respond_cached(&request, file, opts.cache_control.as_str()).await?
+        }
+        Found::Large(large) => {
+            files.record_too_large();
+            (
+                respond_large(&request, large, opts.cache_control.as_str())?,
+                false,
+            )
+        }
+        Found::Directory | Found::NotFound => return Err(WebError::NotFound),
+    };
+    files.record_served(started.elapsed(), gzip);
+    Ok(response)
+}
+
+/// A fresh cache entry, or whatever the cache actor finds on disk.
+async fn find(subsystems: &Subsystems, key: &str) -> Result<Found, WebError> {
+    let files = subsystems.files();
+    if let Some(file) = files.lookup(key) {
+        files.record_hit();
+        return Ok(Found::File(file));
+    }
+    files.record_miss();
+    match subsystems.load_file(key.to_owned()).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(LoadError::Io {
+            kind: io::ErrorKind::PermissionDenied,
+            ..
+        })) => Err(WebError::FileForbidden),
+        Ok(Err(error)) => Err(WebError::Load(error)),
+        Err(call) => Err(WebError::Unavailable(call)),
+    }
+}
+
+fn redirect_to_directory(request: &HttpRequest) -> HttpResponse {
+    let mut location = format!("{}/", request.uri().path());
+    if let Some(query) = request.uri().query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn conditions(headers: &HeaderMap) -> Conditions<'_> {
+    Conditions {
+        if_match: header_str(headers, header::IF_MATCH),
+        if_none_match: header_str(headers, header::IF_NONE_MATCH),
+        if_modified_since: header_str(headers, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_str(headers, header::IF_UNMODIFIED_SINCE),
+    }
+}
+
+/// The headers every answer about one representation carries (200, 206, 304).
+struct Representation<'a> {
+    etag: &'a HeaderValue,
+    last_modified: Option<&'a HeaderValue>,
+    content_type: &'a HeaderValue,
+    cache_control: &'a str,
+    varies: bool,
+    gzip: bool,
+}
+
+impl Representation<'_> {
+    fn validators(&self, builder: &mut HttpResponseBuilder) {
+        builder.insert_header((header::ETAG, self.etag.clone()));
+        if let Some(last_modified) = self.last_modified {
+            builder.insert_header((header::LAST_MODIFIED, last_modified.clone()));
+        }
+        builder.insert_header((header::CACHE_CONTROL, self.cache_control));
+        if self.varies {
+            builder.insert_header((header::VARY, "Accept-Encoding"));
+        }
+    }
+
+    fn content(&self, builder: &mut HttpResponseBuilder) {
+        self.validators(builder);
+        builder
+            .insert_header((header::CONTENT_TYPE, self.content_type.clone()))
+            .insert_header((header::ACCEPT_RANGES, "bytes"));
+        if self.gzip {
+            builder.insert_header((header::CONTENT_ENCODING, "gzip"));
+        }
+    }
+}
+
+/// What the preconditions and the Range header ask for, given a representation.
+enum Plan {
+    NotModified,
+    Send {
+        status: StatusCode,
+        start: u64,
+        len: u64,
+        content_range: Option<String>,
+    },
+}
+
+fn plan(
+    request: &HttpRequest,
+    etag: &HeaderValue,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+) -> Result<Plan, WebError> {
+    let headers = request.headers();
+    let etag = etag.to_str().unwrap_or_default();
+    let validators = Validators {
+        etag,
+        last_modified: modified,
+    };
+    match conditional::evaluate(&conditions(headers), &validators, true) {
+        Precondition::NotModified => return Ok(Plan::NotModified),
+        Precondition::Failed => return Err(WebError::PreconditionFailed),
+        Precondition::Proceed => {}
+    }
+    let range_header = header_str(headers, header::RANGE);
+    let if_range = header_str(headers, header::IF_RANGE);
+    Ok(
+        match range::evaluate(range_header, if_range, len, etag, modified) {
+            RangeOutcome::Full => Plan::Send {
+                status: StatusCode::OK,
+                start: 0,
+                len,
+                content_range: None,
+            },
+            RangeOutcome::Partial { start, end } => Plan::Send {
+                status: StatusCode::PARTIAL_CONTENT,
+                start,
+                len: end - start + 1,
+                content_range: Some(range::content_range(start, end, len)),
+            },
+            RangeOutcome::Unsatisfiable => return Err(WebError::RangeNotSatisfiable { len }),
+        },
+    )
+}
+
+fn not_modified(representation: &Representation<'_>) -> HttpResponse {
+    let mut builder = HttpResponse::NotModified();
+    representation.validators(&mut builder);
+    builder.finish()
+}
+
+/// Answers from a cached file; also says whether gzip bytes were sent.
+async fn respond_cached(
+    request: &HttpRequest,
+    file: Arc<CachedFile>,
+    cache_control: &str,
+) -> Result<(HttpResponse, bool), WebError> {
+    let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
+    let coding = negotiate(accept, file.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
+    let gzip = coding == Coding::Gzip;
+    let representation = Representation {
+        etag: if gzip { &file.gzip_etag } else { &file.etag },
+        last_modified: file.last_modified.as_ref(),
+        content_type: &file.content_type,
+        cache_control,
+        varies: file.varies(),
+        gzip,
+    };
+    let full_len = match (&file.gzip, gzip) {
+        (Some(bytes), true) => bytes.len() as u64,
+        _ => file.len,
+    };
+    let (status, start, len, content_range) =
+        match plan(request, representation.etag, file.modified, full_len)? {
+            Plan::NotModified => return Ok((not_modified(&representation), gzip)),
+            Plan::Send {
+                status,
+                start,
+                len,
+                content_range,
+            } => (status, start, len, content_range),
+        };
+    let mut builder = HttpResponse::build(status);
+    representation.content(&mut builder);
+    if let Some(content_range) = content_range {
+        builder.insert_header((header::CONTENT_RANGE, content_range));
+    }
+    let bytes = match (gzip, &file.identity, &file.gzip) {
+        (true, _, Some(gzip_bytes)) => gzip_bytes.clone(),
+        (false, Some(identity), _) => identity.clone(),
+        // compressed-only store and a client without gzip: inflate for this response.
+        (false, None, Some(gzip_bytes)) => {
+            let (gzip_bytes, expected) = (gzip_bytes.clone(), file.len);
+            web::block(move || inflate(&gzip_bytes, expected))
+                .await
+                .map_err(|error| io_failure(&file.key, io::Error::other(error.to_string())))?
+                .map_err(|error| io_failure(&file.key, error))?
+        }
+        _ => {
+            return Err(io_failure(
+                &file.key,
+                io::Error::other("cached entry has no bytes"),
+            ));
+        }
+    };
+    let body = slice(bytes, start, len)
+        .ok_or_else(|| io_failure(&file.key, io::Error::other("inflated length differs")))?;
+    Ok((builder.body(body), gzip))
+}
+
+/// `len` bytes of `bytes` from `start`, without copying.
+fn slice(bytes: Bytes, start: u64, len: u64) -> Option<Bytes> {
+    let start = usize::try_from(start).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    (end <= bytes.len()).then(|| bytes.slice(start..end))
+}
+
+fn io_failure(key: &str, error: io::Error) -> WebError {
+    WebError::Load(LoadError::Io {
+        key: key.to_owned(),
+        kind: error.kind(),
+        message: error.to_string(),
+    })
+}
+
+/// Answers from a file too large to cache by streaming it (identity only).
+fn respond_large(
+    request: &HttpRequest,
+    large: LargeFile,
+    cache_control: &str,
+) -> Result<HttpResponse, WebError> {
+    let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
+    negotiate(accept, false).ok_or(WebError::NotAcceptable)?;
+    let representation = Representation {
+        etag: &large.etag,
+        last_modified: large.last_modified.as_ref(),
+        content_type: &large.content_type,
+        cache_control,
+        varies: false,
+        gzip: false,
+    };
+    let (status, start, len, content_range) =
+        match plan(request, &large.etag, large.modified, large.len)? {
+            Plan::NotModified => return Ok(not_modified(&representation)),
+            Plan::Send {
+                status,
+                start,
+                len,
+                content_range,
+            } => (status, start, len, content_range),
+        };
+    let mut builder = HttpResponse::build(status);
+    representation.content(&mut builder);
+    if let Some(content_range) = content_range {
+        builder.insert_header((header::CONTENT_RANGE, content_range));
+    }
+    Ok(builder
+        .no_chunking(len)
+        .streaming(file_stream(large.path, start, len)))
+}
+
+/// Reads `len` bytes of the file at `path` from `start`, one chunk at a time on the
+/// blocking pool.
+fn file_stream(
+    path: PathBuf,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let state = (None::<std::fs::File>, start, len);
+    futures_util::stream::try_unfold(state, move |(file, offset, remaining)| {
+        let path = path.clone();
+        async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = remaining.min(STREAM_CHUNK) as usize;
+            let (file, chunk) = web::block(move || -> io::Result<_> {
+                let mut file = match file {
+                    Some(file) => file,
+                    None => std::fs::File::open(&path)?,
+                };
+                let chunk = read_chunk(&mut file, offset, want)?;
+                Ok((file, chunk))
+            })
+            .await
+            .map_err(actix_web::error::ErrorInternalServerError)?
+            .map_err(actix_web::error::ErrorInternalServerError)?;
+            if chunk.is_empty() {
+                log::warn!("a streamed file ended early (it shrank while being served)");
+                return Err(actix_web::error::ErrorInternalServerError("file shrank"));
+            }
+            let read = chunk.len() as u64;
+            Ok(Some((chunk, (Some(file), offset + read, remaining - read))))
+        }
+    })
+}
