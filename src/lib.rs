@@ -1,7 +1,7 @@
 //! leanserve: a memory-lean, self-healing web runtime on actix-web.
 //!
-//! leanserve serves a site (static files today; templates, caching and monitoring as
-//! they land) with a bounded, measured footprint, and runs every subsystem as an actix
+//! leanserve serves a site (static files through a byte-bounded cache today; templates
+//! and monitoring as they land) with a bounded, measured footprint, and runs every subsystem as an actix
 //! actor under an OTP-style supervisor: a panic in one part is caught, logged and
 //! repaired with fresh state while the rest keeps serving. It runs as the `leanserve`
 //! server binary or mounted inside a host actix-web application:
@@ -32,10 +32,12 @@
 //!   strategies, restart intensity with escalation, stable [`supervisor::Handle`]s.
 //! - [`runtime`]: [`Runtime::start`] builds the supervision tree from `Opts` and returns
 //!   [`Subsystems`], the cloneable set of handles.
-//! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler).
-//! - [`http`]: pure HTTP decisions without actix (admin access).
-//! - [`web`]: the actix-web side; [`web::configure`] mounts every route, `web/error.rs`
-//!   maps failures to statuses.
+//! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
+//!   `file_cache`: the byte-bounded LRU of static files with stored gzip).
+//! - [`http`]: pure HTTP decisions without actix: admin access, request path safety,
+//!   preconditions, ranges, Accept-Encoding negotiation.
+//! - [`web`]: the actix-web side; [`web::configure`] mounts every route (health, admin,
+//!   static files), `web/error.rs` maps failures to statuses.
 //! - `src/bin/leanserve.rs`: the server binary and its `config` subcommand.
 
 pub mod actors;

@@ -600,6 +600,12 @@ async fn static_malformed_headers_and_paths_never_5xx() {
     }
     let long = format!("/{}", "a".repeat(5000));
     assert_eq!(get(&server, &long, &[]).await.status, 414);
+    let long_name = format!("/{}", "n".repeat(300));
+    assert_eq!(
+        get(&server, &long_name, &[]).await.status,
+        404,
+        "a name too long for the filesystem"
+    );
     let deep = "/a".repeat(100);
     assert!(get(&server, &deep, &[]).await.status < 500);
     assert!(get(&server, "/%ff%fe.txt", &[]).await.status < 500);

@@ -32,28 +32,28 @@ pub enum PathError {
 /// A request path that is safe to join onto the root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SafePath {
-    /// Decoded segments, none empty, none `.` or `..`.
-    pub segments: Vec<String>,
+    /// Decoded segments joined with `/` (none empty, none `.` or `..`): the cache key and
+    /// the path relative to the root.
+    pub key: String,
     /// Whether the request path ended with `/` (a directory request).
     pub trailing_slash: bool,
 }
 
-impl SafePath {
-    /// The segments joined with `/`: the cache key and the path relative to the root.
-    pub fn relative(&self) -> String {
-        self.segments.join("/")
+/// Checks and decodes a raw request path (without the query string).
+pub fn parse(raw: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
+    match raw.strip_prefix('/') {
+        Some(rest) => parse_relative(rest, serve_hidden),
+        None => Err(PathError::Malformed),
     }
 }
 
-/// Checks and decodes a raw request path (without the query string).
-pub fn parse(raw: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
-    if raw.len() > MAX_PATH_LEN {
+/// [`parse`] for a path already stripped of its leading `/` (a route's tail).
+pub fn parse_relative(rest: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
+    if rest.len() >= MAX_PATH_LEN {
         return Err(PathError::TooLong);
     }
-    let Some(rest) = raw.strip_prefix('/') else {
-        return Err(PathError::Malformed);
-    };
-    let mut segments = Vec::new();
+    let mut key = String::with_capacity(rest.len());
+    let mut count = 0;
     for encoded in rest.split('/') {
         if !well_escaped(encoded) {
             return Err(PathError::Malformed);
@@ -66,15 +66,21 @@ pub fn parse(raw: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
             ".." => return Err(PathError::Malformed),
             segment if segment.contains(['/', '\\', '\0']) => return Err(PathError::Malformed),
             segment if segment.starts_with('.') && !serve_hidden => return Err(PathError::Hidden),
-            segment => segments.push(segment.to_owned()),
-        }
-        if segments.len() > MAX_SEGMENTS {
-            return Err(PathError::TooLong);
+            segment => {
+                count += 1;
+                if count > MAX_SEGMENTS {
+                    return Err(PathError::TooLong);
+                }
+                if !key.is_empty() {
+                    key.push('/');
+                }
+                key.push_str(segment);
+            }
         }
     }
     Ok(SafePath {
-        segments,
-        trailing_slash: raw.ends_with('/'),
+        key,
+        trailing_slash: rest.ends_with('/'),
     })
 }
 
@@ -95,7 +101,7 @@ mod tests {
     fn ok(raw: &str) -> String {
         parse(raw, false)
             .unwrap_or_else(|e| panic!("{raw}: {e:?}"))
-            .relative()
+            .key
     }
 
     #[test]
@@ -112,6 +118,7 @@ mod tests {
         assert_eq!(ok("/./a/./b"), "a/b");
         assert!(parse("/docs/", false).unwrap().trailing_slash);
         assert!(!parse("/docs", false).unwrap().trailing_slash);
+        assert_eq!(parse_relative("a/b/", false).unwrap().key, "a/b");
     }
 
     #[test]

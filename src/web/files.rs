@@ -46,9 +46,8 @@ async fn serve(
     let files = subsystems.files();
     let opts = files.opts();
     let tail = request.match_info().get("tail").unwrap_or("");
-    let requested =
-        path::parse(&format!("/{tail}"), opts.serve_hidden).map_err(WebError::BadPath)?;
-    let mut key = requested.relative();
+    let requested = path::parse_relative(tail, opts.serve_hidden).map_err(WebError::BadPath)?;
+    let mut key = requested.key;
     let mut found = find(&subsystems, &key).await?;
     if let Found::Directory = found {
         if !requested.trailing_slash && !key.is_empty() {
@@ -66,12 +65,12 @@ async fn serve(
     }
     let (response, gzip) = match found {
         Found::File(file) | Found::Unchanged(file) => {
-            respond_cached(&request, file, opts.cache_control.as_str()).await?
+            respond_cached(&request, file, files.cache_control()).await?
         }
         Found::Large(large) => {
             files.record_too_large();
             (
-                respond_large(&request, large, opts.cache_control.as_str())?,
+                respond_large(&request, large, files.cache_control())?,
                 false,
             )
         }
@@ -129,7 +128,7 @@ struct Representation<'a> {
     etag: &'a HeaderValue,
     last_modified: Option<&'a HeaderValue>,
     content_type: &'a HeaderValue,
-    cache_control: &'a str,
+    cache_control: &'a HeaderValue,
     varies: bool,
     gzip: bool,
 }
@@ -140,9 +139,9 @@ impl Representation<'_> {
         if let Some(last_modified) = self.last_modified {
             builder.insert_header((header::LAST_MODIFIED, last_modified.clone()));
         }
-        builder.insert_header((header::CACHE_CONTROL, self.cache_control));
+        builder.insert_header((header::CACHE_CONTROL, self.cache_control.clone()));
         if self.varies {
-            builder.insert_header((header::VARY, "Accept-Encoding"));
+            builder.insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
         }
     }
 
@@ -150,9 +149,9 @@ impl Representation<'_> {
         self.validators(builder);
         builder
             .insert_header((header::CONTENT_TYPE, self.content_type.clone()))
-            .insert_header((header::ACCEPT_RANGES, "bytes"));
+            .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
         if self.gzip {
-            builder.insert_header((header::CONTENT_ENCODING, "gzip"));
+            builder.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
         }
     }
 }
@@ -216,7 +215,7 @@ fn not_modified(representation: &Representation<'_>) -> HttpResponse {
 async fn respond_cached(
     request: &HttpRequest,
     file: Arc<CachedFile>,
-    cache_control: &str,
+    cache_control: &HeaderValue,
 ) -> Result<(HttpResponse, bool), WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     let coding = negotiate(accept, file.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
@@ -290,7 +289,7 @@ fn io_failure(key: &str, error: io::Error) -> WebError {
 fn respond_large(
     request: &HttpRequest,
     large: LargeFile,
-    cache_control: &str,
+    cache_control: &HeaderValue,
 ) -> Result<HttpResponse, WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     negotiate(accept, false).ok_or(WebError::NotAcceptable)?;

@@ -184,12 +184,15 @@ pub fn read_chunk(file: &mut fs::File, offset: u64, len: usize) -> io::Result<By
     Ok(Bytes::from(buffer))
 }
 
+/// Errors that mean "there is no such file" for a client: a missing path, a path through
+/// a file (`/index.html/x`), a name too long for the filesystem, a symlink loop.
 fn is_missing(error: &io::Error) -> bool {
-    // ENOTDIR: a path through a file ("/index.html/x").
+    /// ELOOP on Linux (`io::ErrorKind::FilesystemLoop` is not stable yet).
+    const ELOOP: i32 = 40;
     matches!(
         error.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename
+    ) || (cfg!(target_os = "linux") && error.raw_os_error() == Some(ELOOP))
 }
 
 fn extension(key: &str) -> Option<String> {
@@ -394,6 +397,16 @@ mod tests {
         ));
         assert!(matches!(
             load(&root, "missing", None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+        let long_name = "n".repeat(300);
+        assert!(matches!(
+            load(&root, &long_name, None, &o, 0).unwrap(),
+            Found::NotFound
+        ));
+        std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
+        assert!(matches!(
+            load(&root, "loop", None, &o, 0).unwrap(),
             Found::NotFound
         ));
     }

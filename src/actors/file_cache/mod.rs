@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::http::header::HeaderValue;
 use tokio::sync::oneshot;
 
 use crate::config::StaticFileOpts;
@@ -103,6 +104,8 @@ struct Shared {
     /// The root, canonicalised once: loads refuse anything resolving outside it.
     root: PathBuf,
     epoch: Instant,
+    /// `opts.cache_control` as a header value, built once.
+    cache_control: HeaderValue,
 }
 
 /// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
@@ -116,6 +119,12 @@ impl FileCacheReader {
     /// canonicalised.
     pub fn new(opts: StaticFileOpts) -> io::Result<Self> {
         let root = load::canonical_root(&opts.root_dir)?;
+        let cache_control = HeaderValue::from_str(&opts.cache_control).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cache_control is not a valid header value",
+            )
+        })?;
         Ok(FileCacheReader {
             shared: Arc::new(Shared {
                 store: Mutex::new(ByteLru::new(opts.max_cache_size)),
@@ -123,6 +132,7 @@ impl FileCacheReader {
                 opts,
                 root,
                 epoch: Instant::now(),
+                cache_control,
             }),
         })
     }
@@ -130,6 +140,11 @@ impl FileCacheReader {
     /// The options the cache runs with.
     pub fn opts(&self) -> &StaticFileOpts {
         &self.shared.opts
+    }
+
+    /// The `Cache-Control` header value of static responses.
+    pub fn cache_control(&self) -> &HeaderValue {
+        &self.shared.cache_control
     }
 
     /// A cached entry checked against the disk within `cache_expiration`; `None` on a

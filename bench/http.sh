@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Static file benchmark: leanserve (warm cache) against a plain actix-files server and,
+# when installed, nginx (sendfile, open_file_cache, gzip on the fly at level 6), measured
+# side by side in one run. Prints req/s, p99 latency and RSS for identity and gzip
+# requests of a 10 KB CSS file, each ratio to leanserve, the p99 of cached hits while a
+# 50 MB file streams or loads, and a memory run (RSS against the cache budget, files that
+# fit with `store = both` and `compressed-only`).
+#
+#   bench/http.sh                 # defaults: 3 rounds of 8 s per case
+#   ROUNDS=5 DURATION=10 bench/http.sh
+#   SECTIONS=throughput bench/http.sh   # any of: throughput beside memory
+#
+# wrk comes from Debian's packages and is installed when missing; nginx is used only when
+# it is installed (apt-get install nginx-light).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-32}
+WORKERS=${WORKERS:-2}
+MEM_BUDGET=${MEM_BUDGET:-33554432}   # 32 MiB cache budget for the memory run
+MEM_FILES=${MEM_FILES:-1000}         # x 64 KiB of text = 64 MB touched
+SECTIONS=${SECTIONS:-throughput beside memory}
+wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from Debian's packages" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --quiet --bin leanserve --example files_baseline
+LEANSERVE=target/release/leanserve
+BASELINE=target/release/examples/files_baseline
+
+LOGS=${LOGS:-target/bench-http}   # server logs, kept after the run
+mkdir -p "$LOGS"
+work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run as an unprivileged user
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- fixtures ------------------------------------------------------------------------
+mkdir -p "$work/site" "$work/mem"
+python3 - "$work" "$MEM_FILES" <<'PY'
+import random, sys
+work, count = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+props = ["color", "margin", "padding", "border", "font-size", "line-height", "display", "width", "max-width", "background"]
+def css(size):
+    out = []
+    while sum(map(len, out)) < size:
+        sel = "." + "-".join(rng.choice(["nav", "card", "btn", "grid", "hero", "item", "list", "muted", "lead"]) for _ in range(2))
+        body = "; ".join(f"{rng.choice(props)}: {rng.randint(0, 999)}px" for _ in range(rng.randint(2, 5)))
+        out.append(f"{sel}:{rng.choice(['hover', 'focus', 'first-child', 'active'])} {{ {body}; }}\n")
+    return "".join(out)[:size]
+open(f"{work}/site/style.css", "w").write(css(10 * 1024))
+words = "lean serve memory budget cache actor supervisor restart gzip range etag header".split()
+with open(f"{work}/site/big.txt", "w") as f:
+    for _ in range(50 * 1024 * 1024 // 80):
+        f.write(" ".join(rng.choice(words) for _ in range(12))[:79].ljust(79) + "\n")
+for i in range(count):
+    text = "\n".join(" ".join(rng.choice(words) for _ in range(10)) for _ in range(1200))
+    open(f"{work}/mem/page{i:04}.txt", "w").write(text[:64 * 1024])
+PY
+
+wait_up() { # url
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "server at $1 did not come up" >&2; exit 1
+}
+
+rss_kb() { # pid; fails loudly when the server is gone
+  if [ ! -e "/proc/$1/status" ]; then
+    echo "process $1 is gone; see the logs in $LOGS" >&2
+    echo 0
+    return
+  fi
+  awk '/^VmRSS/ {print $2}' "/proc/$1/status"
+}
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+start_leanserve() { # port root extra-args...
+  local port=$1 root=$2; shift 2
+  RUST_LOG=warn "$LEANSERVE" --config config --env test --bind "127.0.0.1:$port" --workers "$WORKERS" \
+    --root "$root" --set static_files.cache_expiration=3600 "$@" >"$LOGS/leanserve-$port.log" 2>&1 &
+  pids+=($!)
+  echo $!
+}
+
+# ---- servers ---------------------------------------------------------------------------
+declare -A URL PID
+PID[leanserve]=$(start_leanserve 18080 "$work/site")
+URL[leanserve]=http://127.0.0.1:18080/style.css
+"$BASELINE" "$work/site" 127.0.0.1:18081 "$WORKERS" >"$LOGS/baseline.log" 2>&1 &
+pids+=($!); PID[actix-files]=$!
+URL[actix-files]=http://127.0.0.1:18081/style.css
+servers=(leanserve actix-files)
+if command -v nginx >/dev/null; then
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes $WORKERS;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  include /etc/nginx/mime.types;
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=1000 inactive=60s;
+  open_file_cache_valid 60s;
+  gzip on;
+  gzip_comp_level 6;
+  gzip_min_length 1024;
+  gzip_types text/css text/plain application/javascript application/json image/svg+xml;
+  gzip_vary on;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server { listen 127.0.0.1:18082; root $work/site; }
+}
+CONF
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+  pids+=($!); PID[nginx]=$!
+  URL[nginx]=http://127.0.0.1:18082/style.css
+  servers+=(nginx)
+else
+  echo "nginx is not installed: comparing with actix-files only" >&2
+fi
+for s in "${servers[@]}"; do
+  wait_up "${URL[$s]}"
+  curl -fs -o /dev/null "${URL[$s]}"; curl -fs -o /dev/null -H 'Accept-Encoding: gzip' "${URL[$s]}"
+done
+
+# ---- throughput: rounds interleave the servers so noise spreads evenly ------------------
+if wants throughput; then
+to_ms() { # wrk latency like 812.00us / 1.20ms / 1.01s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+declare -A RPS P99
+for round in $(seq 1 "$ROUNDS"); do
+  for s in "${servers[@]}"; do
+    for enc in identity gzip; do
+      header=(); [ "$enc" = gzip ] && header=(-H 'Accept-Encoding: gzip')
+      out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "${URL[$s]}")
+      rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+      RPS[$s,$enc]+="$rps "; P99[$s,$enc]+="$p99 "
+      echo "round $round: $s $enc: $rps req/s, p99 $p99 ms" >&2
+    done
+  done
+done
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo
+echo "## 10 KB CSS, wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS workers each"
+echo
+echo "| server | encoding | req/s | p99 ms | RSS MB | leanserve / server |"
+echo "|---|---|---|---|---|---|"
+for enc in identity gzip; do
+  ls_rps=$(median "${RPS[leanserve,$enc]}")
+  for s in "${servers[@]}"; do
+    rps=$(median "${RPS[$s,$enc]}"); p99=$(median "${P99[$s,$enc]}")
+    rss=$(awk -v k="$(rss_kb "${PID[$s]}")" 'BEGIN {printf "%.1f", k / 1024}')
+    [ "$s" = nginx ] && rss="$(awk -v k="$(ps --ppid "${PID[nginx]}" -o rss= | awk '{s+=$1} END {print s}')" 'BEGIN {printf "%.1f", k / 1024}') (workers)"
+    ratio=$(awk -v a="$ls_rps" -v b="$rps" 'BEGIN {printf "%.2fx", a / b}')
+    echo "| $s | $enc | $rps | $p99 | $rss | $ratio |"
+  done
+done
+ls_id=$(median "${RPS[leanserve,identity]}"); ls_gz=$(median "${RPS[leanserve,gzip]}")
+echo
+check() { awk -v a="$2" -v b="$3" -v t="$4" -v what="$1" 'BEGIN { r = a / b; printf "- %s: %.2fx (target >= %sx): %s\n", what, r, t, (r >= t ? "met" : "NOT met") }'; }
+check "leanserve gzip vs leanserve identity" "$ls_gz" "$ls_id" 0.95
+check "leanserve identity vs actix-files" "$ls_id" "$(median "${RPS[actix-files,identity]}")" 20
+if [[ " ${servers[*]} " == *" nginx "* ]]; then
+  check "leanserve identity vs nginx sendfile" "$ls_id" "$(median "${RPS[nginx,identity]}")" 1.0
+  check "leanserve gzip vs nginx gzip on the fly" "$ls_gz" "$(median "${RPS[nginx,gzip]}")" 4
+fi
+fi
+
+# ---- cached hits while a 50 MB file streams, then while one loads ------------------------
+if wants beside; then
+hits_beside() { # label url-of-big-file port
+  local label=$1 big=$2
+  ( for _ in $(seq 1 4); do curl -fs -o /dev/null -H 'Accept-Encoding: gzip' "$big"; done ) &
+  local mover=$!
+  sleep 0.2
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$3")
+  wait "$mover" || true
+  echo "- cached hits while a 50 MB file $label: $(awk '/^Requests\/sec/ {print $2}' <<<"$out") req/s, p99 $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") ms (target p99 < 5 ms)"
+}
+echo
+echo "## Cached hits beside a 50 MB file"
+echo
+hits_beside "streams (over max_file_size)" http://127.0.0.1:18080/big.txt "${URL[leanserve]}"
+load_pid=$(start_leanserve 18083 "$work/site" --set static_files.max_file_size=67108864 --set static_files.max_cache_size=134217728)
+wait_up http://127.0.0.1:18083/style.css; curl -fs -o /dev/null http://127.0.0.1:18083/style.css
+# Each request after a clear loads and compresses the 50 MB file again.
+( for _ in $(seq 1 3); do curl -fs -o /dev/null -X POST http://127.0.0.1:18083/admin/cache/clear; curl -fs -o /dev/null -H 'Accept-Encoding: gzip' http://127.0.0.1:18083/big.txt; done ) &
+mover=$!
+sleep 0.2
+out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency http://127.0.0.1:18083/style.css)
+wait "$mover" || true
+echo "- cached hits while a 50 MB file loads and compresses (cleared and reloaded 3 times): $(awk '/^Requests\/sec/ {print $2}' <<<"$out") req/s, p99 $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") ms (target p99 < 5 ms)"
+kill "$load_pid"
+fi
+
+# ---- memory: touch more bytes than the budget ------------------------------------------
+if wants memory; then
+touched=$(du -sb "$work/mem" | cut -f1)
+echo
+echo "## Memory: $MEM_FILES text files ($((touched / 1048576)) MB) through a $((MEM_BUDGET / 1048576)) MiB cache"
+echo
+echo "| store | items cached | bytes cached | budget | RSS after MB | peak RSS MB | limit (budget + 30 MB) |"
+echo "|---|---|---|---|---|---|---|"
+port=18090
+for store in both compressed-only; do
+  port=$((port + 1))
+  pid=$(start_leanserve "$port" "$work/mem" --set static_files.max_cache_size="$MEM_BUDGET" --set static_files.store="$store")
+  wait_up "http://127.0.0.1:$port/page0000.txt"
+  python3 - "$port" "$MEM_FILES" <<'PY'
+import concurrent.futures, sys, urllib.request
+port, count = sys.argv[1], int(sys.argv[2])
+def fetch(i):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/page{i:04}.txt", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request) as response:
+        response.read()
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    for _ in range(2):
+        list(pool.map(fetch, range(count)))
+PY
+  stats=$(curl -fs "http://127.0.0.1:$port/admin/cache")
+  items=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["items"])' <<<"$stats")
+  cached=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_cached"])' <<<"$stats")
+  rss=$(rss_kb "$pid"); hwm=$(hwm_kb "$pid")
+  limit=$(( (MEM_BUDGET + 30 * 1048576) / 1024 ))
+  verdict=$([ "$hwm" -le "$limit" ] && echo "met" || echo "NOT met")
+  echo "| $store | $items | $cached | $MEM_BUDGET | $((rss / 1024)) | $((hwm / 1024)) | $((limit / 1024)) MB: $verdict |"
+  eval "items_$(tr - _ <<<"$store")=$items"
+  kill "$pid"
+done
+echo
+awk -v a="$items_compressed_only" -v b="$items_both" 'BEGIN { printf "compressed-only holds %d files where both holds %d: %.1fx as many in the same budget\n", a, b, a / b }'
+fi
