@@ -84,17 +84,22 @@ rss_kb() { # pid; fails loudly when the server is gone
 }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
+# Starts a leanserve in the background; its pid lands in $LAST_PID (no command
+# substitution: a subshell would lose track of it).
 start_leanserve() { # port root extra-args...
   local port=$1 root=$2; shift 2
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "port $port is already taken; stop what listens there first" >&2; exit 1
+  fi
   RUST_LOG=warn "$LEANSERVE" --config config --env test --bind "127.0.0.1:$port" --workers "$WORKERS" \
     --root "$root" --set static_files.cache_expiration=3600 "$@" >"$LOGS/leanserve-$port.log" 2>&1 &
   pids+=($!)
-  echo $!
+  LAST_PID=$!
 }
 
 # ---- servers ---------------------------------------------------------------------------
 declare -A URL PID
-PID[leanserve]=$(start_leanserve 18080 "$work/site")
+start_leanserve 18080 "$work/site"; PID[leanserve]=$LAST_PID
 URL[leanserve]=http://127.0.0.1:18080/style.css
 "$BASELINE" "$work/site" 127.0.0.1:18081 "$WORKERS" >"$LOGS/baseline.log" 2>&1 &
 pids+=($!); PID[actix-files]=$!
@@ -201,7 +206,8 @@ echo
 echo "## Cached hits beside a 50 MB file"
 echo
 hits_beside "streams (over max_file_size)" http://127.0.0.1:18080/big.txt "${URL[leanserve]}"
-load_pid=$(start_leanserve 18083 "$work/site" --set static_files.max_file_size=67108864 --set static_files.max_cache_size=134217728)
+start_leanserve 18083 "$work/site" --set static_files.max_file_size=67108864 --set static_files.max_cache_size=134217728
+load_pid=$LAST_PID
 wait_up http://127.0.0.1:18083/style.css; curl -fs -o /dev/null http://127.0.0.1:18083/style.css
 # Each request after a clear loads and compresses the 50 MB file again.
 ( for _ in $(seq 1 3); do curl -fs -o /dev/null -X POST http://127.0.0.1:18083/admin/cache/clear; curl -fs -o /dev/null -H 'Accept-Encoding: gzip' http://127.0.0.1:18083/big.txt; done ) &
@@ -224,7 +230,8 @@ echo "|---|---|---|---|---|---|---|"
 port=18090
 for store in both compressed-only; do
   port=$((port + 1))
-  pid=$(start_leanserve "$port" "$work/mem" --set static_files.max_cache_size="$MEM_BUDGET" --set static_files.store="$store")
+  start_leanserve "$port" "$work/mem" --set static_files.max_cache_size="$MEM_BUDGET" --set static_files.store="$store"
+  pid=$LAST_PID
   wait_up "http://127.0.0.1:$port/page0000.txt"
   python3 - "$port" "$MEM_FILES" <<'PY'
 import concurrent.futures, sys, urllib.request
