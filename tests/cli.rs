@@ -16,6 +16,19 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `leanserve config` against a config folder holding one file.
+fn config_from_file(name: &str, text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    let site = util::site();
+    Command::new(BIN)
+        .env_clear()
+        .args(["config", "--config", dir.path().to_str().unwrap()])
+        .args(["--root", site.path().to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 fn assert_config_error(output: &Output, expected: &[&str]) {
     let message = stderr(output);
     assert_eq!(output.status.code(), Some(2), "{message}");
@@ -86,24 +99,7 @@ fn cli_missing_root_dir_exits_2() {
 
 #[test]
 fn cli_bad_value_in_a_file_exits_2_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("default.toml"),
-        "[supervisor]\nmax_restarts = -4\n",
-    )
-    .unwrap();
-    let site = util::site();
-    let output = Command::new(BIN)
-        .env_clear()
-        .args([
-            "config",
-            "--config",
-            dir.path().to_str().unwrap(),
-            "--root",
-            site.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let output = config_from_file("default.toml", "[supervisor]\nmax_restarts = -4\n");
     assert_config_error(
         &output,
         &["`supervisor.max_restarts`", "default.toml", "-4"],
@@ -161,20 +157,7 @@ fn cli_config_prints_sources_and_redacts_the_token() {
 
 #[test]
 fn cli_unknown_keys_in_a_file_warn_but_start() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("dev.toml"), "[server]\nbnid = \"x\"\n").unwrap();
-    let site = util::site();
-    let output = Command::new(BIN)
-        .env_clear()
-        .args([
-            "config",
-            "--config",
-            dir.path().to_str().unwrap(),
-            "--root",
-            site.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let output = config_from_file("dev.toml", "[server]\nbnid = \"x\"\n");
     assert!(output.status.success());
     assert!(
         stderr(&output).contains("unknown key `server.bnid`"),

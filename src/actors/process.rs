@@ -15,11 +15,9 @@ use serde::Serialize;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Takes a sample now and answers it (`None` when the platform offers no figures).
+#[derive(Message)]
+#[rtype(result = "Option<ProcessSample>")]
 pub struct SampleProcess;
-
-impl Message for SampleProcess {
-    type Result = Option<ProcessSample>;
-}
 
 /// One reading of this process.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -156,53 +156,64 @@ impl Representation<'_> {
     }
 }
 
-/// What the preconditions and the Range header ask for, given a representation.
-enum Plan {
-    NotModified,
-    Send {
-        status: StatusCode,
-        start: u64,
-        len: u64,
-        content_range: Option<String>,
-    },
+/// A 200 or 206 under way: the builder with its headers set, and which bytes to send.
+struct Sending {
+    builder: HttpResponseBuilder,
+    start: u64,
+    len: u64,
 }
 
-fn plan(
+/// What the preconditions and the Range header make of a request for a representation
+/// of `full_len` bytes: a finished 304, or a response to fill.
+enum Prepared {
+    NotModified(HttpResponse),
+    Send(Sending),
+}
+
+fn prepare(
     request: &HttpRequest,
-    etag: &HeaderValue,
+    representation: &Representation<'_>,
     modified: Option<std::time::SystemTime>,
-    len: u64,
-) -> Result<Plan, WebError> {
+    full_len: u64,
+) -> Result<Prepared, WebError> {
     let headers = request.headers();
-    let etag = etag.to_str().unwrap_or_default();
+    let etag = representation.etag.to_str().unwrap_or_default();
     let validators = Validators {
         etag,
         last_modified: modified,
     };
     match conditional::evaluate(&conditions(headers), &validators, true) {
-        Precondition::NotModified => return Ok(Plan::NotModified),
+        Precondition::NotModified => {
+            return Ok(Prepared::NotModified(not_modified(representation)));
+        }
         Precondition::Failed => return Err(WebError::PreconditionFailed),
         Precondition::Proceed => {}
     }
     let range_header = header_str(headers, header::RANGE);
     let if_range = header_str(headers, header::IF_RANGE);
-    Ok(
-        match range::evaluate(range_header, if_range, len, etag, modified) {
-            RangeOutcome::Full => Plan::Send {
-                status: StatusCode::OK,
-                start: 0,
-                len,
-                content_range: None,
-            },
-            RangeOutcome::Partial { start, end } => Plan::Send {
-                status: StatusCode::PARTIAL_CONTENT,
+    let (status, start, len, content_range) =
+        match range::evaluate(range_header, if_range, full_len, etag, modified) {
+            RangeOutcome::Full => (StatusCode::OK, 0, full_len, None),
+            RangeOutcome::Partial { start, end } => (
+                StatusCode::PARTIAL_CONTENT,
                 start,
-                len: end - start + 1,
-                content_range: Some(range::content_range(start, end, len)),
-            },
-            RangeOutcome::Unsatisfiable => return Err(WebError::RangeNotSatisfiable { len }),
-        },
-    )
+                end - start + 1,
+                Some(range::content_range(start, end, full_len)),
+            ),
+            RangeOutcome::Unsatisfiable => {
+                return Err(WebError::RangeNotSatisfiable { len: full_len });
+            }
+        };
+    let mut builder = HttpResponse::build(status);
+    representation.content(&mut builder);
+    if let Some(content_range) = content_range {
+        builder.insert_header((header::CONTENT_RANGE, content_range));
+    }
+    Ok(Prepared::Send(Sending {
+        builder,
+        start,
+        len,
+    }))
 }
 
 fn not_modified(representation: &Representation<'_>) -> HttpResponse {
@@ -232,21 +243,14 @@ async fn respond_cached(
         (Some(bytes), true) => bytes.len() as u64,
         _ => file.len,
     };
-    let (status, start, len, content_range) =
-        match plan(request, representation.etag, file.modified, full_len)? {
-            Plan::NotModified => return Ok((not_modified(&representation), gzip)),
-            Plan::Send {
-                status,
-                start,
-                len,
-                content_range,
-            } => (status, start, len, content_range),
-        };
-    let mut builder = HttpResponse::build(status);
-    representation.content(&mut builder);
-    if let Some(content_range) = content_range {
-        builder.insert_header((header::CONTENT_RANGE, content_range));
-    }
+    let Sending {
+        mut builder,
+        start,
+        len,
+    } = match prepare(request, &representation, file.modified, full_len)? {
+        Prepared::NotModified(response) => return Ok((response, gzip)),
+        Prepared::Send(sending) => sending,
+    };
     let bytes = match (gzip, &file.identity, &file.gzip) {
         (true, _, Some(gzip_bytes)) => gzip_bytes.clone(),
         (false, Some(identity), _) => identity.clone(),
@@ -301,21 +305,14 @@ fn respond_large(
         varies: false,
         gzip: false,
     };
-    let (status, start, len, content_range) =
-        match plan(request, &large.etag, large.modified, large.len)? {
-            Plan::NotModified => return Ok(not_modified(&representation)),
-            Plan::Send {
-                status,
-                start,
-                len,
-                content_range,
-            } => (status, start, len, content_range),
-        };
-    let mut builder = HttpResponse::build(status);
-    representation.content(&mut builder);
-    if let Some(content_range) = content_range {
-        builder.insert_header((header::CONTENT_RANGE, content_range));
-    }
+    let Sending {
+        mut builder,
+        start,
+        len,
+    } = match prepare(request, &representation, large.modified, large.len)? {
+        Prepared::NotModified(response) => return Ok(response),
+        Prepared::Send(sending) => sending,
+    };
     Ok(builder
         .no_chunking(len)
         .streaming(file_stream(large.path, start, len)))

@@ -42,41 +42,31 @@ use stats::CacheCounters;
 
 /// Loads (or revalidates) the file at `key`, a path relative to the root from
 /// `http::path`. Answers what was found; a file that fits is cached on the way.
+#[derive(Message)]
+#[rtype(result = "Result<Found, LoadError>")]
 pub struct LoadFile {
     pub key: String,
 }
 
-impl Message for LoadFile {
-    type Result = Result<Found, LoadError>;
-}
-
 /// Empties the cache; answers the bytes it held.
+#[derive(Message)]
+#[rtype(result = "u64")]
 pub struct ClearCache;
 
-impl Message for ClearCache {
-    type Result = u64;
-}
-
 /// Answers the cache's statistics.
+#[derive(Message)]
+#[rtype(result = "CacheStats")]
 pub struct GetCacheStats;
 
-impl Message for GetCacheStats {
-    type Result = CacheStats;
-}
-
 /// Answers the bytes the cache holds (stored bytes plus per-entry overhead).
+#[derive(Message)]
+#[rtype(result = "u64")]
 pub struct GetCacheSize;
 
-impl Message for GetCacheSize {
-    type Result = u64;
-}
-
 /// Answers how many files the cache holds.
+#[derive(Message)]
+#[rtype(result = "usize")]
 pub struct GetCacheItemCount;
-
-impl Message for GetCacheItemCount {
-    type Result = usize;
-}
 
 /// Why a load failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
