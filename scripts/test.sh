@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The test command: what a newcomer runs and what CI runs (through .ci/run).
-# Installs nothing today: the Rust toolchain is all the tests need.
+# Besides the Rust toolchain it installs, when missing, what the tests use: the official
+# Prometheus Python client (its exposition parser checks /metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
+fi
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -122,6 +122,10 @@ pub enum Kind {
     List,
     /// A bare file name: no slashes, not `.` or `..`.
     FileName,
+    /// An `http://` or `https://` URL.
+    Url,
+    /// `[[monitoring.alerts]]` tables (config files only).
+    Alerts,
     /// An `ip:port` socket address.
     Addr,
     /// A filesystem path that must be an existing directory.
@@ -138,6 +142,8 @@ impl Kind {
             Kind::Choice(words) => words.join(" or "),
             Kind::List => "a comma-separated list of words".into(),
             Kind::FileName => "a file name without slashes".into(),
+            Kind::Url => "an http:// or https:// URL".into(),
+            Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
             Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
             Kind::Dir => "a path to an existing directory".into(),
         }
@@ -333,6 +339,55 @@ pub const KEYS: &[Key] = &[
         "serve dotfiles (otherwise they are 404)",
     ),
     key(
+        "monitoring.enabled",
+        "LEANSERVE_MONITORING_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "per-request figures, the monitor, its alerts and the dashboard",
+    ),
+    key(
+        "monitoring.interval_ms",
+        "LEANSERVE_MONITORING_INTERVAL_MS",
+        int(100, 3_600_000, "milliseconds"),
+        Some("5000"),
+        "how often the monitor collects figures and evaluates alerts",
+    ),
+    key(
+        "monitoring.history_seconds",
+        "LEANSERVE_MONITORING_HISTORY_SECONDS",
+        int(10, 86_400, "seconds"),
+        Some("3600"),
+        "how much history the monitor keeps (at most 10,000 samples)",
+    ),
+    key(
+        "monitoring.webhook_url",
+        "LEANSERVE_MONITORING_WEBHOOK_URL",
+        Kind::Url,
+        None,
+        "Alertmanager-compatible receiver of firing and resolved alerts",
+    ),
+    key(
+        "monitoring.webhook_timeout_ms",
+        "LEANSERVE_MONITORING_WEBHOOK_TIMEOUT_MS",
+        int(100, 60_000, "milliseconds"),
+        Some("2000"),
+        "timeout of one webhook POST",
+    ),
+    key(
+        "monitoring.webhook_retries",
+        "LEANSERVE_MONITORING_WEBHOOK_RETRIES",
+        int(0, 10, "retries"),
+        Some("3"),
+        "retries of a failed webhook POST, with doubling delays",
+    ),
+    key(
+        "monitoring.alerts",
+        "LEANSERVE_MONITORING_ALERTS",
+        Kind::Alerts,
+        None,
+        "changes to the default alert rules, and new ones",
+    ),
+    key(
         "process.sample_interval",
         "LEANSERVE_PROCESS_SAMPLE_INTERVAL",
         int(1, 3600, "seconds"),
@@ -377,12 +432,31 @@ pub const KEYS: &[Key] = &[
 ];
 
 /// A parsed, checked value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Bool(bool),
     Int(u64),
     Text(String),
     List(Vec<String>),
+    Alerts(Vec<AlertSpec>),
+}
+
+/// One `[[monitoring.alerts]]` table: changes to a default rule of the same name, or a new
+/// rule (which then needs `metric`, `comparison` and `threshold`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertSpec {
+    pub name: String,
+    pub metric: Option<String>,
+    pub comparison: Option<crate::alerts::Comparison>,
+    pub threshold: Option<f64>,
+    pub for_seconds: Option<u64>,
+    pub cooldown_seconds: Option<u64>,
+    pub over_seconds: Option<u64>,
+    pub severity: Option<crate::alerts::Severity>,
+    pub message: Option<String>,
+    pub min_requests: Option<u64>,
+    /// `false` removes the rule.
+    pub enabled: Option<bool>,
 }
 
 impl fmt::Display for Value {
@@ -392,12 +466,16 @@ impl fmt::Display for Value {
             Value::Int(n) => write!(f, "{n}"),
             Value::Text(t) => f.write_str(t),
             Value::List(words) => f.write_str(&words.join(",")),
+            Value::Alerts(specs) => {
+                let names: Vec<&str> = specs.iter().map(|spec| spec.name.as_str()).collect();
+                write!(f, "{} rule(s): {}", specs.len(), names.join(", "))
+            }
         }
     }
 }
 
 /// A value and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Setting {
     pub value: Value,
     pub source: Source,
@@ -624,9 +702,10 @@ fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigErr
         },
         Kind::Int { .. } => Value::Int(trimmed.parse().map_err(|_| invalid(key, source, text))?),
         Kind::List => Value::List(split_list(trimmed)),
-        Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir => {
+        Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir | Kind::Url => {
             Value::Text(trimmed.to_owned())
         }
+        Kind::Alerts => return Err(invalid(key, source, text)),
     };
     check(key, value, source)
 }
@@ -647,12 +726,139 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
         }
         (Kind::List, toml::Value::String(s)) => Value::List(split_list(s)),
         (
-            Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir,
+            Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir | Kind::Url,
             toml::Value::String(s),
         ) => Value::Text(s.clone()),
+        (Kind::Alerts, toml::Value::Array(tables)) => Value::Alerts(
+            tables
+                .iter()
+                .enumerate()
+                .map(|(index, table)| parse_alert(key, index, table, source))
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(invalid(key, source, raw.to_string())),
     };
     check(key, value, source)
+}
+
+/// Parses one `[[monitoring.alerts]]` table; errors name the field
+/// (`monitoring.alerts[2].threshold`).
+fn parse_alert(
+    key: &Key,
+    index: usize,
+    raw: &toml::Value,
+    source: &Source,
+) -> Result<AlertSpec, ConfigError> {
+    use crate::alerts::{Comparison, Severity};
+    let field_error = |field: &str, value: &toml::Value, allowed: &str| ConfigError::Invalid {
+        key: format!("{}[{index}].{field}", key.path),
+        origin: source.clone(),
+        value: value.to_string(),
+        allowed: allowed.to_owned(),
+    };
+    let Some(table) = raw.as_table() else {
+        return Err(invalid(key, source, raw.to_string()));
+    };
+    let text = |field: &str| -> Result<Option<String>, ConfigError> {
+        match table.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+            Some(other) => Err(field_error(field, other, "non-empty text")),
+        }
+    };
+    let whole = |field: &str, max: u64| -> Result<Option<u64>, ConfigError> {
+        match table.get(field) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (0..=max as i64).contains(n) => Ok(Some(*n as u64)),
+            Some(other) => Err(field_error(
+                field,
+                other,
+                &format!("a whole number from 0 to {max}"),
+            )),
+        }
+    };
+    let name =
+        text("name")?.ok_or_else(|| field_error("name", raw, "every alert rule needs a name"))?;
+    let mut spec = AlertSpec {
+        metric: text("metric")?,
+        message: text("message")?,
+        for_seconds: whole("for", 86_400)?,
+        cooldown_seconds: whole("cooldown", 7 * 86_400)?,
+        over_seconds: whole("over", 86_400)?,
+        min_requests: whole("min_requests", u64::from(u32::MAX))?,
+        ..AlertSpec::default()
+    };
+    if let Some(raw) = table.get("comparison") {
+        spec.comparison = Some(
+            raw.as_str()
+                .and_then(Comparison::parse)
+                .ok_or_else(|| field_error("comparison", raw, "one of >, >=, <, <="))?,
+        );
+    }
+    if let Some(raw) = table.get("severity") {
+        spec.severity = Some(
+            raw.as_str()
+                .and_then(Severity::parse)
+                .ok_or_else(|| field_error("severity", raw, "info, warning or critical"))?,
+        );
+    }
+    if let Some(raw) = table.get("threshold") {
+        let number = match raw {
+            toml::Value::Integer(n) => Some(*n as f64),
+            toml::Value::Float(x) if x.is_finite() => Some(*x),
+            _ => None,
+        };
+        spec.threshold =
+            Some(number.ok_or_else(|| field_error("threshold", raw, "a finite number"))?);
+    }
+    if let Some(raw) = table.get("enabled") {
+        spec.enabled = Some(
+            raw.as_bool()
+                .ok_or_else(|| field_error("enabled", raw, "true or false"))?,
+        );
+    }
+    const FIELDS: [&str; 11] = [
+        "name",
+        "metric",
+        "comparison",
+        "threshold",
+        "for",
+        "cooldown",
+        "over",
+        "severity",
+        "message",
+        "min_requests",
+        "enabled",
+    ];
+    if let Some(unknown) = table.keys().find(|field| !FIELDS.contains(&field.as_str())) {
+        return Err(field_error(
+            unknown,
+            &table[unknown],
+            &format!("one of the fields {}", FIELDS.join(", ")),
+        ));
+    }
+    let known = crate::alerts::default_rules(1)
+        .iter()
+        .any(|rule| rule.name == name);
+    if !known && spec.enabled != Some(false) {
+        for (field, present) in [
+            ("metric", spec.metric.is_some()),
+            ("comparison", spec.comparison.is_some()),
+            ("threshold", spec.threshold.is_some()),
+        ] {
+            if !present {
+                return Err(field_error(
+                    field,
+                    raw,
+                    &format!(
+                        "`{field}` (the rule `{name}` is not a default rule, so it needs metric, comparison and threshold)"
+                    ),
+                ));
+            }
+        }
+    }
+    spec.name = name;
+    Ok(spec)
 }
 
 fn split_list(text: &str) -> Vec<String> {
@@ -672,6 +878,11 @@ fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError>
             !t.is_empty() && t.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         }
         (Value::Text(t), Kind::Dir) => !t.is_empty(),
+        (Value::Text(t), Kind::Url) => {
+            (t.starts_with("http://") || t.starts_with("https://"))
+                && t.len() > 8
+                && !t.contains(char::is_whitespace)
+        }
         (Value::Text(t), Kind::Choice(words)) => words.contains(&t.as_str()),
         (Value::Text(t), Kind::FileName) => {
             !t.is_empty() && t != "." && t != ".." && !t.contains(['/', '\\', '\0'])
@@ -761,6 +972,78 @@ pub struct ProcessOpts {
     pub sample_interval: Duration,
 }
 
+/// Monitor options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitoringOpts {
+    pub enabled: bool,
+    pub interval: Duration,
+    /// Samples kept: `history_seconds / interval`, at most 10,000.
+    pub history_len: usize,
+    pub webhook_url: Option<String>,
+    pub webhook_timeout: Duration,
+    pub webhook_retries: u32,
+    /// The default rules with the configured changes applied.
+    pub alerts: Vec<crate::alerts::Rule>,
+}
+
+/// Applies `[[monitoring.alerts]]` to the default rules.
+fn alert_rules(memory_threshold_mb: u64, specs: &[AlertSpec]) -> Vec<crate::alerts::Rule> {
+    let mut rules = crate::alerts::default_rules(memory_threshold_mb);
+    for spec in specs {
+        if spec.enabled == Some(false) {
+            rules.retain(|rule| rule.name != spec.name);
+            continue;
+        }
+        let index = match rules.iter().position(|rule| rule.name == spec.name) {
+            Some(index) => index,
+            None => {
+                rules.push(crate::alerts::Rule {
+                    name: spec.name.clone(),
+                    metric: String::new(),
+                    comparison: crate::alerts::Comparison::Above,
+                    threshold: 0.0,
+                    for_duration: Duration::ZERO,
+                    cooldown: Duration::from_secs(15 * 60),
+                    severity: crate::alerts::Severity::Warning,
+                    message: format!("alert `{}`", spec.name),
+                    over: None,
+                    min_requests: None,
+                });
+                rules.len() - 1
+            }
+        };
+        let rule = &mut rules[index];
+        if let Some(metric) = &spec.metric {
+            rule.metric = metric.clone();
+        }
+        if let Some(comparison) = spec.comparison {
+            rule.comparison = comparison;
+        }
+        if let Some(threshold) = spec.threshold {
+            rule.threshold = threshold;
+        }
+        if let Some(secs) = spec.for_seconds {
+            rule.for_duration = Duration::from_secs(secs);
+        }
+        if let Some(secs) = spec.cooldown_seconds {
+            rule.cooldown = Duration::from_secs(secs);
+        }
+        if let Some(secs) = spec.over_seconds {
+            rule.over = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        if let Some(severity) = spec.severity {
+            rule.severity = severity;
+        }
+        if let Some(message) = &spec.message {
+            rule.message = message.clone();
+        }
+        if let Some(min) = spec.min_requests {
+            rule.min_requests = (min > 0).then_some(min);
+        }
+    }
+    rules
+}
+
 /// Options of subsystems that later work builds; accepted and checked now so deployments
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -773,7 +1056,7 @@ pub struct PlannedOpts {
 }
 
 /// The resolved, validated options every part of leanserve starts from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Opts {
     pub profile: Profile,
     pub server: ServerOpts,
@@ -782,6 +1065,7 @@ pub struct Opts {
     pub static_files: StaticFileOpts,
     pub process: ProcessOpts,
     pub planned: PlannedOpts,
+    pub monitoring: MonitoringOpts,
 }
 
 impl Default for Opts {
@@ -892,6 +1176,25 @@ impl Opts {
             },
             process: ProcessOpts {
                 sample_interval: secs("process.sample_interval"),
+            },
+            monitoring: {
+                let interval = millis("monitoring.interval_ms").max(Duration::from_millis(100));
+                let history = secs("monitoring.history_seconds");
+                MonitoringOpts {
+                    enabled: flag("monitoring.enabled"),
+                    interval,
+                    history_len: ((history.as_millis() / interval.as_millis()).max(2) as usize)
+                        .min(10_000),
+                    webhook_url: text("monitoring.webhook_url"),
+                    webhook_timeout: millis("monitoring.webhook_timeout_ms"),
+                    webhook_retries: int("monitoring.webhook_retries") as u32,
+                    alerts: match settings.get("monitoring.alerts").map(|s| &s.value) {
+                        Some(Value::Alerts(specs)) => {
+                            alert_rules(int("profiler.memory_threshold_mb"), specs)
+                        }
+                        _ => alert_rules(int("profiler.memory_threshold_mb"), &[]),
+                    },
+                }
             },
             planned: PlannedOpts {
                 memory_threshold_mb: int("profiler.memory_threshold_mb"),

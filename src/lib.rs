@@ -41,8 +41,10 @@
 //! - `src/bin/leanserve.rs`: the server binary and its `config` subcommand.
 
 pub mod actors;
+pub mod alerts;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod supervisor;
 pub mod web;

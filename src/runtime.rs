@@ -3,8 +3,9 @@
 //! that web handlers (through `web::Data`) and host applications use.
 //!
 //! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
-//! `[supervisor]`) with the `process` sampler and the `file_cache`, followed by any
-//! children the host adds with [`Runtime::child`]. Nothing here is process-global: two runtimes in one process
+//! `[supervisor]`) with the `process` sampler, the `file_cache` and (unless monitoring is
+//! off) the `monitor`, followed by any children the host adds with [`Runtime::child`].
+//! Each subsystem with figures is registered with the monitor as a metrics source. Nothing here is process-global: two runtimes in one process
 //! share nothing.
 
 use std::path::PathBuf;
@@ -14,8 +15,10 @@ use crate::actors::file_cache::{
     CacheStats, ClearCache, FileCache, FileCacheReader, Found, GetCacheItemCount, GetCacheSize,
     GetCacheStats, LoadError, LoadFile,
 };
+use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
 use crate::config::Opts;
+use crate::metrics::{RequestMetrics, Source};
 use crate::supervisor::{
     CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
     SupervisorSpec,
@@ -100,6 +103,24 @@ impl Runtime {
             .call_timeout(supervisor.call_timeout)
             .child(process_spec)
             .child(file_cache_spec);
+        let requests = Arc::new(RequestMetrics::default());
+        let monitor = if opts.monitoring.enabled {
+            let reader = MonitorReader::new(opts.monitoring.interval);
+            let sources: Vec<Arc<dyn Source>> = vec![
+                Arc::new(files.clone()),
+                requests.clone(),
+                tree.status(),
+                Arc::new(process_stats.clone()),
+            ];
+            let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
+            let (spec, handle) = ChildSpec::worker("monitor", move || {
+                Monitor::new(monitor_reader.clone(), sources.clone(), &monitoring)
+            });
+            tree = tree.child(spec);
+            Some((handle, reader))
+        } else {
+            None
+        };
         for spec in self.extra {
             tree = tree.child(spec);
         }
@@ -114,6 +135,8 @@ impl Runtime {
                 process_stats,
                 file_cache,
                 files,
+                requests,
+                monitor,
             }),
         })
     }
@@ -126,6 +149,9 @@ struct Inner {
     process_stats: ProcessStats,
     file_cache: Handle<FileCache>,
     files: FileCacheReader,
+    requests: Arc<RequestMetrics>,
+    /// `None` with `monitoring.enabled = false`.
+    monitor: Option<(Handle<Monitor>, MonitorReader)>,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -209,6 +235,32 @@ impl Subsystems {
     /// Empties the file cache; answers the bytes it held.
     pub async fn clear_cache(&self) -> Result<u64, CallError> {
         self.inner.file_cache.send(ClearCache).await
+    }
+
+    /// Per-request counters (bumped by the web middleware).
+    pub fn requests(&self) -> &Arc<RequestMetrics> {
+        &self.inner.requests
+    }
+
+    /// The monitor's published samples and alerts; `None` when monitoring is off.
+    pub fn monitoring(&self) -> Option<&MonitorReader> {
+        self.inner.monitor.as_ref().map(|(_, reader)| reader)
+    }
+
+    /// The alerts firing now (none when monitoring is off).
+    pub async fn check_alerts(&self) -> Result<Vec<AlertStatus>, CallError> {
+        match &self.inner.monitor {
+            Some((handle, _)) => handle.send(CheckAlerts).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Has the monitor collect and evaluate its alerts now (no-op when monitoring is off).
+    pub async fn collect_now(&self) -> Result<(), CallError> {
+        match &self.inner.monitor {
+            Some((handle, _)) => handle.send(CollectNow).await,
+            None => Ok(()),
+        }
     }
 
     /// Stops every subsystem in reverse start order, each within its shutdown timeout.

@@ -46,7 +46,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "visits"]);
+    assert_eq!(names, ["process", "file_cache", "monitor", "visits"]);
     let mut page = client
         .get(format!("{base}/lean/index.html"))
         .send()

@@ -76,8 +76,8 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "fragile"]);
-    let fragile_report = &children[2];
+    assert_eq!(names, ["process", "file_cache", "monitor", "fragile"]);
+    let fragile_report = &children[3];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
     assert_eq!(fragile_report["state"], "running");

@@ -1,4 +1,5 @@
 //! The supervised actors, one per file (a subsystem with several parts is a folder).
 
 pub mod file_cache;
+pub mod monitor;
 pub mod process;

@@ -46,6 +46,32 @@ impl ProcessStats {
     }
 }
 
+impl crate::metrics::Source for ProcessStats {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn collect(&self, out: &mut crate::metrics::Collector) {
+        if let Some(sample) = self.latest() {
+            out.gauge(
+                "process_rss_bytes",
+                "Resident memory of the process.",
+                sample.rss_bytes as f64,
+            );
+            out.gauge(
+                "process_virtual_bytes",
+                "Virtual memory size of the process.",
+                sample.virtual_bytes as f64,
+            );
+            out.gauge(
+                "process_cpu_percent",
+                "CPU use, percent of one core, at the last sample.",
+                f64::from(sample.cpu_percent),
+            );
+        }
+    }
+}
+
 /// The sampler actor (see the module docs).
 pub struct ProcessSampler {
     interval: Duration,

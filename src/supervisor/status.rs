@@ -200,6 +200,13 @@ impl TreeStatus {
         state.unwrap_or(SupervisorState::Stopped)
     }
 
+    pub(crate) fn configure(&self, strategy: Strategy, intensity: Intensity) {
+        self.update(|node| {
+            node.strategy = strategy;
+            node.intensity = intensity;
+        });
+    }
+
     pub(crate) fn set_state(&self, state: SupervisorState) {
         self.update(|node| node.state = state);
         self.state.send_replace(state);
@@ -244,5 +251,82 @@ impl TreeStatus {
 
     fn update(&self, change: impl FnOnce(&mut Node)) {
         change(&mut self.node.write().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// The tree's figures for the monitor: restarts and state of every child (nested
+/// children by their path), and whether the root gave up.
+impl crate::metrics::Source for TreeStatus {
+    fn name(&self) -> &'static str {
+        "supervisor"
+    }
+
+    fn collect(&self, out: &mut crate::metrics::Collector) {
+        fn walk(
+            report: &SupervisorReport,
+            prefix: &str,
+            rows: &mut Vec<(String, &'static str, u64, bool)>,
+        ) {
+            for child in &report.children {
+                let path = if prefix.is_empty() {
+                    child.name.clone()
+                } else {
+                    format!("{prefix}/{}", child.name)
+                };
+                let state = match child.state {
+                    ChildState::Running => "running",
+                    ChildState::Restarting => "restarting",
+                    ChildState::Stopped => "stopped",
+                    ChildState::Terminated => "terminated",
+                };
+                rows.push((
+                    path.clone(),
+                    state,
+                    child.restarts,
+                    child.state == ChildState::Running,
+                ));
+                if let Some(nested) = &child.supervisor {
+                    walk(nested, &path, rows);
+                }
+            }
+        }
+        let report = self.report();
+        let mut rows = Vec::new();
+        walk(&report, "", &mut rows);
+        use crate::metrics::{ChildFigure, Kind};
+        out.labelled(
+            "actor_restarts_total",
+            "Restarts of each supervised actor.",
+            Kind::Counter,
+            "child",
+            rows.iter()
+                .map(|(path, _, restarts, _)| (path.clone(), *restarts as f64)),
+            |_| None,
+        );
+        out.labelled(
+            "actor_up",
+            "1 while a supervised actor runs.",
+            Kind::Gauge,
+            "child",
+            rows.iter()
+                .map(|(path, _, _, up)| (path.clone(), f64::from(u8::from(*up)))),
+            |_| None,
+        );
+        out.json_only(
+            "actor_restarts_total",
+            rows.iter().map(|row| row.2).sum::<u64>() as f64,
+        );
+        out.gauge(
+            "supervisor_escalated",
+            "1 once the supervision tree gave up.",
+            f64::from(u8::from(self.has_given_up())),
+        );
+        for (name, state, restarts, _) in rows {
+            out.child(ChildFigure {
+                name,
+                state: state.to_owned(),
+                restarts,
+            });
+        }
     }
 }

@@ -49,18 +49,27 @@ pub struct SupervisorSpec {
     intensity: Intensity,
     call_timeout: Duration,
     children: Vec<ChildSpec>,
+    status: Arc<TreeStatus>,
 }
 
 impl SupervisorSpec {
     /// A one_for_one supervisor with the default intensity (3 restarts in 5 s, no backoff).
     pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
         SupervisorSpec {
-            name: name.into(),
+            status: TreeStatus::new(&name, Strategy::OneForOne, Intensity::default()),
+            name,
             strategy: Strategy::OneForOne,
             intensity: Intensity::default(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             children: Vec::new(),
         }
+    }
+
+    /// The live status this supervisor will publish, available before it starts (for
+    /// sources that report on the tree).
+    pub fn status(&self) -> Arc<TreeStatus> {
+        Arc::clone(&self.status)
     }
 
     /// Sets the restart strategy. Default is [`Strategy::OneForOne`].
@@ -140,7 +149,8 @@ impl SupervisorSpec {
                 .starter
                 .set_call_timeout(child.call_timeout.unwrap_or(self.call_timeout));
         }
-        let status = TreeStatus::new(&self.name, self.strategy, self.intensity);
+        let status = self.status;
+        status.configure(self.strategy, self.intensity);
         Ok(SupervisorStarter {
             config: Rc::new(Config {
                 strategy: self.strategy,

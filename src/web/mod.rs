@@ -4,6 +4,9 @@
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
+//! - `monitoring.rs`: the per-request middleware, `GET /metrics`, `/monitoring`,
+//!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
+//!   `monitoring.enabled`)
 //! - `files.rs`: static files from `static_files.root_dir` for every other path, through
 //!   the file cache
 //! - `error.rs`: the single mapping from failures to statuses
@@ -12,9 +15,11 @@ mod admin;
 mod error;
 mod files;
 mod health;
+mod monitoring;
 
 pub use error::WebError;
 
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::web;
 
 use crate::runtime::Subsystems;
@@ -25,9 +30,18 @@ use crate::runtime::Subsystems;
 pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     let subsystems = subsystems.clone();
     move |cfg| {
-        cfg.app_data(web::Data::new(subsystems))
-            .configure(health::configure)
-            .configure(admin::configure)
-            .configure(files::configure);
+        let monitored = subsystems.monitoring().is_some();
+        cfg.app_data(web::Data::new(subsystems)).service(
+            web::scope("")
+                .wrap(Condition::new(monitored, from_fn(monitoring::measure)))
+                .configure(health::configure)
+                .configure(|cfg| {
+                    if monitored {
+                        monitoring::configure(cfg);
+                    }
+                })
+                .configure(admin::configure)
+                .configure(files::configure),
+        );
     }
 }

@@ -21,7 +21,7 @@ mod stats;
 mod store;
 
 pub use load::{Found, LargeFile, inflate, read_chunk};
-pub use stats::{CacheStats, Histogram, SERVE_TIME_BUCKETS_US};
+pub use stats::{CacheStats, Histogram};
 pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD};
 
 use std::collections::HashMap;
@@ -36,6 +36,7 @@ use actix_web::http::header::HeaderValue;
 use tokio::sync::oneshot;
 
 use crate::config::StaticFileOpts;
+use crate::metrics::{Collector, Reading, Source};
 use stats::CacheCounters;
 
 // ---- messages ------------------------------------------------------------------------
@@ -96,6 +97,8 @@ struct Shared {
     epoch: Instant,
     /// `opts.cache_control` as a header value, built once.
     cache_control: HeaderValue,
+    /// The serve-time reading at the last collection, for windowed percentiles.
+    window_start: Mutex<Reading>,
 }
 
 /// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
@@ -123,6 +126,7 @@ impl FileCacheReader {
                 root,
                 epoch: Instant::now(),
                 cache_control,
+                window_start: Mutex::new(Reading::default()),
             }),
         })
     }
@@ -228,6 +232,118 @@ impl FileCacheReader {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Source for FileCacheReader {
+    fn name(&self) -> &'static str {
+        "file_cache"
+    }
+
+    /// The cache's figures; serve-time percentiles and average cover the time since the
+    /// previous collection (the monitor's interval), the histogram the whole run.
+    fn collect(&self, out: &mut Collector) {
+        let stats = self.stats();
+        out.counter(
+            "files_served_total",
+            "Static files served (200, 206 and 304 answers).",
+            stats.files_served as f64,
+        );
+        out.counter(
+            "cache_hits_total",
+            "File lookups answered from the cache.",
+            stats.cache_hits as f64,
+        );
+        out.counter(
+            "cache_misses_total",
+            "File lookups that needed the disk (misses and revalidations).",
+            stats.cache_misses as f64,
+        );
+        out.gauge(
+            "cache_hit_ratio",
+            "Hits over lookups since start.",
+            stats.hit_ratio,
+        );
+        out.counter(
+            "compressed_served_total",
+            "Responses sent gzip-compressed.",
+            stats.compressed_served as f64,
+        );
+        out.gauge(
+            "compression_ratio",
+            "Bytes gzip saves over the identity bytes of cached compressible files.",
+            stats.compression_ratio,
+        );
+        out.gauge(
+            "cache_bytes",
+            "Bytes the cache holds (stored bytes plus per-entry overhead).",
+            stats.bytes_cached as f64,
+        );
+        out.gauge(
+            "cache_budget_bytes",
+            "The cache's byte budget.",
+            stats.budget_bytes as f64,
+        );
+        let fill = if stats.budget_bytes == 0 {
+            0.0
+        } else {
+            stats.bytes_cached as f64 / stats.budget_bytes as f64
+        };
+        out.gauge("cache_fill_ratio", "Bytes cached over the budget.", fill);
+        out.gauge("cache_items", "Files the cache holds.", stats.items as f64);
+        out.counter(
+            "cache_evictions_total",
+            "Files evicted to stay within the budget.",
+            stats.evictions as f64,
+        );
+        out.counter(
+            "cache_revalidations_total",
+            "Cached files checked against the disk after expiring.",
+            stats.revalidations as f64,
+        );
+        out.counter(
+            "cache_too_large_total",
+            "Responses streamed because the file exceeds max_file_size.",
+            stats.too_large as f64,
+        );
+        let histogram = &self.shared.counters.serve_time;
+        out.histogram(
+            "serve_time_seconds",
+            "Time to serve a static file.",
+            histogram,
+        );
+        let now = histogram.read();
+        let window = {
+            let mut start = self
+                .shared
+                .window_start
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let window = now.since(&start);
+            *start = now;
+            window
+        };
+        let seconds = |us: Option<u64>| us.map_or(0.0, |us| us as f64 / 1e6);
+        out.gauge(
+            "serve_time_average_seconds",
+            "Mean serve time over the last monitor interval.",
+            window.average_us().map_or(0.0, |us| us / 1e6),
+        );
+        out.gauge(
+            "serve_time_p50_seconds",
+            "Median serve time over the last monitor interval (bucket bound).",
+            seconds(window.quantile_us(0.5)),
+        );
+        out.gauge(
+            "serve_time_p90_seconds",
+            "90th percentile serve time over the last monitor interval (bucket bound).",
+            seconds(window.quantile_us(0.9)),
+        );
+        out.gauge(
+            "serve_time_p99_seconds",
+            "99th percentile serve time over the last monitor interval (bucket bound).",
+            seconds(window.quantile_us(0.99)),
+        );
     }
 }
 

@@ -1,0 +1,131 @@
+//! Monitoring over HTTP: the per-request middleware, `GET /metrics` (Prometheus text),
+//! `GET /monitoring` (JSON), `GET /monitoring/history`, `GET /monitoring/alerts`, and the
+//! live dashboard at `GET /dashboard` (its assets are compiled in, so it works whatever
+//! `static_files.root_dir` serves, and loads nothing from elsewhere). Every route reads
+//! what the monitor published: no message per request.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::actors::monitor::{MonitorReader, Sample};
+use crate::metrics::exposition;
+use crate::runtime::Subsystems;
+
+const DASHBOARD_HTML: &str = include_str!("../../static/dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("../../static/dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("../../static/dashboard/dashboard.css");
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/monitoring", web::get().to(current))
+        .route("/monitoring/history", web::get().to(history))
+        .route("/monitoring/alerts", web::get().to(alerts))
+        .route(
+            "/dashboard",
+            web::get().to(|| asset(DASHBOARD_HTML, "text/html; charset=utf-8")),
+        )
+        .route(
+            "/dashboard/dashboard.js",
+            web::get().to(|| asset(DASHBOARD_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/dashboard/dashboard.css",
+            web::get().to(|| asset(DASHBOARD_CSS, "text/css; charset=utf-8")),
+        );
+}
+
+/// Counts every request leanserve answers, by status class, with its duration.
+pub(crate) async fn measure(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = request
+        .app_data::<web::Data<Subsystems>>()
+        .map(|subsystems| subsystems.requests().clone());
+    let response = next.call(request).await;
+    if let Some(metrics) = metrics {
+        let status = match &response {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        metrics.record(status, started.elapsed());
+    }
+    response
+}
+
+fn reader(subsystems: &Subsystems) -> &MonitorReader {
+    subsystems
+        .monitoring()
+        .expect("monitoring routes are mounted only when the monitor runs")
+}
+
+/// `GET /metrics`: the latest collection in Prometheus text format.
+async fn metrics(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let body = reader(&subsystems)
+        .latest()
+        .map(|sample| exposition::render(&sample.families))
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, exposition::CONTENT_TYPE))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn sample_json(sample: &Sample) -> serde_json::Value {
+    json!({ "timestamp_ms": sample.timestamp_ms, "metrics": sample.metrics, "children": sample.children })
+}
+
+/// `GET /monitoring`: the latest figures, children and alerts as JSON.
+async fn current(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let reader = reader(&subsystems);
+    let mut body = reader.latest().map_or_else(
+        || json!({ "timestamp_ms": 0, "metrics": {}, "children": [] }),
+        |s| sample_json(&s),
+    );
+    body["interval_seconds"] = json!(reader.interval().as_secs_f64());
+    body["alerts"] = json!(reader.alerts());
+    no_store(body)
+}
+
+/// `GET /monitoring/history`: every kept sample, oldest first.
+async fn history(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let reader = reader(&subsystems);
+    let samples: Vec<serde_json::Value> = reader
+        .history()
+        .iter()
+        .map(|sample| {
+            let restarts: serde_json::Map<String, serde_json::Value> = sample
+                .children
+                .iter()
+                .map(|child| (child.name.clone(), json!(child.restarts)))
+                .collect();
+            json!({ "timestamp_ms": sample.timestamp_ms, "metrics": sample.metrics, "restarts": restarts })
+        })
+        .collect();
+    no_store(json!({ "interval_seconds": reader.interval().as_secs_f64(), "samples": samples }))
+}
+
+/// `GET /monitoring/alerts`: every rule with its state.
+async fn alerts(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    no_store(json!({ "alerts": reader(&subsystems).alerts() }))
+}
+
+fn no_store(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}

@@ -1,0 +1,407 @@
+// leanserve's live dashboard: polls the monitoring API and draws the figures and charts.
+//
+// Data flow: at start (and after an outage or a gap) the page loads `monitoring/history`
+// (oldest first, at most 720 samples); then every interval it fetches `monitoring` and
+// appends that snapshot to the same list, so one small request per tick keeps the charts
+// current. URLs resolve against the page, so a mount prefix (/lean/dashboard ->
+// /lean/monitoring) carries over. No dependencies: the charts are inline SVG built below.
+'use strict';
+(() => {
+  const MONITORING = new URL('monitoring', document.baseURI);
+  const HISTORY = new URL('monitoring/history', document.baseURI);
+  const MAX_SAMPLES = 3600; // an hour at one sample a second; older ones are dropped
+  const FETCH_TIMEOUT_MS = 3000; // a hung server counts as unreachable after this
+  const RETRY_MS = 1000; // poll period while the server does not answer
+
+  const state = {
+    samples: [], // {t, m, restarts}: timestamp_ms, metrics, restarts per child
+    pollMs: 1000, // from interval_seconds, clamped to 250 ms .. 5 s
+    windowS: 300, // chart window in seconds; 0 shows every sample kept
+    needHistory: true, // reload the history on the next tick
+    failures: 0, // consecutive failed ticks
+    latest: null, // the last /monitoring body rendered
+    lastOkMs: 0, // when the last tick succeeded (browser clock)
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // ---- formatting: one function per kind of figure ----
+  const fmt = {
+    pct: (ratio) => (ratio * 100).toFixed(1) + '%',
+    // Milliseconds, with three significant digits below 100 ms (file serves take µs).
+    ms: (seconds) => {
+      const ms = seconds * 1000;
+      return ms >= 100 || ms === 0 ? ms.toFixed(0) : String(+ms.toPrecision(3));
+    },
+    mib: (bytes) => (bytes / 1048576).toFixed(1),
+    int: (n) => String(Math.round(n)),
+    bytes: (n) => {
+      const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+      let i = 0;
+      while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+      return (i === 0 ? String(Math.round(n)) : n.toFixed(1)) + ' ' + units[i];
+    },
+    time: (ms) => new Date(ms).toLocaleTimeString([], { hour12: false }),
+    // An alert's value, judged by its metric's name.
+    metric: (name, v) =>
+      /ratio$/.test(name) ? fmt.pct(v)
+        : /bytes$/.test(name) ? fmt.bytes(v)
+          : /seconds$/.test(name) ? fmt.ms(v) + ' ms'
+            : String(+v.toPrecision(4)),
+  };
+
+  const text = (id, value) => { $(id).textContent = value; };
+  const num = (v) => (typeof v === 'number' && isFinite(v) ? v : 0); // tolerate gaps
+
+  // ---- fetching ----
+  class HttpError extends Error {}
+
+  async function getJson(url) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const response = await fetch(url, { cache: 'no-store', signal: abort.signal });
+      if (!response.ok) throw new HttpError('HTTP ' + response.status);
+      return await response.json();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // A /monitoring body as a history sample.
+  function sampleOf(snapshot) {
+    const restarts = {};
+    for (const child of snapshot.children || []) restarts[child.name] = child.restarts;
+    return { t: snapshot.timestamp_ms, m: snapshot.metrics || {}, restarts };
+  }
+
+  // Appends a snapshot, or asks for the history again when the list no longer lines up:
+  // time went backwards or the counters reset (a new process), or samples were missed
+  // (the tab slept, the server was away).
+  function ingest(snapshot) {
+    const sample = sampleOf(snapshot);
+    const last = state.samples[state.samples.length - 1];
+    if (last && sample.t === last.t) return;
+    if (last && (sample.t < last.t
+        || num(sample.m.requests_total) < num(last.m.requests_total)
+        || sample.t - last.t > 5 * state.pollMs + 2000)) {
+      state.needHistory = true;
+    }
+    state.samples.push(sample);
+    if (state.samples.length > MAX_SAMPLES) state.samples.splice(0, state.samples.length - MAX_SAMPLES);
+  }
+
+  // One poll: the history when needed, then the latest snapshot. Errors of any kind
+  // (network, timeout, HTTP status, bad JSON) show the banner and retry.
+  async function tick() {
+    try {
+      let history = null;
+      let snapshot;
+      if (state.needHistory) {
+        [history, snapshot] = await Promise.all([getJson(HISTORY), getJson(MONITORING)]);
+        state.samples = (history.samples || []).map((s) => ({ t: s.timestamp_ms, m: s.metrics || {}, restarts: s.restarts || {} }));
+        state.needHistory = false;
+      } else {
+        snapshot = await getJson(MONITORING);
+      }
+      state.pollMs = Math.min(5000, Math.max(250, (num(snapshot.interval_seconds) || 1) * 1000));
+      state.failures = 0;
+      state.lastOkMs = Date.now();
+      if (snapshot.timestamp_ms) {
+        ingest(snapshot);
+        state.latest = snapshot;
+        render();
+      } else {
+        // The server is up but has not collected its first sample yet.
+        showReachable();
+        setLive('waiting', 'waiting for the first sample');
+        state.needHistory = true;
+      }
+    } catch (err) {
+      state.failures++;
+      state.needHistory = true; // whatever happened meanwhile is in the server's history
+      showUnreachable(err);
+    }
+    setTimeout(tick, state.failures ? RETRY_MS : state.pollMs);
+  }
+
+  // ---- reachability ----
+  function showUnreachable(err) {
+    const banner = $('status-banner');
+    const why = err instanceof HttpError ? err.message : err.name === 'AbortError' ? 'no answer' : 'connection failed';
+    const since = state.lastOkMs ? '; showing data from ' + fmt.time(state.lastOkMs) : '';
+    banner.textContent = `Server unreachable — retrying every ${RETRY_MS / 1000} s (${why}, attempt ${state.failures}${since})`;
+    banner.dataset.state = 'unreachable';
+    banner.hidden = false;
+    document.body.classList.add('stale');
+    setLive('retrying', 'retrying');
+  }
+
+  function showReachable() {
+    const banner = $('status-banner');
+    banner.hidden = true;
+    banner.dataset.state = 'ok';
+    banner.textContent = '';
+    document.body.classList.remove('stale');
+    setLive('live', 'live');
+  }
+
+  function setLive(stateName, label) {
+    const pill = $('live');
+    pill.dataset.state = stateName;
+    pill.textContent = label;
+  }
+
+  // ---- rendering ----
+  function render() {
+    const snap = state.latest;
+    const m = snap.metrics || {};
+    showReachable();
+    document.body.dataset.updatedMs = String(snap.timestamp_ms);
+    text('updated', 'updated ' + fmt.time(snap.timestamp_ms) + ' · every ' + (state.pollMs / 1000) + ' s');
+
+    const lookups = num(m.cache_hits_total) + num(m.cache_misses_total);
+    text('hit-ratio', lookups ? fmt.pct(num(m.cache_hit_ratio)) : '—');
+    text('cache-hits', fmt.int(num(m.cache_hits_total)));
+    text('cache-misses', fmt.int(num(m.cache_misses_total)));
+    text('rps', num(m.requests_per_second).toFixed(1));
+    text('requests-total', fmt.int(num(m.requests_total)));
+    text('p50-ms', fmt.ms(num(m.serve_time_p50_seconds)));
+    text('p90-ms', fmt.ms(num(m.serve_time_p90_seconds)));
+    text('p99-ms', fmt.ms(num(m.serve_time_p99_seconds)));
+    text('rss-mb', fmt.mib(num(m.process_rss_bytes)));
+    text('cpu', num(m.process_cpu_percent).toFixed(1));
+    text('restarts-total', fmt.int(num(m.actor_restarts_total)));
+
+    renderCache(m);
+    renderStatusMix(m);
+    renderCharts();
+    renderChildren(snap.children || []);
+    renderAlerts(snap.alerts || []);
+  }
+
+  function renderCache(m) {
+    const used = num(m.cache_bytes);
+    const budget = num(m.cache_budget_bytes);
+    const fill = budget ? Math.min(1, used / budget) : 0;
+    const bar = $('cache-bar');
+    bar.firstElementChild.style.width = (fill * 100).toFixed(2) + '%';
+    bar.dataset.level = fill >= 0.9 ? 'high' : fill >= 0.75 ? 'mid' : 'low';
+    bar.setAttribute('aria-valuenow', (fill * 100).toFixed(1));
+    text('cache-bytes', fmt.bytes(used));
+    $('cache-bytes').dataset.value = String(used);
+    text('cache-budget', fmt.bytes(budget));
+    text('cache-fill', fmt.pct(fill));
+    text('cache-items', fmt.int(num(m.cache_items)));
+    text('cache-evictions', fmt.int(num(m.cache_evictions_total)));
+    text('compressed', fmt.int(num(m.compressed_served_total)));
+    text('compression-ratio', num(m.compressed_served_total) ? fmt.pct(num(m.compression_ratio)) : '—');
+  }
+
+  // One stacked bar of the responses by status class.
+  function renderStatusMix(m) {
+    const classes = ['2xx', '3xx', '4xx', '5xx'].map((c) => [c, num(m['requests_' + c + '_total'])]);
+    const total = classes.reduce((sum, [, n]) => sum + n, 0);
+    const stack = $('status-mix');
+    const legend = $('status-legend');
+    stack.replaceChildren();
+    legend.replaceChildren();
+    for (const [name, n] of classes) {
+      const share = total ? n / total : 0;
+      const part = document.createElement('span');
+      part.className = 'c' + name;
+      part.style.width = (share * 100).toFixed(2) + '%';
+      part.title = `${name}: ${n}`;
+      stack.append(part);
+      const item = document.createElement('span');
+      item.className = 'key c' + name;
+      item.textContent = `${name} ${n} (${total ? fmt.pct(share) : '—'})`;
+      legend.append(item);
+    }
+  }
+
+  // The samples inside the chosen window.
+  function windowed() {
+    const s = state.samples;
+    if (!state.windowS || !s.length) return s;
+    const from = s[s.length - 1].t - state.windowS * 1000;
+    return s.filter((x) => x.t >= from);
+  }
+
+  // At most `limit` samples: every k-th one, counted back from the newest so it stays.
+  function thin(samples, limit) {
+    const k = Math.ceil(samples.length / Math.max(2, limit));
+    return k <= 1 ? samples : samples.filter((_, i) => (samples.length - 1 - i) % k === 0);
+  }
+
+  function renderCharts() {
+    // One point per two pixels is as fine as a line can show.
+    const s = thin(windowed(), Math.floor(($('chart-rps').clientWidth || 480) / 2));
+    const ts = s.map((x) => x.t);
+    const series = (label, key, scale = 1) => ({ label, values: s.map((x) => num(x.m[key]) * scale) });
+    lineChart($('chart-rps'), ts, [series('req/s', 'requests_per_second')], { digits: 1, fill: true });
+    lineChart($('chart-latency'), ts, [
+      series('p50', 'serve_time_p50_seconds', 1000),
+      series('p90', 'serve_time_p90_seconds', 1000),
+      series('p99', 'serve_time_p99_seconds', 1000),
+    ], { digits: 2 });
+    lineChart($('chart-hit'), ts, [series('hit %', 'cache_hit_ratio', 100)], { digits: 1, fill: true, max: 100 });
+    lineChart($('chart-rss'), ts, [series('RSS', 'process_rss_bytes', 1 / 1048576)], { digits: 1, fill: true });
+  }
+
+  // ---- charts ----
+  // A step of 1, 2 or 5 times a power of ten that splits 0..max into about `n` parts.
+  function niceStep(max, n) {
+    const raw = max / n;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    return [1, 2, 5, 10].find((k) => k * mag >= raw) * mag;
+  }
+
+  // Draws `series` ([{label, values}], one value per time in `ts`) as an SVG line chart
+  // into `el`, with a y axis from 0, time labels, a legend with the latest values, and a
+  // hover read-out. A gap of more than 3 poll periods breaks the lines.
+  function lineChart(el, ts, series, opts) {
+    const W = Math.max(240, el.clientWidth || 480);
+    const H = 170;
+    const pad = { l: 44, r: 10, t: 10, b: 22 };
+    const all = series.flatMap((s) => s.values);
+    const top = opts.max || Math.max(...all, 0) || 1;
+    const step = niceStep(top, 4);
+    const yMax = Math.ceil(top / step - 1e-9) * step;
+    const t0 = ts[0];
+    const t1 = ts[ts.length - 1];
+    const x = (t) => pad.l + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * (W - pad.l - pad.r);
+    const y = (v) => pad.t + (1 - v / yMax) * (H - pad.t - pad.b);
+    const labelDigits = step < 1 ? Math.min(3, Math.ceil(-Math.log10(step))) : 0;
+
+    let svg = `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">`;
+    for (let v = 0; v <= yMax + step / 2; v += step) {
+      svg += `<line class="grid" x1="${pad.l}" x2="${W - pad.r}" y1="${y(v)}" y2="${y(v)}"/>`;
+      svg += `<text class="axis" x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(labelDigits)}</text>`;
+    }
+    if (ts.length) {
+      svg += `<text class="axis" x="${pad.l}" y="${H - 5}">${fmt.time(t0)}</text>`;
+      svg += `<text class="axis" x="${W - pad.r}" y="${H - 5}" text-anchor="end">${fmt.time(t1)}</text>`;
+    }
+    series.forEach((s, k) => {
+      let d = '';
+      s.values.forEach((v, i) => {
+        const broken = i === 0 || ts[i] - ts[i - 1] > 3 * state.pollMs + 1000;
+        d += `${broken ? 'M' : 'L'}${x(ts[i]).toFixed(1)},${y(v).toFixed(1)}`;
+      });
+      if (opts.fill && ts.length > 1) {
+        svg += `<path class="area s${k}" d="${d}L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z"/>`;
+      }
+      svg += `<path class="line s${k}" d="${d}"/>`;
+      if (ts.length === 1) svg += `<circle class="dot s${k}" cx="${x(t0)}" cy="${y(s.values[0])}" r="3"/>`;
+    });
+    svg += `<line class="cursor" y1="${pad.t}" y2="${H - pad.b}" visibility="hidden"/></svg>`;
+
+    const legend = series.map((s, k) => `<span class="key s${k}">${s.label} <b></b></span>`).join('');
+    el.innerHTML = `<p class="legend">${legend}<span class="at"></span></p>${svg}`;
+    el.dataset.points = String(ts.length);
+
+    // The legend shows the point at index i (the latest unless the pointer is over one).
+    const show = (i) => {
+      const values = el.querySelectorAll('.legend b');
+      series.forEach((s, k) => { values[k].textContent = ts.length ? s.values[i].toFixed(opts.digits) : '—'; });
+      if (!ts.length) return;
+      const cursor = el.querySelector('.cursor');
+      const hovering = i !== ts.length - 1;
+      cursor.setAttribute('visibility', hovering ? 'visible' : 'hidden');
+      cursor.setAttribute('x1', x(ts[i]));
+      cursor.setAttribute('x2', x(ts[i]));
+      el.querySelector('.at').textContent = hovering ? 'at ' + fmt.time(ts[i]) : '';
+    };
+    show(ts.length - 1);
+    const svgEl = el.querySelector('svg');
+    svgEl.addEventListener('mousemove', (event) => {
+      if (!ts.length) return;
+      const box = svgEl.getBoundingClientRect();
+      const t = t0 + ((event.clientX - box.left) * (W / box.width) - pad.l) / (W - pad.l - pad.r) * (t1 - t0);
+      let best = 0;
+      ts.forEach((ti, i) => { if (Math.abs(ti - t) < Math.abs(ts[best] - t)) best = i; });
+      show(best);
+    });
+    svgEl.addEventListener('mouseleave', () => show(ts.length - 1));
+  }
+
+  // ---- children and alerts ----
+  function renderChildren(children) {
+    const s = windowed();
+    const first = s.length ? s[0].restarts : {};
+    const most = Math.max(1, ...children.map((c) => num(c.restarts)));
+    const rows = children.map((child) => {
+      const row = document.createElement('tr');
+      row.dataset.child = child.name;
+      row.dataset.restarts = String(num(child.restarts));
+      row.dataset.state = child.state;
+      const recent = first[child.name] === undefined ? 0 : Math.max(0, num(child.restarts) - first[child.name]);
+      row.innerHTML = '<td></td><td><span class="badge"></span></td><td class="num"></td><td><span class="minibar"><span></span></span></td>';
+      row.cells[0].textContent = child.name;
+      row.cells[1].firstChild.textContent = child.state;
+      row.cells[2].textContent = fmt.int(num(child.restarts));
+      const bar = row.cells[3].firstChild;
+      bar.firstChild.style.width = (recent / most * 100).toFixed(1) + '%';
+      bar.title = `${recent} in the chart window`;
+      bar.append(' ' + recent);
+      return row;
+    });
+    $('children').replaceChildren(...rows);
+  }
+
+  const STATE_ORDER = { firing: 0, pending: 1, resolved: 2, inactive: 3 };
+  const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+
+  // Firing alerts first, inactive ones last and compact (CSS); each item carries the
+  // rule's name and state as data attributes.
+  function renderAlerts(alerts) {
+    const order = (a) => [STATE_ORDER[a.state] ?? 4, SEVERITY_ORDER[a.severity] ?? 3, a.name];
+    const sorted = [...alerts].sort((a, b) => {
+      const [p, q] = [order(a), order(b)];
+      return p[0] - q[0] || p[1] - q[1] || String(p[2]).localeCompare(String(q[2]));
+    });
+    const items = sorted.map((alert) => {
+      const li = document.createElement('li');
+      li.className = 'alert';
+      li.dataset.alertName = alert.name;
+      li.dataset.state = alert.state;
+      li.dataset.severity = alert.severity;
+      li.innerHTML = '<p><span class="badge"></span> <strong></strong> <span class="severity"></span></p><p class="message"></p><p class="sub"></p>';
+      const [head, message, detail] = li.children;
+      head.children[0].textContent = alert.state;
+      head.children[1].textContent = alert.name;
+      head.children[2].textContent = alert.severity;
+      message.textContent = alert.message;
+      const metric = alert.metric || '';
+      const value = typeof alert.value === 'number' ? fmt.metric(metric, alert.value) : 'no value';
+      let about = `${metric} ${value}; alert when ${alert.comparison || 'past'} ${fmt.metric(metric, num(alert.threshold))}`;
+      if (alert.since_ms && alert.state !== 'inactive') about += ' · ' + alert.state + ' since ' + fmt.time(alert.since_ms);
+      detail.textContent = about;
+      return li;
+    });
+    $('alerts').replaceChildren(...items);
+    const count = (stateName) => alerts.filter((a) => a.state === stateName).length;
+    const firing = count('firing');
+    text('alerts-firing', fmt.int(firing));
+    $('alerts-firing').dataset.level = firing ? 'firing' : 'ok';
+    text('alerts-pending', fmt.int(count('pending')));
+    text('alerts-summary', `${firing} firing · ${count('pending')} pending · ${count('resolved')} resolved · ${count('inactive')} inactive`);
+    document.title = (firing ? `(${firing}) ` : '') + 'leanserve · dashboard';
+  }
+
+  // ---- controls ----
+  for (const button of document.querySelectorAll('[data-window]')) {
+    button.addEventListener('click', () => {
+      state.windowS = Number(button.dataset.window);
+      for (const b of document.querySelectorAll('[data-window]')) b.setAttribute('aria-pressed', String(b === button));
+      if (state.latest) render();
+    });
+  }
+  let resizing = 0;
+  window.addEventListener('resize', () => {
+    cancelAnimationFrame(resizing);
+    resizing = requestAnimationFrame(() => { if (state.latest) renderCharts(); });
+  });
+
+  tick();
+})();
