@@ -8,7 +8,7 @@
 #
 #   bench/http.sh                 # defaults: 3 rounds of 8 s per case
 #   ROUNDS=5 DURATION=10 bench/http.sh
-#   SECTIONS=throughput bench/http.sh   # any of: throughput beside memory
+#   SECTIONS=throughput bench/http.sh   # any of: throughput overhead beside memory
 #
 # wrk comes from Debian's packages and is installed when missing; nginx is used only when
 # it is installed (apt-get install nginx-light).
@@ -21,7 +21,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 WORKERS=${WORKERS:-2}
 MEM_BUDGET=${MEM_BUDGET:-33554432}   # 32 MiB cache budget for the memory run
 MEM_FILES=${MEM_FILES:-1000}         # x 64 KiB of text = 64 MB touched
-SECTIONS=${SECTIONS:-throughput beside memory}
+SECTIONS=${SECTIONS:-throughput overhead beside memory}
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null; then
@@ -146,10 +146,11 @@ for s in "${servers[@]}"; do
 done
 
 # ---- throughput: rounds interleave the servers so noise spreads evenly ------------------
-if wants throughput; then
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 to_ms() { # wrk latency like 812.00us / 1.20ms / 1.01s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
+if wants throughput; then
 declare -A RPS P99
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${servers[@]}"; do
@@ -163,7 +164,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo
 echo "## 10 KB CSS, wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS workers each"
@@ -189,6 +189,30 @@ if [[ " ${servers[*]} " == *" nginx "* ]]; then
   check "leanserve identity vs nginx sendfile" "$ls_id" "$(median "${RPS[nginx,identity]}")" 1.0
   check "leanserve gzip vs nginx gzip on the fly" "$ls_gz" "$(median "${RPS[nginx,gzip]}")" 4
 fi
+fi
+
+# ---- monitoring on vs off: the cost of the per-request counters and the monitor ---------
+if wants overhead; then
+start_leanserve 18084 "$work/site" --set monitoring.enabled=true --set monitoring.interval_ms=1000
+on_pid=$LAST_PID
+start_leanserve 18085 "$work/site" --set monitoring.enabled=false
+off_pid=$LAST_PID
+for port in 18084 18085; do wait_up "http://127.0.0.1:$port/style.css"; curl -fs -o /dev/null "http://127.0.0.1:$port/style.css"; done
+ratios=""; on_all=""; off_all=""
+for round in $(seq 1 "$ROUNDS"); do
+  on=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" http://127.0.0.1:18084/style.css | awk '/^Requests\/sec/ {print $2}')
+  off=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" http://127.0.0.1:18085/style.css | awk '/^Requests\/sec/ {print $2}')
+  echo "round $round: monitoring on $on req/s, off $off req/s" >&2
+  on_all+="$on "; off_all+="$off "
+  ratios+="$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.4f", a / b}') "
+done
+echo
+echo "## Monitoring on vs off (cached hits, identity, $ROUNDS rounds)"
+echo
+echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") req/s"
+echo "- per-round on/off ratios: $ratios"
+awk -v r="$(median "$ratios")" 'BEGIN { printf "- median ratio %.3f: monitoring costs %.1f%% (target < 3%%): %s\n", r, (1 - r) * 100, ((1 - r) < 0.03 ? "met" : "NOT met") }'
+kill "$on_pid" "$off_pid"
 fi
 
 # ---- cached hits while a 50 MB file streams, then while one loads ------------------------

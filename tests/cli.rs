@@ -180,3 +180,12 @@ async fn cli_server_answers_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn cli_bad_alert_rule_exits_2_naming_the_field() {
+    let output = config_from_file(
+        "default.toml",
+        "[[monitoring.alerts]]\nname = \"cache_nearly_full\"\ncomparison = \"about\"\n",
+    );
+    assert_config_error(&output, &["`monitoring.alerts[0].comparison`", "default.toml", "one of >, >=, <, <="]);
+}

@@ -238,14 +238,18 @@
     const s = thin(windowed(), Math.floor(($('chart-rps').clientWidth || 480) / 2));
     const ts = s.map((x) => x.t);
     const series = (label, key, scale = 1) => ({ label, values: s.map((x) => num(x.m[key]) * scale) });
-    lineChart($('chart-rps'), ts, [series('req/s', 'requests_per_second')], { digits: 1, fill: true });
+    const oneDigit = (v) => v.toFixed(1);
+    lineChart($('chart-rps'), ts, [series('req/s', 'requests_per_second')], { format: oneDigit, fill: true });
     lineChart($('chart-latency'), ts, [
       series('p50', 'serve_time_p50_seconds', 1000),
       series('p90', 'serve_time_p90_seconds', 1000),
       series('p99', 'serve_time_p99_seconds', 1000),
-    ], { digits: 2 });
-    lineChart($('chart-hit'), ts, [series('hit %', 'cache_hit_ratio', 100)], { digits: 1, fill: true, max: 100 });
-    lineChart($('chart-rss'), ts, [series('RSS', 'process_rss_bytes', 1 / 1048576)], { digits: 1, fill: true });
+    ], { format: (ms) => fmt.ms(ms / 1000) });
+    // No lookups yet means no ratio: a gap, not a misleading 0%.
+    const hit = series('hit %', 'cache_hit_ratio', 100);
+    hit.values = hit.values.map((v, i) => (num(s[i].m.cache_hits_total) + num(s[i].m.cache_misses_total) ? v : null));
+    lineChart($('chart-hit'), ts, [hit], { format: oneDigit, fill: true, max: 100 });
+    lineChart($('chart-rss'), ts, [series('RSS', 'process_rss_bytes', 1 / 1048576)], { format: oneDigit, fill: true });
   }
 
   // ---- charts ----
@@ -256,14 +260,15 @@
     return [1, 2, 5, 10].find((k) => k * mag >= raw) * mag;
   }
 
-  // Draws `series` ([{label, values}], one value per time in `ts`) as an SVG line chart
-  // into `el`, with a y axis from 0, time labels, a legend with the latest values, and a
-  // hover read-out. A gap of more than 3 poll periods breaks the lines.
+  // Draws `series` ([{label, values}], one value or null per time in `ts`) as an SVG line
+  // chart into `el`, with a y axis from 0, time labels, a legend with the latest values
+  // (`opts.format`), and a hover read-out. A null, or a gap of more than 3 poll periods
+  // between samples, breaks the lines. `data-points` counts the points drawn.
   function lineChart(el, ts, series, opts) {
     const W = Math.max(240, el.clientWidth || 480);
     const H = 170;
     const pad = { l: 44, r: 10, t: 10, b: 22 };
-    const all = series.flatMap((s) => s.values);
+    const all = series.flatMap((s) => s.values).filter((v) => v !== null);
     const top = opts.max || Math.max(...all, 0) || 1;
     const step = niceStep(top, 4);
     const yMax = Math.ceil(top / step - 1e-9) * step;
@@ -282,28 +287,36 @@
       svg += `<text class="axis" x="${pad.l}" y="${H - 5}">${fmt.time(t0)}</text>`;
       svg += `<text class="axis" x="${W - pad.r}" y="${H - 5}" text-anchor="end">${fmt.time(t1)}</text>`;
     }
+    let drawn = 0;
     series.forEach((s, k) => {
-      let d = '';
+      // Split into runs of points without breaks; each run is a line (and an area).
+      const runs = [];
+      let run = null;
       s.values.forEach((v, i) => {
-        const broken = i === 0 || ts[i] - ts[i - 1] > 3 * state.pollMs + 1000;
-        d += `${broken ? 'M' : 'L'}${x(ts[i]).toFixed(1)},${y(v).toFixed(1)}`;
+        if (v === null) { run = null; return; }
+        if (!run || ts[i] - ts[i - 1] > 3 * state.pollMs + 1000) runs.push(run = []);
+        run.push([x(ts[i]).toFixed(1), y(v).toFixed(1)]);
       });
-      if (opts.fill && ts.length > 1) {
-        svg += `<path class="area s${k}" d="${d}L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z"/>`;
+      drawn = Math.max(drawn, runs.reduce((n, r) => n + r.length, 0));
+      for (const points of runs) {
+        const d = points.map(([px, py], j) => `${j ? 'L' : 'M'}${px},${py}`).join('');
+        if (opts.fill && points.length > 1) {
+          svg += `<path class="area s${k}" d="${d}L${points[points.length - 1][0]},${y(0)}L${points[0][0]},${y(0)}Z"/>`;
+        }
+        svg += `<path class="line s${k}" d="${d}"/>`;
+        if (points.length === 1) svg += `<circle class="dot s${k}" cx="${points[0][0]}" cy="${points[0][1]}" r="3"/>`;
       }
-      svg += `<path class="line s${k}" d="${d}"/>`;
-      if (ts.length === 1) svg += `<circle class="dot s${k}" cx="${x(t0)}" cy="${y(s.values[0])}" r="3"/>`;
     });
     svg += `<line class="cursor" y1="${pad.t}" y2="${H - pad.b}" visibility="hidden"/></svg>`;
 
     const legend = series.map((s, k) => `<span class="key s${k}">${s.label} <b></b></span>`).join('');
     el.innerHTML = `<p class="legend">${legend}<span class="at"></span></p>${svg}`;
-    el.dataset.points = String(ts.length);
+    el.dataset.points = String(drawn);
 
     // The legend shows the point at index i (the latest unless the pointer is over one).
     const show = (i) => {
       const values = el.querySelectorAll('.legend b');
-      series.forEach((s, k) => { values[k].textContent = ts.length ? s.values[i].toFixed(opts.digits) : '—'; });
+      series.forEach((s, k) => { values[k].textContent = ts.length && s.values[i] !== null ? opts.format(s.values[i]) : '—'; });
       if (!ts.length) return;
       const cursor = el.querySelector('.cursor');
       const hovering = i !== ts.length - 1;
