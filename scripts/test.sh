@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The test command: what a newcomer runs and what CI runs (through .ci/run).
 # Besides the Rust toolchain it installs, when missing, what the tests use: the official
-# Prometheus Python client (its exposition parser checks /metrics).
+# Prometheus Python client (its exposition parser checks /metrics), and Chromium with
+# ChromeDriver from the Debian packages (tests/dashboard.rs drives the dashboard in a
+# real browser; apt-get needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
+fi
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 cargo fmt --all -- --check

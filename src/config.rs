@@ -1504,9 +1504,16 @@ mod tests {
              [[monitoring.alerts]]\nname = \"busy\"\nmetric = \"requests_per_second\"\ncomparison = \">=\"\nthreshold = 1000\nseverity = \"critical\"\n\n\
              [[monitoring.alerts]]\nname = \"memory_critical\"\nenabled = false\n",
         )]);
-        let rules = Config::load(&fixture.options()).unwrap().opts.monitoring.alerts;
+        let rules = Config::load(&fixture.options())
+            .unwrap()
+            .opts
+            .monitoring
+            .alerts;
         let low = rules.iter().find(|r| r.name == "low_hit_ratio").unwrap();
-        assert_eq!((low.threshold, low.for_duration, low.min_requests), (0.3, Duration::from_secs(120), Some(100)));
+        assert_eq!(
+            (low.threshold, low.for_duration, low.min_requests),
+            (0.3, Duration::from_secs(120), Some(100))
+        );
         let busy = rules.iter().find(|r| r.name == "busy").unwrap();
         assert_eq!(busy.comparison, crate::alerts::Comparison::AtLeast);
         assert_eq!(busy.severity, crate::alerts::Severity::Critical);
@@ -1517,21 +1524,45 @@ mod tests {
     #[test]
     fn config_bad_alert_rules_name_the_field() {
         for (rule, field) in [
-            ("name = \"low_hit_ratio\"\ncomparison = \"==\"", "monitoring.alerts[0].comparison"),
-            ("name = \"x\"\nmetric = \"cache_bytes\"\ncomparison = \">\"", "monitoring.alerts[0].threshold"),
-            ("name = \"low_hit_ratio\"\nthreshold = \"high\"", "monitoring.alerts[0].threshold"),
-            ("name = \"low_hit_ratio\"\nseverity = \"page\"", "monitoring.alerts[0].severity"),
-            ("name = \"low_hit_ratio\"\nfor = -5", "monitoring.alerts[0].for"),
-            ("name = \"low_hit_ratio\"\nthresold = 1", "monitoring.alerts[0].thresold"),
+            (
+                "name = \"low_hit_ratio\"\ncomparison = \"==\"",
+                "monitoring.alerts[0].comparison",
+            ),
+            (
+                "name = \"x\"\nmetric = \"cache_bytes\"\ncomparison = \">\"",
+                "monitoring.alerts[0].threshold",
+            ),
+            (
+                "name = \"low_hit_ratio\"\nthreshold = \"high\"",
+                "monitoring.alerts[0].threshold",
+            ),
+            (
+                "name = \"low_hit_ratio\"\nseverity = \"page\"",
+                "monitoring.alerts[0].severity",
+            ),
+            (
+                "name = \"low_hit_ratio\"\nfor = -5",
+                "monitoring.alerts[0].for",
+            ),
+            (
+                "name = \"low_hit_ratio\"\nthresold = 1",
+                "monitoring.alerts[0].thresold",
+            ),
             ("threshold = 1", "monitoring.alerts[0].name"),
         ] {
-            let fixture = Fixture::new(&[("dev.toml", &format!("[[monitoring.alerts]]\n{rule}\n"))]);
+            let fixture =
+                Fixture::new(&[("dev.toml", &format!("[[monitoring.alerts]]\n{rule}\n"))]);
             let error = Config::load(&fixture.options()).unwrap_err().to_string();
-            assert!(error.contains(&format!("`{field}`")) && error.contains("dev.toml"), "{rule}: {error}");
+            assert!(
+                error.contains(&format!("`{field}`")) && error.contains("dev.toml"),
+                "{rule}: {error}"
+            );
         }
         let fixture = Fixture::new(&[]);
         let mut options = fixture.options();
-        options.env.insert("LEANSERVE_MONITORING_ALERTS".into(), "x".into());
+        options
+            .env
+            .insert("LEANSERVE_MONITORING_ALERTS".into(), "x".into());
         let error = Config::load(&options).unwrap_err().to_string();
         assert!(error.contains("in a config file"), "{error}");
     }
@@ -1540,12 +1571,26 @@ mod tests {
     fn config_monitoring_history_follows_the_interval() {
         let fixture = Fixture::new(&[]);
         let mut options = fixture.options();
-        options.env.insert("LEANSERVE_MONITORING_INTERVAL_MS".into(), "500".into());
-        options.env.insert("LEANSERVE_MONITORING_HISTORY_SECONDS".into(), "60".into());
+        options
+            .env
+            .insert("LEANSERVE_MONITORING_INTERVAL_MS".into(), "500".into());
+        options
+            .env
+            .insert("LEANSERVE_MONITORING_HISTORY_SECONDS".into(), "60".into());
         let monitoring = Config::load(&options).unwrap().opts.monitoring;
-        assert_eq!((monitoring.interval, monitoring.history_len), (Duration::from_millis(500), 120));
-        options.env.insert("LEANSERVE_MONITORING_WEBHOOK_URL".into(), "ftp://x".into());
-        assert!(Config::load(&options).unwrap_err().to_string().contains("http:// or https:// URL"));
+        assert_eq!(
+            (monitoring.interval, monitoring.history_len),
+            (Duration::from_millis(500), 120)
+        );
+        options
+            .env
+            .insert("LEANSERVE_MONITORING_WEBHOOK_URL".into(), "ftp://x".into());
+        assert!(
+            Config::load(&options)
+                .unwrap_err()
+                .to_string()
+                .contains("http:// or https:// URL")
+        );
     }
 
     #[test]

@@ -142,3 +142,53 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
         "and refills"
     );
 }
+
+#[actix_rt::test]
+async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
+    eventually(
+        "monitor restarted and reporting its own restart",
+        || async {
+            let (status, body) = get_json(&server.url("/monitoring"), None).await;
+            status == 200
+                && body["children"].as_array().is_some_and(|children| {
+                    children.iter().any(|c| {
+                        c["name"] == "monitor" && c["restarts"] == 1 && c["state"] == "running"
+                    })
+                })
+        },
+    )
+    .await;
+    let (_, alerts) = get_json(&server.url("/monitoring/alerts"), None).await;
+    let restarts = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "actor_restarts")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        restarts["state"], "firing",
+        "a restart in the last 5 minutes: {restarts}"
+    );
+    let text = awc::Client::default()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text)
+            .contains("leanserve_actor_restarts_total{child=\"monitor\"} 1")
+    );
+}

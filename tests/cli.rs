@@ -187,5 +187,12 @@ fn cli_bad_alert_rule_exits_2_naming_the_field() {
         "default.toml",
         "[[monitoring.alerts]]\nname = \"cache_nearly_full\"\ncomparison = \"about\"\n",
     );
-    assert_config_error(&output, &["`monitoring.alerts[0].comparison`", "default.toml", "one of >, >=, <, <="]);
+    assert_config_error(
+        &output,
+        &[
+            "`monitoring.alerts[0].comparison`",
+            "default.toml",
+            "one of >, >=, <, <=",
+        ],
+    );
 }

@@ -40,24 +40,22 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Counts every request leanserve answers, by status class, with its duration.
+/// Counts every request leanserve answers, by status class, with its duration. The
+/// counters are reached through the response's request (no `Arc` clone per request).
+/// actix turns handler and extractor errors into responses before they get here, so an
+/// `Err` (which would carry no request) does not occur in practice and is not counted.
 pub(crate) async fn measure(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = request
-        .app_data::<web::Data<Subsystems>>()
-        .map(|subsystems| subsystems.requests().clone());
-    let response = next.call(request).await;
-    if let Some(metrics) = metrics {
-        let status = match &response {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.as_response_error().status_code().as_u16(),
-        };
-        metrics.record(status, started.elapsed());
+    let response = next.call(request).await?;
+    if let Some(subsystems) = response.request().app_data::<web::Data<Subsystems>>() {
+        subsystems
+            .requests()
+            .record(response.status().as_u16(), started.elapsed());
     }
-    response
+    Ok(response)
 }
 
 fn reader(subsystems: &Subsystems) -> &MonitorReader {

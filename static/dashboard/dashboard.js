@@ -1,10 +1,11 @@
 // leanserve's live dashboard: polls the monitoring API and draws the figures and charts.
 //
-// Data flow: at start (and after an outage or a gap) the page loads `monitoring/history`
-// (oldest first, at most 720 samples); then every interval it fetches `monitoring` and
-// appends that snapshot to the same list, so one small request per tick keeps the charts
-// current. URLs resolve against the page, so a mount prefix (/lean/dashboard ->
-// /lean/monitoring) carries over. No dependencies: the charts are inline SVG built below.
+// Data flow: at start (and after an outage or a missed sample) the page loads
+// `monitoring/history` (oldest first); then it fetches `monitoring` twice per sampling
+// interval, so it sees every sample, and appends each new one to the same list: one
+// small request per tick keeps the charts current. URLs resolve against the page, so a
+// mount prefix carries over (/lean/dashboard fetches /lean/monitoring). No
+// dependencies: the charts are inline SVG built below.
 'use strict';
 (() => {
   const MONITORING = new URL('monitoring', document.baseURI);
@@ -15,7 +16,8 @@
 
   const state = {
     samples: [], // {t, m, restarts}: timestamp_ms, metrics, restarts per child
-    pollMs: 1000, // from interval_seconds, clamped to 250 ms .. 5 s
+    intervalMs: 1000, // the server's sampling interval (interval_seconds)
+    pollMs: 500, // half of it, kept within 100 ms .. 5 s
     windowS: 300, // chart window in seconds; 0 shows every sample kept
     needHistory: true, // reload the history on the next tick
     failures: 0, // consecutive failed ticks
@@ -75,15 +77,15 @@
   }
 
   // Appends a snapshot, or asks for the history again when the list no longer lines up:
-  // time went backwards or the counters reset (a new process), or samples were missed
-  // (the tab slept, the server was away).
+  // time went backwards or the counters reset (a new process), or a sample was missed
+  // (the tab slept, the server was away, a poll came late).
   function ingest(snapshot) {
     const sample = sampleOf(snapshot);
     const last = state.samples[state.samples.length - 1];
     if (last && sample.t === last.t) return;
     if (last && (sample.t < last.t
         || num(sample.m.requests_total) < num(last.m.requests_total)
-        || sample.t - last.t > 5 * state.pollMs + 2000)) {
+        || sample.t - last.t > 1.5 * state.intervalMs)) {
       state.needHistory = true;
     }
     state.samples.push(sample);
@@ -94,16 +96,17 @@
   // (network, timeout, HTTP status, bad JSON) show the banner and retry.
   async function tick() {
     try {
-      let history = null;
       let snapshot;
       if (state.needHistory) {
+        let history;
         [history, snapshot] = await Promise.all([getJson(HISTORY), getJson(MONITORING)]);
         state.samples = (history.samples || []).map((s) => ({ t: s.timestamp_ms, m: s.metrics || {}, restarts: s.restarts || {} }));
         state.needHistory = false;
       } else {
         snapshot = await getJson(MONITORING);
       }
-      state.pollMs = Math.min(5000, Math.max(250, (num(snapshot.interval_seconds) || 1) * 1000));
+      state.intervalMs = (num(snapshot.interval_seconds) || 1) * 1000;
+      state.pollMs = Math.min(5000, Math.max(100, state.intervalMs / 2));
       state.failures = 0;
       state.lastOkMs = Date.now();
       if (snapshot.timestamp_ms) {
@@ -157,7 +160,7 @@
     const m = snap.metrics || {};
     showReachable();
     document.body.dataset.updatedMs = String(snap.timestamp_ms);
-    text('updated', 'updated ' + fmt.time(snap.timestamp_ms) + ' · every ' + (state.pollMs / 1000) + ' s');
+    text('updated', 'updated ' + fmt.time(snap.timestamp_ms) + ' · a sample every ' + (state.intervalMs / 1000) + ' s');
 
     const lookups = num(m.cache_hits_total) + num(m.cache_misses_total);
     text('hit-ratio', lookups ? fmt.pct(num(m.cache_hit_ratio)) : '—');
@@ -165,9 +168,12 @@
     text('cache-misses', fmt.int(num(m.cache_misses_total)));
     text('rps', num(m.requests_per_second).toFixed(1));
     text('requests-total', fmt.int(num(m.requests_total)));
-    text('p50-ms', fmt.ms(num(m.serve_time_p50_seconds)));
-    text('p90-ms', fmt.ms(num(m.serve_time_p90_seconds)));
-    text('p99-ms', fmt.ms(num(m.serve_time_p99_seconds)));
+    // Serve times cover the last interval; 0 means no file was served in it.
+    const latency = (seconds) => (num(seconds) > 0 ? fmt.ms(seconds) : '—');
+    text('p50-ms', latency(m.serve_time_p50_seconds));
+    text('p90-ms', latency(m.serve_time_p90_seconds));
+    text('p99-ms', latency(m.serve_time_p99_seconds));
+    $('latency').dataset.idle = String(!(num(m.serve_time_p99_seconds) > 0));
     text('rss-mb', fmt.mib(num(m.process_rss_bytes)));
     text('cpu', num(m.process_cpu_percent).toFixed(1));
     text('restarts-total', fmt.int(num(m.actor_restarts_total)));
@@ -238,12 +244,14 @@
     const s = thin(windowed(), Math.floor(($('chart-rps').clientWidth || 480) / 2));
     const ts = s.map((x) => x.t);
     const series = (label, key, scale = 1) => ({ label, values: s.map((x) => num(x.m[key]) * scale) });
+    // A serve time of 0 means no file was served in that interval: a gap, not a 0 ms.
+    const servetime = (label, key) => ({ label, values: s.map((x) => num(x.m[key]) * 1000 || null) });
     const oneDigit = (v) => v.toFixed(1);
     lineChart($('chart-rps'), ts, [series('req/s', 'requests_per_second')], { format: oneDigit, fill: true });
     lineChart($('chart-latency'), ts, [
-      series('p50', 'serve_time_p50_seconds', 1000),
-      series('p90', 'serve_time_p90_seconds', 1000),
-      series('p99', 'serve_time_p99_seconds', 1000),
+      servetime('p50', 'serve_time_p50_seconds'),
+      servetime('p90', 'serve_time_p90_seconds'),
+      servetime('p99', 'serve_time_p99_seconds'),
     ], { format: (ms) => fmt.ms(ms / 1000) });
     // No lookups yet means no ratio: a gap, not a misleading 0%.
     const hit = series('hit %', 'cache_hit_ratio', 100);
@@ -262,7 +270,7 @@
 
   // Draws `series` ([{label, values}], one value or null per time in `ts`) as an SVG line
   // chart into `el`, with a y axis from 0, time labels, a legend with the latest values
-  // (`opts.format`), and a hover read-out. A null, or a gap of more than 3 poll periods
+  // (`opts.format`), and a hover read-out. A null, or a gap of more than 3 intervals
   // between samples, breaks the lines. `data-points` counts the points drawn.
   function lineChart(el, ts, series, opts) {
     const W = Math.max(240, el.clientWidth || 480);
@@ -294,7 +302,7 @@
       let run = null;
       s.values.forEach((v, i) => {
         if (v === null) { run = null; return; }
-        if (!run || ts[i] - ts[i - 1] > 3 * state.pollMs + 1000) runs.push(run = []);
+        if (!run || ts[i] - ts[i - 1] > 3 * state.intervalMs) runs.push(run = []);
         run.push([x(ts[i]).toFixed(1), y(v).toFixed(1)]);
       });
       drawn = Math.max(drawn, runs.reduce((n, r) => n + r.length, 0));
@@ -314,6 +322,9 @@
     el.dataset.points = String(drawn);
 
     // The legend shows the point at index i (the latest unless the pointer is over one).
+    // The pointer's time is kept on the element, so the read-out survives the redraw
+    // every poll makes.
+    const nearest = (t) => ts.reduce((best, ti, i) => (Math.abs(ti - t) < Math.abs(ts[best] - t) ? i : best), 0);
     const show = (i) => {
       const values = el.querySelectorAll('.legend b');
       series.forEach((s, k) => { values[k].textContent = ts.length && s.values[i] !== null ? opts.format(s.values[i]) : '—'; });
@@ -325,17 +336,19 @@
       cursor.setAttribute('x2', x(ts[i]));
       el.querySelector('.at').textContent = hovering ? 'at ' + fmt.time(ts[i]) : '';
     };
-    show(ts.length - 1);
+    show(el.dataset.hoverT && ts.length ? nearest(Number(el.dataset.hoverT)) : ts.length - 1);
     const svgEl = el.querySelector('svg');
     svgEl.addEventListener('mousemove', (event) => {
       if (!ts.length) return;
       const box = svgEl.getBoundingClientRect();
       const t = t0 + ((event.clientX - box.left) * (W / box.width) - pad.l) / (W - pad.l - pad.r) * (t1 - t0);
-      let best = 0;
-      ts.forEach((ti, i) => { if (Math.abs(ti - t) < Math.abs(ts[best] - t)) best = i; });
-      show(best);
+      el.dataset.hoverT = String(t);
+      show(nearest(t));
     });
-    svgEl.addEventListener('mouseleave', () => show(ts.length - 1));
+    svgEl.addEventListener('mouseleave', () => {
+      delete el.dataset.hoverT;
+      show(ts.length - 1);
+    });
   }
 
   // ---- children and alerts ----
@@ -387,7 +400,7 @@
       message.textContent = alert.message;
       const metric = alert.metric || '';
       const value = typeof alert.value === 'number' ? fmt.metric(metric, alert.value) : 'no value';
-      let about = `${metric} ${value}; alert when ${alert.comparison || 'past'} ${fmt.metric(metric, num(alert.threshold))}`;
+      let about = `${metric} ${value}; alert when ${alert.comparison || 'at'} ${fmt.metric(metric, num(alert.threshold))}`;
       if (alert.since_ms && alert.state !== 'inactive') about += ' · ' + alert.state + ' since ' + fmt.time(alert.since_ms);
       detail.textContent = about;
       return li;
@@ -410,11 +423,17 @@
       if (state.latest) render();
     });
   }
-  let resizing = 0;
-  window.addEventListener('resize', () => {
-    cancelAnimationFrame(resizing);
-    resizing = requestAnimationFrame(() => { if (state.latest) renderCharts(); });
-  });
+  // Charts are drawn for their width: redraw when it changes (window resized, a
+  // scrollbar came or went), at most once a frame.
+  let chartWidth = 0;
+  let redraw = 0;
+  new ResizeObserver(() => {
+    const width = $('chart-rps').clientWidth;
+    if (width === chartWidth) return;
+    chartWidth = width;
+    cancelAnimationFrame(redraw);
+    redraw = requestAnimationFrame(() => { if (state.latest) renderCharts(); });
+  }).observe($('chart-rps'));
 
   tick();
 })();

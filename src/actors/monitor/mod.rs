@@ -5,8 +5,9 @@
 //! It publishes through a [`MonitorReader`] that the HTTP side reads without messages:
 //! the latest sample with its metric families (`/metrics`, `/monitoring`), the history
 //! (`/monitoring/history`) and the alert states (`/monitoring/alerts`). It answers
-//! [`CheckAlerts`] (the firing alerts) from `Subsystems`. On restart the alert states and
-//! the history start afresh.
+//! [`CheckAlerts`] (the firing alerts) from `Subsystems`. On restart the alert states
+//! start afresh; the published history is kept (it is the record of what happened, and
+//! windowed rules need it to see, for instance, the restart that just happened).
 
 mod webhook;
 
@@ -297,7 +298,6 @@ impl Actor for Monitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        *self.reader.write() = Published::default();
         log::info!(
             "monitor: every {:?}, {} sources, {} alert rules, history of {} samples{}",
             self.reader.interval,
