@@ -97,7 +97,7 @@ pub struct Rule {
     pub message: String,
     /// Compare the metric's increase over this window rather than its value.
     pub over: Option<Duration>,
-    /// Evaluate only once `requests_total` has reached this.
+    /// Evaluate only once this many static file requests (cache lookups) were seen.
     pub min_requests: Option<u64>,
 }
 
@@ -159,7 +159,7 @@ impl Tracker {
     }
 
     /// Evaluates `rule` against `value` (the figure, or its increase for `over` rules) at
-    /// `now`. `requests` is the request count, for `min_requests`.
+    /// `now`. `requests` is the count of static file requests, for `min_requests`.
     pub fn step(&mut self, rule: &Rule, value: Option<f64>, requests: f64, now: Instant) -> Step {
         self.value = value;
         let warmed_up = rule.min_requests.is_none_or(|min| requests >= min as f64);

@@ -446,4 +446,45 @@ async fn monitoring_dashboard_and_its_assets_are_served_from_the_binary() {
         );
         assert!(!response.body().await.unwrap().is_empty());
     }
+    let redirect = util::raw(server.addr, "GET", "/dashboard/", &[]).await;
+    assert_eq!(
+        (redirect.status, redirect.header("location")),
+        (308, Some("../dashboard"))
+    );
+}
+
+#[actix_rt::test]
+async fn monitoring_routes_are_not_counted_as_traffic_and_history_takes_since() {
+    let site = site();
+    let (subsystems, server) = start(test_opts(site.path(), &[])).await;
+    for path in [
+        "/metrics",
+        "/monitoring",
+        "/monitoring/history",
+        "/dashboard",
+    ] {
+        get_json(&server.url(path), None).await;
+    }
+    assert_eq!(subsystems.requests().total(), 0);
+    traffic(&server, 3).await;
+    assert_eq!(subsystems.requests().total(), 3);
+    subsystems.collect_now().await.unwrap();
+    let (_, all) = get_json(&server.url("/monitoring/history"), None).await;
+    let samples = all["samples"].as_array().unwrap();
+    let first = samples[0]["timestamp_ms"].as_u64().unwrap();
+    let (_, newer) = get_json(
+        &server.url(&format!("/monitoring/history?since={first}")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        newer["samples"].as_array().unwrap().len(),
+        samples.len() - 1
+    );
+    assert_eq!(
+        get_json(&server.url("/monitoring/history?since=abc"), None)
+            .await
+            .0,
+        400
+    );
 }

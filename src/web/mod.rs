@@ -4,9 +4,9 @@
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
-//! - `monitoring.rs`: the per-request middleware, `GET /metrics`, `/monitoring`,
-//!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
-//!   `monitoring.enabled`)
+//! - `monitoring.rs`: the per-request middleware (around every other route), `GET
+//!   /metrics`, `/monitoring`, `/monitoring/history`, `/monitoring/alerts` and the
+//!   `/dashboard` (when `monitoring.enabled`; these are not counted as requests)
 //! - `files.rs`: static files from `static_files.root_dir` for every other path, through
 //!   the file cache
 //! - `error.rs`: the single mapping from failures to statuses
@@ -31,15 +31,16 @@ pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig
     let subsystems = subsystems.clone();
     move |cfg| {
         let monitored = subsystems.monitoring().is_some();
-        cfg.app_data(web::Data::new(subsystems)).service(
+        cfg.app_data(web::Data::new(subsystems));
+        if monitored {
+            // Registered ahead of (and outside) the measured scope: scrapes and dashboard
+            // polling are not traffic.
+            cfg.configure(monitoring::configure);
+        }
+        cfg.service(
             web::scope("")
                 .wrap(Condition::new(monitored, from_fn(monitoring::measure)))
                 .configure(health::configure)
-                .configure(|cfg| {
-                    if monitored {
-                        monitoring::configure(cfg);
-                    }
-                })
                 .configure(admin::configure)
                 .configure(files::configure),
         );

@@ -30,6 +30,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/dashboard",
             web::get().to(|| asset(DASHBOARD_HTML, "text/html; charset=utf-8")),
         )
+        .route("/dashboard/", web::get().to(dashboard_slash))
         .route(
             "/dashboard/dashboard.js",
             web::get().to(|| asset(DASHBOARD_JS, "text/javascript; charset=utf-8")),
@@ -92,12 +93,21 @@ async fn current(subsystems: web::Data<Subsystems>) -> HttpResponse {
     no_store(body)
 }
 
-/// `GET /monitoring/history`: every kept sample, oldest first.
-async fn history(subsystems: web::Data<Subsystems>) -> HttpResponse {
+/// `?since=<ms>` on the history: only samples newer than that.
+#[derive(serde::Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+/// `GET /monitoring/history[?since=<ms>]`: the kept samples (newer than `since`), oldest
+/// first.
+async fn history(subsystems: web::Data<Subsystems>, query: web::Query<Since>) -> HttpResponse {
     let reader = reader(&subsystems);
+    let since = query.since.unwrap_or(0);
     let samples: Vec<serde_json::Value> = reader
         .history()
         .iter()
+        .filter(|sample| sample.timestamp_ms > since)
         .map(|sample| {
             let restarts: serde_json::Map<String, serde_json::Value> = sample
                 .children
@@ -119,6 +129,13 @@ fn no_store(body: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body)
+}
+
+/// `/dashboard/` redirects to `/dashboard`, where the page's relative URLs resolve.
+async fn dashboard_slash() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "../dashboard"))
+        .finish()
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {

@@ -188,7 +188,13 @@ impl Monitor {
             families: Arc::new(out.into_families()),
         });
         let history = self.reader.history();
-        let alerts = self.evaluate(&sample, &history, requests, now, now_ms);
+        // `min_requests` guards count static file requests (cache lookups): health checks
+        // and admin calls say nothing about the hit ratio.
+        let lookups = ["cache_hits_total", "cache_misses_total"]
+            .iter()
+            .filter_map(|key| sample.metrics.get(*key))
+            .sum();
+        let alerts = self.evaluate(&sample, &history, lookups, now, now_ms);
         let mut published = self.reader.write();
         published.history.push_back(sample);
         while published.history.len() > self.history_len {

@@ -1,0 +1,448 @@
+//! The live dashboard in a real browser. Headless Chromium, driven over WebDriver
+//! (`util/webdriver.rs`), opens `/dashboard` on a server started through the production
+//! path; the test sends traffic over real sockets, waits for the page to render it, and
+//! checks the page's figures against `GET /monitoring`. A second test mounts leanserve
+//! under a prefix, takes the server away and brings it back: the page must say so, then
+//! recover on its own.
+//!
+//! The monitor samples every 200 ms here and the page polls twice per sampling interval,
+//! so a fresh figure reaches the DOM within a few hundred milliseconds; every wait below
+//! is a poll of the DOM with a generous deadline, never a fixed sleep that hopes.
+
+mod util;
+#[path = "util/webdriver.rs"]
+mod webdriver;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpServer, web};
+use leanserve::runtime::{Runtime, Subsystems};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use util::{get_json, serve, site, test_opts};
+use webdriver::Browser;
+
+/// The monitor's sampling interval in these tests, in milliseconds.
+const INTERVAL_MS: u64 = 200;
+/// How long a wait for the page may take before the test fails; far above the ~1 s
+/// things take, so a slow or busy machine does not fail the test.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// File requests the first test sends, in `BATCHES` batches.
+const TRAFFIC: u64 = 300;
+const BATCHES: u64 = 4;
+
+/// What the page shows, read from the DOM in one script so the figures come from one
+/// render.
+const READ_PAGE: &str = r#"
+const text = (id) => { const e = document.getElementById(id); return e ? e.textContent.trim() : ''; };
+const banner = document.getElementById('status-banner');
+return {
+  updatedMs: Number(document.body.dataset.updatedMs) || 0,
+  hitRatio: text('hit-ratio'),
+  rps: text('rps'),
+  p99Ms: text('p99-ms'),
+  rssMb: text('rss-mb'),
+  cacheBytes: Number(document.getElementById('cache-bytes')?.dataset.value ?? -1),
+  cacheItems: text('cache-items'),
+  requestsTotal: text('requests-total'),
+  chartPoints: [...document.querySelectorAll('.chart')].map((c) => Number(c.dataset.points)),
+  alerts: [...document.querySelectorAll('#alerts [data-alert-name]')]
+    .map((a) => [a.dataset.alertName, a.dataset.state]),
+  children: [...document.querySelectorAll('#children [data-child]')]
+    .map((r) => [r.dataset.child, Number(r.dataset.restarts)]),
+  bannerVisible: !!banner && !banner.hidden && banner.getClientRects().length > 0,
+  bannerState: banner ? (banner.dataset.state || '') : '',
+  bannerText: banner ? banner.textContent : '',
+};
+"#;
+
+/// The page's figures as the DOM shows them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    /// `data-updated-ms` on `<body>`: `timestamp_ms` of the sample rendered (0: none yet).
+    updated_ms: u64,
+    hit_ratio: String,
+    rps: String,
+    p99_ms: String,
+    rss_mb: String,
+    /// `data-value` of `#cache-bytes` (its text is rounded, "1.1 KiB").
+    cache_bytes: f64,
+    cache_items: String,
+    requests_total: String,
+    /// `data-points` of each `.chart`.
+    chart_points: Vec<u64>,
+    /// (`data-alert-name`, `data-state`) of each item of `#alerts`.
+    alerts: Vec<(String, String)>,
+    /// (`data-child`, `data-restarts`) of each row of `#children`.
+    children: Vec<(String, u64)>,
+    banner_visible: bool,
+    banner_state: String,
+    banner_text: String,
+}
+
+impl Page {
+    fn requests_total(&self) -> u64 {
+        self.requests_total.parse().unwrap_or(0)
+    }
+
+    /// Every chart drew at least `points` points.
+    fn charts_have(&self, points: u64) -> bool {
+        !self.chart_points.is_empty() && self.chart_points.iter().all(|&n| n >= points)
+    }
+
+    /// Some chart drew at least `points` points (without file traffic the serve-time
+    /// and hit-ratio charts have nothing to draw).
+    fn a_chart_has(&self, points: u64) -> bool {
+        self.chart_points.iter().any(|&n| n >= points)
+    }
+}
+
+async fn read_page(browser: &Browser) -> Page {
+    let value = browser.execute(READ_PAGE, json!([])).await;
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("unexpected page state {value}: {e}"))
+}
+
+/// Reads the page until `cond` holds; fails after `PATIENCE` showing the last state read
+/// and the browser's log.
+async fn wait_for(browser: &Browser, what: &str, cond: impl Fn(&Page) -> bool) -> Page {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let page = read_page(browser).await;
+        if cond(&page) {
+            return page;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}; the page shows {page:#?}\nbrowser log:\n{}",
+                browser.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A figure of a `/monitoring` answer; metric values are JSON numbers, integral or not.
+fn metric(json: &Value, key: &str) -> f64 {
+    json["metrics"][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("metrics.{key} is not a number in {json}"))
+}
+
+/// Waits until the monitor has taken a sample newer than the one `/monitoring` shows now.
+async fn next_sample(server: &util::Server) {
+    let url = server.url("/monitoring");
+    let current = get_json(&url, None).await.1["timestamp_ms"].as_u64();
+    util::eventually("the next monitor sample", || async {
+        get_json(&url, None).await.1["timestamp_ms"].as_u64() != current
+    })
+    .await;
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Starts leanserve (test profile, fast monitoring) serving the fixture site.
+async fn start(site: &Path) -> Subsystems {
+    let interval = INTERVAL_MS.to_string();
+    Runtime::start(test_opts(
+        site,
+        &[("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())],
+    ))
+    .await
+    .expect("leanserve starts")
+}
+
+/// Sends `TRAFFIC` GETs, one at a time: mostly the fixture site's two files, every
+/// tenth one a file that does not exist (404). The monitor takes a sample between each
+/// two batches, so at least `BATCHES` intervals saw files served (serve times exist only
+/// for those: the serve-time chart draws a point for each).
+async fn send_traffic(server: &util::Server) {
+    let client = awc::Client::default();
+    for i in 0..TRAFFIC {
+        if i > 0 && i % (TRAFFIC / BATCHES) == 0 {
+            next_sample(server).await;
+        }
+        let (path, expected) = match i % 10 {
+            0 => (format!("/missing-{i}.html"), 404),
+            1..=5 => ("/index.html".to_owned(), 200),
+            _ => ("/app.css".to_owned(), 200),
+        };
+        let mut response = client.get(server.url(&path)).send().await.unwrap();
+        response.body().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "GET {path}");
+    }
+}
+
+/// Where the page and `GET /monitoring` disagree about alerts and children: every alert
+/// and child of the JSON must be on the page with the same state / restart count.
+fn differences(page: &Page, json: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let alerts = json["alerts"].as_array().expect("alerts is a list");
+    for alert in alerts {
+        let name = alert["name"].as_str().unwrap();
+        let state = alert["state"].as_str().unwrap();
+        if !page.alerts.iter().any(|(n, s)| n == name && s == state) {
+            found.push(format!(
+                "alert {name} is {state}; the page has {:?}",
+                page.alerts
+            ));
+        }
+    }
+    if page.alerts.len() != alerts.len() {
+        found.push(format!(
+            "{} alerts, the page lists {:?}",
+            alerts.len(),
+            page.alerts
+        ));
+    }
+    let children = json["children"].as_array().expect("children is a list");
+    for child in children {
+        let name = child["name"].as_str().unwrap();
+        let restarts = child["restarts"].as_u64().unwrap();
+        if !page
+            .children
+            .iter()
+            .any(|(n, r)| n == name && *r == restarts)
+        {
+            found.push(format!(
+                "child {name} restarted {restarts} times; the page has {:?}",
+                page.children
+            ));
+        }
+    }
+    found
+}
+
+/// Checks a PNG's signature, header and trailer (a truncated or mis-decoded image fails
+/// one of them) and answers its width and height.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.len() > 64, "a PNG of {} bytes", png.len());
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&png[12..16], b"IHDR", "the header chunk comes first");
+    assert_eq!(
+        &png[png.len() - 8..],
+        b"IEND\xae\x42\x60\x82",
+        "the image ends with IEND"
+    );
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[actix_rt::test]
+async fn dashboard_figures_match_the_monitoring_api() {
+    let browser = Browser::start().await;
+    let site = site();
+    let subsystems = start(site.path()).await;
+    let server = serve(&subsystems);
+
+    browser.goto(&server.url("/dashboard")).await;
+    wait_for(&browser, "the first sample", |p| p.updated_ms > 0).await;
+
+    send_traffic(&server).await;
+    // A sample whose timestamp is two intervals past the end of the traffic was taken
+    // after every one of those requests had been answered and counted.
+    let settled_ms = now_ms() + 2 * INTERVAL_MS;
+    let page = wait_for(&browser, "the traffic on the page", |p| {
+        p.updated_ms > settled_ms && p.requests_total() >= TRAFFIC && p.charts_have(BATCHES)
+    })
+    .await;
+    let (status, json) = get_json(&server.url("/monitoring"), None).await;
+    assert_eq!(status, 200, "{json}");
+    let json_ms = json["timestamp_ms"].as_u64().unwrap();
+    assert!(json_ms >= page.updated_ms, "the JSON is as new as the page");
+
+    // requests_total only grows, and the page's sample is older than the JSON's; the
+    // page's own polling adds requests in between, so equality is not expected.
+    let json_requests = metric(&json, "requests_total") as u64;
+    assert!(
+        (TRAFFIC..=json_requests).contains(&page.requests_total()),
+        "the page shows {} requests; {TRAFFIC} were sent and /monitoring counts {json_requests}",
+        page.requests_total
+    );
+    // No file is requested after the traffic (the page's own requests are not files,
+    // and its icon is inline), so the cache's figures are the same in both samples; the
+    // only difference allowed is the page's rounding to 0.1 percentage points.
+    let json_ratio = metric(&json, "cache_hit_ratio");
+    let page_percent: f64 = page
+        .hit_ratio
+        .strip_suffix('%')
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("hit ratio {:?} is not a percentage", page.hit_ratio));
+    assert!(
+        (page_percent - json_ratio * 100.0).abs() <= 0.05 + 1e-9,
+        "the page shows a hit ratio of {}, /monitoring {json_ratio} ({:.1}%)",
+        page.hit_ratio,
+        json_ratio * 100.0
+    );
+    assert_eq!(
+        page.cache_items,
+        (metric(&json, "cache_items") as u64).to_string(),
+        "cached files"
+    );
+    assert_eq!(
+        page.cache_bytes,
+        metric(&json, "cache_bytes"),
+        "cached bytes"
+    );
+    // Serve times cover one interval; the page shows "—" for one without file serves.
+    if metric(&json, "serve_time_p99_seconds") == 0.0 {
+        assert_eq!(
+            page.p99_ms, "—",
+            "#p99-ms of an interval without files served"
+        );
+    } else {
+        assert!(
+            page.p99_ms.parse::<f64>().is_ok(),
+            "#p99-ms {:?}",
+            page.p99_ms
+        );
+    }
+    for (name, figure) in [("rps", &page.rps), ("rss-mb", &page.rss_mb)] {
+        let value: f64 = figure
+            .parse()
+            .unwrap_or_else(|_| panic!("#{name} shows {figure:?}, not a number"));
+        assert!(value >= 0.0, "#{name} shows {figure}");
+    }
+    assert!(
+        page.rss_mb.parse::<f64>().unwrap() > 0.0,
+        "a process has memory"
+    );
+    assert!(
+        page.chart_points.len() >= 4,
+        "charts {:?}",
+        page.chart_points
+    );
+    assert!(!page.banner_visible, "no banner while the server answers");
+
+    // Alert states and restart counts may change between the page's sample and the
+    // JSON's; until the page renders the next sample they can legitimately differ, so
+    // they are compared again (a few times) before the test calls it a failure.
+    let mut json = json;
+    let mut page = page;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let found = differences(&page, &json);
+        if found.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "page and /monitoring differ: {found:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(INTERVAL_MS)).await;
+        page = read_page(&browser).await;
+        json = get_json(&server.url("/monitoring"), None).await.1;
+    }
+
+    // The whole page in one image: grow the window until the viewport holds the whole
+    // document (the outer height adds whatever frame the browser draws), then wait for
+    // a render at that size.
+    for _ in 0..3 {
+        let sizes = browser
+            .execute(
+                "const d = document.documentElement; \
+                 return [d.scrollHeight, window.innerHeight, window.outerHeight];",
+                json!([]),
+            )
+            .await;
+        let [document, inner, outer] = [0, 1, 2].map(|i| sizes[i].as_u64().unwrap() as u32);
+        if inner >= document {
+            break;
+        }
+        browser
+            .set_window_size(1280, outer + document - inner)
+            .await;
+    }
+    let before = page.updated_ms;
+    wait_for(&browser, "a render at full height", |p| {
+        p.updated_ms > before
+    })
+    .await;
+    let png = browser.screenshot_png().await;
+    let (width, png_height) = png_size(&png);
+    assert_eq!(width, 1280, "the screenshot is as wide as the window");
+    assert!(png_height >= 1000, "the screenshot is {png_height} px tall");
+    assert!(
+        (20_000..20_000_000).contains(&png.len()),
+        "a {width}x{png_height} screenshot of {} bytes",
+        png.len()
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    // Written before the last check, so a failing console still leaves the picture.
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap();
+
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+}
+
+/// Serves leanserve's routes for `subsystems` under `/lean` at `addr`, as a host
+/// application mounts them; answers the bound address and the handle that stops it.
+fn serve_under_prefix(
+    addr: SocketAddr,
+    subsystems: &Subsystems,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    let app_subsystems = subsystems.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .service(web::scope("/lean").configure(leanserve::web::configure(&app_subsystems)))
+    })
+    .workers(1)
+    .bind(addr)
+    .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, handle)
+}
+
+/// Also covers a mount prefix: the page at /lean/dashboard must fetch /lean/monitoring.
+#[actix_rt::test]
+async fn dashboard_banner_shows_an_unreachable_server_until_it_returns() {
+    let browser = Browser::start().await;
+    let site = site();
+    let subsystems = start(site.path()).await;
+    let (addr, handle) = serve_under_prefix("127.0.0.1:0".parse().unwrap(), &subsystems);
+
+    browser.goto(&format!("http://{addr}/lean/dashboard")).await;
+    let up = wait_for(&browser, "a sample with the banner hidden", |p| {
+        p.updated_ms > 0 && !p.banner_visible && p.a_chart_has(2)
+    })
+    .await;
+    assert_eq!(up.banner_state, "ok");
+
+    // A stopped server closes its connections and its port; the runtime and its monitor
+    // keep going.
+    handle.stop(false).await;
+    let down = wait_for(&browser, "the unreachable banner", |p| {
+        p.banner_visible && p.banner_state == "unreachable"
+    })
+    .await;
+    assert!(
+        down.banner_text.contains("unreachable") && down.banner_text.contains("retrying"),
+        "banner text {:?}",
+        down.banner_text
+    );
+    assert!(
+        down.updated_ms >= up.updated_ms && down.a_chart_has(2),
+        "the last figures stay on the page"
+    );
+
+    // The same address again: the page's retries find it and the banner goes away.
+    let (_, handle) = serve_under_prefix(addr, &subsystems);
+    let back = wait_for(&browser, "the banner to clear", |p| {
+        !p.banner_visible && p.updated_ms > down.updated_ms
+    })
+    .await;
+    assert_eq!(back.banner_state, "ok");
+    handle.stop(false).await;
+}
