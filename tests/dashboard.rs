@@ -446,3 +446,70 @@ async fn dashboard_banner_shows_an_unreachable_server_until_it_returns() {
     assert_eq!(back.banner_state, "ok");
     handle.stop(false).await;
 }
+
+/// A host actor that panics on request, to restart a child under the page's eyes.
+struct Fragile;
+
+impl actix::Actor for Fragile {
+    type Context = actix::Context<Self>;
+}
+
+/// Panics in the handler.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Crash;
+
+impl actix::Handler<Crash> for Fragile {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut actix::Context<Self>) {
+        panic!("fragile child crashed for the dashboard test");
+    }
+}
+
+#[actix_rt::test]
+async fn dashboard_keeps_working_through_a_child_restart() {
+    let browser = Browser::start().await;
+    let site = site();
+    let interval = INTERVAL_MS.to_string();
+    let opts = test_opts(
+        site.path(),
+        &[("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())],
+    );
+    let (spec, fragile) = leanserve::supervisor::ChildSpec::worker("fragile", || Fragile);
+    let subsystems = Runtime::new(opts)
+        .child(spec)
+        .launch()
+        .await
+        .expect("leanserve starts");
+    let server = serve(&subsystems);
+
+    browser.goto(&server.url("/dashboard")).await;
+    wait_for(&browser, "the fragile child listed", |p| {
+        p.children
+            .iter()
+            .any(|(name, restarts)| name == "fragile" && *restarts == 0)
+    })
+    .await;
+    assert!(
+        fragile.send(Crash).await.is_err(),
+        "the crash answers nothing"
+    );
+    let page = wait_for(&browser, "the restart on the page", |p| {
+        p.children
+            .iter()
+            .any(|(name, restarts)| name == "fragile" && *restarts == 1)
+            && p.alerts
+                .iter()
+                .any(|(name, state)| name == "actor_restarts" && state == "firing")
+    })
+    .await;
+    assert!(
+        !page.banner_visible,
+        "the server stayed reachable: {page:#?}"
+    );
+    assert!(
+        browser.console_errors().await.is_empty(),
+        "{}",
+        browser.log()
+    );
+}
