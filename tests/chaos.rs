@@ -167,14 +167,7 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
         },
     )
     .await;
-    let (_, alerts) = get_json(&server.url("/monitoring/alerts"), None).await;
-    let restarts = alerts["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "actor_restarts")
-        .unwrap()
-        .clone();
+    let restarts = util::alert_named(&server, "actor_restarts").await;
     assert_eq!(
         restarts["state"], "firing",
         "a restart in the last 5 minutes: {restarts}"

@@ -270,14 +270,7 @@ async fn monitoring_alert_fires_and_check_alerts_returns_it() {
     assert!(subsystems.check_alerts().await.unwrap().is_empty());
     traffic(&server, 6).await;
     subsystems.collect_now().await.unwrap();
-    let (_, alerts) = get_json(&server.url("/monitoring/alerts"), None).await;
-    let busy = alerts["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "busy")
-        .unwrap()
-        .clone();
+    let busy = util::alert_named(&server, "busy").await;
     assert_eq!(
         busy["state"], "pending",
         "`for` has not elapsed at the first evaluation"

@@ -70,6 +70,11 @@ async fn get(server: &Server, target: &str, headers: &[(&str, &str)]) -> RawResp
     raw(server.addr, "GET", target, headers).await
 }
 
+/// The status of a GET.
+async fn status(server: &Server, target: &str, headers: &[(&str, &str)]) -> u16 {
+    get(server, target, headers).await.status
+}
+
 #[actix_rt::test]
 async fn static_get_sends_bytes_type_validators_and_length() {
     let site = Site::new();
@@ -246,66 +251,55 @@ async fn static_preconditions_follow_rfc_9110() {
     }
     let weak = format!("W/{etag}");
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[("If-None-Match", &format!("\"x\", {weak}"))]
         )
-        .await
-        .status,
+        .await,
         304
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-None-Match", "*")])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-None-Match", "*")]).await,
         304
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-None-Match", "\"other\"")])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-None-Match", "\"other\"")]).await,
         200
     );
     // The gzip representation is validated by its own tag.
     let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
     let gzip_etag = gzip.header("etag").unwrap().to_owned();
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[("Accept-Encoding", "gzip"), ("If-None-Match", &gzip_etag)]
         )
-        .await
-        .status,
+        .await,
         304
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-None-Match", &gzip_etag)])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-None-Match", &gzip_etag)]).await,
         200
     );
 
     assert_eq!(
-        get(&server, "/app.css", &[("If-Modified-Since", &modified)])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-Modified-Since", &modified)]).await,
         304
     );
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")]
         )
-        .await
-        .status,
+        .await,
         200
     );
     // If-None-Match wins over If-Modified-Since.
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[
@@ -313,49 +307,39 @@ async fn static_preconditions_follow_rfc_9110() {
                 ("If-Modified-Since", &modified)
             ]
         )
-        .await
-        .status,
+        .await,
         200
     );
 
     assert_eq!(
-        get(&server, "/app.css", &[("If-Match", &etag)])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-Match", &etag)]).await,
         200
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-Match", "\"other\"")])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-Match", "\"other\"")]).await,
         412
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-Match", &weak)])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-Match", &weak)]).await,
         412,
         "If-Match compares strongly"
     );
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[("If-Unmodified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")]
         )
-        .await
-        .status,
+        .await,
         412
     );
     assert_eq!(
-        get(&server, "/app.css", &[("If-Unmodified-Since", &modified)])
-            .await
-            .status,
+        status(&server, "/app.css", &[("If-Unmodified-Since", &modified)]).await,
         200
     );
     // If-Match wins over If-Unmodified-Since.
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[
@@ -363,8 +347,7 @@ async fn static_preconditions_follow_rfc_9110() {
                 ("If-Unmodified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")
             ]
         )
-        .await
-        .status,
+        .await,
         200
     );
 }
@@ -402,9 +385,7 @@ async fn static_ranges_single_multi_invalid_and_if_range() {
         Some(format!("bytes */{len}").as_str())
     );
     assert_eq!(
-        get(&server, "/app.css", &[("Range", "bytes=-0")])
-            .await
-            .status,
+        status(&server, "/app.css", &[("Range", "bytes=-0")]).await,
         416
     );
 
@@ -414,13 +395,12 @@ async fn static_ranges_single_multi_invalid_and_if_range() {
 
     let etag = partial.header("etag").unwrap().to_owned();
     assert_eq!(
-        get(
+        status(
             &server,
             "/app.css",
             &[("Range", "bytes=0-0"), ("If-Range", &etag)]
         )
-        .await
-        .status,
+        .await,
         206
     );
     let stale = get(
@@ -463,20 +443,20 @@ async fn static_directories_redirect_then_serve_their_index() {
     let home = get(&server, "/", &[]).await;
     assert!(home.body.starts_with(b"<h1>home</h1>"));
     assert_eq!(
-        get(&server, "/empty/", &[]).await.status,
+        status(&server, "/empty/", &[]).await,
         404,
         "no listing without an index"
     );
-    assert_eq!(get(&server, "/missing.css", &[]).await.status, 404);
-    assert_eq!(get(&server, "/tiny.txt/", &[]).await.status, 404);
+    assert_eq!(status(&server, "/missing.css", &[]).await, 404);
+    assert_eq!(status(&server, "/tiny.txt/", &[]).await, 404);
 }
 
 #[actix_rt::test]
 async fn static_hidden_files_are_404_unless_served() {
     let site = Site::new();
     let (_subsystems, server) = start(&site.root(), &[]).await;
-    assert_eq!(get(&server, "/.env", &[]).await.status, 404);
-    assert_eq!(get(&server, "/%2eenv", &[]).await.status, 404);
+    assert_eq!(status(&server, "/.env", &[]).await, 404);
+    assert_eq!(status(&server, "/%2eenv", &[]).await, 404);
     let (_open, open_server) = start(&site.root(), &[("STATIC_FILE_SERVE_HIDDEN", "true")]).await;
     let shown = get(&open_server, "/.env", &[]).await;
     assert_eq!(
@@ -587,28 +567,25 @@ async fn static_malformed_headers_and_paths_never_5xx() {
     }
     for tag in ["W/", "\"unterminated", ",,,", "*, \"x\""] {
         assert!(
-            get(&server, "/app.css", &[("If-None-Match", tag)])
-                .await
-                .status
-                < 500,
+            status(&server, "/app.css", &[("If-None-Match", tag)]).await < 500,
             "{tag}"
         );
         assert!(
-            get(&server, "/app.css", &[("If-Match", tag)]).await.status < 500,
+            status(&server, "/app.css", &[("If-Match", tag)]).await < 500,
             "{tag}"
         );
     }
     let long = format!("/{}", "a".repeat(5000));
-    assert_eq!(get(&server, &long, &[]).await.status, 414);
+    assert_eq!(status(&server, &long, &[]).await, 414);
     let long_name = format!("/{}", "n".repeat(300));
     assert_eq!(
-        get(&server, &long_name, &[]).await.status,
+        status(&server, &long_name, &[]).await,
         404,
         "a name too long for the filesystem"
     );
     let deep = "/a".repeat(100);
-    assert!(get(&server, &deep, &[]).await.status < 500);
-    assert!(get(&server, "/%ff%fe.txt", &[]).await.status < 500);
+    assert!(status(&server, &deep, &[]).await < 500);
+    assert!(status(&server, "/%ff%fe.txt", &[]).await < 500);
 }
 
 #[actix_rt::test]
@@ -619,7 +596,7 @@ async fn static_changes_on_disk_show_at_once_with_zero_expiry() {
     std::fs::write(site.root().join("tiny.txt"), "changed!").unwrap();
     assert_eq!(get(&server, "/tiny.txt", &[]).await.body, b"changed!");
     std::fs::remove_file(site.root().join("tiny.txt")).unwrap();
-    assert_eq!(get(&server, "/tiny.txt", &[]).await.status, 404);
+    assert_eq!(status(&server, "/tiny.txt", &[]).await, 404);
     let stats = subsystems.cache_stats().await.unwrap();
     assert!(stats.revalidations >= 2, "{stats:?}");
 }
@@ -653,9 +630,7 @@ async fn static_large_files_stream_with_ranges_and_validators() {
     assert_eq!(part.body, &bytes[70_000..140_005]);
     let etag = full.header("etag").unwrap().to_owned();
     assert_eq!(
-        get(&server, "/data.bin", &[("If-None-Match", &etag)])
-            .await
-            .status,
+        status(&server, "/data.bin", &[("If-None-Match", &etag)]).await,
         304
     );
     let stats = subsystems.cache_stats().await.unwrap();

@@ -222,3 +222,13 @@ pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
         .expect("valid gzip");
     out
 }
+
+/// The alert named `name` in `GET /monitoring/alerts`.
+pub async fn alert_named(server: &Server, name: &str) -> serde_json::Value {
+    let (_, alerts) = get_json(&server.url("/monitoring/alerts"), None).await;
+    alerts["alerts"]
+        .as_array()
+        .and_then(|alerts| alerts.iter().find(|alert| alert["name"] == name))
+        .unwrap_or_else(|| panic!("no alert {name} in {alerts}"))
+        .clone()
+}
