@@ -19,7 +19,7 @@ mod monitoring;
 
 pub use error::WebError;
 
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 use crate::runtime::Subsystems;
@@ -35,14 +35,21 @@ pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig
         if monitored {
             // Registered ahead of (and outside) the measured scope: scrapes and dashboard
             // polling are not traffic.
-            cfg.configure(monitoring::configure);
+            cfg.configure(monitoring::configure).service(
+                web::scope("")
+                    .wrap(from_fn(monitoring::measure))
+                    .configure(routes),
+            );
+        } else {
+            routes(cfg);
         }
-        cfg.service(
-            web::scope("")
-                .wrap(Condition::new(monitored, from_fn(monitoring::measure)))
-                .configure(health::configure)
-                .configure(admin::configure)
-                .configure(files::configure),
-        );
     }
+}
+
+/// Every route but the monitoring ones, in matching order (static files last: they take
+/// any path).
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(admin::configure)
+        .configure(files::configure);
 }
