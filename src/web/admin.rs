@@ -3,16 +3,21 @@
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{HttpResponse, web};
 
 use super::error::WebError;
 use crate::http::auth::{Access, admin_access};
 use crate::runtime::Subsystems;
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+/// `measured`: count these requests (refused ones too) in the per-request figures.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
     let scope = web::scope("/admin")
         .wrap(from_fn(require_admin))
+        .wrap(Condition::new(
+            measured,
+            from_fn(super::monitoring::measure),
+        ))
         .route("/supervisor", web::get().to(supervisor))
         .route("/process", web::get().to(process))
         .route("/cache", web::get().to(cache_stats))

@@ -1,13 +1,24 @@
 //! Liveness and readiness, for load balancers and orchestrators.
 
 use actix_web::http::header;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{HttpResponse, web};
 
+use super::monitoring::measure;
 use crate::runtime::Subsystems;
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready));
+/// `measured`: count these requests in the per-request figures.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
+    cfg.service(
+        web::resource("/health")
+            .wrap(Condition::new(measured, from_fn(measure)))
+            .route(web::get().to(health)),
+    )
+    .service(
+        web::resource("/ready")
+            .wrap(Condition::new(measured, from_fn(measure)))
+            .route(web::get().to(ready)),
+    );
 }
 
 /// `GET /health`: 200 while the process serves HTTP at all.

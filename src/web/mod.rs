@@ -4,9 +4,10 @@
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
-//! - `monitoring.rs`: the per-request middleware (around every other route), `GET
-//!   /metrics`, `/monitoring`, `/monitoring/history`, `/monitoring/alerts` and the
-//!   `/dashboard` (when `monitoring.enabled`; these are not counted as requests)
+//! - `monitoring.rs`: the per-request middleware (around the health and admin routes;
+//!   the static file route counts itself), `GET /metrics`, `/monitoring`,
+//!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
+//!   `monitoring.enabled`; these are not counted as requests)
 //! - `files.rs`: static files from `static_files.root_dir` for every other path, through
 //!   the file cache
 //! - `error.rs`: the single mapping from failures to statuses
@@ -19,7 +20,6 @@ mod monitoring;
 
 pub use error::WebError;
 
-use actix_web::middleware::from_fn;
 use actix_web::web;
 
 use crate::runtime::Subsystems;
@@ -33,23 +33,12 @@ pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig
         let monitored = subsystems.monitoring().is_some();
         cfg.app_data(web::Data::new(subsystems));
         if monitored {
-            // Registered ahead of (and outside) the measured scope: scrapes and dashboard
-            // polling are not traffic.
-            cfg.configure(monitoring::configure).service(
-                web::scope("")
-                    .wrap(from_fn(monitoring::measure))
-                    .configure(routes),
-            );
-        } else {
-            routes(cfg);
+            // Not measured: scrapes and dashboard polling are not traffic.
+            cfg.configure(monitoring::configure);
         }
+        // Static files last: they take any path.
+        cfg.configure(|cfg| health::configure(cfg, monitored))
+            .configure(|cfg| admin::configure(cfg, monitored))
+            .configure(files::configure);
     }
-}
-
-/// Every route but the monitoring ones, in matching order (static files last: they take
-/// any path).
-fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::configure)
-        .configure(admin::configure)
-        .configure(files::configure);
 }
