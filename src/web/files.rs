@@ -90,10 +90,7 @@ async fn respond(
         }
         Found::Large(large) => {
             files.record_too_large();
-            (
-                respond_large(request, large, files.cache_control())?,
-                false,
-            )
+            (respond_large(request, large, files.cache_control())?, false)
         }
         Found::Directory | Found::NotFound => return Err(WebError::NotFound),
     };
