@@ -172,16 +172,6 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
         restarts["state"], "firing",
         "a restart in the last 5 minutes: {restarts}"
     );
-    let text = awc::Client::default()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&text)
-            .contains("leanserve_actor_restarts_total{child=\"monitor\"} 1")
-    );
+    let text = util::metrics_text(&server).await;
+    assert!(text.contains("leanserve_actor_restarts_total{child=\"monitor\"} 1"));
 }

@@ -40,20 +40,6 @@ async fn traffic(server: &Server, hits: usize) {
     }
 }
 
-async fn metrics_text(server: &Server) -> String {
-    let mut response = awc::Client::default()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers().get("content-type").unwrap(),
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    String::from_utf8(response.body().limit(1 << 22).await.unwrap().to_vec()).unwrap()
-}
-
 /// Parses exposition text with `prometheus_client.parser` (installed by scripts/test.sh)
 /// and answers {family: {"type": .., "samples": [[name, labels, value], ..]}}.
 fn parse_with_prometheus_client(text: &str) -> serde_json::Value {
@@ -95,7 +81,7 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
     let (subsystems, server) = start(test_opts(site.path(), &[])).await;
     traffic(&server, 50).await;
     subsystems.collect_now().await.unwrap();
-    let text = metrics_text(&server).await;
+    let text = util::metrics_text(&server).await;
     let families = parse_with_prometheus_client(&text);
     let family = |name: &str| {
         families
@@ -165,14 +151,14 @@ async fn monitoring_random_paths_do_not_grow_the_series() {
     let (subsystems, server) = start(test_opts(site.path(), &[])).await;
     traffic(&server, 10).await;
     subsystems.collect_now().await.unwrap();
-    let before = series_count(&metrics_text(&server).await);
+    let before = series_count(&util::metrics_text(&server).await);
     let client = awc::Client::default();
     for i in 0..300 {
         let path = format!("/random/{i}/{}.html?x={i}", i * 7919);
         client.get(server.url(&path)).send().await.unwrap();
     }
     subsystems.collect_now().await.unwrap();
-    let text = metrics_text(&server).await;
+    let text = util::metrics_text(&server).await;
     assert_eq!(series_count(&text), before, "no per-path series");
     assert!(!text.contains("random"));
 }

@@ -28,12 +28,6 @@ impl Histogram {
         self.sum_us.fetch_add(us, Relaxed);
     }
 
-    /// Count per bucket (the last one is above every bound), total count, sum in µs.
-    pub fn snapshot(&self) -> (Vec<u64>, u64, u64) {
-        let reading = self.read();
-        (reading.buckets, reading.count, reading.sum_us)
-    }
-
     /// The current counts, for windowed figures ([`Reading::since`]).
     pub fn read(&self) -> Reading {
         Reading {
@@ -132,7 +126,11 @@ mod tests {
         assert_eq!(histogram.quantile_us(0.5), Some(100));
         assert_eq!(histogram.quantile_us(0.99), Some(5_000));
         assert_eq!(histogram.quantile_us(1.0), Some(10_000_000));
-        let (buckets, count, sum) = histogram.snapshot();
+        let Reading {
+            buckets,
+            count,
+            sum_us: sum,
+        } = histogram.read();
         assert_eq!((buckets.iter().sum::<u64>(), count), (100, 100));
         assert_eq!(sum, 98 * 80 + 3_000 + 60_000_000);
     }

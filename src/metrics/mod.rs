@@ -115,7 +115,11 @@ impl Collector {
 
     /// A latency histogram from `histogram` (microsecond buckets, rendered in seconds).
     pub fn histogram(&mut self, name: &'static str, help: &'static str, histogram: &Histogram) {
-        let (counts, count, sum_us) = histogram.snapshot();
+        let Reading {
+            buckets: counts,
+            count,
+            sum_us,
+        } = histogram.read();
         let mut cumulative = 0;
         let buckets = BUCKETS_US
             .iter()

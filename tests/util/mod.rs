@@ -232,3 +232,18 @@ pub async fn alert_named(server: &Server, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no alert {name} in {alerts}"))
         .clone()
 }
+
+/// `GET /metrics`, checked for status and content type, as text.
+pub async fn metrics_text(server: &Server) -> String {
+    let mut response = awc::Client::default()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    String::from_utf8(response.body().limit(1 << 22).await.unwrap().to_vec()).unwrap()
+}

@@ -193,7 +193,11 @@ impl FileCacheReader {
                 store.compression_ratio(),
             )
         };
-        let (_, served, sum_us) = counters.serve_time.snapshot();
+        let Reading {
+            count: served,
+            sum_us,
+            ..
+        } = counters.serve_time.read();
         CacheStats {
             files_served: load(&counters.files_served),
             cache_hits: hits,

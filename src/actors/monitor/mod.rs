@@ -267,10 +267,7 @@ impl Monitor {
                 threshold: rule.threshold,
                 value,
                 message: rule.message.clone(),
-                since_ms:
-                    now_ms.saturating_sub(
-                        now.saturating_duration_since(tracker.since).as_millis() as u64
-                    ),
+                since_ms: since_ms(tracker, now, now_ms),
             });
         }
         statuses
@@ -289,10 +286,19 @@ fn notify(
     now_ms: u64,
 ) {
     if let Some(webhook) = webhook {
-        let started_ms =
-            now_ms.saturating_sub(now.saturating_duration_since(tracker.since).as_millis() as u64);
-        webhook.send(payload(rule, state, value, started_ms, now_ms));
+        webhook.send(payload(
+            rule,
+            state,
+            value,
+            since_ms(tracker, now, now_ms),
+            now_ms,
+        ));
     }
+}
+
+/// When the tracker's current state began, in milliseconds since the epoch.
+fn since_ms(tracker: &Tracker, now: Instant, now_ms: u64) -> u64 {
+    now_ms.saturating_sub(now.saturating_duration_since(tracker.since).as_millis() as u64)
 }
 
 fn unix_ms(time: SystemTime) -> u64 {
