@@ -130,6 +130,8 @@ pub enum Kind {
     Addr,
     /// A filesystem path that must be an existing directory.
     Dir,
+    /// A filesystem path (created when needed).
+    Path,
 }
 
 impl Kind {
@@ -146,6 +148,7 @@ impl Kind {
             Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
             Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
             Kind::Dir => "a path to an existing directory".into(),
+            Kind::Path => "a filesystem path".into(),
         }
     }
 }
@@ -399,14 +402,35 @@ pub const KEYS: &[Key] = &[
         "MEMORY_THRESHOLD_MB",
         int(1, 1 << 20, "MiB"),
         Some("512"),
-        "memory alert threshold (profiler, not built yet)",
+        "resident memory above which memory_high fires (memory_critical at 1.25x)",
     ),
     key(
         "profiler.interval",
         "PROFILE_INTERVAL_SECONDS",
         int(1, 86_400, "seconds"),
         Some("300"),
-        "memory snapshot interval (profiler, not built yet)",
+        "how often the profiler takes a memory snapshot",
+    ),
+    key(
+        "profiler.snapshots",
+        "LEANSERVE_PROFILER_SNAPSHOTS",
+        int(2, 10_000, "snapshots"),
+        Some("100"),
+        "snapshots kept (the oldest go first)",
+    ),
+    key(
+        "profiler.heap_profiling",
+        "LEANSERVE_PROFILER_HEAP_PROFILING",
+        Kind::Bool,
+        Some("true"),
+        "sample the heap (one sample per 512 KiB allocated) so heap profiles can be taken",
+    ),
+    key(
+        "profiler.profiles_dir",
+        "LEANSERVE_PROFILER_PROFILES_DIR",
+        Kind::Path,
+        Some("profiles"),
+        "where captured heap profiles are written (created when needed)",
     ),
     key(
         "memory_optimizer.enabled",
@@ -493,6 +517,9 @@ pub struct LoadOptions {
     pub env: HashMap<String, String>,
     /// Command-line overrides in order: (key path, value, flag as written).
     pub flags: Vec<(String, String, String)>,
+    /// Do not require `static_files.root_dir` to exist (for commands that only talk to a
+    /// running server).
+    pub skip_root_check: bool,
 }
 
 impl LoadOptions {
@@ -558,7 +585,12 @@ impl Config {
             let value = parse_text(key, text, &source)?;
             settings.insert(key.path, Setting { value, source });
         }
-        let opts = Opts::resolve(profile_value, &settings)?;
+        let mut opts = if options.skip_root_check {
+            Opts::build(profile_value, &settings)
+        } else {
+            Opts::resolve(profile_value, &settings)?
+        };
+        opts.described = describe(&profile, &settings, &opts);
         Ok(Config {
             profile,
             settings,
@@ -569,27 +601,33 @@ impl Config {
 
     /// Every key with its value (secrets redacted, unset keys as `(unset)`) and source.
     pub fn describe(&self) -> Vec<(String, String, String)> {
-        let mut rows = vec![(
-            "env".to_owned(),
-            self.profile.value.to_string(),
-            self.profile.source.to_string(),
-        )];
-        for key in KEYS {
-            let row = match self.settings.get(key.path) {
-                Some(setting) if key.secret => {
-                    ("<redacted>".to_owned(), setting.source.to_string())
-                }
-                Some(setting) => (setting.value.to_string(), setting.source.to_string()),
-                None if key.path == "server.workers" => (
-                    self.opts.server.workers.to_string(),
-                    "number of CPUs".to_owned(),
-                ),
-                None => ("(unset)".to_owned(), Source::Default.to_string()),
-            };
-            rows.push((key.path.to_owned(), row.0, row.1));
-        }
-        rows
+        self.opts.described.clone()
     }
+}
+
+/// The rows of [`Config::describe`]: (key, value, source), the profile first.
+fn describe(
+    profile: &Setting,
+    settings: &BTreeMap<&'static str, Setting>,
+    opts: &Opts,
+) -> Vec<(String, String, String)> {
+    let mut rows = vec![(
+        "env".to_owned(),
+        profile.value.to_string(),
+        profile.source.to_string(),
+    )];
+    for key in KEYS {
+        let row = match settings.get(key.path) {
+            Some(setting) if key.secret => ("<redacted>".to_owned(), setting.source.to_string()),
+            Some(setting) => (setting.value.to_string(), setting.source.to_string()),
+            None if key.path == "server.workers" => {
+                (opts.server.workers.to_string(), "number of CPUs".to_owned())
+            }
+            None => ("(unset)".to_owned(), Source::Default.to_string()),
+        };
+        rows.push((key.path.to_owned(), row.0, row.1));
+    }
+    rows
 }
 
 fn resolve_profile(options: &LoadOptions) -> Result<(Profile, Setting), ConfigError> {
@@ -702,9 +740,13 @@ fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigErr
         },
         Kind::Int { .. } => Value::Int(trimmed.parse().map_err(|_| invalid(key, source, text))?),
         Kind::List => Value::List(split_list(trimmed)),
-        Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir | Kind::Url => {
-            Value::Text(trimmed.to_owned())
-        }
+        Kind::Text
+        | Kind::Choice(_)
+        | Kind::FileName
+        | Kind::Addr
+        | Kind::Dir
+        | Kind::Path
+        | Kind::Url => Value::Text(trimmed.to_owned()),
         Kind::Alerts => return Err(invalid(key, source, text)),
     };
     check(key, value, source)
@@ -726,7 +768,13 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
         }
         (Kind::List, toml::Value::String(s)) => Value::List(split_list(s)),
         (
-            Kind::Text | Kind::Choice(_) | Kind::FileName | Kind::Addr | Kind::Dir | Kind::Url,
+            Kind::Text
+            | Kind::Choice(_)
+            | Kind::FileName
+            | Kind::Addr
+            | Kind::Dir
+            | Kind::Path
+            | Kind::Url,
             toml::Value::String(s),
         ) => Value::Text(s.clone()),
         (Kind::Alerts, toml::Value::Array(tables)) => Value::Alerts(
@@ -877,7 +925,7 @@ fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError>
         (Value::Text(t), Kind::Text) => {
             !t.is_empty() && t.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         }
-        (Value::Text(t), Kind::Dir) => !t.is_empty(),
+        (Value::Text(t), Kind::Dir | Kind::Path) => !t.is_empty() && !t.contains('\0'),
         (Value::Text(t), Kind::Url) => {
             (t.starts_with("http://") || t.starts_with("https://"))
                 && t.len() > 8
@@ -1044,12 +1092,24 @@ fn alert_rules(memory_threshold_mb: u64, specs: &[AlertSpec]) -> Vec<crate::aler
     rules
 }
 
+/// Memory profiler options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfilerOpts {
+    /// `MEMORY_THRESHOLD_MB`.
+    pub memory_threshold_mb: u64,
+    /// Time between snapshots.
+    pub interval: Duration,
+    /// Snapshots kept.
+    pub snapshots: usize,
+    /// Heap sampling switched on at start (jemalloc only).
+    pub heap_profiling: bool,
+    pub profiles_dir: PathBuf,
+}
+
 /// Options of subsystems that later work builds; accepted and checked now so deployments
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedOpts {
-    pub memory_threshold_mb: u64,
-    pub profile_interval: Duration,
     pub memory_optimizer_enabled: bool,
     pub resource_pools_enabled: bool,
     pub tuner_enabled: bool,
@@ -1064,8 +1124,12 @@ pub struct Opts {
     pub supervisor: SupervisorOpts,
     pub static_files: StaticFileOpts,
     pub process: ProcessOpts,
+    pub profiler: ProfilerOpts,
     pub planned: PlannedOpts,
     pub monitoring: MonitoringOpts,
+    /// Every key as (key, value, source), secrets redacted: what `leanserve config`
+    /// prints and `GET /admin/config` answers.
+    pub described: Vec<(String, String, String)>,
 }
 
 impl Default for Opts {
@@ -1085,7 +1149,13 @@ impl Default for Opts {
                 ))
             })
             .collect();
-        Opts::build(DEFAULT_PROFILE, &settings)
+        let mut opts = Opts::build(DEFAULT_PROFILE, &settings);
+        let profile = Setting {
+            value: Value::Text(DEFAULT_PROFILE.name().to_owned()),
+            source: Source::Default,
+        };
+        opts.described = describe(&profile, &settings, &opts);
+        opts
     }
 }
 
@@ -1196,13 +1266,19 @@ impl Opts {
                     },
                 }
             },
-            planned: PlannedOpts {
+            profiler: ProfilerOpts {
                 memory_threshold_mb: int("profiler.memory_threshold_mb"),
-                profile_interval: secs("profiler.interval"),
+                interval: secs("profiler.interval"),
+                snapshots: int("profiler.snapshots") as usize,
+                heap_profiling: flag("profiler.heap_profiling"),
+                profiles_dir: PathBuf::from(text("profiler.profiles_dir").unwrap_or_default()),
+            },
+            planned: PlannedOpts {
                 memory_optimizer_enabled: flag("memory_optimizer.enabled"),
                 resource_pools_enabled: flag("resource_pools.enabled"),
                 tuner_enabled: flag("tuner.enabled"),
             },
+            described: Vec::new(),
         }
     }
 }

@@ -46,6 +46,7 @@
 
 pub mod actors;
 pub mod alerts;
+pub mod alloc;
 pub mod config;
 pub mod http;
 pub mod metrics;

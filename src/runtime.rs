@@ -3,10 +3,14 @@
 //! that web handlers (through `web::Data`) and host applications use.
 //!
 //! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
-//! `[supervisor]`) with the `process` sampler, the `file_cache` and (unless monitoring is
-//! off) the `monitor`, followed by any children the host adds with [`Runtime::child`].
-//! Each subsystem with figures is registered with the monitor as a metrics source. Nothing here is process-global: two runtimes in one process
-//! share nothing.
+//! `[supervisor]`) with the `process` sampler, the `file_cache`, the `profiler` and
+//! (unless monitoring is off) the `monitor`, followed by any children the host adds with
+//! [`Runtime::child`]. Each subsystem with figures is registered with the monitor as a
+//! metrics source, and each that holds memory on purpose with the profiler.
+//!
+//! Nothing here is process-global, with one exception the allocator imposes: starting a
+//! runtime switches jemalloc's heap sampling on or off (`profiler.heap_profiling`) for
+//! the whole process. Otherwise two runtimes in one process share nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +21,10 @@ use crate::actors::file_cache::{
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
+use crate::actors::profiler::{
+    CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
+    MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
+};
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
 use crate::supervisor::{
@@ -92,6 +100,23 @@ impl Runtime {
                 ProcessSampler::new(interval, stats.clone())
             })
         };
+        let heap_profiling = crate::alloc::set_heap_profiling(opts.profiler.heap_profiling);
+        match (&heap_profiling, opts.profiler.heap_profiling) {
+            (crate::alloc::HeapProfiling::Unavailable { reason }, true) => {
+                log::warn!(
+                    "profiler.heap_profiling is on, but heap profiles are unavailable: {reason}"
+                )
+            }
+            (state, _) => log::info!("heap profiling: {state:?}"),
+        }
+        let profiler_shared = ProfilerShared::new(
+            opts.profiler.clone(),
+            vec![Arc::new(files.clone()) as Arc<dyn MemoryAccount>],
+        );
+        let (profiler_spec, profiler) = {
+            let shared = profiler_shared.clone();
+            ChildSpec::worker("profiler", move || Profiler::new(shared.clone()))
+        };
         let supervisor = &opts.supervisor;
         let mut tree = SupervisorSpec::new(ROOT_NAME)
             .intensity(Intensity {
@@ -102,7 +127,8 @@ impl Runtime {
             })
             .call_timeout(supervisor.call_timeout)
             .child(process_spec)
-            .child(file_cache_spec);
+            .child(file_cache_spec)
+            .child(profiler_spec);
         let requests = Arc::new(RequestMetrics::default());
         let monitor = if opts.monitoring.enabled {
             let reader = MonitorReader::new(opts.monitoring.interval);
@@ -111,6 +137,7 @@ impl Runtime {
                 requests.clone(),
                 tree.status(),
                 Arc::new(process_stats.clone()),
+                Arc::new(profiler_shared.clone()),
             ];
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
@@ -135,6 +162,8 @@ impl Runtime {
                 process_stats,
                 file_cache,
                 files,
+                profiler,
+                profiler_shared,
                 requests,
                 monitor,
             }),
@@ -149,6 +178,8 @@ struct Inner {
     process_stats: ProcessStats,
     file_cache: Handle<FileCache>,
     files: FileCacheReader,
+    profiler: Handle<Profiler>,
+    profiler_shared: ProfilerShared,
     requests: Arc<RequestMetrics>,
     /// `None` with `monitoring.enabled = false`.
     monitor: Option<(Handle<Monitor>, MonitorReader)>,
@@ -235,6 +266,46 @@ impl Subsystems {
     /// Empties the file cache; answers the bytes it held.
     pub async fn clear_cache(&self) -> Result<u64, CallError> {
         self.inner.file_cache.send(ClearCache).await
+    }
+
+    /// Current memory figures (allocator, process, per subsystem), formatted in MB.
+    pub async fn memory_stats(&self) -> Result<MemoryStats, CallError> {
+        self.inner.profiler.send(GetMemoryStats).await
+    }
+
+    /// Takes a memory snapshot now, with an optional label, and keeps it.
+    pub async fn take_snapshot(
+        &self,
+        label: Option<String>,
+    ) -> Result<Result<Snapshot, ProfilerError>, CallError> {
+        self.inner.profiler.send(TakeSnapshot { label }).await
+    }
+
+    /// The kept memory snapshots, oldest first (kept across profiler restarts).
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        self.inner.profiler_shared.snapshots()
+    }
+
+    /// Compares two kept snapshots, each named by index, label or `latest`.
+    pub async fn compare_snapshots(
+        &self,
+        a: String,
+        b: String,
+    ) -> Result<Result<Comparison, ProfilerError>, CallError> {
+        self.inner.profiler.send(CompareSnapshots { a, b }).await
+    }
+
+    /// Captures a heap profile into `profiler.profiles_dir`; answers the file written.
+    pub async fn capture_heap_profile(
+        &self,
+        label: Option<String>,
+    ) -> Result<Result<CapturedProfile, ProfilerError>, CallError> {
+        self.inner.profiler.send(CaptureHeapProfile { label }).await
+    }
+
+    /// Captures a heap profile and answers its bytes (gzipped pprof protobuf).
+    pub async fn heap_profile(&self) -> Result<Result<bytes::Bytes, ProfilerError>, CallError> {
+        self.inner.profiler.send(HeapProfile).await
     }
 
     /// Per-request counters (bumped by the web middleware).

@@ -72,32 +72,28 @@ impl crate::metrics::Source for ProcessStats {
     }
 }
 
-/// The sampler actor (see the module docs).
-pub struct ProcessSampler {
-    interval: Duration,
-    stats: ProcessStats,
+/// Reads this process's memory and CPU figures through sysinfo. The sampler owns one;
+/// so does the profiler, for figures fresher than the last sample.
+pub struct ProcessProbe {
     /// `None` where sysinfo cannot read processes.
     system: Option<(System, Pid)>,
 }
 
-impl ProcessSampler {
-    /// A sampler publishing into `stats` every `interval`.
-    pub fn new(interval: Duration, stats: ProcessStats) -> Self {
+impl ProcessProbe {
+    /// A probe of the current process (logs once when the platform has no figures).
+    pub fn new() -> Self {
         let system = match (System::new(), sysinfo::get_current_pid()) {
             (Ok(system), Ok(pid)) => Some((system, pid)),
             (Err(error), _) | (_, Err(error)) => {
-                log::warn!("process sampler: process figures unavailable: {error}");
+                log::warn!("process figures unavailable: {error}");
                 None
             }
         };
-        ProcessSampler {
-            interval,
-            stats,
-            system,
-        }
+        ProcessProbe { system }
     }
 
-    fn sample(&mut self) -> Option<ProcessSample> {
+    /// Reads the figures now; the CPU share is since the previous read of this probe.
+    pub fn read(&mut self) -> Option<ProcessSample> {
         let (system, pid) = self.system.as_mut()?;
         system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&[*pid]),
@@ -105,14 +101,42 @@ impl ProcessSampler {
             ProcessRefreshKind::nothing().with_memory().with_cpu(),
         );
         let process = system.process(*pid)?;
-        let sample = ProcessSample {
+        Some(ProcessSample {
             rss_bytes: process.memory(),
             virtual_bytes: process.virtual_memory(),
             cpu_percent: process.cpu_usage(),
             taken_at_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as u64),
-        };
+        })
+    }
+}
+
+impl Default for ProcessProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The sampler actor (see the module docs).
+pub struct ProcessSampler {
+    interval: Duration,
+    stats: ProcessStats,
+    probe: ProcessProbe,
+}
+
+impl ProcessSampler {
+    /// A sampler publishing into `stats` every `interval`.
+    pub fn new(interval: Duration, stats: ProcessStats) -> Self {
+        ProcessSampler {
+            interval,
+            stats,
+            probe: ProcessProbe::new(),
+        }
+    }
+
+    fn sample(&mut self) -> Option<ProcessSample> {
+        let sample = self.probe.read()?;
         self.stats.publish(sample);
         Some(sample)
     }

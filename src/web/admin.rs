@@ -21,10 +21,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/supervisor", web::get().to(supervisor))
         .route("/process", web::get().to(process))
         .route("/cache", web::get().to(cache_stats))
-        .route("/cache/clear", web::post().to(clear_cache));
+        .route("/cache/clear", web::post().to(clear_cache))
+        .route("/config", web::get().to(config))
+        .service(web::scope("/profiler").configure(super::profiler::admin_routes));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
     cfg.service(scope);
+    cfg.service(
+        web::scope("/debug/pprof")
+            .wrap(from_fn(require_admin))
+            .wrap(Condition::new(
+                measured,
+                from_fn(super::monitoring::measure),
+            ))
+            .route("/heap", web::get().to(super::profiler::pprof_heap)),
+    );
 }
 
 /// Lets a request through only with admin access (see `http::auth`). Unknown paths under
@@ -70,6 +81,23 @@ async fn process(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebE
     Ok(no_store().json(serde_json::json!({ "sample": sample })))
 }
 
+/// `GET /admin/config`: every configuration key with its value and where the value came
+/// from (secrets redacted), as `leanserve config` prints them.
+async fn config(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let settings: Vec<_> = subsystems
+        .opts()
+        .described
+        .iter()
+        .map(|(key, value, source)| {
+            serde_json::json!({ "key": key, "value": value, "source": source })
+        })
+        .collect();
+    no_store().json(serde_json::json!({
+        "profile": subsystems.opts().profile.name(),
+        "settings": settings,
+    }))
+}
+
 /// `GET /admin/cache`: the file cache's statistics.
 async fn cache_stats(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
     let stats = subsystems
@@ -108,7 +136,7 @@ async fn chaos_panic(
     }
 }
 
-fn no_store() -> actix_web::HttpResponseBuilder {
+pub(crate) fn no_store() -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     response

@@ -6,6 +6,8 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::actors::file_cache::LoadError;
+use crate::actors::profiler::ProfilerError;
+use crate::alloc::ProfileError;
 use crate::http::path::PathError;
 use crate::supervisor::CallError;
 
@@ -48,6 +50,15 @@ pub enum WebError {
     /// Reading a file failed on the server's side: 500 (the cause is logged).
     #[error("internal server error")]
     Load(#[source] LoadError),
+    /// A malformed admin request (missing or contradictory parameters): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A profiler request failed: 400 for a bad label, 404 for an unknown snapshot, 409
+    /// when profiling is off or unavailable, a capture runs, or the profiles folder is
+    /// unusable, 500 when writing the profile failed. The reason is in the body (admin
+    /// routes only).
+    #[error("{0}")]
+    Profiler(#[from] ProfilerError),
 }
 
 impl ResponseError for WebError {
@@ -66,6 +77,19 @@ impl ResponseError for WebError {
             WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             WebError::FileForbidden => StatusCode::FORBIDDEN,
             WebError::Load(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Profiler(error) => match error {
+                ProfilerError::InvalidLabel(_) => StatusCode::BAD_REQUEST,
+                ProfilerError::UnknownSnapshot(_) => StatusCode::NOT_FOUND,
+                ProfilerError::Busy
+                | ProfilerError::ProfilesDir { .. }
+                | ProfilerError::Profile(ProfileError::Off | ProfileError::Unavailable(_)) => {
+                    StatusCode::CONFLICT
+                }
+                ProfilerError::Profile(ProfileError::Dump(_)) | ProfilerError::Write { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
         }
     }
 
@@ -73,6 +97,7 @@ impl ResponseError for WebError {
         match self {
             WebError::Unavailable(cause) => log::warn!("request failed: {cause}"),
             WebError::Load(cause) => log::error!("request failed: {cause}"),
+            WebError::Profiler(cause) => log::warn!("profiler request failed: {cause}"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());

@@ -3,7 +3,11 @@
 //!
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
-//!   `GET /admin/process`, and with the `chaos` feature `POST /admin/chaos/panic/{child}`)
+//!   `GET /admin/process`, `GET /admin/config`, `GET /admin/cache`,
+//!   `POST /admin/cache/clear`, and with the `chaos` feature
+//!   `POST /admin/chaos/panic/{child}`)
+//! - `profiler.rs`: `/admin/profiler/*` (stats, snapshots, compare, capture) and
+//!   `GET /debug/pprof/heap`, behind admin auth
 //! - `monitoring.rs`: the per-request middleware (around the health and admin routes;
 //!   the static file route counts itself), `GET /metrics`, `/monitoring`,
 //!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
@@ -17,6 +21,7 @@ mod error;
 mod files;
 mod health;
 mod monitoring;
+mod profiler;
 
 pub use error::WebError;
 

@@ -31,6 +31,7 @@ pub fn test_opts(root: &Path, env: &[(&str, &str)]) -> Opts {
         profile: Some("test".into()),
         env: vars,
         flags: Vec::new(),
+        skip_root_check: false,
     };
     Config::load(&options)
         .expect("test configuration loads")

@@ -239,6 +239,17 @@ impl FileCacheReader {
     }
 }
 
+impl crate::actors::profiler::MemoryAccount for FileCacheReader {
+    fn name(&self) -> &'static str {
+        "file_cache"
+    }
+
+    /// Stored bytes plus the per-entry overhead, as the byte budget counts them.
+    fn accounted_bytes(&self) -> u64 {
+        self.store().bytes()
+    }
+}
+
 impl Source for FileCacheReader {
     fn name(&self) -> &'static str {
         "file_cache"

@@ -1,6 +1,8 @@
 //! The `leanserve` binary: parses the command line, resolves the configuration and calls
-//! the library. Exit codes: 0 clean stop, 1 runtime failure (such as a port in use),
-//! 2 bad configuration or usage, 3 the supervision tree gave up.
+//! the library (`serve`, `config`) or a running server's admin routes (`status`,
+//! `profile`, in `client.rs`). Exit codes: 0 success or clean stop, 1 runtime failure
+//! (a port in use, an unreachable server, a refused token), 2 bad configuration or usage,
+//! 3 the supervision tree gave up.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,12 +13,20 @@ use anyhow::Context as _;
 use leanserve::config::{Config, LoadOptions};
 use leanserve::runtime::Runtime;
 
+mod client;
+
+#[cfg(feature = "jemalloc")]
+leanserve::use_jemalloc!();
+
 const USAGE: &str = "\
 leanserve: a memory-lean, self-healing web runtime
 
 USAGE:
     leanserve [serve] [OPTIONS]     run the server (default)
     leanserve config [OPTIONS]      print the resolved configuration and each value's source
+    leanserve status [OPTIONS]      a running server's memory figures and configuration
+    leanserve profile [OPTIONS]     capture a heap profile of a running server, or
+                                    compare two of its memory snapshots
 
 OPTIONS:
     --env PROFILE         dev, test or prod (default: $LEANSERVE_ENV, else dev)
@@ -26,6 +36,14 @@ OPTIONS:
     --root DIR            static_files.root_dir
     --set KEY=VALUE       any key, e.g. --set supervisor.max_restarts=5 (repeatable)
     -h, --help            this text
+
+STATUS AND PROFILE OPTIONS:
+    --url URL             the server (default: http:// + server.bind, 0.0.0.0 as 127.0.0.1);
+                          the admin token comes from $LEANSERVE_ADMIN_TOKEN
+    --label L             profile: label the capture (and its snapshot)
+    --out FILE            profile: download the profile into FILE instead of the
+                          server's profiles_dir
+    --compare A B         profile: compare snapshots A and B (index, label or latest)
     -V, --version         the version
 
 Flags beat environment variables, which beat config/<profile>.toml, then
@@ -40,12 +58,23 @@ const EXIT_ESCALATED: u8 = 3;
 enum Command {
     Serve,
     PrintConfig,
+    Status,
+    Profile,
     Help,
     Version,
 }
 
+/// Options of the client subcommands.
+#[derive(Default)]
+struct ClientArgs {
+    url: Option<String>,
+    label: Option<String>,
+    out: Option<std::path::PathBuf>,
+    compare: Option<(String, String)>,
+}
+
 fn main() -> ExitCode {
-    let (command, options) = match parse_args() {
+    let (command, options, client_args) = match parse_args() {
         Ok(parsed) => parsed,
         Err(error) => {
             eprintln!("leanserve: {error}\n\n{USAGE}");
@@ -61,9 +90,19 @@ fn main() -> ExitCode {
             println!("leanserve {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Serve | Command::PrintConfig => {}
+        Command::Serve | Command::PrintConfig | Command::Status | Command::Profile => {}
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let quiet = matches!(command, Command::Status | Command::Profile);
+    let options = LoadOptions {
+        skip_root_check: quiet,
+        ..options
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if quiet {
+        "warn"
+    } else {
+        "info"
+    }))
+    .init();
     let config = match Config::load(&options) {
         Ok(config) => config,
         Err(error) => {
@@ -79,6 +118,23 @@ fn main() -> ExitCode {
             print_config(&config);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status => {
+            client::status(&config.opts, client_args.url).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Profile => {
+            let ClientArgs {
+                url,
+                label,
+                out,
+                compare,
+            } = client_args;
+            let action = match (compare, out) {
+                (Some((a, b)), _) => client::ProfileAction::Compare { a, b },
+                (None, Some(out)) => client::ProfileAction::Download { label, out },
+                (None, None) => client::ProfileAction::Capture { label },
+            };
+            client::profile(&config.opts, url, action).map(|()| ExitCode::SUCCESS)
+        }
         _ => serve(config),
     };
     outcome.unwrap_or_else(|error| {
@@ -87,15 +143,27 @@ fn main() -> ExitCode {
     })
 }
 
-fn parse_args() -> Result<(Command, LoadOptions), lexopt::Error> {
+fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
     use lexopt::prelude::*;
     let mut options = LoadOptions::from_process_env();
     let mut command = None;
+    let mut client = ClientArgs::default();
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok((Command::Help, options)),
-            Short('V') | Long("version") => return Ok((Command::Version, options)),
+            Short('h') | Long("help") => return Ok((Command::Help, options, client)),
+            Short('V') | Long("version") => return Ok((Command::Version, options, client)),
+            Long("url") => client.url = Some(parser.value()?.string()?),
+            Long("label") => client.label = Some(parser.value()?.string()?),
+            Long("out") => client.out = Some(parser.value()?.into()),
+            Long("compare") => {
+                let a = parser.value()?.string()?;
+                let b = parser
+                    .value()
+                    .map_err(|_| "--compare expects two snapshots: --compare A B")?
+                    .string()?;
+                client.compare = Some((a, b));
+            }
             Long("env") => options.profile = Some(parser.value()?.string()?),
             Long("config") => options.config_dir = Some(parser.value()?.into()),
             Long("bind") => set(
@@ -132,13 +200,27 @@ fn parse_args() -> Result<(Command, LoadOptions), lexopt::Error> {
                 command = Some(match word.string()?.as_str() {
                     "serve" => Command::Serve,
                     "config" => Command::PrintConfig,
+                    "status" => Command::Status,
+                    "profile" => Command::Profile,
                     other => return Err(format!("unknown command {other:?}").into()),
                 });
             }
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok((command.unwrap_or(Command::Serve), options))
+    let command = command.unwrap_or(Command::Serve);
+    let is_client = matches!(command, Command::Status | Command::Profile);
+    if client.url.is_some() && !is_client {
+        return Err("--url belongs to the status and profile commands".into());
+    }
+    let profile_only = client.label.is_some() || client.out.is_some() || client.compare.is_some();
+    if profile_only && !matches!(command, Command::Profile) {
+        return Err("--label, --out and --compare belong to the profile command".into());
+    }
+    if client.compare.is_some() && (client.label.is_some() || client.out.is_some()) {
+        return Err("--compare does not take --label or --out".into());
+    }
+    Ok((command, options, client))
 }
 
 /// Records a command-line override of `key`.

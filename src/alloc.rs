@@ -1,0 +1,291 @@
+//! The allocator: what leanserve can learn from it and ask of it.
+//!
+//! With the `jemalloc` feature (on by default) the `leanserve` binary runs on jemalloc,
+//! installed by [`use_jemalloc!`](crate::use_jemalloc), which also compiles heap
+//! profiling in (inactive: `prof:true,prof_active:false`, one sample every 512 KiB of
+//! allocation). The library never sets a global allocator itself: an application that
+//! embeds leanserve keeps its own, and [`allocator`] then reports [`Allocator::System`],
+//! the heap figures are unavailable and heap profiles are refused with a reason.
+//!
+//! Whether jemalloc really is the global allocator is measured, not assumed: a probe
+//! allocation must move jemalloc's per-thread allocation counter.
+
+use serde::Serialize;
+
+/// Which allocator serves this process's Rust heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocator {
+    /// jemalloc, with its statistics.
+    Jemalloc,
+    /// Anything else (the platform's malloc or an embedding application's choice).
+    System,
+}
+
+/// jemalloc's own figures, in bytes (see `stats.*` in jemalloc(3)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeapStats {
+    /// Bytes the application holds.
+    pub allocated: u64,
+    /// Bytes in active pages (allocated plus page rounding).
+    pub active: u64,
+    /// Bytes in physically resident pages the allocator maps, metadata included.
+    pub resident: u64,
+    /// Bytes in active extents mapped by the allocator.
+    pub mapped: u64,
+    /// Bytes retained: virtual memory kept mapped for reuse, not returned to the OS.
+    pub retained: u64,
+    /// Bytes of the allocator's own metadata.
+    pub metadata: u64,
+}
+
+/// Whether heap profiles can be taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HeapProfiling {
+    /// Sampling is on: one sample every `2^lg_sample` bytes of allocation.
+    On { sample_bytes: u64 },
+    /// Compiled in but switched off (`profiler.heap_profiling = false`).
+    Off,
+    /// Not possible in this process; `reason` says why.
+    Unavailable { reason: String },
+}
+
+/// Why a heap profile could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("heap profiling is unavailable: {0}")]
+    Unavailable(String),
+    #[error("heap profiling is off (set profiler.heap_profiling = true and restart)")]
+    Off,
+    #[error("jemalloc could not write the heap profile: {0}")]
+    Dump(String),
+}
+
+/// The allocator serving the Rust heap (measured once, then cached).
+pub fn allocator() -> Allocator {
+    imp::allocator()
+}
+
+/// jemalloc's statistics, refreshed now; `None` unless jemalloc is the global allocator.
+pub fn heap_stats() -> Option<HeapStats> {
+    imp::heap_stats()
+}
+
+/// The state of heap profiling.
+pub fn heap_profiling() -> HeapProfiling {
+    imp::heap_profiling()
+}
+
+/// Switches heap sampling on or off; answers the resulting state. Only possible where
+/// jemalloc was started with profiling compiled in (see [`use_jemalloc!`](crate::use_jemalloc)).
+pub fn set_heap_profiling(active: bool) -> HeapProfiling {
+    imp::set_heap_profiling(active)
+}
+
+/// Writes a heap profile and answers it in pprof format (gzipped protobuf), with
+/// symbolized frames. Blocking: it writes and parses a temporary file and reads the
+/// binary's symbols, so call it from a blocking pool.
+pub fn dump_pprof() -> Result<Vec<u8>, ProfileError> {
+    imp::dump_pprof()
+}
+
+/// Returns freed pages of every jemalloc arena to the operating system now (instead of
+/// after jemalloc's decay time). Answers whether it did; a no-op without jemalloc.
+pub fn purge() -> bool {
+    imp::purge()
+}
+
+/// Installs jemalloc as the global allocator of the crate that invokes it (a binary),
+/// with heap profiling compiled in but inactive until the profiler switches it on
+/// (`profiler.heap_profiling`). The `leanserve` binary invokes it; an application that
+/// embeds leanserve and wants heap figures and profiles invokes it in its own `main.rs`:
+///
+/// ```ignore
+/// leanserve::use_jemalloc!();
+/// ```
+#[cfg(feature = "jemalloc")]
+#[macro_export]
+macro_rules! use_jemalloc {
+    () => {
+        #[global_allocator]
+        static LEANSERVE_JEMALLOC: $crate::alloc::Jemalloc = $crate::alloc::Jemalloc;
+
+        /// jemalloc reads its options from this symbol before the first allocation.
+        #[unsafe(export_name = "_rjem_malloc_conf")]
+        static LEANSERVE_MALLOC_CONF: $crate::alloc::MallocConf = $crate::alloc::MALLOC_CONF;
+    };
+}
+
+#[cfg(feature = "jemalloc")]
+pub use tikv_jemallocator::Jemalloc;
+
+/// A pointer to jemalloc's option string, as the C symbol `malloc_conf` holds it.
+#[cfg(feature = "jemalloc")]
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a immutable, 'static, NUL-terminated string.
+#[cfg(feature = "jemalloc")]
+unsafe impl Sync for MallocConf {}
+
+/// Profiling compiled in and inactive; one sample per 2^19 bytes (512 KiB) allocated.
+#[cfg(feature = "jemalloc")]
+pub const MALLOC_CONF: MallocConf =
+    MallocConf(c"prof:true,prof_active:false,lg_prof_sample:19".as_ptr());
+
+#[cfg(feature = "jemalloc")]
+mod imp {
+    use std::sync::OnceLock;
+
+    use tikv_jemalloc_ctl::{epoch, raw, stats, thread};
+
+    use super::{Allocator, HeapProfiling, HeapStats, ProfileError};
+
+    pub fn allocator() -> Allocator {
+        static FOUND: OnceLock<Allocator> = OnceLock::new();
+        *FOUND.get_or_init(|| {
+            let counter = match thread::allocatedp::read() {
+                Ok(counter) => counter,
+                Err(_) => return Allocator::System,
+            };
+            let before = counter.get();
+            let probe = std::hint::black_box(vec![1u8; 64 << 10]);
+            let after = counter.get();
+            drop(probe);
+            if after >= before + (64 << 10) {
+                Allocator::Jemalloc
+            } else {
+                Allocator::System
+            }
+        })
+    }
+
+    pub fn heap_stats() -> Option<HeapStats> {
+        if allocator() != Allocator::Jemalloc {
+            return None;
+        }
+        // The statistics are a snapshot taken when the epoch advances.
+        epoch::advance().ok()?;
+        let read = |read: fn() -> tikv_jemalloc_ctl::Result<usize>| read().ok().map(|b| b as u64);
+        Some(HeapStats {
+            allocated: read(stats::allocated::read)?,
+            active: read(stats::active::read)?,
+            resident: read(stats::resident::read)?,
+            mapped: read(stats::mapped::read)?,
+            retained: read(stats::retained::read)?,
+            metadata: read(stats::metadata::read)?,
+        })
+    }
+
+    fn compiled_in() -> Result<(), String> {
+        if allocator() != Allocator::Jemalloc {
+            return Err("jemalloc is not this process's global allocator \
+                        (invoke leanserve::use_jemalloc!() in the binary)"
+                .into());
+        }
+        // SAFETY: "opt.prof" is documented as readable and a bool.
+        match unsafe { raw::read::<bool>(b"opt.prof\0") } {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("jemalloc was started without prof:true".into()),
+            Err(error) => Err(format!("jemalloc has no profiling support: {error}")),
+        }
+    }
+
+    pub fn heap_profiling() -> HeapProfiling {
+        if let Err(reason) = compiled_in() {
+            return HeapProfiling::Unavailable { reason };
+        }
+        // SAFETY: "prof.active" is readable and a bool; "prof.lg_sample" a size_t.
+        let active = unsafe { raw::read::<bool>(b"prof.active\0") };
+        let lg_sample = unsafe { raw::read::<usize>(b"prof.lg_sample\0") };
+        match (active, lg_sample) {
+            (Ok(true), Ok(lg)) => HeapProfiling::On {
+                sample_bytes: 1u64 << lg.min(63),
+            },
+            (Ok(false), _) => HeapProfiling::Off,
+            (Err(error), _) | (_, Err(error)) => HeapProfiling::Unavailable {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    pub fn set_heap_profiling(active: bool) -> HeapProfiling {
+        if compiled_in().is_ok() {
+            // SAFETY: "prof.active" is documented as writable and a bool.
+            if let Err(error) = unsafe { raw::write(b"prof.active\0", active) } {
+                log::warn!("cannot switch heap profiling to {active}: {error}");
+            }
+        }
+        heap_profiling()
+    }
+
+    pub fn dump_pprof() -> Result<Vec<u8>, ProfileError> {
+        match heap_profiling() {
+            HeapProfiling::On { .. } => {}
+            HeapProfiling::Off => return Err(ProfileError::Off),
+            HeapProfiling::Unavailable { reason } => {
+                return Err(ProfileError::Unavailable(reason));
+            }
+        }
+        let control = jemalloc_pprof::PROF_CTL
+            .as_ref()
+            .ok_or_else(|| ProfileError::Unavailable("jemalloc profiling is disabled".into()))?;
+        let mut control = control.blocking_lock();
+        control
+            .dump_pprof()
+            .map_err(|error| ProfileError::Dump(format!("{error:#}")))
+    }
+
+    pub fn purge() -> bool {
+        if allocator() != Allocator::Jemalloc {
+            return false;
+        }
+        // "arena.<MALLCTL_ARENAS_ALL>.purge" purges every arena; MALLCTL_ARENAS_ALL is 4096.
+        // SAFETY: a void command: no old value is read and no new value written, which
+        // jemalloc requires as null pointers and zero length.
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"arena.4096.purge".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        status == 0
+    }
+}
+
+#[cfg(not(feature = "jemalloc"))]
+mod imp {
+    use super::{Allocator, HeapProfiling, HeapStats, ProfileError};
+
+    const REASON: &str = "leanserve was built without the jemalloc feature";
+
+    pub fn allocator() -> Allocator {
+        Allocator::System
+    }
+
+    pub fn heap_stats() -> Option<HeapStats> {
+        None
+    }
+
+    pub fn heap_profiling() -> HeapProfiling {
+        HeapProfiling::Unavailable {
+            reason: REASON.into(),
+        }
+    }
+
+    pub fn set_heap_profiling(_: bool) -> HeapProfiling {
+        heap_profiling()
+    }
+
+    pub fn dump_pprof() -> Result<Vec<u8>, ProfileError> {
+        Err(ProfileError::Unavailable(REASON.into()))
+    }
+
+    pub fn purge() -> bool {
+        false
+    }
+}
