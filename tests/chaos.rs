@@ -175,3 +175,32 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
     let text = util::metrics_text(&server).await;
     assert!(text.contains("leanserve_actor_restarts_total{child=\"monitor\"} 1"));
 }
+
+#[actix_rt::test]
+async fn chaos_profiler_restart_keeps_its_snapshots() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let server = serve(&subsystems);
+    let before = subsystems
+        .take_snapshot(Some("before".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(post(&server.url("/admin/chaos/panic/profiler")).await, 202);
+    // The restarted profiler takes its start-up snapshot into the same ring.
+    eventually("profiler restarted", || async {
+        subsystems
+            .snapshots()
+            .last()
+            .is_some_and(|s| s.index == before.index + 1 && s.label.is_none())
+    })
+    .await;
+    let comparison = subsystems
+        .compare_snapshots("before".into(), "latest".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(comparison.a.index, before.index);
+    let stats = subsystems.memory_stats().await.unwrap();
+    assert_eq!(stats.snapshots_kept, 3, "start-up, before, restart");
+}

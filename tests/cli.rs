@@ -196,3 +196,276 @@ fn cli_bad_alert_rule_exits_2_naming_the_field() {
         ],
     );
 }
+
+/// A spawned server, killed when the test ends (pass or fail).
+struct Running {
+    child: std::process::Child,
+    url: String,
+    _site: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(env: &[(&str, &str)]) -> Running {
+        let (child, url, site) = util::spawn_server(env);
+        Running {
+            child,
+            url,
+            _site: site,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `scripts/optimize_memory.sh` running this build of the binary.
+fn script(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/optimize_memory.sh"
+    ))
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("LEANSERVE_BIN", BIN)
+    .env("RUST_LOG", "warn")
+    .args(args)
+    .envs(env.iter().copied())
+    .output()
+    .expect("script runs")
+}
+
+#[test]
+fn cli_status_prints_memory_and_configuration_tables() {
+    let server = Running::start(&[]);
+    let output = run(&["status", "--url", &server.url], &[]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        out.starts_with(&format!("leanserve at {} (test profile)", server.url)),
+        "{out}"
+    );
+    let line = |name: &str| {
+        out.lines()
+            .find(|line| line.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("allocator").ends_with("jemalloc"), "{out}");
+    assert!(
+        line("heap profiling").contains("one sample per 512 KiB"),
+        "{out}"
+    );
+    assert!(line("heap allocated").ends_with(" MB"), "{out}");
+    assert!(line("held by file_cache").ends_with(" MB"), "{out}");
+    assert!(line("server.bind").contains("127.0.0.1:0"), "{out}");
+    assert!(line("profiler.heap_profiling").contains("true"), "{out}");
+
+    let script_output = script(&["--action=status", "--url", &server.url], &[]);
+    assert!(script_output.status.success(), "{}", stderr(&script_output));
+    assert!(stdout(&script_output).contains("heap allocated"));
+}
+
+#[test]
+fn cli_status_says_why_it_cannot_ask() {
+    let output = run(&["status", "--url", "http://127.0.0.1:1"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot reach leanserve at http://127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    // Port 0 in the test profile: the address cannot come from the configuration.
+    let output = run(&["status", "--env", "test"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("pass --url"),
+        "{}",
+        stderr(&output)
+    );
+
+    let token = [("LEANSERVE_ADMIN_TOKEN", "cli-token")];
+    let server = Running::start(&token);
+    let refused = run(&["status", "--url", &server.url], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("refused the admin token"),
+        "{}",
+        stderr(&refused)
+    );
+    let wrong = run(
+        &["status", "--url", &server.url],
+        &[("LEANSERVE_ADMIN_TOKEN", "wrong")],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let admitted = run(&["status", "--url", &server.url], &token);
+    assert!(admitted.status.success(), "{}", stderr(&admitted));
+    assert!(
+        !stdout(&admitted).contains("cli-token"),
+        "the token is redacted"
+    );
+}
+
+#[test]
+fn cli_profile_captures_downloads_and_compares() {
+    let profiles = tempfile::tempdir().unwrap();
+    let server = Running::start(&[(
+        "LEANSERVE_PROFILER_PROFILES_DIR",
+        profiles.path().to_str().unwrap(),
+    )]);
+    let output = run(&["profile", "--label", "cli", "--url", &server.url], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let written: Vec<_> = std::fs::read_dir(profiles.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.ends_with("-cli.pb.gz"), "{name}");
+    assert!(stdout(&output).contains(written[0].to_str().unwrap()));
+
+    let out = profiles.path().join("local.pb.gz");
+    let output = run(
+        &[
+            "profile",
+            "--out",
+            out.to_str().unwrap(),
+            "--label",
+            "after",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1), "no --url, port 0");
+    let output = run(
+        &[
+            "profile",
+            "--out",
+            out.to_str().unwrap(),
+            "--label",
+            "after",
+            "--url",
+            &server.url,
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..2], [0x1f, 0x8b], "a gzipped profile");
+    assert!(!util::gunzip(&bytes).is_empty());
+
+    let output = run(
+        &["profile", "--compare", "cli", "after", "--url", &server.url],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(table.contains("snapshot A #2 cli"), "{table}");
+    assert!(table.contains("snapshot B #3 after"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("heap_allocated") && l.contains('%')),
+        "{table}"
+    );
+    let output = run(
+        &["profile", "--compare", "cli", "nope", "--url", &server.url],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no snapshot \"nope\""),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = script(
+        &[
+            "--action=profile",
+            "--compare",
+            "1",
+            "latest",
+            "--url",
+            &server.url,
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("heap_allocated"));
+}
+
+#[test]
+fn cli_profile_with_heap_profiling_off_says_so() {
+    let server = Running::start(&[("LEANSERVE_PROFILER_HEAP_PROFILING", "false")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("heap.pb.gz");
+    let output = run(
+        &[
+            "profile",
+            "--out",
+            out.to_str().unwrap(),
+            "--url",
+            &server.url,
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("409") && message.contains("heap profiling is off"),
+        "{message}"
+    );
+    assert!(!out.exists());
+    let status = run(&["status", "--url", &server.url], &[]);
+    let heap_line = stdout(&status)
+        .lines()
+        .find(|l| l.trim_start().starts_with("heap profiling"))
+        .unwrap()
+        .to_owned();
+    assert!(heap_line.ends_with("off"), "{heap_line}");
+}
+
+#[test]
+fn cli_client_options_are_checked() {
+    for args in [
+        &["--label", "x"][..],
+        &["status", "--out", "f"],
+        &["config", "--url", "http://127.0.0.1:1"],
+        &["profile", "--compare", "a"],
+        &["profile", "--compare", "a", "b", "--label", "c"],
+    ] {
+        let output = run(args, &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn cli_optimize_memory_script_lists_actions_and_refuses_missing_ones() {
+    let help = script(&["--help"], &[]);
+    assert!(help.status.success());
+    for action in ["status", "profile", "optimize", "tune", "benchmark"] {
+        assert!(stdout(&help).contains(&format!("  {action}")), "{action}");
+    }
+    for action in ["optimize", "tune", "benchmark"] {
+        let output = script(&[&format!("--action={action}")], &[]);
+        assert_eq!(output.status.code(), Some(3), "{action}");
+        assert!(
+            stderr(&output).contains("not available"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(script(&["--action=frobnicate"], &[]).status.code(), Some(2));
+    assert_eq!(script(&[], &[]).status.code(), Some(2));
+}

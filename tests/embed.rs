@@ -46,7 +46,10 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "monitor", "visits"]);
+    assert_eq!(
+        names,
+        ["process", "file_cache", "profiler", "monitor", "visits"]
+    );
     let mut page = client
         .get(format!("{base}/lean/index.html"))
         .send()

@@ -76,8 +76,11 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "monitor", "fragile"]);
-    let fragile_report = &children[3];
+    assert_eq!(
+        names,
+        ["process", "file_cache", "profiler", "monitor", "fragile"]
+    );
+    let fragile_report = &children[4];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
     assert_eq!(fragile_report["state"], "running");
@@ -172,4 +175,35 @@ async fn runtime_refuses_a_missing_static_root() {
     opts.static_files.root_dir = site.path().join("missing");
     let error = Runtime::start(opts).await.err().unwrap();
     assert!(error.to_string().contains("is not a directory"), "{error}");
+}
+
+/// This test binary keeps the system allocator, as an embedding application may: the
+/// profiler says which figures it cannot give, and refuses heap profiles with a reason.
+#[actix_rt::test]
+async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let stats = subsystems.memory_stats().await.unwrap();
+    assert_eq!(stats.allocator, leanserve::alloc::Allocator::System);
+    assert_eq!((stats.heap_alloc_mb, stats.heap_resident_mb), (None, None));
+    assert!(stats.rss_mb.is_some_and(|mb| mb > 1.0), "{stats:?}");
+    assert!(
+        stats
+            .unavailable
+            .iter()
+            .any(|reason| reason.contains("not the global allocator")),
+        "{stats:?}"
+    );
+    assert!(matches!(
+        stats.heap_profiling,
+        leanserve::alloc::HeapProfiling::Unavailable { .. }
+    ));
+    let snapshot = subsystems.take_snapshot(None).await.unwrap().unwrap();
+    assert!(snapshot.heap.is_none() && snapshot.rss_bytes.is_some());
+
+    let server = serve(&subsystems);
+    let (status, body) = get_json(&server.url("/debug/pprof/heap"), None).await;
+    assert_eq!(status, 409, "{body}");
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.contains("use_jemalloc!"), "{reason}");
 }

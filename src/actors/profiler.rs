@@ -692,3 +692,251 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ProfilerError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn opts(dir: &Path) -> ProfilerOpts {
+        ProfilerOpts {
+            memory_threshold_mb: 1,
+            interval: std::time::Duration::from_secs(3600),
+            snapshots: 3,
+            heap_profiling: true,
+            profiles_dir: dir.to_owned(),
+        }
+    }
+
+    struct Fixed(u64);
+
+    impl MemoryAccount for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        fn accounted_bytes(&self) -> u64 {
+            self.0
+        }
+    }
+
+    fn snapshot(index: u64, heap: Option<u64>, accounted: u64) -> Snapshot {
+        Snapshot {
+            index,
+            label: None,
+            taken_at_unix_ms: 0,
+            taken_at: String::new(),
+            heap: heap.map(|allocated| HeapStats {
+                allocated,
+                ..HeapStats::default()
+            }),
+            rss_bytes: Some(4 << 20),
+            virtual_bytes: None,
+            accounted: BTreeMap::from([("file_cache".to_owned(), accounted)]),
+        }
+    }
+
+    #[test]
+    fn profiler_labels_are_checked() {
+        for good in ["before", "a", "after-opt_2.1", &"x".repeat(64)] {
+            assert_eq!(check_label(good).unwrap(), good);
+        }
+        for bad in [
+            "",
+            "1st",
+            "latest",
+            "has space",
+            "../x",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                matches!(check_label(bad), Err(ProfilerError::InvalidLabel(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn profiler_snapshot_refs_read_index_label_or_latest() {
+        assert_eq!(SnapshotRef::parse("latest").unwrap(), SnapshotRef::Latest);
+        assert_eq!(SnapshotRef::parse(" 12 ").unwrap(), SnapshotRef::Index(12));
+        assert_eq!(
+            SnapshotRef::parse("before").unwrap(),
+            SnapshotRef::Label("before".into())
+        );
+        assert!(SnapshotRef::parse("-1").is_err());
+        assert!(SnapshotRef::parse("a b").is_err());
+    }
+
+    #[test]
+    fn profiler_compare_gives_deltas_and_percent_of_figures_both_have() {
+        let a = snapshot(1, Some(4 << 20), 0);
+        let b = snapshot(2, None, 1 << 20);
+        let comparison = compare(&a, &b);
+        let figures: Vec<&str> = comparison
+            .deltas
+            .iter()
+            .map(|d| d.figure.as_str())
+            .collect();
+        // Heap figures are missing in b and virtual in both: left out.
+        assert_eq!(figures, ["rss", "accounted.file_cache"]);
+        let cache = &comparison.deltas[1];
+        assert_eq!(
+            (cache.delta_bytes, cache.delta_mb, cache.percent),
+            (1 << 20, 1.0, None)
+        );
+        let c = snapshot(3, Some(3 << 20), 0);
+        let heap = &compare(&a, &c).deltas[0];
+        assert_eq!(heap.figure, "heap_allocated");
+        assert_eq!(
+            (heap.delta_bytes, heap.delta_mb, heap.percent),
+            (-(1 << 20), -1.0, Some(-25.0))
+        );
+    }
+
+    #[test]
+    fn profiler_file_names_sort_by_time_and_carry_the_label() {
+        let at: jiff::Timestamp = "2026-11-27T03:04:05.678Z".parse().unwrap();
+        assert_eq!(
+            profile_file_name(at, Some("before")),
+            "heap-20261127T030405678Z-before.pb.gz"
+        );
+        assert_eq!(
+            profile_file_name(at, None),
+            "heap-20261127T030405678Z.pb.gz"
+        );
+    }
+
+    #[test]
+    fn profiler_profiles_dir_is_created_or_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        prepare_dir(&nested).unwrap();
+        assert!(nested.is_dir());
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        for bad in [file.clone(), file.join("below")] {
+            let error = prepare_dir(&bad).unwrap_err();
+            assert!(
+                matches!(&error, ProfilerError::ProfilesDir { path, .. } if *path == bad),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn profiler_never_replaces_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pb.gz");
+        write_new(&path, b"one").unwrap();
+        assert!(write_new(&path, b"two").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert!(!dir.path().join("p.pb.partial").exists());
+    }
+
+    #[actix_rt::test]
+    async fn profiler_keeps_a_bounded_ring_and_reports_what_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = ProfilerShared::new(opts(dir.path()), vec![Arc::new(Fixed(3 << 20))]);
+        let profiler = Profiler::new(shared.clone()).start();
+        for label in ["one", "two", "three"] {
+            let label = Some(label.to_owned());
+            profiler
+                .send(TakeSnapshot { label })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // The start-up snapshot (index 1) fell out of a ring of three.
+        let kept: Vec<(u64, Option<String>)> = shared
+            .snapshots()
+            .into_iter()
+            .map(|s| (s.index, s.label))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (2, Some("one".to_owned())),
+                (3, Some("two".to_owned())),
+                (4, Some("three".to_owned()))
+            ]
+        );
+        let stats = profiler.send(GetMemoryStats).await.unwrap();
+        // Unit tests run on the system allocator: no heap figures, said so.
+        assert_eq!(stats.allocator, Allocator::System);
+        assert_eq!(stats.heap_alloc_mb, None);
+        assert!(stats.unavailable[0].starts_with("heap_*_mb"), "{stats:?}");
+        assert_eq!(stats.accounted_mb["fixed"], 3.0);
+        assert!(stats.over_threshold, "a test process holds more than 1 MB");
+        let error = profiler
+            .send(CompareSnapshots {
+                a: "1".into(),
+                b: "latest".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(error, ProfilerError::UnknownSnapshot(ref name) if name == "1"));
+        let comparison = profiler
+            .send(CompareSnapshots {
+                a: "two".into(),
+                b: "4".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((comparison.a.index, comparison.b.index), (3, 4));
+    }
+
+    #[actix_rt::test]
+    async fn profiler_refuses_a_second_capture_while_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let (started_tx, started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let dumper: Dumper = Arc::new(move || {
+            started_tx.send(()).unwrap();
+            wait.lock().unwrap().recv().unwrap();
+            Ok(b"profile".to_vec())
+        });
+        let shared = ProfilerShared::with_dumper(opts(dir.path()), Vec::new(), dumper);
+        let profiler = Profiler::new(shared.clone()).start();
+        let first = profiler.send(CaptureHeapProfile {
+            label: Some("first".into()),
+        });
+        let first = actix_rt::spawn(first);
+        let mut started = started;
+        started.recv().await.unwrap();
+        for second in [
+            profiler.send(HeapProfile).await.unwrap().map(|_| ()),
+            profiler
+                .send(CaptureHeapProfile { label: None })
+                .await
+                .unwrap()
+                .map(|_| ()),
+        ] {
+            assert!(matches!(second, Err(ProfilerError::Busy)), "{second:?}");
+        }
+        release.send(()).unwrap();
+        let captured = first.await.unwrap().unwrap().unwrap();
+        assert_eq!(fs::read(&captured.path).unwrap(), b"profile");
+        assert_eq!(captured.label.as_deref(), Some("first"));
+        assert!(captured.path.starts_with(dir.path()));
+        // The slot is free again, and a bad label is refused before any work.
+        release.send(()).unwrap();
+        assert_eq!(
+            profiler.send(HeapProfile).await.unwrap().unwrap(),
+            &b"profile"[..]
+        );
+        let error = profiler
+            .send(CaptureHeapProfile {
+                label: Some("../etc".into()),
+            })
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(error, ProfilerError::InvalidLabel(_)));
+        assert_eq!(shared.inner.captured.load(Ordering::Relaxed), 2);
+    }
+}
