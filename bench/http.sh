@@ -8,7 +8,7 @@
 #
 #   bench/http.sh                 # defaults: 3 rounds of 8 s per case
 #   ROUNDS=5 DURATION=10 bench/http.sh
-#   SECTIONS=throughput bench/http.sh   # any of: throughput overhead beside memory
+#   SECTIONS=throughput bench/http.sh   # any of: throughput overhead profiling beside memory
 #
 # wrk comes from Debian's packages and is installed when missing; nginx is used only when
 # it is installed (apt-get install nginx-light).
@@ -21,7 +21,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 WORKERS=${WORKERS:-2}
 MEM_BUDGET=${MEM_BUDGET:-33554432}   # 32 MiB cache budget for the memory run
 MEM_FILES=${MEM_FILES:-1000}         # x 64 KiB of text = 64 MB touched
-SECTIONS=${SECTIONS:-throughput overhead beside memory}
+SECTIONS=${SECTIONS:-throughput overhead profiling beside memory}
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null; then
@@ -92,7 +92,8 @@ start_leanserve() { # port root extra-args...
     echo "port $port is already taken; stop what listens there first" >&2; exit 1
   fi
   RUST_LOG=warn "$LEANSERVE" --config config --env test --bind "127.0.0.1:$port" --workers "$WORKERS" \
-    --root "$root" --set static_files.cache_expiration=3600 "$@" >"$LOGS/leanserve-$port.log" 2>&1 &
+    --root "$root" --set static_files.cache_expiration=3600 --set profiler.heap_profiling=false "$@" \
+    >"$LOGS/leanserve-$port.log" 2>&1 &
   pids+=($!)
   LAST_PID=$!
 }
@@ -213,6 +214,39 @@ echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") r
 echo "- per-round on/off ratios: $ratios"
 awk -v r="$(median "$ratios")" 'BEGIN { printf "- median ratio %.3f: monitoring costs %.1f%% (target < 3%%): %s\n", r, (1 - r) * 100, ((1 - r) < 0.03 ? "met" : "NOT met") }'
 kill "$on_pid" "$off_pid"
+fi
+
+# ---- heap profiling on vs off: the cost of jemalloc's sampling on the hit path ----------
+if wants profiling; then
+start_leanserve 18086 "$work/site" --set profiler.heap_profiling=true
+prof_on_pid=$LAST_PID
+start_leanserve 18087 "$work/site" --set profiler.heap_profiling=false
+prof_off_pid=$LAST_PID
+for port in 18086 18087; do wait_up "http://127.0.0.1:$port/style.css"; curl -fs -o /dev/null "http://127.0.0.1:$port/style.css"; done
+state=$(curl -fs http://127.0.0.1:18086/admin/profiler/stats | grep -o '"state":"[a-z]*"' | head -1)
+[[ $state == '"state":"on"' ]] || { echo "heap profiling did not switch on: $state" >&2; exit 1; }
+ratios=""; on_all=""; off_all=""
+for round in $(seq 1 "$ROUNDS"); do
+  # Alternate which one goes first, so an order effect cancels out.
+  order=(18086 18087); (( round % 2 == 0 )) && order=(18087 18086)
+  declare -A got=()
+  for port in "${order[@]}"; do
+    got[$port]=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/style.css" | awk '/^Requests\/sec/ {print $2}')
+  done
+  on=${got[18086]}; off=${got[18087]}
+  echo "round $round: heap profiling on $on req/s, off $off req/s" >&2
+  on_all+="$on "; off_all+="$off "
+  ratios+="$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.4f", a / b}') "
+done
+echo
+echo "## Heap profiling on vs off (cached hits, identity, $ROUNDS rounds)"
+echo
+echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") req/s"
+echo "- per-round on/off ratios: $ratios"
+awk -v r="$(median "$ratios")" 'BEGIN { printf "- median ratio %.3f: heap profiling costs %.1f%% (target < 5%%): %s\n", r, (1 - r) * 100, ((1 - r) < 0.05 ? "met" : "NOT met") }'
+curl -fs -o "$LOGS/heap-under-load.pb.gz" http://127.0.0.1:18086/debug/pprof/heap
+echo "- a heap profile of the profiled server after the load: $(stat -c %s "$LOGS/heap-under-load.pb.gz") bytes ($LOGS/heap-under-load.pb.gz)"
+kill "$prof_on_pid" "$prof_off_pid"
 fi
 
 # ---- cached hits while a 50 MB file streams, then while one loads ------------------------

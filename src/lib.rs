@@ -1,7 +1,8 @@
 //! leanserve: a memory-lean, self-healing web runtime on actix-web.
 //!
 //! leanserve serves a site (static files through a byte-bounded cache today; templates
-//! as they land), measures itself (metrics, alerts, a live dashboard) with a bounded, measured footprint, and runs every subsystem as an actix
+//! as they land) with a bounded, measured footprint, measures itself (metrics, alerts, a
+//! live dashboard, memory snapshots and heap profiles), and runs every subsystem as an actix
 //! actor under an OTP-style supervisor: a panic in one part is caught, logged and
 //! repaired with fresh state while the rest keeps serving. It runs as the `leanserve`
 //! server binary or mounted inside a host actix-web application:
@@ -32,9 +33,12 @@
 //!   strategies, restart intensity with escalation, stable [`supervisor::Handle`]s.
 //! - [`runtime`]: [`Runtime::start`] builds the supervision tree from `Opts` and returns
 //!   [`Subsystems`], the cloneable set of handles.
+//! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
+//!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
-//!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `monitor`:
-//!   collection, history, alerts and their webhook).
+//!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
+//!   memory snapshots, comparisons and heap profiles; `monitor`: collection, history,
+//!   alerts and their webhook).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -42,7 +46,8 @@
 //!   preconditions, ranges, Accept-Encoding negotiation.
 //! - [`web`]: the actix-web side; [`web::configure`] mounts every route (health, admin,
 //!   monitoring and dashboard, static files), `web/error.rs` maps failures to statuses.
-//! - `src/bin/leanserve.rs`: the server binary and its `config` subcommand.
+//! - `src/bin/leanserve/`: the binary: `main.rs` (`serve`, `config`) and `client.rs`
+//!   (`status`, `profile` against a running server).
 
 pub mod actors;
 pub mod alerts;

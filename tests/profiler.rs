@@ -396,3 +396,61 @@ async fn profiler_routes_need_admin_access() {
     assert_eq!(token["source"], "env LEANSERVE_ADMIN_TOKEN");
     assert_eq!(config["profile"], "test");
 }
+
+/// What the cache counts against its budget is what the heap holds: loading compressible
+/// files (stored gzip only) grows jemalloc's allocated bytes by about the cache's own
+/// accounting, not by spare capacity behind it.
+#[actix_rt::test]
+async fn profiler_heap_growth_matches_the_cache_accounting() {
+    let site = site();
+    let words = [
+        "lean", "serve", "memory", "budget", "cache", "actor", "gzip", "range",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..200u32 {
+        let text: String = (0..12_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                words[(state % words.len() as u64) as usize]
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(
+            site.path().join(format!("page{i:03}.txt")),
+            &text[..64 * 1024],
+        )
+        .unwrap();
+    }
+    let (subsystems, server) =
+        start(site.path(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
+    let client = awc::Client::default();
+    // Warm the request path so its one-time allocations are not counted.
+    let warm = client
+        .get(server.url("/index.html"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(warm, 200);
+    let heap = || leanserve::alloc::heap_stats().unwrap().allocated;
+    let (heap_before, cache_before) = (heap(), subsystems.cache_size().await.unwrap());
+    for i in 0..200u32 {
+        let mut response = client
+            .get(server.url(&format!("/page{i:03}.txt")))
+            .insert_header(("Accept-Encoding", "gzip"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.body().await.unwrap();
+    }
+    let cached = subsystems.cache_size().await.unwrap() - cache_before;
+    let grown = heap().saturating_sub(heap_before);
+    assert!(cached > 200 * 2048, "the gzip bytes are cached: {cached}");
+    assert!(
+        (grown as f64) < cached as f64 * 1.25 + 1_048_576.0,
+        "heap grew {grown} bytes for {cached} bytes the cache counts"
+    );
+}

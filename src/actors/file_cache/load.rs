@@ -155,7 +155,11 @@ fn gzip_for(
             Compression::default(),
         );
         encoder.write_all(identity)?;
-        encoder.finish()?
+        let mut gzip = encoder.finish()?;
+        // The cache counts `len` bytes; without this the allocation keeps its capacity
+        // (a third of the file) and the heap holds twice what the budget counts.
+        gzip.shrink_to_fit();
+        gzip
     };
     let worth_it = (gzip.len() as u64) * 10 <= (identity.len() as u64) * 9;
     Ok(worth_it.then(|| Bytes::from(gzip)))
