@@ -433,6 +433,76 @@ pub const KEYS: &[Key] = &[
         "where captured heap profiles are written (created when needed)",
     ),
     key(
+        "templates.enabled",
+        "TEMPLATES_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "load templates and render them at /templates/{name}",
+    ),
+    key(
+        "templates.dir",
+        "TEMPLATES_DIR",
+        Kind::Path,
+        Some("templates"),
+        "folder of Jinja templates (missing: no templates, with a warning)",
+    ),
+    key(
+        "templates.reload_interval",
+        "TEMPLATE_RELOAD_INTERVAL",
+        int(0, 3600, "seconds"),
+        Some("2"),
+        "how often changed template files are reloaded (0: only on POST /admin/templates/reload)",
+    ),
+    key(
+        "templates.render_workers",
+        "LEANSERVE_TEMPLATES_RENDER_WORKERS",
+        int(1, 256, "threads"),
+        Some("2"),
+        "renders (and template optimizations) running at once on the blocking pool",
+    ),
+    key(
+        "templates.max_fuel",
+        "LEANSERVE_TEMPLATES_MAX_FUEL",
+        int(1_000, 10_000_000_000, "instructions"),
+        Some("5000000"),
+        "instructions one render may execute before it is stopped",
+    ),
+    key(
+        "templates.max_output_bytes",
+        "LEANSERVE_TEMPLATES_MAX_OUTPUT_BYTES",
+        int(1_024, 1 << 30, "bytes"),
+        Some("8388608"),
+        "largest output one render may produce",
+    ),
+    key(
+        "templates.max_context_bytes",
+        "LEANSERVE_TEMPLATES_MAX_CONTEXT_BYTES",
+        int(2, 64 << 20, "bytes"),
+        Some("262144"),
+        "largest JSON body a POST render accepts",
+    ),
+    key(
+        "templates.max_inheritance_depth",
+        "MAX_INHERITANCE_DEPTH",
+        int(1, 64, "templates"),
+        Some("3"),
+        "longest extends chain served without flattening (chains over 64 are load errors)",
+    ),
+    key(
+        "templates.flatten_inheritance",
+        "FLATTEN_INHERITANCE",
+        Kind::Bool,
+        Some("true"),
+        "serve every extends chain flattened into one template",
+    ),
+    key(
+        "templates.cache_optimized_templates",
+        "CACHE_OPTIMIZED_TEMPLATES",
+        Kind::Bool,
+        Some("true"),
+        "keep flattened templates across reloads until their chain changes",
+    ),
+    key(
         "memory_optimizer.enabled",
         "MEMORY_OPTIMIZER_ENABLED",
         Kind::Bool,
@@ -1106,6 +1176,22 @@ pub struct ProfilerOpts {
     pub profiles_dir: PathBuf,
 }
 
+/// Template store options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateOpts {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// `None`: reload only when asked.
+    pub reload_interval: Option<Duration>,
+    pub render_workers: usize,
+    pub max_fuel: u64,
+    pub max_output_bytes: u64,
+    pub max_context_bytes: usize,
+    pub max_inheritance_depth: usize,
+    pub flatten_inheritance: bool,
+    pub cache_optimized_templates: bool,
+}
+
 /// Options of subsystems that later work builds; accepted and checked now so deployments
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1125,6 +1211,7 @@ pub struct Opts {
     pub static_files: StaticFileOpts,
     pub process: ProcessOpts,
     pub profiler: ProfilerOpts,
+    pub templates: TemplateOpts,
     pub planned: PlannedOpts,
     pub monitoring: MonitoringOpts,
     /// Every key as (key, value, source), secrets redacted: what `leanserve config`
@@ -1272,6 +1359,19 @@ impl Opts {
                 snapshots: int("profiler.snapshots") as usize,
                 heap_profiling: flag("profiler.heap_profiling"),
                 profiles_dir: PathBuf::from(text("profiler.profiles_dir").unwrap_or_default()),
+            },
+            templates: TemplateOpts {
+                enabled: flag("templates.enabled"),
+                dir: PathBuf::from(text("templates.dir").unwrap_or_default()),
+                reload_interval: Some(secs("templates.reload_interval"))
+                    .filter(|interval| !interval.is_zero()),
+                render_workers: int("templates.render_workers") as usize,
+                max_fuel: int("templates.max_fuel"),
+                max_output_bytes: int("templates.max_output_bytes"),
+                max_context_bytes: int("templates.max_context_bytes") as usize,
+                max_inheritance_depth: int("templates.max_inheritance_depth") as usize,
+                flatten_inheritance: flag("templates.flatten_inheritance"),
+                cache_optimized_templates: flag("templates.cache_optimized_templates"),
             },
             planned: PlannedOpts {
                 memory_optimizer_enabled: flag("memory_optimizer.enabled"),

@@ -1,7 +1,7 @@
 //! leanserve: a memory-lean, self-healing web runtime on actix-web.
 //!
-//! leanserve serves a site (static files through a byte-bounded cache today; templates
-//! as they land) with a bounded, measured footprint, measures itself (metrics, alerts, a
+//! leanserve serves a site (static files through a byte-bounded cache, Jinja templates
+//! with their inheritance flattened) with a bounded, measured footprint, measures itself (metrics, alerts, a
 //! live dashboard, memory snapshots and heap profiles), and runs every subsystem as an actix
 //! actor under an OTP-style supervisor: a panic in one part is caught, logged and
 //! repaired with fresh state while the rest keeps serving. It runs as the `leanserve`
@@ -37,15 +37,17 @@
 //!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
-//!   memory snapshots, comparisons and heap profiles; `monitor`: collection, history,
-//!   alerts and their webhook).
+//!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
+//!   minijinja, bounded renders and the extends-chain flattener; `monitor`: collection,
+//!   history, alerts and their webhook).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
 //! - [`http`]: pure HTTP decisions without actix: admin access, request path safety,
 //!   preconditions, ranges, Accept-Encoding negotiation.
 //! - [`web`]: the actix-web side; [`web::configure`] mounts every route (health, admin,
-//!   monitoring and dashboard, static files), `web/error.rs` maps failures to statuses.
+//!   monitoring and dashboard, profiler, templates, static files), `web/error.rs` maps
+//!   failures to statuses.
 //! - `src/bin/leanserve/`: the binary: `main.rs` (`serve`, `config`) and `client.rs`
 //!   (`status`, `profile` against a running server).
 

@@ -3,8 +3,9 @@
 //! that web handlers (through `web::Data`) and host applications use.
 //!
 //! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
-//! `[supervisor]`) with the `process` sampler, the `file_cache`, the `profiler` and
-//! (unless monitoring is off) the `monitor`, followed by any children the host adds with
+//! `[supervisor]`) with the `process` sampler, the `file_cache`, the `profiler`, the
+//! `templates` store (unless templates are off; its first load completes before the tree
+//! starts) and (unless monitoring is off) the `monitor`, followed by any children the host adds with
 //! [`Runtime::child`]. Each subsystem with figures is registered with the monitor as a
 //! metrics source, and each that holds memory on purpose with the profiler.
 //!
@@ -24,6 +25,10 @@ use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, Sample
 use crate::actors::profiler::{
     CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
     MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
+};
+use crate::actors::templates::{
+    ReloadSummary, ReloadTemplates, RenderError, Rendered, TemplateInfo, TemplateStore,
+    TemplatesShared,
 };
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
@@ -109,10 +114,26 @@ impl Runtime {
             }
             (state, _) => log::info!("heap profiling: {state:?}"),
         }
-        let profiler_shared = ProfilerShared::new(
-            opts.profiler.clone(),
-            vec![Arc::new(files.clone()) as Arc<dyn MemoryAccount>],
-        );
+        let templates = if opts.templates.enabled {
+            let shared =
+                TemplatesShared::new(opts.templates.clone(), opts.static_files.min_compress_size);
+            // Loaded before the tree starts, so the first request finds them.
+            let loader = shared.clone();
+            let summary = actix_web::rt::task::spawn_blocking(move || loader.reload_blocking())
+                .await
+                .unwrap_or_default();
+            if let Some(failure) = summary.failure {
+                log::error!("templates: {failure}");
+            }
+            Some(shared)
+        } else {
+            None
+        };
+        let mut accounts: Vec<Arc<dyn MemoryAccount>> = vec![Arc::new(files.clone())];
+        if let Some(templates) = &templates {
+            accounts.push(Arc::new(templates.clone()));
+        }
+        let profiler_shared = ProfilerShared::new(opts.profiler.clone(), accounts);
         let (profiler_spec, profiler) = {
             let shared = profiler_shared.clone();
             ChildSpec::worker("profiler", move || Profiler::new(shared.clone()))
@@ -129,16 +150,30 @@ impl Runtime {
             .child(process_spec)
             .child(file_cache_spec)
             .child(profiler_spec);
+        let templates = match templates {
+            Some(shared) => {
+                let store_shared = shared.clone();
+                let (spec, handle) = ChildSpec::worker("templates", move || {
+                    TemplateStore::new(store_shared.clone())
+                });
+                tree = tree.child(spec);
+                Some((handle, shared))
+            }
+            None => None,
+        };
         let requests = Arc::new(RequestMetrics::default());
         let monitor = if opts.monitoring.enabled {
             let reader = MonitorReader::new(opts.monitoring.interval);
-            let sources: Vec<Arc<dyn Source>> = vec![
+            let mut sources: Vec<Arc<dyn Source>> = vec![
                 Arc::new(files.clone()),
                 requests.clone(),
                 tree.status(),
                 Arc::new(process_stats.clone()),
                 Arc::new(profiler_shared.clone()),
             ];
+            if let Some((_, shared)) = &templates {
+                sources.push(Arc::new(shared.clone()));
+            }
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
                 Monitor::new(monitor_reader.clone(), sources.clone(), &monitoring)
@@ -164,6 +199,7 @@ impl Runtime {
                 files,
                 profiler,
                 profiler_shared,
+                templates,
                 requests,
                 monitor,
             }),
@@ -180,6 +216,8 @@ struct Inner {
     files: FileCacheReader,
     profiler: Handle<Profiler>,
     profiler_shared: ProfilerShared,
+    /// `None` with `templates.enabled = false`.
+    templates: Option<(Handle<TemplateStore>, TemplatesShared)>,
     requests: Arc<RequestMetrics>,
     /// `None` with `monitoring.enabled = false`.
     monitor: Option<(Handle<Monitor>, MonitorReader)>,
@@ -306,6 +344,43 @@ impl Subsystems {
     /// Captures a heap profile and answers its bytes (gzipped pprof protobuf).
     pub async fn heap_profile(&self) -> Result<Result<bytes::Bytes, ProfilerError>, CallError> {
         self.inner.profiler.send(HeapProfile).await
+    }
+
+    /// The template store's shared state; `None` when templates are off.
+    pub fn templates(&self) -> Option<&TemplatesShared> {
+        self.inner.templates.as_ref().map(|(_, shared)| shared)
+    }
+
+    /// Renders template `name` with the global context overlaid by `context`, on the
+    /// blocking pool; `gzip`: also compress the output when that pays.
+    pub async fn render_template(
+        &self,
+        name: &str,
+        context: serde_json::Map<String, serde_json::Value>,
+        gzip: bool,
+    ) -> Result<Rendered, RenderError> {
+        match self.templates() {
+            Some(templates) => templates.render(name, context, gzip).await,
+            None => Err(RenderError::Unavailable(
+                "templates.enabled is false".into(),
+            )),
+        }
+    }
+
+    /// Every known template with its chain, state and how it is served (empty when
+    /// templates are off).
+    pub fn template_list(&self) -> Vec<TemplateInfo> {
+        self.templates()
+            .map(TemplatesShared::list)
+            .unwrap_or_default()
+    }
+
+    /// Reloads changed templates now (whatever `templates.reload_interval` says).
+    pub async fn reload_templates(&self) -> Result<ReloadSummary, CallError> {
+        match &self.inner.templates {
+            Some((handle, _)) => handle.send(ReloadTemplates).await,
+            None => Ok(ReloadSummary::default()),
+        }
     }
 
     /// Per-request counters (bumped by the web middleware).

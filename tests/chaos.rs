@@ -204,3 +204,49 @@ async fn chaos_profiler_restart_keeps_its_snapshots() {
     let stats = subsystems.memory_stats().await.unwrap();
     assert_eq!(stats.snapshots_kept, 3, "start-up, before, restart");
 }
+
+#[actix_rt::test]
+async fn chaos_template_store_restart_keeps_serving_and_reloads() {
+    let site = site();
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join("t.txt"), "before {{ n }}").unwrap();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[
+            ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
+            ("TEMPLATE_RELOAD_INTERVAL", "0"),
+        ],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    let render = |query: &'static str| {
+        let url = server.url(&format!("/templates/t.txt{query}"));
+        async move {
+            let mut response = awc::Client::default().get(url).send().await.unwrap();
+            let body = response.body().await.unwrap();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+    };
+    assert_eq!(render("?n=1").await, (200, "before 1".to_owned()));
+    // Changed on disk, with reloads only on request: the restarted store reads it.
+    std::fs::write(templates.path().join("t.txt"), "after {{ n }}!").unwrap();
+    assert_eq!(post(&server.url("/admin/chaos/panic/templates")).await, 202);
+    // While it restarts, the published set keeps serving.
+    let (status, _) = render("?n=2").await;
+    assert_eq!(status, 200);
+    eventually("the restarted store reloaded the folder", || async {
+        render("?n=3").await == (200, "after 3!".to_owned())
+    })
+    .await;
+    let restarted = subsystems
+        .supervisor_report()
+        .children
+        .into_iter()
+        .find(|c| c.name == "templates")
+        .unwrap();
+    assert_eq!(restarted.restarts, 1);
+}

@@ -48,7 +48,14 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         .collect();
     assert_eq!(
         names,
-        ["process", "file_cache", "profiler", "monitor", "visits"]
+        [
+            "process",
+            "file_cache",
+            "profiler",
+            "templates",
+            "monitor",
+            "visits"
+        ]
     );
     let mut page = client
         .get(format!("{base}/lean/index.html"))

@@ -123,7 +123,10 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
         .iter()
         .map(|s| s[1]["child"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(children, ["process", "file_cache", "profiler", "monitor"]);
+    assert_eq!(
+        children,
+        ["process", "file_cache", "profiler", "templates", "monitor"]
+    );
     for (name, family) in families.as_object().unwrap() {
         assert!(
             !family["documentation"].as_str().unwrap().is_empty(),
@@ -200,7 +203,7 @@ async fn monitoring_json_views_agree_with_the_traffic() {
         assert!(metrics[key].is_number(), "{key} in {metrics}");
     }
     assert!(metrics["serve_time_p99_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(body["children"].as_array().unwrap().len(), 4);
+    assert_eq!(body["children"].as_array().unwrap().len(), 5);
     assert_eq!(
         body["alerts"].as_array().unwrap().len(),
         8,
@@ -398,7 +401,7 @@ async fn monitoring_switched_off_mounts_nothing_and_counts_nothing() {
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "profiler"]);
+    assert_eq!(names, ["process", "file_cache", "profiler", "templates"]);
 }
 
 #[actix_rt::test]

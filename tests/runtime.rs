@@ -78,9 +78,16 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
         .collect();
     assert_eq!(
         names,
-        ["process", "file_cache", "profiler", "monitor", "fragile"]
+        [
+            "process",
+            "file_cache",
+            "profiler",
+            "templates",
+            "monitor",
+            "fragile"
+        ]
     );
-    let fragile_report = &children[4];
+    let fragile_report = &children[5];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
     assert_eq!(fragile_report["state"], "running");

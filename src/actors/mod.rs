@@ -4,3 +4,4 @@ pub mod file_cache;
 pub mod monitor;
 pub mod process;
 pub mod profiler;
+pub mod templates;

@@ -4,5 +4,6 @@
 pub mod auth;
 pub mod conditional;
 pub mod encoding;
+pub mod media;
 pub mod path;
 pub mod range;

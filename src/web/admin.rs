@@ -23,6 +23,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/cache", web::get().to(cache_stats))
         .route("/cache/clear", web::post().to(clear_cache))
         .route("/config", web::get().to(config))
+        .route("/templates", web::get().to(templates))
+        .route("/templates/reload", web::post().to(reload_templates))
         .service(web::scope("/profiler").configure(super::profiler::admin_routes));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
@@ -96,6 +98,45 @@ async fn config(subsystems: web::Data<Subsystems>) -> HttpResponse {
         "profile": subsystems.opts().profile.name(),
         "settings": settings,
     }))
+}
+
+/// `GET /admin/templates`: every template with its parent chain, size, state and how it
+/// is served, and the store's options.
+async fn templates(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let Some(store) = subsystems.templates() else {
+        return no_store().json(serde_json::json!({ "enabled": false, "templates": [] }));
+    };
+    let published = store.published();
+    let opts = store.opts();
+    let templates: Vec<_> = published.templates.values().collect();
+    no_store().json(serde_json::json!({
+        "enabled": true,
+        "dir": opts.dir,
+        "generation": published.generation,
+        "errors": templates.iter().filter(|t| t.error.is_some()).count(),
+        "options": {
+            "flatten_inheritance": opts.flatten_inheritance,
+            "max_inheritance_depth": opts.max_inheritance_depth,
+            "cache_optimized_templates": opts.cache_optimized_templates,
+            "reload_interval_seconds": opts.reload_interval.map(|i| i.as_secs()),
+            "render_workers": opts.render_workers,
+            "max_fuel": opts.max_fuel,
+            "max_output_bytes": opts.max_output_bytes,
+        },
+        "templates": templates,
+    }))
+}
+
+/// `POST /admin/templates/reload`: re-reads changed templates now.
+async fn reload_templates(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    if subsystems.templates().is_none() {
+        return Err(WebError::NotFound);
+    }
+    let summary = subsystems
+        .reload_templates()
+        .await
+        .map_err(WebError::Unavailable)?;
+    Ok(no_store().json(summary))
 }
 
 /// `GET /admin/cache`: the file cache's statistics.

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::actors::file_cache::LoadError;
 use crate::actors::profiler::ProfilerError;
+use crate::actors::templates::RenderError;
 use crate::alloc::ProfileError;
 use crate::http::path::PathError;
 use crate::supervisor::CallError;
@@ -50,6 +51,17 @@ pub enum WebError {
     /// Reading a file failed on the server's side: 500 (the cause is logged).
     #[error("internal server error")]
     Load(#[source] LoadError),
+    /// A method the route does not take: 405 with `Allow` listing those it does.
+    #[error("method not allowed")]
+    MethodNotAllowedFor(&'static str),
+    /// A request body over the route's limit: 413.
+    #[error("the request body is over the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    /// A template render failed: 404 for an unknown template, 400 for a context that is
+    /// not a JSON object, 422 when the render failed with this context or ran out of fuel
+    /// or output, 500 when the template failed to load, 503 when templates are off.
+    #[error("{0}")]
+    Render(RenderError),
     /// A malformed admin request (missing or contradictory parameters): 400.
     #[error("{0}")]
     BadRequest(String),
@@ -78,6 +90,17 @@ impl ResponseError for WebError {
             WebError::FileForbidden => StatusCode::FORBIDDEN,
             WebError::Load(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::MethodNotAllowedFor(_) => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Render(error) => match error {
+                RenderError::NotFound(_) => StatusCode::NOT_FOUND,
+                RenderError::BadContext(_) => StatusCode::BAD_REQUEST,
+                RenderError::OutOfFuel { .. }
+                | RenderError::TooLarge { .. }
+                | RenderError::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                RenderError::Broken { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                RenderError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             WebError::Profiler(error) => match error {
                 ProfilerError::InvalidLabel(_) => StatusCode::BAD_REQUEST,
                 ProfilerError::UnknownSnapshot(_) => StatusCode::NOT_FOUND,
@@ -98,6 +121,12 @@ impl ResponseError for WebError {
             WebError::Unavailable(cause) => log::warn!("request failed: {cause}"),
             WebError::Load(cause) => log::error!("request failed: {cause}"),
             WebError::Profiler(cause) => log::warn!("profiler request failed: {cause}"),
+            WebError::Render(
+                cause @ (RenderError::Broken { .. }
+                | RenderError::Unavailable(_)
+                | RenderError::OutOfFuel { .. }
+                | RenderError::TooLarge { .. }),
+            ) => log::warn!("{cause}"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -107,6 +136,9 @@ impl ResponseError for WebError {
             }
             WebError::MethodNotAllowed => {
                 response.insert_header((header::ALLOW, "GET, HEAD"));
+            }
+            WebError::MethodNotAllowedFor(allowed) => {
+                response.insert_header((header::ALLOW, *allowed));
             }
             WebError::RangeNotSatisfiable { len } => {
                 response.insert_header((

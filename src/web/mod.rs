@@ -12,6 +12,8 @@
 //!   the static file route counts itself), `GET /metrics`, `/monitoring`,
 //!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
 //!   `monitoring.enabled`; these are not counted as requests)
+//! - `templates.rs`: `GET`/`HEAD`/`POST /templates/{name}` renders (when
+//!   `templates.enabled`)
 //! - `files.rs`: static files from `static_files.root_dir` for every other path, through
 //!   the file cache
 //! - `error.rs`: the single mapping from failures to statuses
@@ -22,6 +24,7 @@ mod files;
 mod health;
 mod monitoring;
 mod profiler;
+mod templates;
 
 pub use error::WebError;
 
@@ -36,6 +39,7 @@ pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig
     let subsystems = subsystems.clone();
     move |cfg| {
         let monitored = subsystems.monitoring().is_some();
+        let templated = subsystems.templates().is_some();
         cfg.app_data(web::Data::new(subsystems));
         if monitored {
             // Not measured: scrapes and dashboard polling are not traffic.
@@ -43,7 +47,10 @@ pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig
         }
         // Static files last: they take any path.
         cfg.configure(|cfg| health::configure(cfg, monitored))
-            .configure(|cfg| admin::configure(cfg, monitored))
-            .configure(files::configure);
+            .configure(|cfg| admin::configure(cfg, monitored));
+        if templated {
+            cfg.configure(|cfg| templates::configure(cfg, monitored));
+        }
+        cfg.configure(files::configure);
     }
 }

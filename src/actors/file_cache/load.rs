@@ -207,17 +207,7 @@ fn extension(key: &str) -> Option<String> {
 
 /// `Content-Type` from the extension, with `charset=utf-8` for text.
 fn content_type(key: &str) -> HeaderValue {
-    let mime = mime_guess::from_path(key).first_or_octet_stream();
-    let textual = mime.type_() == mime_guess::mime::TEXT
-        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml")
-        || mime.suffix().is_some_and(|suffix| {
-            suffix == mime_guess::mime::XML || suffix == mime_guess::mime::JSON
-        });
-    if textual && mime.get_param(mime_guess::mime::CHARSET).is_none() {
-        header(format!("{mime}; charset=utf-8"))
-    } else {
-        header(mime.to_string())
-    }
+    header(crate::http::media::content_type(key))
 }
 
 /// `Last-Modified` for an mtime, or `None` for one HTTP dates cannot express (before
@@ -426,15 +416,5 @@ mod tests {
             http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(300_000_000_000))
                 .is_none()
         );
-    }
-
-    #[test]
-    fn content_types_carry_utf8_for_text() {
-        assert_eq!(content_type("a.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type("a.js"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("a.json"), "application/json; charset=utf-8");
-        assert_eq!(content_type("a.svg"), "image/svg+xml; charset=utf-8");
-        assert_eq!(content_type("a.png"), "image/png");
-        assert_eq!(content_type("noext"), "application/octet-stream");
     }
 }

@@ -1,0 +1,760 @@
+//! The template store: every template under `templates.dir`, compiled by minijinja into
+//! one `Environment`, optimized (extends chains flattened, see [`inheritance`]), and
+//! published through [`TemplatesShared`] so a render needs no message to the actor.
+//!
+//! Loading and optimizing are CPU and disk work, so they run on the blocking pool (the
+//! flattening spread over `templates.render_workers` threads); the [`TemplateStore`] actor
+//! only schedules them: at start, every `templates.reload_interval`, and on
+//! [`ReloadTemplates`]. A reload stats every file and reads only the changed ones. A
+//! template that fails to parse keeps its previous good version in service, and its error
+//! is reported (log, [`TemplateInfo`]); cycles, missing parents and chains over
+//! [`inheritance::MAX_CHAIN`] are load errors naming the chain. The published state
+//! survives a restart of the actor, which then reloads from disk.
+//!
+//! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
+//! bounded in instructions and output (see [`render`]).
+
+pub mod inheritance;
+pub mod load;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use actix::prelude::*;
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::config::TemplateOpts;
+use crate::metrics::{Collector, Histogram, Source};
+use load::{Scan, Stamp};
+pub use render::{RenderError, Rendered};
+
+/// Reloads changed templates now; answers what happened.
+#[derive(Message)]
+#[rtype(result = "ReloadSummary")]
+pub struct ReloadTemplates;
+
+/// What one reload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadSummary {
+    /// Templates known after the reload.
+    pub templates: usize,
+    /// Files read because they were new or changed (or removed).
+    pub changed: usize,
+    /// Templates in an error state after the reload.
+    pub errors: usize,
+    /// Whether a new set was compiled and published.
+    pub published: bool,
+    /// Why the folder could not be read, if it could not.
+    pub failure: Option<String>,
+}
+
+/// How a template is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Served {
+    /// Its own source, through minijinja's inheritance.
+    Original,
+    /// Its whole chain flattened into one template.
+    Flattened,
+}
+
+/// A template as `/admin/templates` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TemplateInfo {
+    pub name: String,
+    /// Bytes of its source.
+    pub bytes: usize,
+    /// Its extends chain above it, nearest parent first.
+    pub parents: Vec<String>,
+    /// `ok`, or `error` with `error` saying why.
+    pub state: &'static str,
+    pub error: Option<String>,
+    /// In error but an earlier good version is in service.
+    pub stale: bool,
+    pub served: Served,
+    /// Templates in the chain as served (1 when flattened).
+    pub served_depth: usize,
+    /// Why it is served unflattened although its chain is deeper than 1 and flattening
+    /// (or collapsing over `max_inheritance_depth`) was asked for.
+    pub not_flattened: Option<String>,
+}
+
+/// The published set: what renders use.
+pub struct Published {
+    pub env: Arc<Environment<'static>>,
+    /// The global context (`_context.toml` / `_context.json`).
+    pub context: serde_json::Map<String, serde_json::Value>,
+    pub templates: BTreeMap<String, TemplateInfo>,
+    /// Counts publications since start.
+    pub generation: u64,
+}
+
+/// Template variables: a JSON object.
+pub type Variables = serde_json::Map<String, serde_json::Value>;
+
+/// A flattened source, or why the template is not flattened.
+type Flattening = Result<Arc<str>, String>;
+
+/// One template's source as last read.
+struct SourceEntry {
+    stamp: Stamp,
+    /// The last version that parsed, in service.
+    good: Option<Arc<str>>,
+    /// Why the file on disk is not in service (read or syntax error).
+    error: Option<String>,
+}
+
+/// Everything a reload reads and updates; locked only on blocking threads.
+#[derive(Default)]
+struct StoreState {
+    sources: BTreeMap<String, SourceEntry>,
+    context: Option<(Stamp, Result<Variables, String>)>,
+    /// Flattened sources by template name, with the fingerprint of the chain they came
+    /// from (`cache_optimized_templates`).
+    flattened: HashMap<String, (u64, Flattening)>,
+    /// Whether anything was published yet.
+    published: bool,
+    /// Publications so far.
+    generation: u64,
+}
+
+/// Counters of renders and reloads.
+#[derive(Default)]
+struct Counters {
+    renders: AtomicU64,
+    failures: AtomicU64,
+    out_of_fuel: AtomicU64,
+    too_large: AtomicU64,
+    reloads: AtomicU64,
+    render_time: Histogram,
+}
+
+/// The store's state shared by the actor, the blocking tasks and the HTTP handlers. Cheap
+/// to clone; also a metrics [`Source`] and a memory account.
+#[derive(Clone)]
+pub struct TemplatesShared {
+    inner: Arc<SharedInner>,
+}
+
+struct SharedInner {
+    opts: TemplateOpts,
+    /// Needed by renders: when to gzip.
+    min_compress: u64,
+    published: RwLock<Arc<Published>>,
+    state: Mutex<StoreState>,
+    renders: tokio::sync::Semaphore,
+    reloading: AtomicBool,
+    counters: Counters,
+}
+
+impl TemplatesShared {
+    /// An empty store for `opts`; `min_compress` is the smallest output worth gzipping.
+    pub fn new(opts: TemplateOpts, min_compress: u64) -> Self {
+        let renders = tokio::sync::Semaphore::new(opts.render_workers.max(1));
+        TemplatesShared {
+            inner: Arc::new(SharedInner {
+                published: RwLock::new(Arc::new(Published {
+                    env: Arc::new(Environment::new()),
+                    context: serde_json::Map::new(),
+                    templates: BTreeMap::new(),
+                    generation: 0,
+                })),
+                opts,
+                min_compress,
+                state: Mutex::new(StoreState::default()),
+                renders,
+                reloading: AtomicBool::new(false),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The options the store runs with.
+    pub fn opts(&self) -> &TemplateOpts {
+        &self.inner.opts
+    }
+
+    /// The set in service now.
+    pub fn published(&self) -> Arc<Published> {
+        self.inner
+            .published
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every known template, by name.
+    pub fn list(&self) -> Vec<TemplateInfo> {
+        self.published().templates.values().cloned().collect()
+    }
+
+    /// Reads the folder, reloads what changed and publishes a new set if anything did.
+    /// Blocking: run it on the blocking pool. Reloads are serialized.
+    pub fn reload_blocking(&self) -> ReloadSummary {
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.inner.counters.reloads.fetch_add(1, Ordering::Relaxed);
+        reload(&self.inner.opts, &mut state, |published| {
+            *self
+                .inner
+                .published
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
+        })
+    }
+
+    /// Renders `name` with the global context overlaid by `request_context`, on the
+    /// blocking pool, at most `render_workers` at once.
+    pub async fn render(
+        &self,
+        name: &str,
+        request_context: serde_json::Map<String, serde_json::Value>,
+        want_gzip: bool,
+    ) -> Result<Rendered, RenderError> {
+        let published = self.published();
+        match published.templates.get(name) {
+            None => return Err(RenderError::NotFound(name.to_owned())),
+            Some(info) if info.error.is_some() && !info.stale => {
+                return Err(RenderError::Broken {
+                    name: name.to_owned(),
+                    message: info.error.clone().unwrap_or_default(),
+                });
+            }
+            Some(_) => {}
+        }
+        let mut context = published.context.clone();
+        context.extend(request_context);
+        let _permit = self
+            .inner
+            .renders
+            .acquire()
+            .await
+            .map_err(|_| RenderError::Unavailable("the render pool is closed".into()))?;
+        let (shared, template) = (self.clone(), name.to_owned());
+        let started = Instant::now();
+        let result = actix_web::rt::task::spawn_blocking(move || {
+            let opts = &shared.inner.opts;
+            let context = minijinja::Value::from(minijinja::value::Serde(&context));
+            render::render(
+                &published.env,
+                &template,
+                &context,
+                opts.max_output_bytes,
+                opts.max_fuel,
+                want_gzip,
+                shared.inner.min_compress,
+            )
+        })
+        .await
+        .unwrap_or_else(|panic| {
+            // minijinja can panic on some templates (a `break` inside `with` inside `for`,
+            // in 3.1): the template is at fault, and the worker thread survives.
+            Err(RenderError::Broken {
+                name: name.to_owned(),
+                message: format!("the template engine panicked while rendering it: {panic}"),
+            })
+        });
+        let counters = &self.inner.counters;
+        counters.render_time.observe(started.elapsed());
+        counters.renders.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(_) => {}
+            Err(RenderError::OutOfFuel { .. }) => {
+                counters.out_of_fuel.fetch_add(1, Ordering::Relaxed);
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(RenderError::TooLarge { .. }) => {
+                counters.too_large.fetch_add(1, Ordering::Relaxed);
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+}
+
+impl crate::actors::profiler::MemoryAccount for TemplatesShared {
+    fn name(&self) -> &'static str {
+        "templates"
+    }
+
+    /// Bytes of the sources and flattened sources in service (compiled instructions are
+    /// not counted: minijinja does not report their size).
+    fn accounted_bytes(&self) -> u64 {
+        let published = self.published();
+        let sources: usize = published.templates.values().map(|t| t.bytes).sum();
+        let flattened: usize = self
+            .inner
+            .state
+            .try_lock()
+            .map(|state| {
+                state
+                    .flattened
+                    .values()
+                    .filter_map(|(_, source)| source.as_ref().ok().map(|s| s.len()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        (sources + flattened) as u64
+    }
+}
+
+impl Source for TemplatesShared {
+    fn name(&self) -> &'static str {
+        "templates"
+    }
+
+    fn collect(&self, out: &mut Collector) {
+        let published = self.published();
+        let counters = &self.inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
+        out.gauge(
+            "templates_loaded",
+            "Templates known to the store.",
+            published.templates.len() as f64,
+        );
+        out.gauge(
+            "templates_in_error",
+            "Templates whose latest version failed to load.",
+            published
+                .templates
+                .values()
+                .filter(|t| t.error.is_some())
+                .count() as f64,
+        );
+        out.gauge(
+            "templates_flattened",
+            "Templates served with their extends chain flattened.",
+            published
+                .templates
+                .values()
+                .filter(|t| t.served == Served::Flattened)
+                .count() as f64,
+        );
+        out.counter(
+            "template_renders_total",
+            "Template renders.",
+            load(&counters.renders),
+        );
+        out.counter(
+            "template_render_failures_total",
+            "Template renders that failed (any reason).",
+            load(&counters.failures),
+        );
+        out.counter(
+            "template_renders_out_of_fuel_total",
+            "Template renders stopped by templates.max_fuel.",
+            load(&counters.out_of_fuel),
+        );
+        out.counter(
+            "template_renders_too_large_total",
+            "Template renders stopped by templates.max_output_bytes.",
+            load(&counters.too_large),
+        );
+        out.counter(
+            "template_reloads_total",
+            "Template folder scans.",
+            load(&counters.reloads),
+        );
+        out.histogram(
+            "template_render_seconds",
+            "Time to render a template, queueing for a worker included.",
+            &counters.render_time,
+        );
+    }
+}
+
+/// The store actor (see the module docs).
+pub struct TemplateStore {
+    shared: TemplatesShared,
+}
+
+impl TemplateStore {
+    pub fn new(shared: TemplatesShared) -> Self {
+        TemplateStore { shared }
+    }
+
+    /// Starts a background reload unless one is running.
+    fn reload_in_background(&self, ctx: &mut Context<Self>) {
+        if self.shared.inner.reloading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let task = async move {
+            let worker = shared.clone();
+            let summary =
+                actix_web::rt::task::spawn_blocking(move || worker.reload_blocking()).await;
+            shared.inner.reloading.store(false, Ordering::Release);
+            if let Err(panic) = summary {
+                log::error!("templates: a reload panicked: {panic}");
+            }
+        };
+        ctx.spawn(task.into_actor(self));
+    }
+}
+
+impl Actor for TemplateStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A restarted store re-reads the folder; on the first start this finds nothing new.
+        self.reload_in_background(ctx);
+        if let Some(interval) = self.shared.inner.opts.reload_interval {
+            log::info!("templates: checking for changes every {interval:?}");
+            ctx.run_interval(interval, |store, ctx| store.reload_in_background(ctx));
+        }
+    }
+}
+
+impl Handler<ReloadTemplates> for TemplateStore {
+    type Result = ResponseFuture<ReloadSummary>;
+
+    fn handle(&mut self, _: ReloadTemplates, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            actix_web::rt::task::spawn_blocking(move || shared.reload_blocking())
+                .await
+                .unwrap_or_else(|panic| ReloadSummary {
+                    failure: Some(format!("the reload panicked: {panic}")),
+                    ..ReloadSummary::default()
+                })
+        })
+    }
+}
+
+/// One reload (see [`TemplatesShared::reload_blocking`]).
+fn reload(
+    opts: &TemplateOpts,
+    state: &mut StoreState,
+    publish: impl FnOnce(Published),
+) -> ReloadSummary {
+    let scan = match load::scan(&opts.dir) {
+        Ok(scan) => scan,
+        Err(error) => {
+            let failure = format!(
+                "cannot read templates folder {}: {error}",
+                opts.dir.display()
+            );
+            log::error!("templates: {failure}");
+            return ReloadSummary {
+                templates: state.sources.len(),
+                failure: Some(failure),
+                ..ReloadSummary::default()
+            };
+        }
+    };
+    if !state.published && scan == Scan::default() && !opts.dir.is_dir() {
+        log::warn!(
+            "templates: folder {} does not exist; no templates are served",
+            opts.dir.display()
+        );
+    }
+    let changed = refresh_sources(state, &scan) + refresh_context(state, &scan);
+    let errors = state.sources.values().filter(|s| s.error.is_some()).count();
+    if changed == 0 && state.published {
+        return ReloadSummary {
+            templates: state.sources.len(),
+            errors,
+            ..ReloadSummary::default()
+        };
+    }
+    let published = build(opts, state);
+    let errors = published
+        .templates
+        .values()
+        .filter(|t| t.error.is_some())
+        .count();
+    let templates = published.templates.len();
+    log::info!(
+        "templates: {templates} loaded ({changed} changed, {errors} in error) from {}",
+        opts.dir.display()
+    );
+    publish(published);
+    state.published = true;
+    ReloadSummary {
+        templates,
+        changed,
+        errors,
+        published: true,
+        failure: None,
+    }
+}
+
+/// Reads new and changed templates, drops removed ones; answers how many changed.
+fn refresh_sources(state: &mut StoreState, scan: &Scan) -> usize {
+    let before = state.sources.len();
+    state
+        .sources
+        .retain(|name, _| scan.templates.contains_key(name));
+    let mut changed = before - state.sources.len();
+    for (name, (path, stamp)) in &scan.templates {
+        if state
+            .sources
+            .get(name)
+            .is_some_and(|entry| entry.stamp == *stamp)
+        {
+            continue;
+        }
+        changed += 1;
+        let checked = load::read_source(path).and_then(|source| {
+            // A scratch environment only to check the syntax.
+            Environment::new()
+                .template_from_named_str(name, &source)
+                .map(|_| ())
+                .map_err(|error| render_error_text(&error))?;
+            Ok(source)
+        });
+        let entry = state.sources.entry(name.clone()).or_insert(SourceEntry {
+            stamp: *stamp,
+            good: None,
+            error: None,
+        });
+        entry.stamp = *stamp;
+        match checked {
+            Ok(source) => {
+                entry.good = Some(Arc::from(source));
+                entry.error = None;
+            }
+            Err(message) => {
+                log::warn!(
+                    "templates: {name}: {message}{}",
+                    if entry.good.is_some() {
+                        " (the previous version stays in service)"
+                    } else {
+                        ""
+                    }
+                );
+                entry.error = Some(message);
+            }
+        }
+    }
+    changed
+}
+
+fn refresh_context(state: &mut StoreState, scan: &Scan) -> usize {
+    match (&scan.context, &state.context) {
+        (None, None) => 0,
+        (None, Some(_)) => {
+            state.context = None;
+            1
+        }
+        (Some((_, stamp)), Some((known, _))) if stamp == known => 0,
+        (Some((path, stamp)), _) => {
+            let read = load::read_context(path);
+            if let Err(message) = &read {
+                log::warn!("templates: {}: {message}", path.display());
+            }
+            state.context = Some((*stamp, read));
+            1
+        }
+    }
+}
+
+fn render_error_text(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(line) = error.line() {
+        text = format!("line {line}: {text}");
+    }
+    text
+}
+
+/// Resolves chains, flattens, compiles everything into a fresh environment.
+fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
+    let goods: BTreeMap<&str, &str> = state
+        .sources
+        .iter()
+        .filter_map(|(name, entry)| Some((name.as_str(), entry.good.as_deref()?)))
+        .collect();
+    let lookup = |name: &str| goods.get(name).copied();
+    let chains: BTreeMap<&str, Result<Vec<String>, String>> = goods
+        .keys()
+        .map(|name| {
+            let chain = inheritance::chain(name, lookup).map_err(|error| error.to_string());
+            if let Err(message) = &chain {
+                log::warn!("templates: {name}: {message}");
+            }
+            (*name, chain)
+        })
+        .collect();
+
+    // Which templates to serve flattened: all of them, or (flattening off) the ancestors
+    // that shorten over-deep chains to max_inheritance_depth.
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for chain in chains.values().filter_map(|c| c.as_ref().ok()) {
+        if opts.flatten_inheritance {
+            if chain.len() > 1 {
+                wanted.insert(chain[0].clone());
+            }
+        } else if chain.len() > opts.max_inheritance_depth {
+            wanted.insert(chain[opts.max_inheritance_depth - 1].clone());
+        }
+    }
+    if !opts.cache_optimized_templates {
+        state.flattened.clear();
+    }
+    let fingerprint = |name: &str| -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        if let Some(Ok(chain)) = chains.get(name) {
+            for member in chain {
+                hasher.update(member.as_bytes());
+                hasher.update(&[0]);
+                hasher.update(lookup(member).unwrap_or("").as_bytes());
+                hasher.update(&[0]);
+            }
+        }
+        hasher.digest()
+    };
+    let todo: Vec<(String, u64)> = wanted
+        .iter()
+        .map(|name| (name.clone(), fingerprint(name)))
+        .filter(|(name, print)| {
+            state
+                .flattened
+                .get(name)
+                .is_none_or(|(known, _)| known != print)
+        })
+        .collect();
+    let computed = flatten_all(&todo, &lookup, opts.render_workers);
+    state.flattened.retain(|name, _| wanted.contains(name));
+    state.flattened.extend(computed);
+
+    let mut env = Environment::new();
+    env.set_fuel(Some(opts.max_fuel));
+    let mut templates = BTreeMap::new();
+    for (name, entry) in &state.sources {
+        let chain = chains.get(name.as_str());
+        let mut info = TemplateInfo {
+            name: name.clone(),
+            bytes: entry.good.as_deref().map_or(0, str::len),
+            parents: match chain {
+                Some(Ok(chain)) => chain[1..].to_vec(),
+                _ => Vec::new(),
+            },
+            state: "ok",
+            error: entry.error.clone(),
+            stale: entry.error.is_some() && entry.good.is_some(),
+            served: Served::Original,
+            served_depth: 1,
+            not_flattened: None,
+        };
+        let servable = match (chain, &entry.good) {
+            (Some(Ok(_)), Some(source)) => Some(source.clone()),
+            (Some(Err(message)), _) => {
+                info.error = Some(message.clone());
+                info.stale = false;
+                None
+            }
+            _ => None,
+        };
+        if info.error.is_some() {
+            info.state = "error";
+        }
+        if let Some(original) = servable {
+            let flattened = state.flattened.get(name).map(|(_, result)| result);
+            let source = match flattened {
+                Some(Ok(flat)) => match env.add_template_owned(name.clone(), flat.to_string()) {
+                    Ok(()) => {
+                        info.served = Served::Flattened;
+                        None
+                    }
+                    Err(error) => {
+                        log::error!(
+                            "templates: {name}: the flattened template does not compile ({error}); serving the original"
+                        );
+                        info.not_flattened =
+                            Some(format!("flattened source did not compile: {error}"));
+                        Some(original)
+                    }
+                },
+                Some(Err(reason)) => {
+                    info.not_flattened = Some(reason.clone());
+                    Some(original)
+                }
+                None => Some(original),
+            };
+            if let Some(source) = source
+                && let Err(error) = env.add_template_owned(name.clone(), source.to_string())
+            {
+                info.state = "error";
+                info.error = Some(render_error_text(&error));
+            }
+        }
+        templates.insert(name.clone(), info);
+    }
+    // Depth as served: up the chain until a template served flattened (or the root).
+    let flat: BTreeSet<String> = templates
+        .values()
+        .filter(|t| t.served == Served::Flattened)
+        .map(|t| t.name.clone())
+        .collect();
+    for info in templates.values_mut() {
+        let mut depth = 1;
+        let mut at = info.name.clone();
+        for parent in &info.parents {
+            if flat.contains(&at) {
+                break;
+            }
+            depth += 1;
+            at = parent.clone();
+        }
+        info.served_depth = depth;
+    }
+    let context = match &state.context {
+        Some((_, Ok(context))) => context.clone(),
+        _ => serde_json::Map::new(),
+    };
+    state.generation += 1;
+    let generation = state.generation;
+    Published {
+        env: Arc::new(env),
+        context,
+        templates,
+        generation,
+    }
+}
+
+/// Flattens `todo` on up to `workers` threads; answers each name's result.
+fn flatten_all<'s>(
+    todo: &[(String, u64)],
+    lookup: &(impl Fn(&str) -> Option<&'s str> + Sync),
+    workers: usize,
+) -> Vec<(String, (u64, Flattening))> {
+    if todo.is_empty() {
+        return Vec::new();
+    }
+    let per_thread = todo.len().div_ceil(workers.max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = todo
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(name, print)| {
+                            let result = inheritance::flatten(name, lookup).map(Arc::from).map_err(
+                                |error| match error {
+                                    inheritance::FlattenError::Unflattenable(why) => why.reason,
+                                    other => other.to_string(),
+                                },
+                            );
+                            (name.clone(), (*print, result))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    })
+}

@@ -1,0 +1,186 @@
+//! Rendering templates over HTTP:
+//!
+//! - `GET`/`HEAD /templates/{name}`: renders with the query parameters as context (a
+//!   parameter given twice: the last one wins);
+//! - `POST /templates/{name}`: renders with a JSON object body as context (at most
+//!   `templates.max_context_bytes`; an empty body is an empty context).
+//!
+//! Either way the request's context overlays the global one. The response carries a
+//! Content-Type from the template's extension, a strong ETag of the rendered bytes
+//! (`If-None-Match` on GET and HEAD answers 304), and is gzip-compressed for clients that
+//! take it, negotiated as for static files (`http::encoding`). Template names are checked
+//! like static paths (`http::path`): no `..`, no hidden segments.
+//!
+//! `GET /admin/templates` and `POST /admin/templates/reload` live in `admin.rs`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+
+use super::error::WebError;
+use crate::actors::templates::RenderError;
+use crate::http::conditional::{self, Conditions, Precondition, Validators};
+use crate::http::encoding::{Coding, negotiate};
+use crate::http::path;
+use crate::runtime::Subsystems;
+
+/// `measured`: count these requests in the per-request figures.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
+    cfg.service(
+        web::resource("/templates/{name:.*}")
+            .wrap(Condition::new(
+                measured,
+                from_fn(super::monitoring::measure),
+            ))
+            .route(web::get().to(render))
+            .route(web::head().to(render))
+            .route(web::post().to(render))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(WebError::MethodNotAllowedFor("GET, HEAD, POST"))
+            })),
+    );
+}
+
+async fn render(
+    request: HttpRequest,
+    subsystems: web::Data<Subsystems>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let Some(templates) = subsystems.templates() else {
+        return Err(WebError::NotFound);
+    };
+    let raw_name = request.match_info().get("name").unwrap_or("");
+    let name = path::parse_relative(raw_name, false)
+        .map_err(WebError::BadPath)?
+        .key;
+    if name.is_empty() {
+        return Err(WebError::NotFound);
+    }
+    let context = if request.method() == Method::POST {
+        let limit = templates.opts().max_context_bytes;
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| WebError::BadRequest(error.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(WebError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        json_context(&body)?
+    } else {
+        query_context(request.query_string())?
+    };
+    let accept = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok());
+    // Compression is decided after the render (small outputs stay identity), so ask for
+    // a gzip copy whenever the client would take one.
+    let wants_gzip = negotiate(accept, true) == Some(Coding::Gzip);
+    let rendered = subsystems
+        .render_template(&name, context, wants_gzip)
+        .await
+        .map_err(WebError::Render)?;
+    let coding = negotiate(accept, rendered.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
+    let (body, etag) = match (&rendered.gzip, &rendered.gzip_etag, coding) {
+        (Some(gzip), Some(etag), Coding::Gzip) => (gzip.clone(), etag.as_str()),
+        _ => (rendered.body.clone(), rendered.etag.as_str()),
+    };
+    let get_or_head = request.method() != Method::POST;
+    if get_or_head {
+        let text = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value: &HeaderValue| value.to_str().ok())
+        };
+        let conditions = Conditions {
+            if_match: text(header::IF_MATCH),
+            if_none_match: text(header::IF_NONE_MATCH),
+            if_modified_since: None,
+            if_unmodified_since: None,
+        };
+        let validators = Validators {
+            etag,
+            last_modified: None,
+        };
+        match conditional::evaluate(&conditions, &validators, true) {
+            Precondition::Proceed => {}
+            Precondition::NotModified => {
+                return Ok(HttpResponse::build(StatusCode::NOT_MODIFIED)
+                    .insert_header((header::ETAG, etag))
+                    .insert_header((header::VARY, "Accept-Encoding"))
+                    .insert_header((header::CACHE_CONTROL, "no-cache"))
+                    .finish());
+            }
+            Precondition::Failed => return Err(WebError::PreconditionFailed),
+        }
+    }
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((
+            header::CONTENT_TYPE,
+            crate::http::media::content_type(&name),
+        ))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::VARY, "Accept-Encoding"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if coding == Coding::Gzip && rendered.gzip.is_some() {
+        response.insert_header((header::CONTENT_ENCODING, "gzip"));
+    }
+    // For HEAD, actix-http sends these headers (Content-Length included) without the body.
+    Ok(response.body(body))
+}
+
+/// The query string as a context of strings.
+fn query_context(query: &str) -> Result<serde_json::Map<String, serde_json::Value>, WebError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|error| WebError::BadRequest(format!("malformed query string: {error}")))?;
+    Ok(pairs
+        .into_inner()
+        .into_iter()
+        .map(|(key, value)| (key, serde_json::Value::String(value)))
+        .collect())
+}
+
+/// A JSON body as a context: it must be an object (empty: no variables).
+fn json_context(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, WebError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(WebError::Render(RenderError::BadContext(
+            "the context must be a JSON object".into(),
+        ))),
+        Err(error) => Err(WebError::Render(RenderError::BadContext(format!(
+            "the context is not valid JSON: {error}"
+        )))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_contexts_come_from_queries_and_json_objects() {
+        let query = query_context("a=1&b=x%20y&a=2").unwrap();
+        assert_eq!(query["a"], "2", "the last of a repeated parameter wins");
+        assert_eq!(query["b"], "x y");
+        assert!(query_context("").unwrap().is_empty());
+        assert_eq!(json_context(b"{\"n\": [1, 2]}").unwrap()["n"][1], 2);
+        assert!(json_context(b"  \n").unwrap().is_empty());
+        for bad in [&b"[1]"[..], b"\"text\"", b"{oops", b"null"] {
+            assert!(
+                matches!(
+                    json_context(bad),
+                    Err(WebError::Render(RenderError::BadContext(_)))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+}
