@@ -578,3 +578,36 @@ async fn templates_flattened_pages_follow_changes_to_their_parents() {
     );
     assert_eq!(info(&subsystems, "page.html").served_depth, 1);
 }
+
+#[actix_rt::test]
+async fn templates_chains_over_64_are_load_errors_and_others_still_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "c0.html", "root");
+    for level in 1..=70 {
+        write(
+            dir.path(),
+            &format!("c{level}.html"),
+            &format!("{{% extends \"c{}.html\" %}}", level - 1),
+        );
+    }
+    let (subsystems, server) = start(dir.path(), &[]).await;
+    let deep = info(&subsystems, "c70.html");
+    assert_eq!(deep.state, "error");
+    assert!(
+        deep.error
+            .as_deref()
+            .unwrap()
+            .contains("longer than 64 templates"),
+        "{deep:?}"
+    );
+    let response = request(&server, "GET", "/templates/c70.html", &[], b"").await;
+    assert_eq!(response.status, 500);
+    assert!(text(&response).contains("c70.html"), "{}", text(&response));
+    // 64 templates is the limit, and allowed: flattened into one.
+    let longest = info(&subsystems, "c63.html");
+    assert_eq!((longest.state, longest.served_depth), ("ok", 1));
+    assert_eq!(
+        text(&request(&server, "GET", "/templates/c63.html", &[], b"").await),
+        "root"
+    );
+}
