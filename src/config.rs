@@ -507,7 +507,35 @@ pub const KEYS: &[Key] = &[
         "MEMORY_OPTIMIZER_ENABLED",
         Kind::Bool,
         Some("true"),
-        "template memory optimizer (not built yet)",
+        "template memory optimizer: the four options below",
+    ),
+    key(
+        "memory_optimizer.enable_deduplication",
+        "MEMORY_OPTIMIZER_DEDUPLICATION",
+        Kind::Bool,
+        Some("true"),
+        "compile identical templates once and hold static sections repeated across templates once",
+    ),
+    key(
+        "memory_optimizer.enable_lazy_loading",
+        "MEMORY_OPTIMIZER_LAZY_LOADING",
+        Kind::Bool,
+        Some("true"),
+        "compile a template on its first render, not at load",
+    ),
+    key(
+        "memory_optimizer.enable_compression",
+        "MEMORY_OPTIMIZER_COMPRESSION",
+        Kind::Bool,
+        Some("false"),
+        "hold not-yet-compiled templates gzip-compressed (with lazy loading)",
+    ),
+    key(
+        "memory_optimizer.enable_gc_hints",
+        "MEMORY_OPTIMIZER_GC_HINTS",
+        Kind::Bool,
+        Some("true"),
+        "return freed pages to the OS after each template load (jemalloc)",
     ),
     key(
         "resource_pools.enabled",
@@ -1176,9 +1204,20 @@ pub struct ProfilerOpts {
     pub profiles_dir: PathBuf,
 }
 
+/// Template memory optimizer options (`[memory_optimizer]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryOptimizerOpts {
+    pub enabled: bool,
+    pub deduplication: bool,
+    pub lazy_loading: bool,
+    pub compression: bool,
+    pub gc_hints: bool,
+}
+
 /// Template store options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateOpts {
+    pub memory: MemoryOptimizerOpts,
     pub enabled: bool,
     pub dir: PathBuf,
     /// `None`: reload only when asked.
@@ -1196,7 +1235,6 @@ pub struct TemplateOpts {
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedOpts {
-    pub memory_optimizer_enabled: bool,
     pub resource_pools_enabled: bool,
     pub tuner_enabled: bool,
 }
@@ -1361,6 +1399,13 @@ impl Opts {
                 profiles_dir: PathBuf::from(text("profiler.profiles_dir").unwrap_or_default()),
             },
             templates: TemplateOpts {
+                memory: MemoryOptimizerOpts {
+                    enabled: flag("memory_optimizer.enabled"),
+                    deduplication: flag("memory_optimizer.enable_deduplication"),
+                    lazy_loading: flag("memory_optimizer.enable_lazy_loading"),
+                    compression: flag("memory_optimizer.enable_compression"),
+                    gc_hints: flag("memory_optimizer.enable_gc_hints"),
+                },
                 enabled: flag("templates.enabled"),
                 dir: PathBuf::from(text("templates.dir").unwrap_or_default()),
                 reload_interval: Some(secs("templates.reload_interval"))
@@ -1374,7 +1419,6 @@ impl Opts {
                 cache_optimized_templates: flag("templates.cache_optimized_templates"),
             },
             planned: PlannedOpts {
-                memory_optimizer_enabled: flag("memory_optimizer.enabled"),
                 resource_pools_enabled: flag("resource_pools.enabled"),
                 tuner_enabled: flag("tuner.enabled"),
             },

@@ -38,8 +38,9 @@
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
-//!   minijinja, bounded renders and the extends-chain flattener; `monitor`: collection,
-//!   history, alerts and their webhook).
+//!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
+//!   context optimizer's building blocks; `monitor`: collection, history, alerts and their
+//!   webhook).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -48,6 +49,8 @@
 //! - [`web`]: the actix-web side; [`web::configure`] mounts every route (health, admin,
 //!   monitoring and dashboard, profiler, templates, static files), `web/error.rs` maps
 //!   failures to statuses.
+//! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
+//!   generated site, with a counting allocator, written up as a markdown report.
 //! - `src/bin/leanserve/`: the binary: `main.rs` (`serve`, `config`) and `client.rs`
 //!   (`status`, `profile` against a running server).
 

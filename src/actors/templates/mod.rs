@@ -14,8 +14,10 @@
 //! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
 //! bounded in instructions and output (see [`render`]).
 
+pub mod context;
 pub mod inheritance;
 pub mod load;
+pub mod memory;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -91,6 +93,21 @@ pub struct Published {
     pub templates: BTreeMap<String, TemplateInfo>,
     /// Counts publications since start.
     pub generation: u64,
+    /// What the memory optimizer did to this set.
+    pub memory: MemoryReport,
+}
+
+/// The memory optimizer's work on one published set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryReport {
+    /// Templates (internal shared sections included) in the set.
+    pub templates: usize,
+    #[serde(flatten)]
+    pub rewrites: memory::Rewrites,
+    /// Templates not compiled when the set was published (lazy loading).
+    pub pending: usize,
+    /// Of those, held gzip-compressed.
+    pub compressed: usize,
 }
 
 /// Template variables: a JSON object.
@@ -103,7 +120,7 @@ type Flattening = Result<Arc<str>, String>;
 struct SourceEntry {
     stamp: Stamp,
     /// The last version that parsed, in service.
-    good: Option<Arc<str>>,
+    good: Option<memory::Held>,
     /// Why the file on disk is not in service (read or syntax error).
     error: Option<String>,
 }
@@ -162,6 +179,7 @@ impl TemplatesShared {
                     context: serde_json::Map::new(),
                     templates: BTreeMap::new(),
                     generation: 0,
+                    memory: MemoryReport::default(),
                 })),
                 opts,
                 min_compress,
@@ -240,17 +258,8 @@ impl TemplatesShared {
         let (shared, template) = (self.clone(), name.to_owned());
         let started = Instant::now();
         let result = actix_web::rt::task::spawn_blocking(move || {
-            let opts = &shared.inner.opts;
             let context = minijinja::Value::from(minijinja::value::Serde(&context));
-            render::render(
-                &published.env,
-                &template,
-                &context,
-                opts.max_output_bytes,
-                opts.max_fuel,
-                want_gzip,
-                shared.inner.min_compress,
-            )
+            shared.render_in(&published, &template, &context, want_gzip)
         })
         .await
         .unwrap_or_else(|panic| {
@@ -279,6 +288,29 @@ impl TemplatesShared {
             }
         }
         result
+    }
+}
+
+impl TemplatesShared {
+    /// Renders `name` from `published` on the calling thread, with the store's limits
+    /// (no worker bound, no counters): for benchmarks and tools that run their own threads.
+    pub fn render_in(
+        &self,
+        published: &Published,
+        name: &str,
+        context: &minijinja::Value,
+        want_gzip: bool,
+    ) -> Result<Rendered, RenderError> {
+        let opts = &self.inner.opts;
+        render::render(
+            &published.env,
+            name,
+            context,
+            opts.max_output_bytes,
+            opts.max_fuel,
+            want_gzip,
+            self.inner.min_compress,
+        )
     }
 }
 
@@ -458,7 +490,8 @@ fn reload(
             opts.dir.display()
         );
     }
-    let changed = refresh_sources(state, &scan) + refresh_context(state, &scan);
+    let compress = opts.memory.enabled && opts.memory.compression;
+    let changed = refresh_sources(state, &scan, compress) + refresh_context(state, &scan);
     let errors = state.sources.values().filter(|s| s.error.is_some()).count();
     if changed == 0 && state.published {
         return ReloadSummary {
@@ -480,6 +513,11 @@ fn reload(
     );
     publish(published);
     state.published = true;
+    if opts.memory.enabled && opts.memory.gc_hints {
+        // The previous set and the build's scratch space were just freed: hand their pages
+        // back now rather than after jemalloc's decay time.
+        crate::alloc::purge();
+    }
     ReloadSummary {
         templates,
         changed,
@@ -490,7 +528,7 @@ fn reload(
 }
 
 /// Reads new and changed templates, drops removed ones; answers how many changed.
-fn refresh_sources(state: &mut StoreState, scan: &Scan) -> usize {
+fn refresh_sources(state: &mut StoreState, scan: &Scan, compress: bool) -> usize {
     let before = state.sources.len();
     state
         .sources
@@ -521,7 +559,14 @@ fn refresh_sources(state: &mut StoreState, scan: &Scan) -> usize {
         entry.stamp = *stamp;
         match checked {
             Ok(source) => {
-                entry.good = Some(Arc::from(source));
+                let source: Arc<str> = Arc::from(source);
+                // Kept for rebuilds and as the version in service if the file breaks;
+                // compressed with the memory optimizer's compression on.
+                entry.good = Some(if compress {
+                    memory::Held::compress(source)
+                } else {
+                    memory::Held::Plain(source)
+                });
                 entry.error = None;
             }
             Err(message) => {
@@ -569,10 +614,15 @@ fn render_error_text(error: &minijinja::Error) -> String {
 
 /// Resolves chains, flattens, compiles everything into a fresh environment.
 fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
-    let goods: BTreeMap<&str, &str> = state
+    // The sources as text for this build (inflated where held compressed).
+    let texts: BTreeMap<String, Arc<str>> = state
         .sources
         .iter()
-        .filter_map(|(name, entry)| Some((name.as_str(), entry.good.as_deref()?)))
+        .filter_map(|(name, entry)| Some((name.clone(), entry.good.as_ref()?.text()?)))
+        .collect();
+    let goods: BTreeMap<&str, &str> = texts
+        .iter()
+        .map(|(name, text)| (name.as_str(), &**text))
         .collect();
     let lookup = |name: &str| goods.get(name).copied();
     let chains: BTreeMap<&str, Result<Vec<String>, String>> = goods
@@ -630,11 +680,13 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
     let mut env = Environment::new();
     env.set_fuel(Some(opts.max_fuel));
     let mut templates = BTreeMap::new();
+    // What the environment will hold, by name, before the memory optimizer's rewrites.
+    let mut compiled: BTreeMap<String, Arc<str>> = BTreeMap::new();
     for (name, entry) in &state.sources {
         let chain = chains.get(name.as_str());
         let mut info = TemplateInfo {
             name: name.clone(),
-            bytes: entry.good.as_deref().map_or(0, str::len),
+            bytes: texts.get(name).map_or(0, |text| text.len()),
             parents: match chain {
                 Some(Ok(chain)) => chain[1..].to_vec(),
                 _ => Vec::new(),
@@ -646,7 +698,7 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
             served_depth: 1,
             not_flattened: None,
         };
-        let servable = match (chain, &entry.good) {
+        let servable = match (chain, texts.get(name)) {
             (Some(Ok(_)), Some(source)) => Some(source.clone()),
             (Some(Err(message)), _) => {
                 info.error = Some(message.clone());
@@ -659,36 +711,71 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
             info.state = "error";
         }
         if let Some(original) = servable {
-            let flattened = state.flattened.get(name).map(|(_, result)| result);
-            let source = match flattened {
-                Some(Ok(flat)) => match env.add_template_owned(name.clone(), flat.to_string()) {
-                    Ok(()) => {
-                        info.served = Served::Flattened;
-                        None
-                    }
-                    Err(error) => {
-                        log::error!(
-                            "templates: {name}: the flattened template does not compile ({error}); serving the original"
-                        );
-                        info.not_flattened =
-                            Some(format!("flattened source did not compile: {error}"));
-                        Some(original)
-                    }
-                },
+            let source = match state.flattened.get(name).map(|(_, result)| result) {
+                Some(Ok(flat)) => {
+                    info.served = Served::Flattened;
+                    flat.clone()
+                }
                 Some(Err(reason)) => {
                     info.not_flattened = Some(reason.clone());
-                    Some(original)
+                    original
                 }
-                None => Some(original),
+                None => original,
             };
-            if let Some(source) = source
-                && let Err(error) = env.add_template_owned(name.clone(), source.to_string())
+            compiled.insert(name.clone(), source);
+        }
+        templates.insert(name.clone(), info);
+    }
+    let memory_opts = &opts.memory;
+    let mut report = MemoryReport::default();
+    if memory_opts.enabled && memory_opts.deduplication {
+        let (aliases, saved) = memory::dedup_templates(&mut compiled);
+        let sections = memory::dedup_sections(&mut compiled);
+        report.rewrites = memory::Rewrites {
+            duplicate_templates: aliases,
+            source_bytes_saved: sections.source_bytes_saved + saved,
+            ..sections
+        };
+        // The rewritten set is what is held; keeping every flattened source as well would
+        // cost more than flattening again after the next change.
+        state.flattened.clear();
+    }
+    report.templates = compiled.len();
+    if memory_opts.enabled && memory_opts.lazy_loading {
+        // Compiled on first use; the held copy is dropped once compiled.
+        let held: HashMap<String, memory::Held> = compiled
+            .into_iter()
+            .map(|(name, source)| {
+                let held = if memory_opts.compression {
+                    memory::Held::compress(source)
+                } else {
+                    memory::Held::Plain(source)
+                };
+                (name, held)
+            })
+            .collect();
+        report.compressed = held
+            .values()
+            .filter(|h| matches!(h, memory::Held::Gzip(_)))
+            .count();
+        report.pending = held.len();
+        let held = Mutex::new(held);
+        env.set_loader(move |name| {
+            let taken = held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            Ok(taken.and_then(|held| held.source()))
+        });
+    } else {
+        for (name, source) in compiled {
+            if let Err(error) = env.add_template_owned(name.clone(), source.to_string())
+                && let Some(info) = templates.get_mut(&name)
             {
                 info.state = "error";
                 info.error = Some(render_error_text(&error));
             }
         }
-        templates.insert(name.clone(), info);
     }
     // Depth as served: up the chain until a template served flattened (or the root).
     let flat: BTreeSet<String> = templates
@@ -719,6 +806,7 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
         context,
         templates,
         generation,
+        memory: report,
     }
 }
 
@@ -740,12 +828,22 @@ fn flatten_all<'s>(
                     chunk
                         .iter()
                         .map(|(name, print)| {
-                            let result = inheritance::flatten(name, lookup).map(Arc::from).map_err(
-                                |error| match error {
+                            let result = inheritance::flatten(name, lookup)
+                                .map_err(|error| match error {
                                     inheritance::FlattenError::Unflattenable(why) => why.reason,
                                     other => other.to_string(),
-                                },
-                            );
+                                })
+                                .and_then(|flat| {
+                                    // Served only if it compiles (it always should).
+                                    Environment::new()
+                                        .template_from_named_str(name, &flat)
+                                        .map_err(|error| {
+                                            format!(
+                                                "the flattened source does not compile: {error}"
+                                            )
+                                        })?;
+                                    Ok(Arc::from(flat))
+                                });
                             (name.clone(), (*print, result))
                         })
                         .collect::<Vec<_>>()

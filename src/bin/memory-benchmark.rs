@@ -1,0 +1,743 @@
+//! `memory-benchmark`: what leanserve's template optimizers do to memory and render speed,
+//! measured on a generated site, every configuration against the baseline in one run.
+//!
+//! ```text
+//! cargo run --release --bin memory-benchmark -- --templates=100 --size=10000 --variables=20 \
+//!     --concurrent=10 --iterations=5 --optimizer=true --inheritance-opt=true \
+//!     --context-opt=true --pooling=true --tuner=true --inheritance-chain=5 \
+//!     --max-inheritance-depth=3 --output=benchmark-report.md [--seed=42]
+//! ```
+//!
+//! Memory is what the allocator holds: this binary's global allocator counts live bytes
+//! and their peak. "Retained" is the live bytes after the set is loaded, optimized and
+//! every page rendered once, minus the live bytes before loading. Every configuration
+//! must render every page byte-for-byte like the baseline, or the run fails.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use leanserve::actors::templates::TemplatesShared;
+use leanserve::config::{MemoryOptimizerOpts, TemplateOpts};
+
+/// Counts live heap bytes and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only adds counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                    + (new_size - layout.size());
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const USAGE: &str = "\
+memory-benchmark: leanserve's template optimizers against the baseline on a generated site
+
+USAGE:
+    memory-benchmark [--templates=100] [--size=10000] [--variables=20] [--concurrent=10]
+        [--iterations=5] [--optimizer=true] [--inheritance-opt=true] [--context-opt=true]
+        [--pooling=true] [--tuner=true] [--inheritance-chain=5] [--max-inheritance-depth=3]
+        [--output=benchmark-report.md] [--seed=42]
+";
+
+/// The command line, with the defaults of the issue that asked for this tool.
+#[derive(Clone, Debug)]
+struct Flags {
+    templates: usize,
+    size: usize,
+    variables: usize,
+    concurrent: usize,
+    iterations: usize,
+    optimizer: bool,
+    inheritance_opt: bool,
+    context_opt: bool,
+    pooling: bool,
+    tuner: bool,
+    inheritance_chain: usize,
+    max_inheritance_depth: usize,
+    output: String,
+    seed: u64,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Flags {
+            templates: 100,
+            size: 10_000,
+            variables: 20,
+            concurrent: 10,
+            iterations: 5,
+            optimizer: true,
+            inheritance_opt: true,
+            context_opt: true,
+            pooling: true,
+            tuner: true,
+            inheritance_chain: 5,
+            max_inheritance_depth: 3,
+            output: "benchmark-report.md".into(),
+            seed: 42,
+        }
+    }
+}
+
+fn parse_flags() -> Result<Option<Flags>, String> {
+    use lexopt::prelude::*;
+    let mut flags = Flags::default();
+    let mut parser = lexopt::Parser::from_env();
+    let number = |value: String, flag: &str, min: u64, max: u64| -> Result<u64, String> {
+        match value.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "--{flag} expects a whole number from {min} to {max}, got {value:?}"
+            )),
+        }
+    };
+    let boolean = |value: String, flag: &str| match value.as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("--{flag} expects true or false, got {value:?}")),
+    };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let Long(name) = arg else {
+            if let Short('h') = arg {
+                return Ok(None);
+            }
+            return Err(format!(
+                "unexpected argument {:?}",
+                arg.unexpected().to_string()
+            ));
+        };
+        let name = name.to_owned();
+        if name == "help" {
+            return Ok(None);
+        }
+        let value = parser
+            .value()
+            .map_err(|e| e.to_string())?
+            .string()
+            .map_err(|_| format!("--{name}: not UTF-8"))?;
+        match name.as_str() {
+            "templates" => flags.templates = number(value, &name, 1, 100_000)? as usize,
+            "size" => flags.size = number(value, &name, 100, 10_000_000)? as usize,
+            "variables" => flags.variables = number(value, &name, 0, 1_000)? as usize,
+            "concurrent" => flags.concurrent = number(value, &name, 1, 1_024)? as usize,
+            "iterations" => flags.iterations = number(value, &name, 1, 1_000)? as usize,
+            "optimizer" => flags.optimizer = boolean(value, &name)?,
+            "inheritance-opt" => flags.inheritance_opt = boolean(value, &name)?,
+            "context-opt" => flags.context_opt = boolean(value, &name)?,
+            "pooling" => flags.pooling = boolean(value, &name)?,
+            "tuner" => flags.tuner = boolean(value, &name)?,
+            "inheritance-chain" => flags.inheritance_chain = number(value, &name, 1, 64)? as usize,
+            "max-inheritance-depth" => {
+                flags.max_inheritance_depth = number(value, &name, 1, 64)? as usize
+            }
+            "output" => flags.output = value,
+            "seed" => flags.seed = number(value, &name, 0, u64::MAX)?,
+            _ => return Err(format!("unknown flag --{name}")),
+        }
+    }
+    Ok(Some(flags))
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn words(&mut self, count: usize) -> String {
+        const WORDS: &[&str] = &[
+            "lean",
+            "serve",
+            "memory",
+            "budget",
+            "cache",
+            "actor",
+            "supervisor",
+            "restart",
+            "template",
+            "render",
+            "layout",
+            "section",
+            "block",
+            "page",
+            "report",
+            "figure",
+        ];
+        (0..count)
+            .map(|_| WORDS[self.below(WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How much of the generated site repeats, stated in the report.
+const SHARED_BLOCK_VARIANTS: usize = 3;
+const SHARED_VALUE_SHARE: f64 = 0.6;
+const DUPLICATE_PAGE_SHARE: usize = 20; // one page in 20 is a copy of another
+
+/// The generated site: sources by name and each page's context.
+struct Site {
+    sources: BTreeMap<String, String>,
+    contexts: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+fn generate(flags: &Flags) -> Site {
+    let mut rng = Rng(flags.seed.max(1));
+    let mut sources = BTreeMap::new();
+    // Layouts: layout0 is the root; each next one extends the previous and adds markup.
+    let chrome = |rng: &mut Rng, tag: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| format!("<{tag} class=\"c{i}\">{}</{tag}>\n", rng.words(8)))
+            .collect()
+    };
+    sources.insert(
+        "layout0.html".to_owned(),
+        format!(
+            "<!doctype html>\n<html><head><title>{{% block title %}}{{{{ site }}}}{{% endblock %}}</title>\n{}</head>\n<body>\n<header>{}{{% block nav %}}{}{{% endblock %}}</header>\n<main>{{% block main %}}{{% block content %}}{{% endblock %}}{{% endblock %}}</main>\n<footer>{{% block footer %}}{}{{% endblock %}}</footer>\n</body></html>\n",
+            chrome(&mut rng, "meta", 6),
+            chrome(&mut rng, "div", 8),
+            chrome(&mut rng, "a", 10),
+            chrome(&mut rng, "p", 10),
+        ),
+    );
+    for level in 1..flags.inheritance_chain {
+        sources.insert(
+            format!("layout{level}.html"),
+            format!(
+                "{{% extends \"layout{}.html\" %}}\n{{% block title %}}L{level} · {{{{ super() }}}}{{% endblock %}}\n{{% block main %}}<section class=\"l{level}\">\n{}{{{{ super() }}}}\n</section>{{% endblock %}}\n",
+                level - 1,
+                chrome(&mut rng, "div", 4),
+            ),
+        );
+    }
+    let top = format!("layout{}.html", flags.inheritance_chain - 1);
+    // Blocks that many pages share (a promo box, a sidebar): a few variants.
+    let shared_blocks: Vec<String> = (0..SHARED_BLOCK_VARIANTS)
+        .map(|_| chrome(&mut rng, "aside", (flags.size / 400).max(1)))
+        .collect();
+    let mut contexts = BTreeMap::new();
+    let shared_values: Vec<String> = (0..flags.variables).map(|_| rng.words(12)).collect();
+    let mut pages: Vec<(String, String)> = Vec::new();
+    for page in 0..flags.templates {
+        let name = format!("pages/page{page:04}.html");
+        if page > 0 && page % DUPLICATE_PAGE_SHARE == 0 {
+            let (_, copy) = pages[rng.below(pages.len())].clone();
+            pages.push((name.clone(), copy.clone()));
+            sources.insert(name.clone(), copy);
+        } else {
+            let mut body = String::new();
+            let variables: Vec<String> = (0..flags.variables).map(|v| format!("v{v}")).collect();
+            while body.len() < flags.size / 2 {
+                let _ = write!(body, "<p>{}", rng.words(10));
+                if !variables.is_empty() {
+                    let _ = write!(body, " {{{{ {} }}}}", variables[rng.below(variables.len())]);
+                }
+                body.push_str("</p>\n");
+            }
+            body.push_str(
+                "<ul>{% for item in items %}<li>{{ item | title }}</li>{% endfor %}</ul>\n",
+            );
+            let shared = &shared_blocks[rng.below(shared_blocks.len())];
+            let source = format!(
+                "{{% extends \"{top}\" %}}\n{{% block title %}}Page {page} · {{{{ super() }}}}{{% endblock %}}\n{{% block content %}}\n{body}{shared}{{% endblock %}}\n"
+            );
+            pages.push((name.clone(), source.clone()));
+            sources.insert(name.clone(), source);
+        }
+        let mut context = serde_json::Map::new();
+        context.insert("site".into(), "leanserve".into());
+        context.insert(
+            "items".into(),
+            serde_json::json!(["alpha", "beta", "gamma", "delta"]),
+        );
+        for (v, shared) in shared_values.iter().enumerate() {
+            let value = if (rng.below(1000) as f64) < SHARED_VALUE_SHARE * 1000.0 {
+                shared.clone()
+            } else {
+                rng.words(12)
+            };
+            context.insert(format!("v{v}"), value.into());
+        }
+        contexts.insert(name, context);
+    }
+    Site { sources, contexts }
+}
+
+/// One configuration of the optimizers.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    label: &'static str,
+    memory: bool,
+    /// Chains deeper than `--max-inheritance-depth` are collapsed (the ancestor at that
+    /// depth flattened), as `flatten_inheritance = false` does.
+    inheritance: bool,
+    /// Every chain flattened into its page (`flatten_inheritance = true`).
+    flatten_all: bool,
+    context: bool,
+}
+
+/// What one configuration measured.
+struct Measured {
+    setup: Setup,
+    /// After loading, optimizing and one warm-up render.
+    retained: usize,
+    /// After every page was rendered (everything lazily compiled is compiled by then).
+    steady: usize,
+    peak: usize,
+    load: Duration,
+    renders_per_second: f64,
+    p99: Duration,
+    outputs: BTreeMap<String, String>,
+    notes: String,
+}
+
+fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
+    TemplateOpts {
+        memory: MemoryOptimizerOpts {
+            enabled: setup.memory,
+            deduplication: true,
+            lazy_loading: true,
+            compression: true,
+            gc_hints: true,
+        },
+        enabled: true,
+        dir: dir.to_owned(),
+        reload_interval: None,
+        render_workers: flags.concurrent.min(8),
+        max_fuel: 100_000_000,
+        max_output_bytes: 1 << 30,
+        max_context_bytes: 1 << 20,
+        max_inheritance_depth: if setup.inheritance {
+            flags.max_inheritance_depth
+        } else {
+            64
+        },
+        flatten_inheritance: setup.flatten_all,
+        cache_optimized_templates: true,
+    }
+}
+
+/// Interns context strings: equal values share one allocation (the context optimizer's
+/// variable interning, applied to the benchmark's contexts).
+fn interned_contexts(
+    contexts: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> BTreeMap<String, minijinja::Value> {
+    let mut pool: std::collections::HashMap<String, minijinja::Value> = Default::default();
+    contexts
+        .iter()
+        .map(|(name, context)| {
+            let pairs: Vec<(minijinja::Value, minijinja::Value)> = context
+                .iter()
+                .map(|(key, value)| {
+                    let key = pool
+                        .entry(key.clone())
+                        .or_insert_with(|| minijinja::Value::from(key.as_str()))
+                        .clone();
+                    let value = match value {
+                        serde_json::Value::String(text) => pool
+                            .entry(text.clone())
+                            .or_insert_with(|| minijinja::Value::from(text.as_str()))
+                            .clone(),
+                        other => minijinja::Value::from(minijinja::value::Serde(other)),
+                    };
+                    (key, value)
+                })
+                .collect();
+            (name.clone(), minijinja::Value::from_pairs(pairs))
+        })
+        .collect()
+}
+
+fn plain_contexts(
+    contexts: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> BTreeMap<String, minijinja::Value> {
+    contexts
+        .iter()
+        .map(|(name, context)| {
+            (
+                name.clone(),
+                minijinja::Value::from(minijinja::value::Serde(context)),
+            )
+        })
+        .collect()
+}
+
+fn measure(flags: &Flags, site: &Site, dir: &Path, setup: Setup) -> Result<Measured, String> {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let started = Instant::now();
+    let contexts = if setup.context {
+        interned_contexts(&site.contexts)
+    } else {
+        plain_contexts(&site.contexts)
+    };
+    let store = TemplatesShared::new(opts(flags, dir, setup), u64::MAX);
+    let summary = store.reload_blocking();
+    if let Some(failure) = summary.failure {
+        return Err(format!("{}: {failure}", setup.label));
+    }
+    let load = started.elapsed();
+    let published = store.published();
+    if let Some(broken) = published.templates.values().find(|t| t.error.is_some()) {
+        return Err(format!(
+            "{}: {} failed to load: {:?}",
+            setup.label, broken.name, broken.error
+        ));
+    }
+    let render = |name: &String| {
+        store
+            .render_in(&published, name, &contexts[name], false)
+            .map(|rendered| String::from_utf8_lossy(&rendered.body).into_owned())
+            .map_err(|error| format!("{}: {error}", setup.label))
+    };
+    // The warm-up: one render of the first page.
+    let first = contexts.keys().next().ok_or("no pages")?;
+    let warm = render(first)?;
+    let retained = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let mut outputs = BTreeMap::new();
+    outputs.insert(first.clone(), warm);
+    for name in contexts.keys().skip(1) {
+        outputs.insert(name.clone(), render(name)?);
+    }
+    // Outputs are the measurement's by-product, not the store's: left out of the count.
+    let output_bytes: usize = outputs.values().map(|o| o.capacity()).sum::<usize>()
+        + outputs.keys().map(|k| k.capacity()).sum::<usize>();
+    let steady = LIVE
+        .load(Ordering::Relaxed)
+        .saturating_sub(before)
+        .saturating_sub(output_bytes);
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    let names: Vec<&String> = contexts.keys().collect();
+    let (rate, p99) = throughput(flags, &store, &published, &contexts, &names);
+    let notes = format!(
+        "{} duplicate templates, {} shared sections ({} uses), {} compiled lazily",
+        published.memory.rewrites.duplicate_templates,
+        published.memory.rewrites.shared_sections,
+        published.memory.rewrites.section_uses,
+        published.memory.pending,
+    );
+    Ok(Measured {
+        setup,
+        retained,
+        steady,
+        peak,
+        load,
+        renders_per_second: rate,
+        p99,
+        outputs,
+        notes,
+    })
+}
+
+/// `--concurrent` threads render every page `--iterations` times; answers renders per
+/// second and the 99th percentile of single renders.
+fn throughput(
+    flags: &Flags,
+    store: &TemplatesShared,
+    published: &Arc<leanserve::actors::templates::Published>,
+    contexts: &BTreeMap<String, minijinja::Value>,
+    names: &[&String],
+) -> (f64, Duration) {
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..flags.concurrent)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mut latencies = Vec::with_capacity(names.len() * flags.iterations);
+                    for round in 0..flags.iterations {
+                        for offset in 0..names.len() {
+                            let name = names[(offset + worker + round) % names.len()];
+                            let started = Instant::now();
+                            let rendered = store.render_in(published, name, &contexts[name], false);
+                            latencies.push(started.elapsed());
+                            std::hint::black_box(rendered.ok());
+                        }
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let p99 = latencies
+        .get(latencies.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    (latencies.len() as f64 / elapsed.as_secs_f64(), p99)
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn report(flags: &Flags, site: &Site, results: &[Measured], unavailable: &[&str]) -> String {
+    let base = &results[0];
+    let mut out = String::new();
+    let _ = writeln!(out, "# leanserve memory benchmark\n");
+    let _ = writeln!(
+        out,
+        "Flags: `--templates={} --size={} --variables={} --concurrent={} --iterations={} --optimizer={} --inheritance-opt={} --context-opt={} --pooling={} --tuner={} --inheritance-chain={} --max-inheritance-depth={} --seed={}`\n",
+        flags.templates,
+        flags.size,
+        flags.variables,
+        flags.concurrent,
+        flags.iterations,
+        flags.optimizer,
+        flags.inheritance_opt,
+        flags.context_opt,
+        flags.pooling,
+        flags.tuner,
+        flags.inheritance_chain,
+        flags.max_inheritance_depth,
+        flags.seed
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = writeln!(
+        out,
+        "Machine: {} {}, {cpus} CPUs; leanserve {}.\n",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION")
+    );
+    let source_bytes: usize = site.sources.values().map(String::len).sum();
+    let _ = writeln!(
+        out,
+        "Template set: {} templates ({} pages, a chain of {} layouts), {:.2} MB of source. Repetition: every page carries one of {SHARED_BLOCK_VARIANTS} shared blocks (about {}% of a page) and extends the same layouts; one page in {DUPLICATE_PAGE_SHARE} is an exact copy of another; {:.0}% of context values are the same across pages.\n",
+        site.sources.len(),
+        flags.templates,
+        flags.inheritance_chain,
+        mb(source_bytes),
+        100 * (flags.size / 400).max(1) * 70 / flags.size.max(1),
+        SHARED_VALUE_SHARE * 100.0,
+    );
+    let _ = writeln!(
+        out,
+        "Memory is what the allocator holds (a counting global allocator): retained = live heap bytes after loading, optimizing and a warm-up render (one render of the first page), minus the bytes live before; \"all rendered\" = the same once every page has been rendered once (so everything compiled lazily is compiled), the rendered outputs left out; peak is the highest live count over the whole span. Contexts are built inside the span. Throughput: {} threads render every page {} times. The inheritance optimizer runs as `flatten_inheritance = false` with chains collapsed to `--max-inheritance-depth` (one flattened ancestor shared by every page); full flattening of every chain is its own row.\n",
+        flags.concurrent, flags.iterations
+    );
+    let _ = writeln!(
+        out,
+        "| configuration | retained MB | vs baseline | all rendered MB | vs baseline | peak MB | load+optimize ms | renders/s | speedup | p99 ms | notes |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for result in results {
+        let reduction = 1.0 - result.retained as f64 / base.retained.max(1) as f64;
+        let versus = |reduction: f64| {
+            if std::ptr::eq(result, base) {
+                "—".to_owned()
+            } else if reduction >= 0.0 {
+                format!("{:.1}% less", reduction * 100.0)
+            } else {
+                format!("{:.1}% more", -reduction * 100.0)
+            }
+        };
+        let steady_reduction = 1.0 - result.steady as f64 / base.steady.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {} | {:.2} | {} | {:.2} | {:.1} | {:.0} | {:.2}x | {:.3} | {} |",
+            result.setup.label,
+            mb(result.retained),
+            versus(reduction),
+            mb(result.steady),
+            versus(steady_reduction),
+            mb(result.peak),
+            result.load.as_secs_f64() * 1000.0,
+            result.renders_per_second,
+            result.renders_per_second / base.renders_per_second.max(f64::MIN_POSITIVE),
+            result.p99.as_secs_f64() * 1000.0,
+            result.notes,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEvery configuration rendered all {} pages byte-for-byte like the baseline.",
+        base.outputs.len()
+    );
+    if results
+        .iter()
+        .any(|r| r.setup.flatten_all && r.steady > base.steady)
+    {
+        let _ = writeln!(
+            out,
+            "\nFull flattening costs memory: each flattened page carries its own copy of the layouts' content (it buys render speed instead)."
+        );
+    }
+    for name in unavailable {
+        let _ = writeln!(
+            out,
+            "\n`--{name}=true`: not measured: that subsystem does not exist in this version of leanserve."
+        );
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let flags = match parse_flags() {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("memory-benchmark: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut unavailable = Vec::new();
+    for (name, asked) in [("pooling", flags.pooling), ("tuner", flags.tuner)] {
+        if asked {
+            eprintln!(
+                "memory-benchmark: --{name}=true: the {name} subsystem is not available in this version; running without it"
+            );
+            unavailable.push(name);
+        }
+    }
+    let site = generate(&flags);
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("memory-benchmark: cannot create a temporary folder: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (name, source) in &site.sources {
+        let path = dir.path().join(name);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, source));
+        if let Err(error) = written {
+            eprintln!("memory-benchmark: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut setups = vec![Setup {
+        label: "baseline (every optimizer off)",
+        memory: false,
+        inheritance: false,
+        flatten_all: false,
+        context: false,
+    }];
+    let off = Setup {
+        label: "",
+        memory: false,
+        inheritance: false,
+        flatten_all: false,
+        context: false,
+    };
+    if flags.inheritance_opt {
+        setups.push(Setup {
+            label: "inheritance optimizer alone (collapse to max depth)",
+            inheritance: true,
+            ..off
+        });
+        setups.push(Setup {
+            label: "inheritance optimizer alone (flatten every chain)",
+            inheritance: true,
+            flatten_all: true,
+            ..off
+        });
+    }
+    if flags.optimizer {
+        setups.push(Setup {
+            label: "memory optimizer alone",
+            memory: true,
+            ..off
+        });
+    }
+    if flags.context_opt {
+        setups.push(Setup {
+            label: "context optimizer alone (interned values)",
+            context: true,
+            ..off
+        });
+    }
+    setups.push(Setup {
+        label: "all together",
+        memory: flags.optimizer,
+        inheritance: flags.inheritance_opt,
+        flatten_all: false,
+        context: flags.context_opt,
+    });
+    let mut results: Vec<Measured> = Vec::new();
+    for setup in setups {
+        eprintln!("memory-benchmark: measuring {}", setup.label);
+        match measure(&flags, &site, dir.path(), setup) {
+            Ok(measured) => {
+                if let Some(base) = results.first() {
+                    for (name, expected) in &base.outputs {
+                        if measured.outputs.get(name) != Some(expected) {
+                            eprintln!(
+                                "memory-benchmark: FAILED: {} renders {name} differently from the baseline",
+                                setup.label
+                            );
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                results.push(measured);
+            }
+            Err(message) => {
+                eprintln!("memory-benchmark: FAILED: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let text = report(&flags, &site, &results, &unavailable);
+    print!("{text}");
+    if let Err(error) = std::fs::write(&flags.output, &text) {
+        eprintln!("memory-benchmark: cannot write {}: {error}", flags.output);
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
