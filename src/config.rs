@@ -538,6 +538,34 @@ pub const KEYS: &[Key] = &[
         "return freed pages to the OS after each template load (jemalloc)",
     ),
     key(
+        "context_optimizer.enabled",
+        "CONTEXT_OPTIMIZER_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "template context optimizer: variable analysis, usage tracking and the options below",
+    ),
+    key(
+        "context_optimizer.enable_deduplication",
+        "CONTEXT_OPTIMIZER_DEDUPLICATION",
+        Kind::Bool,
+        Some("true"),
+        "hold equal context strings once (interning)",
+    ),
+    key(
+        "context_optimizer.enable_lazy_loading",
+        "CONTEXT_OPTIMIZER_LAZY_LOADING",
+        Kind::Bool,
+        Some("true"),
+        "load templates/data/*.json only when a render reads them",
+    ),
+    key(
+        "context_optimizer.enable_compression",
+        "CONTEXT_OPTIMIZER_COMPRESSION",
+        Kind::Bool,
+        Some("false"),
+        "keep no data file in memory: read it on each render that uses it",
+    ),
+    key(
         "resource_pools.enabled",
         "RESOURCE_POOL_MANAGER_ENABLED",
         Kind::Bool,
@@ -1214,10 +1242,20 @@ pub struct MemoryOptimizerOpts {
     pub gc_hints: bool,
 }
 
+/// Template context optimizer options (`[context_optimizer]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextOptimizerOpts {
+    pub enabled: bool,
+    pub deduplication: bool,
+    pub lazy_loading: bool,
+    pub compression: bool,
+}
+
 /// Template store options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateOpts {
     pub memory: MemoryOptimizerOpts,
+    pub context: ContextOptimizerOpts,
     pub enabled: bool,
     pub dir: PathBuf,
     /// `None`: reload only when asked.
@@ -1405,6 +1443,12 @@ impl Opts {
                     lazy_loading: flag("memory_optimizer.enable_lazy_loading"),
                     compression: flag("memory_optimizer.enable_compression"),
                     gc_hints: flag("memory_optimizer.enable_gc_hints"),
+                },
+                context: ContextOptimizerOpts {
+                    enabled: flag("context_optimizer.enabled"),
+                    deduplication: flag("context_optimizer.enable_deduplication"),
+                    lazy_loading: flag("context_optimizer.enable_lazy_loading"),
+                    compression: flag("context_optimizer.enable_compression"),
                 },
                 enabled: flag("templates.enabled"),
                 dir: PathBuf::from(text("templates.dir").unwrap_or_default()),

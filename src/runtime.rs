@@ -28,7 +28,7 @@ use crate::actors::profiler::{
 };
 use crate::actors::templates::{
     ReloadSummary, ReloadTemplates, RenderError, Rendered, TemplateInfo, TemplateStore,
-    TemplatesShared,
+    TemplatesShared, VariablesReport,
 };
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
@@ -117,6 +117,11 @@ impl Runtime {
         let templates = if opts.templates.enabled {
             let shared =
                 TemplatesShared::new(opts.templates.clone(), opts.static_files.min_compress_size);
+            // Live values templates can read; computed only when a render reads them.
+            let reader = files.clone();
+            shared.add_live_value("cache_stats", move || reader.stats());
+            let stats = process_stats.clone();
+            shared.add_live_value("process", move || stats.latest());
             // Loaded before the tree starts, so the first request finds them.
             let loader = shared.clone();
             let summary = actix_web::rt::task::spawn_blocking(move || loader.reload_blocking())
@@ -373,6 +378,13 @@ impl Subsystems {
         self.templates()
             .map(TemplatesShared::list)
             .unwrap_or_default()
+    }
+
+    /// The context optimizer's figures: reads per variable (`top` most and least read),
+    /// the variables each template reads, the shared and lazily loaded ones. `None` when
+    /// templates are off.
+    pub fn template_variables(&self, top: usize) -> Option<VariablesReport> {
+        self.templates().map(|templates| templates.variables(top))
     }
 
     /// Reloads changed templates now (whatever `templates.reload_interval` says).

@@ -36,7 +36,7 @@ fn memory_benchmark_writes_a_report_of_every_configuration() {
         "| inheritance optimizer alone (collapse to max depth) | ",
         "| inheritance optimizer alone (flatten every chain) | ",
         "| memory optimizer alone | ",
-        "| context optimizer alone (interned values) | ",
+        "| context optimizer alone (shared variables) | ",
         "| all together | ",
     ] {
         assert!(text.contains(row), "missing {row:?} in\n{text}");

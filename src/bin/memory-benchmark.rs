@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use leanserve::actors::templates::TemplatesShared;
-use leanserve::config::{MemoryOptimizerOpts, TemplateOpts};
+use leanserve::actors::templates::context::{self, SharedLayer};
+use leanserve::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -331,9 +332,17 @@ struct Measured {
     peak: usize,
     load: Duration,
     renders_per_second: f64,
+    /// Median over rounds of this configuration's renders/s divided by the baseline's
+    /// in the same round.
+    speedup: f64,
     p99: Duration,
     outputs: BTreeMap<String, String>,
     notes: String,
+    /// Kept alive for the throughput rounds.
+    store: TemplatesShared,
+    published: Arc<leanserve::actors::templates::Published>,
+    contexts: Contexts,
+    pages: Vec<String>,
 }
 
 fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
@@ -344,6 +353,12 @@ fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
             lazy_loading: true,
             compression: true,
             gc_hints: true,
+        },
+        context: ContextOptimizerOpts {
+            enabled: setup.context,
+            deduplication: true,
+            lazy_loading: true,
+            compression: false,
         },
         enabled: true,
         dir: dir.to_owned(),
@@ -362,60 +377,48 @@ fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
     }
 }
 
-/// Interns context strings: equal values share one allocation (the context optimizer's
-/// variable interning, applied to the benchmark's contexts).
-fn interned_contexts(
-    contexts: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-) -> BTreeMap<String, minijinja::Value> {
-    let mut pool: std::collections::HashMap<String, minijinja::Value> = Default::default();
-    contexts
-        .iter()
-        .map(|(name, context)| {
-            let pairs: Vec<(minijinja::Value, minijinja::Value)> = context
-                .iter()
-                .map(|(key, value)| {
-                    let key = pool
-                        .entry(key.clone())
-                        .or_insert_with(|| minijinja::Value::from(key.as_str()))
-                        .clone();
-                    let value = match value {
-                        serde_json::Value::String(text) => pool
-                            .entry(text.clone())
-                            .or_insert_with(|| minijinja::Value::from(text.as_str()))
-                            .clone(),
-                        other => minijinja::Value::from(minijinja::value::Serde(other)),
-                    };
-                    (key, value)
-                })
-                .collect();
-            (name.clone(), minijinja::Value::from_pairs(pairs))
-        })
-        .collect()
+/// The pages' contexts as the benchmark holds them: one map per page, or (context
+/// optimizer) one shared layer of the variables most pages hold with the same value,
+/// interned, plus what remains per page.
+enum Contexts {
+    Plain(BTreeMap<String, minijinja::Value>),
+    Shared(SharedLayer),
 }
 
-fn plain_contexts(
-    contexts: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-) -> BTreeMap<String, minijinja::Value> {
-    contexts
-        .iter()
-        .map(|(name, context)| {
-            (
-                name.clone(),
-                minijinja::Value::from(minijinja::value::Serde(context)),
+impl Contexts {
+    fn build(site: &Site, optimized: bool) -> Contexts {
+        if optimized {
+            Contexts::Shared(context::shared_variables(&site.contexts, 2))
+        } else {
+            Contexts::Plain(
+                site.contexts
+                    .iter()
+                    .map(|(name, context)| {
+                        (
+                            name.clone(),
+                            minijinja::Value::from(minijinja::value::Serde(context)),
+                        )
+                    })
+                    .collect(),
             )
-        })
-        .collect()
+        }
+    }
+
+    /// The context of one render of `page`.
+    fn for_page(&self, page: &str) -> minijinja::Value {
+        match self {
+            Contexts::Plain(contexts) => contexts.get(page).cloned().unwrap_or_default(),
+            Contexts::Shared(layer) => layer.context_for(page),
+        }
+    }
 }
 
 fn measure(flags: &Flags, site: &Site, dir: &Path, setup: Setup) -> Result<Measured, String> {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let started = Instant::now();
-    let contexts = if setup.context {
-        interned_contexts(&site.contexts)
-    } else {
-        plain_contexts(&site.contexts)
-    };
+    let contexts = Contexts::build(site, setup.context);
+    let pages: Vec<&String> = site.contexts.keys().collect();
     let store = TemplatesShared::new(opts(flags, dir, setup), u64::MAX);
     let summary = store.reload_blocking();
     if let Some(failure) = summary.failure {
@@ -431,17 +434,17 @@ fn measure(flags: &Flags, site: &Site, dir: &Path, setup: Setup) -> Result<Measu
     }
     let render = |name: &String| {
         store
-            .render_in(&published, name, &contexts[name], false)
+            .render_in(&published, name, &contexts.for_page(name), false)
             .map(|rendered| String::from_utf8_lossy(&rendered.body).into_owned())
             .map_err(|error| format!("{}: {error}", setup.label))
     };
     // The warm-up: one render of the first page.
-    let first = contexts.keys().next().ok_or("no pages")?;
+    let first = *pages.first().ok_or("no pages")?;
     let warm = render(first)?;
     let retained = LIVE.load(Ordering::Relaxed).saturating_sub(before);
     let mut outputs = BTreeMap::new();
     outputs.insert(first.clone(), warm);
-    for name in contexts.keys().skip(1) {
+    for name in pages.iter().skip(1).copied() {
         outputs.insert(name.clone(), render(name)?);
     }
     // Outputs are the measurement's by-product, not the store's: left out of the count.
@@ -452,8 +455,6 @@ fn measure(flags: &Flags, site: &Site, dir: &Path, setup: Setup) -> Result<Measu
         .saturating_sub(before)
         .saturating_sub(output_bytes);
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
-    let names: Vec<&String> = contexts.keys().collect();
-    let (rate, p99) = throughput(flags, &store, &published, &contexts, &names);
     let notes = format!(
         "{} duplicate templates, {} shared sections ({} uses), {} compiled lazily",
         published.memory.rewrites.duplicate_templates,
@@ -467,33 +468,72 @@ fn measure(flags: &Flags, site: &Site, dir: &Path, setup: Setup) -> Result<Measu
         steady,
         peak,
         load,
-        renders_per_second: rate,
-        p99,
+        renders_per_second: 0.0,
+        speedup: 0.0,
+        p99: Duration::ZERO,
         outputs,
         notes,
+        pages: pages.into_iter().cloned().collect(),
+        store,
+        published,
+        contexts,
     })
 }
 
-/// `--concurrent` threads render every page `--iterations` times; answers renders per
-/// second and the 99th percentile of single renders.
-fn throughput(
-    flags: &Flags,
-    store: &TemplatesShared,
-    published: &Arc<leanserve::actors::templates::Published>,
-    contexts: &BTreeMap<String, minijinja::Value>,
-    names: &[&String],
-) -> (f64, Duration) {
+/// Throughput in rounds: in each of `--iterations` rounds every configuration (in a
+/// rotating order, so no configuration always goes first) has `--concurrent` threads
+/// render every page once. Fills in each result's median renders/s, its median
+/// per-round ratio to the baseline, and the 99th percentile of its single renders.
+fn throughput_rounds(flags: &Flags, results: &mut [Measured]) {
+    let count = results.len();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); count];
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); count];
+    for round in 0..flags.iterations {
+        for step in 0..count {
+            let index = (round + step) % count;
+            let (rate, mut taken) = one_round(flags, &results[index], round);
+            rates[index].push(rate);
+            latencies[index].append(&mut taken);
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    let base_rates = rates[0].clone();
+    for (index, result) in results.iter_mut().enumerate() {
+        let mut ratios: Vec<f64> = rates[index]
+            .iter()
+            .zip(&base_rates)
+            .map(|(rate, base)| rate / base.max(f64::MIN_POSITIVE))
+            .collect();
+        result.speedup = median(&mut ratios);
+        result.renders_per_second = median(&mut rates[index]);
+        let taken = &mut latencies[index];
+        taken.sort();
+        result.p99 = taken
+            .get(taken.len().saturating_sub(1) * 99 / 100)
+            .copied()
+            .unwrap_or_default();
+    }
+}
+
+/// One round for one configuration: renders per second and every render's latency.
+fn one_round(flags: &Flags, result: &Measured, round: usize) -> (f64, Vec<Duration>) {
+    let names = &result.pages;
+    let (store, published, contexts) = (&result.store, &result.published, &result.contexts);
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+    let latencies: Vec<Duration> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..flags.concurrent)
             .map(|worker| {
                 scope.spawn(move || {
-                    let mut latencies = Vec::with_capacity(names.len() * flags.iterations);
-                    for round in 0..flags.iterations {
+                    let mut latencies = Vec::with_capacity(names.len());
+                    {
                         for offset in 0..names.len() {
-                            let name = names[(offset + worker + round) % names.len()];
+                            let name = &names[(offset + worker + round) % names.len()];
                             let started = Instant::now();
-                            let rendered = store.render_in(published, name, &contexts[name], false);
+                            let rendered =
+                                store.render_in(published, name, &contexts.for_page(name), false);
                             latencies.push(started.elapsed());
                             std::hint::black_box(rendered.ok());
                         }
@@ -508,12 +548,7 @@ fn throughput(
             .collect()
     });
     let elapsed = started.elapsed();
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len().saturating_sub(1) * 99 / 100)
-        .copied()
-        .unwrap_or_default();
-    (latencies.len() as f64 / elapsed.as_secs_f64(), p99)
+    (latencies.len() as f64 / elapsed.as_secs_f64(), latencies)
 }
 
 fn mb(bytes: usize) -> f64 {
@@ -562,8 +597,8 @@ fn report(flags: &Flags, site: &Site, results: &[Measured], unavailable: &[&str]
     );
     let _ = writeln!(
         out,
-        "Memory is what the allocator holds (a counting global allocator): retained = live heap bytes after loading, optimizing and a warm-up render (one render of the first page), minus the bytes live before; \"all rendered\" = the same once every page has been rendered once (so everything compiled lazily is compiled), the rendered outputs left out; peak is the highest live count over the whole span. Contexts are built inside the span. Throughput: {} threads render every page {} times. The inheritance optimizer runs as `flatten_inheritance = false` with chains collapsed to `--max-inheritance-depth` (one flattened ancestor shared by every page); full flattening of every chain is its own row.\n",
-        flags.concurrent, flags.iterations
+        "Memory is what the allocator holds (a counting global allocator): retained = live heap bytes after loading, optimizing and a warm-up render (one render of the first page), minus the bytes live before; \"all rendered\" = the same once every page has been rendered once (so everything compiled lazily is compiled), the rendered outputs left out; peak is the highest live count over the whole span. Contexts are built inside the span. Throughput: {} rounds; in each, every configuration in turn (rotating order) has {} threads render every page once; renders/s is the median over rounds, speedup the median of per-round ratios to the baseline. The inheritance optimizer runs as `flatten_inheritance = false` with chains collapsed to `--max-inheritance-depth` (one flattened ancestor shared by every page); full flattening of every chain is its own row.\n",
+        flags.iterations, flags.concurrent
     );
     let _ = writeln!(
         out,
@@ -593,7 +628,7 @@ fn report(flags: &Flags, site: &Site, results: &[Measured], unavailable: &[&str]
             mb(result.peak),
             result.load.as_secs_f64() * 1000.0,
             result.renders_per_second,
-            result.renders_per_second / base.renders_per_second.max(f64::MIN_POSITIVE),
+            result.speedup,
             result.p99.as_secs_f64() * 1000.0,
             result.notes,
         );
@@ -697,7 +732,7 @@ fn main() -> ExitCode {
     }
     if flags.context_opt {
         setups.push(Setup {
-            label: "context optimizer alone (interned values)",
+            label: "context optimizer alone (shared variables)",
             context: true,
             ..off
         });
@@ -733,6 +768,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    eprintln!("memory-benchmark: throughput, {} rounds", flags.iterations);
+    throughput_rounds(&flags, &mut results);
     let text = report(&flags, &site, &results, &unavailable);
     print!("{text}");
     if let Err(error) = std::fs::write(&flags.output, &text) {

@@ -25,6 +25,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/config", web::get().to(config))
         .route("/templates", web::get().to(templates))
         .route("/templates/reload", web::post().to(reload_templates))
+        .route("/templates/variables", web::get().to(template_variables))
         .service(web::scope("/profiler").configure(super::profiler::admin_routes));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
@@ -123,8 +124,28 @@ async fn templates(subsystems: web::Data<Subsystems>) -> HttpResponse {
             "max_fuel": opts.max_fuel,
             "max_output_bytes": opts.max_output_bytes,
         },
+        "memory": published.memory,
         "templates": templates,
     }))
+}
+
+#[derive(serde::Deserialize)]
+struct TopQuery {
+    top: Option<usize>,
+}
+
+/// `GET /admin/templates/variables?top=N`: reads per variable (the N most and least
+/// read; 10 by default), the variables each template reads, the shared and lazily loaded
+/// ones.
+async fn template_variables(
+    subsystems: web::Data<Subsystems>,
+    query: web::Query<TopQuery>,
+) -> Result<HttpResponse, WebError> {
+    let top = query.top.unwrap_or(10).min(1000);
+    let report = subsystems
+        .template_variables(top)
+        .ok_or(WebError::NotFound)?;
+    Ok(no_store().json(report))
 }
 
 /// `POST /admin/templates/reload`: re-reads changed templates now.

@@ -31,6 +31,8 @@ pub struct Stamp {
 pub struct Scan {
     pub templates: BTreeMap<String, (PathBuf, Stamp)>,
     pub context: Option<(PathBuf, Stamp)>,
+    /// `data/<name>.json` files by variable name (`<name>`), for the context's data layer.
+    pub data: BTreeMap<String, (PathBuf, Stamp)>,
 }
 
 /// Lists the templates under `dir`. A missing folder is an empty scan.
@@ -42,6 +44,32 @@ pub fn scan(dir: &Path) -> io::Result<Scan> {
         Err(error) => return Err(error),
     };
     walk(&root, &root, "", 0, &mut found)?;
+    let data = root.join("data");
+    if data.is_dir() {
+        for entry in fs::read_dir(&data)? {
+            let entry = entry?;
+            let path = entry.path();
+            let Some(stem) = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .filter(|stem| !stem.starts_with('.'))
+            else {
+                continue;
+            };
+            let valid_name = stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !stem.starts_with(|c: char| c.is_ascii_digit());
+            if path.extension().is_some_and(|ext| ext == "json") && valid_name {
+                let metadata = fs::metadata(&path)?;
+                if metadata.is_file() {
+                    let stamp = Stamp {
+                        len: metadata.len(),
+                        modified: metadata.modified().ok(),
+                    };
+                    found.data.insert(stem.to_owned(), (path, stamp));
+                }
+            }
+        }
+    }
     Ok(found)
 }
 
@@ -157,6 +185,8 @@ mod tests {
         );
         assert!(scan.context.unwrap().0.ends_with("_context.toml"));
         assert_eq!(super::scan(&root.join("missing")).unwrap(), Scan::default());
+        let data: Vec<&str> = scan.data.keys().map(String::as_str).collect();
+        assert_eq!(data, ["users"], "data/users.json is the variable `users`");
     }
 
     #[test]

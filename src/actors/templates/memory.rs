@@ -71,13 +71,20 @@ pub fn dedup_templates(sources: &mut BTreeMap<String, Arc<str>>) -> (usize, u64)
 }
 
 /// Moves static text repeated across templates into shared templates (added to
-/// `sources` under [`SHARED_PREFIX`]). Templates using `{% raw %}` are left alone.
-pub fn dedup_sections(sources: &mut BTreeMap<String, Arc<str>>) -> Rewrites {
+/// `sources` under [`SHARED_PREFIX`]). Templates using `{% raw %}` are left alone, and so
+/// are those in `inline`: the layouts other templates extend, which run on every render
+/// of each of their children, where an include would cost a template lookup each time
+/// for text held once anyway.
+pub fn dedup_sections(
+    sources: &mut BTreeMap<String, Arc<str>>,
+    inline: &std::collections::BTreeSet<String>,
+) -> Rewrites {
     // Every static text run of each template, with its byte range in the source.
     let mut runs: BTreeMap<&str, Vec<(usize, usize, &str)>> = BTreeMap::new();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (name, source) in sources.iter() {
         if name.starts_with(SHARED_PREFIX)
+            || inline.contains(name)
             || source.contains("raw %}")
             || source.contains("raw -%}")
         {
@@ -295,7 +302,7 @@ mod tests {
         let names = ["one.html", "two.html", "short.html", "raw.html"];
         let before = render_all(&sources, &names);
         let total_before: usize = sources.values().map(|s| s.len()).sum();
-        let report = dedup_sections(&mut sources);
+        let report = dedup_sections(&mut sources, &Default::default());
         assert_eq!(render_all(&sources, &names), before);
         assert!(report.shared_sections >= 2, "{report:?}");
         assert!(report.section_uses >= 6, "{report:?}");

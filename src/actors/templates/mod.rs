@@ -88,13 +88,53 @@ pub struct TemplateInfo {
 /// The published set: what renders use.
 pub struct Published {
     pub env: Arc<Environment<'static>>,
-    /// The global context (`_context.toml` / `_context.json`).
-    pub context: serde_json::Map<String, serde_json::Value>,
+    /// The variables every render starts from: the global context
+    /// (`_context.toml` / `_context.json`), the data files (`data/<name>.json`, loaded
+    /// when read with the context optimizer's lazy loading) and the application's live
+    /// values.
+    pub vars: Arc<context::Vars>,
+    /// The variables each template reads (through its chain, includes and imports), when
+    /// the context optimizer is on.
+    pub variables: BTreeMap<String, BTreeSet<String>>,
+    /// What interning the global context saved (context optimizer deduplication).
+    pub interned: Option<context::InternerStats>,
     pub templates: BTreeMap<String, TemplateInfo>,
     /// Counts publications since start.
     pub generation: u64,
     /// What the memory optimizer did to this set.
     pub memory: MemoryReport,
+}
+
+/// `GET /admin/templates/variables`: the context optimizer's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct VariablesReport {
+    /// Whether the context optimizer runs (usage is counted only then).
+    pub enabled: bool,
+    /// Reads per variable across renders: high and low usage.
+    pub usage: context::UsageReport,
+    /// The variables each template reads.
+    pub templates: BTreeMap<String, BTreeSet<String>>,
+    /// Variables of the shared layers (global context, data files, live values) that
+    /// two or more templates read.
+    pub shared: Vec<SharedVariable>,
+    /// Variables loaded when read, and how often each was loaded.
+    pub lazy: Vec<LazyVariable>,
+    /// What interning the global context saved.
+    pub interned: Option<context::InternerStats>,
+}
+
+/// A variable several templates read from the shared layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SharedVariable {
+    pub name: String,
+    pub templates: usize,
+}
+
+/// A variable loaded only when a render reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LazyVariable {
+    pub name: String,
+    pub loads: u64,
 }
 
 /// The memory optimizer's work on one published set.
@@ -130,6 +170,8 @@ struct SourceEntry {
 struct StoreState {
     sources: BTreeMap<String, SourceEntry>,
     context: Option<(Stamp, Result<Variables, String>)>,
+    /// The data files last seen, by variable name.
+    data: BTreeMap<String, (std::path::PathBuf, Stamp)>,
     /// Flattened sources by template name, with the fingerprint of the chain they came
     /// from (`cache_optimized_templates`).
     flattened: HashMap<String, (u64, Flattening)>,
@@ -166,6 +208,10 @@ struct SharedInner {
     renders: tokio::sync::Semaphore,
     reloading: AtomicBool,
     counters: Counters,
+    /// Reads per variable across renders (context optimizer).
+    tracker: context::UsageTracker,
+    /// Values the application computes when a render reads them.
+    live: RwLock<BTreeMap<String, context::LazyHandle>>,
 }
 
 impl TemplatesShared {
@@ -176,7 +222,9 @@ impl TemplatesShared {
             inner: Arc::new(SharedInner {
                 published: RwLock::new(Arc::new(Published {
                     env: Arc::new(Environment::new()),
-                    context: serde_json::Map::new(),
+                    vars: Arc::new(context::Vars::new()),
+                    variables: BTreeMap::new(),
+                    interned: None,
                     templates: BTreeMap::new(),
                     generation: 0,
                     memory: MemoryReport::default(),
@@ -187,6 +235,8 @@ impl TemplatesShared {
                 renders,
                 reloading: AtomicBool::new(false),
                 counters: Counters::default(),
+                tracker: context::UsageTracker::new(),
+                live: RwLock::new(BTreeMap::new()),
             }),
         }
     }
@@ -205,6 +255,66 @@ impl TemplatesShared {
             .clone()
     }
 
+    /// Adds a variable the application computes when a render reads it (for example the
+    /// file cache's statistics). Takes effect at the next reload; call it before the
+    /// first one.
+    pub fn add_live_value<T: Serialize>(
+        &self,
+        name: &str,
+        value: impl Fn() -> T + Send + Sync + 'static,
+    ) {
+        let handle =
+            context::LazyHandle::new(context::LazyMode::PerRender, context::fn_loader(value));
+        self.inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), handle);
+    }
+
+    /// The context optimizer's view: per-variable reads across renders (the `top` most
+    /// and least read), the variables each template reads, and the variables several
+    /// templates share.
+    pub fn variables(&self, top: usize) -> VariablesReport {
+        let published = self.published();
+        let mut used_by: BTreeMap<String, usize> = BTreeMap::new();
+        for variables in published.variables.values() {
+            for variable in variables {
+                *used_by.entry(variable.clone()).or_default() += 1;
+            }
+        }
+        let shared = published
+            .vars
+            .keys()
+            .filter_map(|name| {
+                let templates = used_by.get(name).copied().unwrap_or(0);
+                (templates >= 2).then(|| SharedVariable {
+                    name: name.clone(),
+                    templates,
+                })
+            })
+            .collect();
+        let lazy = published
+            .vars
+            .iter()
+            .filter_map(|(name, entry)| match entry {
+                context::Entry::Lazy(handle) => Some(LazyVariable {
+                    name: name.clone(),
+                    loads: handle.loads(),
+                }),
+                context::Entry::Value(_) => None,
+            })
+            .collect();
+        VariablesReport {
+            enabled: self.inner.opts.context.enabled,
+            usage: self.inner.tracker.report(top),
+            templates: published.variables.clone(),
+            shared,
+            lazy,
+            interned: published.interned,
+        }
+    }
+
     /// Every known template, by name.
     pub fn list(&self) -> Vec<TemplateInfo> {
         self.published().templates.values().cloned().collect()
@@ -219,7 +329,13 @@ impl TemplatesShared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.inner.counters.reloads.fetch_add(1, Ordering::Relaxed);
-        reload(&self.inner.opts, &mut state, |published| {
+        let live = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        reload(&self.inner.opts, &mut state, &live, |published| {
             *self
                 .inner
                 .published
@@ -247,8 +363,13 @@ impl TemplatesShared {
             }
             Some(_) => {}
         }
-        let mut context = published.context.clone();
-        context.extend(request_context);
+        let mut vars = (*published.vars).clone();
+        for (name, value) in &request_context {
+            vars.insert(
+                name.clone(),
+                context::Entry::Value(minijinja::Value::from(minijinja::value::Serde(value))),
+            );
+        }
         let _permit = self
             .inner
             .renders
@@ -258,7 +379,11 @@ impl TemplatesShared {
         let (shared, template) = (self.clone(), name.to_owned());
         let started = Instant::now();
         let result = actix_web::rt::task::spawn_blocking(move || {
-            let context = minijinja::Value::from(minijinja::value::Serde(&context));
+            let context = if shared.inner.opts.context.enabled {
+                context::tracked_context(Arc::new(vars), &shared.inner.tracker)
+            } else {
+                context::lazy_context(Arc::new(vars))
+            };
             shared.render_in(&published, &template, &context, want_gzip)
         })
         .await
@@ -467,6 +592,7 @@ impl Handler<ReloadTemplates> for TemplateStore {
 fn reload(
     opts: &TemplateOpts,
     state: &mut StoreState,
+    live: &BTreeMap<String, context::LazyHandle>,
     publish: impl FnOnce(Published),
 ) -> ReloadSummary {
     let scan = match load::scan(&opts.dir) {
@@ -491,7 +617,10 @@ fn reload(
         );
     }
     let compress = opts.memory.enabled && opts.memory.compression;
-    let changed = refresh_sources(state, &scan, compress) + refresh_context(state, &scan);
+    let data_changed = usize::from(state.data != scan.data);
+    state.data = scan.data.clone();
+    let changed =
+        refresh_sources(state, &scan, compress) + refresh_context(state, &scan) + data_changed;
     let errors = state.sources.values().filter(|s| s.error.is_some()).count();
     if changed == 0 && state.published {
         return ReloadSummary {
@@ -500,7 +629,7 @@ fn reload(
             ..ReloadSummary::default()
         };
     }
-    let published = build(opts, state);
+    let published = build(opts, state, live);
     let errors = published
         .templates
         .values()
@@ -613,7 +742,11 @@ fn render_error_text(error: &minijinja::Error) -> String {
 }
 
 /// Resolves chains, flattens, compiles everything into a fresh environment.
-fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
+fn build(
+    opts: &TemplateOpts,
+    state: &mut StoreState,
+    live: &BTreeMap<String, context::LazyHandle>,
+) -> Published {
     // The sources as text for this build (inflated where held compressed).
     let texts: BTreeMap<String, Arc<str>> = state
         .sources
@@ -726,11 +859,22 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
         }
         templates.insert(name.clone(), info);
     }
+    let variables = if opts.context.enabled {
+        analyse_all(&compiled)
+    } else {
+        BTreeMap::new()
+    };
     let memory_opts = &opts.memory;
     let mut report = MemoryReport::default();
     if memory_opts.enabled && memory_opts.deduplication {
         let (aliases, saved) = memory::dedup_templates(&mut compiled);
-        let sections = memory::dedup_sections(&mut compiled);
+        // Layouts stay whole: they run on every render of every child.
+        let parents: BTreeSet<String> = chains
+            .values()
+            .filter_map(|chain| chain.as_ref().ok())
+            .flat_map(|chain| chain.iter().skip(1).cloned())
+            .collect();
+        let sections = memory::dedup_sections(&mut compiled, &parents);
         report.rewrites = memory::Rewrites {
             duplicate_templates: aliases,
             source_bytes_saved: sections.source_bytes_saved + saved,
@@ -795,19 +939,84 @@ fn build(opts: &TemplateOpts, state: &mut StoreState) -> Published {
         }
         info.served_depth = depth;
     }
-    let context = match &state.context {
-        Some((_, Ok(context))) => context.clone(),
-        _ => serde_json::Map::new(),
-    };
+    let (vars, interned) = build_vars(&opts.context, state, live);
     state.generation += 1;
     let generation = state.generation;
     Published {
         env: Arc::new(env),
-        context,
+        vars: Arc::new(vars),
+        variables,
+        interned,
         templates,
         generation,
         memory: report,
     }
+}
+
+/// The variables each template reads, found with minijinja's own analysis through the
+/// chain, includes and imports (the context optimizer's analysis), without globals.
+/// Compiles the set once in a scratch environment that is dropped afterwards.
+fn analyse_all(sources: &BTreeMap<String, Arc<str>>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut scratch = Environment::new();
+    for (name, source) in sources {
+        if scratch
+            .add_template_owned(name.clone(), source.to_string())
+            .is_err()
+        {
+            continue;
+        }
+    }
+    sources
+        .keys()
+        .filter_map(|name| {
+            let used = context::variables_used(&scratch, name).ok()?;
+            Some((name.clone(), context::without_globals(&scratch, &used)))
+        })
+        .collect()
+}
+
+/// The variables every render starts from (see [`Published::vars`]).
+fn build_vars(
+    opts: &crate::config::ContextOptimizerOpts,
+    state: &StoreState,
+    live: &BTreeMap<String, context::LazyHandle>,
+) -> (context::Vars, Option<context::InternerStats>) {
+    let interner = (opts.enabled && opts.deduplication).then(context::Interner::new);
+    let mut vars = context::Vars::new();
+    if let Some((_, Ok(global))) = &state.context {
+        for (name, value) in global {
+            let value = match &interner {
+                Some(interner) => interner.intern_json(value),
+                None => minijinja::Value::from(minijinja::value::Serde(value)),
+            };
+            vars.insert(name.clone(), context::Entry::Value(value));
+        }
+    }
+    for (name, (path, _)) in &state.data {
+        let loader = context::json_file_loader(path.clone());
+        let entry = if opts.enabled && opts.lazy_loading {
+            let mode = if opts.compression {
+                // Nothing held: the file is read on each render that uses it.
+                context::LazyMode::PerRender
+            } else {
+                context::LazyMode::Cached
+            };
+            context::Entry::Lazy(context::LazyHandle::new(mode, loader))
+        } else {
+            match loader() {
+                Ok(value) => context::Entry::Value(value),
+                Err(message) => {
+                    log::warn!("templates: data variable `{name}`: {message}");
+                    continue;
+                }
+            }
+        };
+        vars.insert(name.clone(), entry);
+    }
+    for (name, handle) in live {
+        vars.insert(name.clone(), context::Entry::Lazy(handle.clone()));
+    }
+    (vars, interner.map(|interner| interner.stats()))
 }
 
 /// Flattens `todo` on up to `workers` threads; answers each name's result.
