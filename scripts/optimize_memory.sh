@@ -3,8 +3,12 @@
 #
 #   scripts/optimize_memory.sh --action=status  [--url URL]
 #   scripts/optimize_memory.sh --action=profile [--url URL] [--label L] [--out FILE] [--compare A B]
+#   scripts/optimize_memory.sh --action=optimize [--url URL]
+#   scripts/optimize_memory.sh --action=benchmark [memory-benchmark flags]
 #
-# Every option after the action goes to `leanserve status` / `leanserve profile` as is.
+# Every option after the action goes to `leanserve status|profile|optimize` or to
+# `memory-benchmark` as is (benchmark: $LEANSERVE_BENCHMARK_BIN, else this checkout's
+# target/release build, else `cargo run --release --bin memory-benchmark`).
 # The server's admin token comes from LEANSERVE_ADMIN_TOKEN. The leanserve binary is
 # $LEANSERVE_BIN, else `leanserve` on PATH, else this checkout's target/release or
 # target/debug build, else `cargo run --release`.
@@ -19,9 +23,11 @@ actions:
               (leanserve status)
   profile     capture a heap profile (--label L, --out FILE) or compare two
               snapshots (--compare A B) (leanserve profile)
-  optimize    re-run the template memory optimizers     (not available yet)
+  optimize    re-run a running server's template optimizers and print what
+              they saved (leanserve optimize)
+  benchmark   run memory-benchmark: the template optimizers against the
+              baseline on a generated site (--templates=N --output=FILE ...)
   tune        run the configuration tuner               (not available yet)
-  benchmark   run the memory benchmark                  (not available yet)
 
 options (passed on to leanserve):
   --url URL   the server (default: from the configuration's server.bind)
@@ -61,11 +67,24 @@ leanserve() {
     fi
 }
 
+benchmark() {
+    local repo
+    repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    if [[ -n "${LEANSERVE_BENCHMARK_BIN:-}" ]]; then
+        "$LEANSERVE_BENCHMARK_BIN" "$@"
+    elif [[ -x "$repo/target/release/memory-benchmark" ]]; then
+        "$repo/target/release/memory-benchmark" "$@"
+    else
+        cargo run --quiet --release --manifest-path "$repo/Cargo.toml" --bin memory-benchmark -- "$@"
+    fi
+}
+
 case "$action" in
-    status|profile) leanserve "$action" "${passed[@]+"${passed[@]}"}" ;;
-    optimize|tune|benchmark)
+    status|profile|optimize) leanserve "$action" "${passed[@]+"${passed[@]}"}" ;;
+    benchmark) benchmark "${passed[@]+"${passed[@]}"}" ;;
+    tune)
         echo "optimize_memory.sh: --action=$action is not available in this version of leanserve" \
-             "(the subsystem it drives is not built yet); available: status, profile" >&2
+             "(the subsystem it drives is not built yet); available: status, profile, optimize, benchmark" >&2
         exit 3 ;;
     "")
         echo "optimize_memory.sh: no action given" >&2

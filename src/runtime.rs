@@ -27,8 +27,8 @@ use crate::actors::profiler::{
     MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
 };
 use crate::actors::templates::{
-    ReloadSummary, ReloadTemplates, RenderError, Rendered, TemplateInfo, TemplateStore,
-    TemplatesShared, VariablesReport,
+    OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, RenderError, Rendered,
+    TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
 };
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
@@ -385,6 +385,16 @@ impl Subsystems {
     /// templates are off.
     pub fn template_variables(&self, top: usize) -> Option<VariablesReport> {
         self.templates().map(|templates| templates.variables(top))
+    }
+
+    /// Re-runs the template optimizers from scratch, publishes the result and answers
+    /// what they did, with the heap bytes saved where jemalloc can measure them. `None`
+    /// when templates are off.
+    pub async fn optimize_templates(&self) -> Result<Option<OptimizeReport>, CallError> {
+        match &self.inner.templates {
+            Some((handle, _)) => handle.send(OptimizeTemplates).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Reloads changed templates now (whatever `templates.reload_interval` says).

@@ -611,3 +611,119 @@ async fn templates_chains_over_64_are_load_errors_and_others_still_serve() {
         "root"
     );
 }
+
+#[actix_rt::test]
+async fn templates_context_optimizer_loads_data_lazily_and_counts_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "_context.json",
+        r#"{"site": "lean", "unused": "never read"}"#,
+    );
+    write(
+        root,
+        "data/users.json",
+        r#"[{"name": "ada"}, {"name": "bob"}]"#,
+    );
+    write(root, "plain.txt", "{{ site }}");
+    write(
+        root,
+        "users.txt",
+        "{{ site }}:{% for u in users %}{{ u.name }}{% endfor %}/{{ users | length }}",
+    );
+    write(root, "stats.txt", "{{ cache_stats.items >= 0 }}");
+    let (subsystems, server) = start(root, &[]).await;
+    let lazy_loads = || {
+        subsystems
+            .template_variables(5)
+            .unwrap()
+            .lazy
+            .into_iter()
+            .find(|l| l.name == "users")
+            .map(|l| l.loads)
+    };
+    assert_eq!(lazy_loads(), Some(0), "nothing rendered yet");
+    for _ in 0..3 {
+        assert_eq!(
+            text(&request(&server, "GET", "/templates/plain.txt", &[], b"").await),
+            "lean"
+        );
+    }
+    assert_eq!(
+        lazy_loads(),
+        Some(0),
+        "templates that never read `users` never load it"
+    );
+    assert_eq!(
+        text(&request(&server, "GET", "/templates/users.txt", &[], b"").await),
+        "lean:adabob/2"
+    );
+    assert_eq!(
+        lazy_loads(),
+        Some(1),
+        "read twice in one render, loaded once"
+    );
+    assert_eq!(
+        text(&request(&server, "GET", "/templates/stats.txt", &[], b"").await),
+        "True"
+    );
+
+    let (status, report) = get_json(&server.url("/admin/templates/variables?top=3"), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["templates"]["users.txt"],
+        serde_json::json!(["site", "users"])
+    );
+    assert_eq!(
+        report["templates"]["plain.txt"],
+        serde_json::json!(["site"])
+    );
+    assert_eq!(report["usage"]["high_usage"][0][0], "site", "{report}");
+    assert!(
+        report["usage"]["low_usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v[0] == "unused" && v[1] == 0),
+        "{report}"
+    );
+    let shared: Vec<&str> = report["shared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(shared, ["site"], "read by two templates or more");
+
+    // A changed data file is loaded afresh.
+    write(root, "data/users.json", r#"[{"name": "cy"}]"#);
+    subsystems.reload_templates().await.unwrap();
+    assert_eq!(
+        text(&request(&server, "GET", "/templates/users.txt", &[], b"").await),
+        "lean:cy/1"
+    );
+}
+
+#[actix_rt::test]
+async fn templates_optimize_reruns_the_optimizers_and_reports() {
+    let (subsystems, server) = start(&examples(), &[]).await;
+    let before = text(&request(&server, "GET", "/templates/pages/about.html", &[], b"").await);
+    let report = subsystems.optimize_templates().await.unwrap().unwrap();
+    assert_eq!(report.templates, subsystems.template_list().len());
+    assert_eq!(report.flattened, 4, "section.html and the three pages");
+    // This test binary runs on the system allocator: heap figures are unavailable, said so.
+    assert_eq!(report.bytes_saved, None);
+    assert!(report.unavailable.unwrap().contains("jemalloc"));
+    assert_eq!(
+        text(&request(&server, "GET", "/templates/pages/about.html", &[], b"").await),
+        before,
+        "the same output after re-optimizing"
+    );
+    let (_, listed) = get_json(&server.url("/admin/templates"), None).await;
+    assert_eq!(listed["last_optimize"]["flattened"], 4);
+    assert!(
+        listed["memory"]["templates"].as_u64().unwrap() >= 7,
+        "{listed}"
+    );
+}

@@ -26,6 +26,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/templates", web::get().to(templates))
         .route("/templates/reload", web::post().to(reload_templates))
         .route("/templates/variables", web::get().to(template_variables))
+        .route("/templates/optimize", web::post().to(optimize_templates))
         .service(web::scope("/profiler").configure(super::profiler::admin_routes));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
@@ -125,6 +126,7 @@ async fn templates(subsystems: web::Data<Subsystems>) -> HttpResponse {
             "max_output_bytes": opts.max_output_bytes,
         },
         "memory": published.memory,
+        "last_optimize": store.last_optimize(),
         "templates": templates,
     }))
 }
@@ -144,6 +146,16 @@ async fn template_variables(
     let top = query.top.unwrap_or(10).min(1000);
     let report = subsystems
         .template_variables(top)
+        .ok_or(WebError::NotFound)?;
+    Ok(no_store().json(report))
+}
+
+/// `POST /admin/templates/optimize`: re-runs the optimizers and answers what they did.
+async fn optimize_templates(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let report = subsystems
+        .optimize_templates()
+        .await
+        .map_err(WebError::Unavailable)?
         .ok_or(WebError::NotFound)?;
     Ok(no_store().json(report))
 }

@@ -137,6 +137,53 @@ pub struct LazyVariable {
     pub loads: u64,
 }
 
+/// What re-running the optimizers did (`POST /admin/templates/optimize`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OptimizeReport {
+    /// Templates in the published set.
+    pub templates: usize,
+    /// Of those, served with their chain flattened.
+    pub flattened: usize,
+    /// The memory optimizer's rewrites.
+    pub memory: MemoryReport,
+    /// Heap bytes a build of the set holds with every optimizer off (before any render).
+    pub baseline_heap_bytes: Option<u64>,
+    /// The same with the configured optimizers.
+    pub optimized_heap_bytes: Option<u64>,
+    /// `baseline - optimized`.
+    pub bytes_saved: Option<i64>,
+    pub memory_reduced_mb: Option<f64>,
+    /// Why the heap figures are missing, when they are.
+    pub unavailable: Option<String>,
+}
+
+/// Re-runs the optimizers now; answers what they did.
+#[derive(Message)]
+#[rtype(result = "OptimizeReport")]
+pub struct OptimizeTemplates;
+
+impl Handler<OptimizeTemplates> for TemplateStore {
+    type Result = ResponseFuture<OptimizeReport>;
+
+    fn handle(&mut self, _: OptimizeTemplates, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            actix_web::rt::task::spawn_blocking(move || shared.optimize_blocking())
+                .await
+                .unwrap_or_else(|panic| OptimizeReport {
+                    templates: 0,
+                    flattened: 0,
+                    memory: MemoryReport::default(),
+                    baseline_heap_bytes: None,
+                    optimized_heap_bytes: None,
+                    bytes_saved: None,
+                    memory_reduced_mb: None,
+                    unavailable: Some(format!("the optimization panicked: {panic}")),
+                })
+        })
+    }
+}
+
 /// The memory optimizer's work on one published set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryReport {
@@ -157,6 +204,7 @@ pub type Variables = serde_json::Map<String, serde_json::Value>;
 type Flattening = Result<Arc<str>, String>;
 
 /// One template's source as last read.
+#[derive(Clone)]
 struct SourceEntry {
     stamp: Stamp,
     /// The last version that parsed, in service.
@@ -166,7 +214,7 @@ struct SourceEntry {
 }
 
 /// Everything a reload reads and updates; locked only on blocking threads.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct StoreState {
     sources: BTreeMap<String, SourceEntry>,
     context: Option<(Stamp, Result<Variables, String>)>,
@@ -212,6 +260,7 @@ struct SharedInner {
     tracker: context::UsageTracker,
     /// Values the application computes when a render reads them.
     live: RwLock<BTreeMap<String, context::LazyHandle>>,
+    last_optimize: RwLock<Option<OptimizeReport>>,
 }
 
 impl TemplatesShared {
@@ -237,6 +286,7 @@ impl TemplatesShared {
                 counters: Counters::default(),
                 tracker: context::UsageTracker::new(),
                 live: RwLock::new(BTreeMap::new()),
+                last_optimize: RwLock::new(None),
             }),
         }
     }
@@ -318,6 +368,100 @@ impl TemplatesShared {
     /// Every known template, by name.
     pub fn list(&self) -> Vec<TemplateInfo> {
         self.published().templates.values().cloned().collect()
+    }
+
+    /// Re-runs the optimizers from scratch and publishes the result, measuring what they
+    /// save: the heap bytes (jemalloc's allocated bytes, when it is the allocator) a build
+    /// of the current set holds with every optimizer off, against the same with the
+    /// configured ones, both right after the build (before any render). Blocking.
+    pub fn optimize_blocking(&self) -> OptimizeReport {
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let live = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let opts = &self.inner.opts;
+        let mut baseline_opts = opts.clone();
+        baseline_opts.memory.enabled = false;
+        baseline_opts.context.enabled = false;
+        baseline_opts.flatten_inheritance = false;
+        baseline_opts.max_inheritance_depth = inheritance::MAX_CHAIN;
+        let heap = || crate::alloc::heap_stats().map(|stats| stats.allocated);
+        // The baseline is built on a copy of the state, measured and dropped.
+        let mut scratch = state.clone();
+        scratch.flattened.clear();
+        let before = heap();
+        let baseline = build(&baseline_opts, &mut scratch, &live);
+        let baseline_bytes = heap()
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+        drop(baseline);
+        drop(scratch);
+        state.flattened.clear();
+        let before = heap();
+        let optimized = build(opts, &mut state, &live);
+        let optimized_bytes = heap()
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+        let report = OptimizeReport {
+            templates: optimized.templates.len(),
+            flattened: optimized
+                .templates
+                .values()
+                .filter(|t| t.served == Served::Flattened)
+                .count(),
+            memory: optimized.memory.clone(),
+            baseline_heap_bytes: baseline_bytes,
+            optimized_heap_bytes: optimized_bytes,
+            bytes_saved: baseline_bytes
+                .zip(optimized_bytes)
+                .map(|(base, optimized)| base as i64 - optimized as i64),
+            memory_reduced_mb: baseline_bytes
+                .zip(optimized_bytes)
+                .map(|(base, optimized)| {
+                    ((base as f64 - optimized as f64) / 1_048_576.0 * 100.0).round() / 100.0
+                }),
+            unavailable: heap()
+                .is_none()
+                .then(|| "heap bytes need jemalloc as the global allocator".to_owned()),
+        };
+        *self
+            .inner
+            .published
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(optimized);
+        state.published = true;
+        if opts.memory.enabled && opts.memory.gc_hints {
+            crate::alloc::purge();
+        }
+        *self
+            .inner
+            .last_optimize
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+        log::info!(
+            "templates: optimized {} templates ({} flattened); heap {:?} -> {:?} bytes",
+            report.templates,
+            report.flattened,
+            report.baseline_heap_bytes,
+            report.optimized_heap_bytes
+        );
+        report
+    }
+
+    /// The report of the last [`optimize_blocking`](Self::optimize_blocking), if any.
+    pub fn last_optimize(&self) -> Option<OptimizeReport> {
+        self.inner
+            .last_optimize
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads the folder, reloads what changed and publishes a new set if anything did.

@@ -115,6 +115,70 @@ pub fn status(opts: &Opts, url: Option<String>) -> anyhow::Result<()> {
     })
 }
 
+/// `leanserve optimize`.
+pub fn optimize(opts: &Opts, url: Option<String>) -> anyhow::Result<()> {
+    let server = Server::new(opts, url)?;
+    run(async move {
+        let report = server
+            .json(awc::http::Method::POST, "/admin/templates/optimize")
+            .await?;
+        print!("{}", format_optimize(&server.base, &report));
+        Ok(())
+    })
+}
+
+fn format_optimize(base: &str, report: &Value) -> String {
+    let memory = &report["memory"];
+    let heap = |key: &str| megabytes(&Value::from(report[key].as_f64().map(|b| b / 1_048_576.0)));
+    let mut rows = vec![
+        vec![
+            "templates optimized".into(),
+            format!(
+                "{} ({} served flattened)",
+                text(&report["templates"]),
+                text(&report["flattened"])
+            ),
+        ],
+        vec![
+            "duplicate templates".into(),
+            text(&memory["duplicate_templates"]),
+        ],
+        vec![
+            "shared sections".into(),
+            format!(
+                "{} ({} uses)",
+                text(&memory["shared_sections"]),
+                text(&memory["section_uses"])
+            ),
+        ],
+        vec![
+            "source bytes saved".into(),
+            text(&memory["source_bytes_saved"]),
+        ],
+        vec![
+            "compiled on first render".into(),
+            format!(
+                "{} ({} held compressed)",
+                text(&memory["pending"]),
+                text(&memory["compressed"])
+            ),
+        ],
+        vec!["heap, optimizers off".into(), heap("baseline_heap_bytes")],
+        vec!["heap, optimized".into(), heap("optimized_heap_bytes")],
+        vec![
+            "memory reduced".into(),
+            megabytes(&report["memory_reduced_mb"]),
+        ],
+    ];
+    if let Some(reason) = report["unavailable"].as_str() {
+        rows.push(vec!["unavailable".into(), reason.to_owned()]);
+    }
+    format!(
+        "leanserve at {base}: templates optimized\n\n{}",
+        table(&rows)
+    )
+}
+
 /// `leanserve profile`.
 pub fn profile(opts: &Opts, url: Option<String>, action: ProfileAction) -> anyhow::Result<()> {
     let server = Server::new(opts, url)?;

@@ -27,6 +27,8 @@ USAGE:
     leanserve status [OPTIONS]      a running server's memory figures and configuration
     leanserve profile [OPTIONS]     capture a heap profile of a running server, or
                                     compare two of its memory snapshots
+    leanserve optimize [OPTIONS]    re-run a running server's template optimizers and
+                                    print what they saved
 
 OPTIONS:
     --env PROFILE         dev, test or prod (default: $LEANSERVE_ENV, else dev)
@@ -60,6 +62,7 @@ enum Command {
     PrintConfig,
     Status,
     Profile,
+    Optimize,
     Help,
     Version,
 }
@@ -90,9 +93,16 @@ fn main() -> ExitCode {
             println!("leanserve {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Serve | Command::PrintConfig | Command::Status | Command::Profile => {}
+        Command::Serve
+        | Command::PrintConfig
+        | Command::Status
+        | Command::Profile
+        | Command::Optimize => {}
     }
-    let quiet = matches!(command, Command::Status | Command::Profile);
+    let quiet = matches!(
+        command,
+        Command::Status | Command::Profile | Command::Optimize
+    );
     let options = LoadOptions {
         skip_root_check: quiet,
         ..options
@@ -117,6 +127,9 @@ fn main() -> ExitCode {
         Command::PrintConfig => {
             print_config(&config);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Optimize => {
+            client::optimize(&config.opts, client_args.url).map(|()| ExitCode::SUCCESS)
         }
         Command::Status => {
             client::status(&config.opts, client_args.url).map(|()| ExitCode::SUCCESS)
@@ -202,6 +215,7 @@ fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
                     "config" => Command::PrintConfig,
                     "status" => Command::Status,
                     "profile" => Command::Profile,
+                    "optimize" => Command::Optimize,
                     other => return Err(format!("unknown command {other:?}").into()),
                 });
             }
@@ -209,9 +223,12 @@ fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
         }
     }
     let command = command.unwrap_or(Command::Serve);
-    let is_client = matches!(command, Command::Status | Command::Profile);
+    let is_client = matches!(
+        command,
+        Command::Status | Command::Profile | Command::Optimize
+    );
     if client.url.is_some() && !is_client {
-        return Err("--url belongs to the status and profile commands".into());
+        return Err("--url belongs to the status, profile and optimize commands".into());
     }
     let profile_only = client.label.is_some() || client.out.is_some() || client.compare.is_some();
     if profile_only && !matches!(command, Command::Profile) {
