@@ -39,8 +39,7 @@
 //!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
 //!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
-//!   context optimizer's building blocks; `monitor`: collection, history, alerts and their
-//!   webhook).
+//!   context optimizer; `monitor`: collection, history, alerts and their webhook).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -52,7 +51,7 @@
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
 //!   generated site, with a counting allocator, written up as a markdown report.
 //! - `src/bin/leanserve/`: the binary: `main.rs` (`serve`, `config`) and `client.rs`
-//!   (`status`, `profile` against a running server).
+//!   (`status`, `profile`, `optimize` against a running server).
 
 pub mod actors;
 pub mod alerts;

@@ -36,6 +36,7 @@ fn memory_benchmark_writes_a_report_of_every_configuration() {
         "| inheritance optimizer alone (collapse to max depth) | ",
         "| inheritance optimizer alone (flatten every chain) | ",
         "| memory optimizer alone | ",
+        "| memory optimizer alone, without compression | ",
         "| context optimizer alone (shared variables) | ",
         "| all together | ",
     ] {

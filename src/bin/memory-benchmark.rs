@@ -320,6 +320,8 @@ struct Setup {
     /// Every chain flattened into its page (`flatten_inheritance = true`).
     flatten_all: bool,
     context: bool,
+    /// Hold sources gzip-compressed (the memory optimizer's `enable_compression`).
+    compression: bool,
 }
 
 /// What one configuration measured.
@@ -351,7 +353,7 @@ fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
             enabled: setup.memory,
             deduplication: true,
             lazy_loading: true,
-            compression: true,
+            compression: setup.compression,
             gc_hints: true,
         },
         context: ContextOptimizerOpts {
@@ -702,6 +704,7 @@ fn main() -> ExitCode {
         inheritance: false,
         flatten_all: false,
         context: false,
+        compression: false,
     }];
     let off = Setup {
         label: "",
@@ -709,6 +712,7 @@ fn main() -> ExitCode {
         inheritance: false,
         flatten_all: false,
         context: false,
+        compression: false,
     };
     if flags.inheritance_opt {
         setups.push(Setup {
@@ -727,6 +731,12 @@ fn main() -> ExitCode {
         setups.push(Setup {
             label: "memory optimizer alone",
             memory: true,
+            compression: true,
+            ..off
+        });
+        setups.push(Setup {
+            label: "memory optimizer alone, without compression",
+            memory: true,
             ..off
         });
     }
@@ -743,6 +753,7 @@ fn main() -> ExitCode {
         inheritance: flags.inheritance_opt,
         flatten_all: false,
         context: flags.context_opt,
+        compression: flags.optimizer,
     });
     let mut results: Vec<Measured> = Vec::new();
     for setup in setups {

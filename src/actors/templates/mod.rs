@@ -153,6 +153,10 @@ pub struct OptimizeReport {
     /// `baseline - optimized`.
     pub bytes_saved: Option<i64>,
     pub memory_reduced_mb: Option<f64>,
+    /// Resident memory right before and after the memory-release hint (jemalloc purge),
+    /// when `enable_gc_hints` is on and jemalloc could purge.
+    pub rss_before_release: Option<u64>,
+    pub rss_after_release: Option<u64>,
     /// Why the heap figures are missing, when they are.
     pub unavailable: Option<String>,
 }
@@ -178,6 +182,8 @@ impl Handler<OptimizeTemplates> for TemplateStore {
                     optimized_heap_bytes: None,
                     bytes_saved: None,
                     memory_reduced_mb: None,
+                    rss_before_release: None,
+                    rss_after_release: None,
                     unavailable: Some(format!("the optimization panicked: {panic}")),
                 })
         })
@@ -409,7 +415,9 @@ impl TemplatesShared {
         let optimized_bytes = heap()
             .zip(before)
             .map(|(after, before)| after.saturating_sub(before));
-        let report = OptimizeReport {
+        let mut report = OptimizeReport {
+            rss_before_release: None,
+            rss_after_release: None,
             templates: optimized.templates.len(),
             flattened: optimized
                 .templates
@@ -437,8 +445,15 @@ impl TemplatesShared {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(optimized);
         state.published = true;
+        drop(state);
         if opts.memory.enabled && opts.memory.gc_hints {
-            crate::alloc::purge();
+            // The memory-release hint, and its effect on resident memory.
+            let mut probe = crate::actors::process::ProcessProbe::new();
+            let before = probe.read().map(|sample| sample.rss_bytes);
+            let purged = crate::alloc::purge();
+            let after = probe.read().map(|sample| sample.rss_bytes);
+            report.rss_before_release = before.filter(|_| purged);
+            report.rss_after_release = after.filter(|_| purged);
         }
         *self
             .inner

@@ -169,6 +169,14 @@ fn format_optimize(base: &str, report: &Value) -> String {
             "memory reduced".into(),
             megabytes(&report["memory_reduced_mb"]),
         ],
+        vec![
+            "RSS around the release hint".into(),
+            format!(
+                "{} -> {}",
+                heap("rss_before_release"),
+                heap("rss_after_release")
+            ),
+        ],
     ];
     if let Some(reason) = report["unavailable"].as_str() {
         rows.push(vec!["unavailable".into(), reason.to_owned()]);
