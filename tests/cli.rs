@@ -222,6 +222,14 @@ impl Drop for Running {
     }
 }
 
+/// The line of a printed table that starts with `name` (after indentation).
+fn line_starting(out: &str, name: &str) -> String {
+    out.lines()
+        .find(|line| line.trim_start().starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
+        .to_owned()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -252,12 +260,7 @@ fn cli_status_prints_memory_and_configuration_tables() {
         out.starts_with(&format!("leanserve at {} (test profile)", server.url)),
         "{out}"
     );
-    let line = |name: &str| {
-        out.lines()
-            .find(|line| line.trim_start().starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
-            .to_owned()
-    };
+    let line = |name: &str| line_starting(&out, name);
     assert!(line("allocator").ends_with("jemalloc"), "{out}");
     assert!(
         line("heap profiling").contains("one sample per 512 KiB"),
@@ -423,11 +426,7 @@ fn cli_profile_with_heap_profiling_off_says_so() {
     );
     assert!(!out.exists());
     let status = run(&["status", "--url", &server.url], &[]);
-    let heap_line = stdout(&status)
-        .lines()
-        .find(|l| l.trim_start().starts_with("heap profiling"))
-        .unwrap()
-        .to_owned();
+    let heap_line = line_starting(&stdout(&status), "heap profiling");
     assert!(heap_line.ends_with("off"), "{heap_line}");
 }
 
@@ -474,12 +473,7 @@ fn cli_optimize_reports_what_the_template_optimizers_saved() {
     let output = run(&["optimize", "--url", &server.url], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
-    let line = |name: &str| {
-        out.lines()
-            .find(|line| line.trim_start().starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
-            .to_owned()
-    };
+    let line = |name: &str| line_starting(&out, name);
     assert!(
         line("templates optimized").contains("served flattened"),
         "{out}"

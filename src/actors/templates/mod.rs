@@ -656,31 +656,36 @@ impl Source for TemplatesShared {
                 .filter(|t| t.served == Served::Flattened)
                 .count() as f64,
         );
-        out.counter(
-            "template_renders_total",
-            "Template renders.",
-            load(&counters.renders),
-        );
-        out.counter(
-            "template_render_failures_total",
-            "Template renders that failed (any reason).",
-            load(&counters.failures),
-        );
-        out.counter(
-            "template_renders_out_of_fuel_total",
-            "Template renders stopped by templates.max_fuel.",
-            load(&counters.out_of_fuel),
-        );
-        out.counter(
-            "template_renders_too_large_total",
-            "Template renders stopped by templates.max_output_bytes.",
-            load(&counters.too_large),
-        );
-        out.counter(
-            "template_reloads_total",
-            "Template folder scans.",
-            load(&counters.reloads),
-        );
+        let totals: [(&'static str, &'static str, &AtomicU64); 5] = [
+            (
+                "template_renders_total",
+                "Template renders.",
+                &counters.renders,
+            ),
+            (
+                "template_render_failures_total",
+                "Template renders that failed (any reason).",
+                &counters.failures,
+            ),
+            (
+                "template_renders_out_of_fuel_total",
+                "Template renders stopped by templates.max_fuel.",
+                &counters.out_of_fuel,
+            ),
+            (
+                "template_renders_too_large_total",
+                "Template renders stopped by templates.max_output_bytes.",
+                &counters.too_large,
+            ),
+            (
+                "template_reloads_total",
+                "Template folder scans.",
+                &counters.reloads,
+            ),
+        ];
+        for (name, help, counter) in totals {
+            out.counter(name, help, load(counter));
+        }
         out.histogram(
             "template_render_seconds",
             "Time to render a template, queueing for a worker included.",
