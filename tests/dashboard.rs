@@ -44,6 +44,8 @@ return {
   rps: text('rps'),
   p99Ms: text('p99-ms'),
   rssMb: text('rss-mb'),
+  heapMb: text('heap-mb'),
+  templatesLoaded: text('templates-loaded'),
   cacheBytes: Number(document.getElementById('cache-bytes')?.dataset.value ?? -1),
   cacheItems: text('cache-items'),
   requestsTotal: text('requests-total'),
@@ -68,6 +70,8 @@ struct Page {
     rps: String,
     p99_ms: String,
     rss_mb: String,
+    heap_mb: String,
+    templates_loaded: String,
     /// `data-value` of `#cache-bytes` (its text is rounded, "1.1 KiB").
     cache_bytes: f64,
     cache_items: String,
@@ -314,6 +318,14 @@ async fn dashboard_figures_match_the_monitoring_api() {
     assert!(
         page.rss_mb.parse::<f64>().unwrap() > 0.0,
         "a process has memory"
+    );
+    // This test process keeps the system allocator: no heap figures, shown as such.
+    assert!(json["metrics"].get("heap_allocated_bytes").is_none());
+    assert_eq!(page.heap_mb, "n/a", "#heap-mb without jemalloc");
+    assert_eq!(
+        page.templates_loaded,
+        (metric(&json, "templates_loaded") as u64).to_string(),
+        "templates loaded"
     );
     assert!(
         page.chart_points.len() >= 4,

@@ -176,6 +176,11 @@
     $('latency').dataset.idle = String(!(num(m.serve_time_p99_seconds) > 0));
     text('rss-mb', fmt.mib(num(m.process_rss_bytes)));
     text('cpu', num(m.process_cpu_percent).toFixed(1));
+    // Heap figures exist only where jemalloc is the allocator; templates only when on.
+    text('heap-mb', m.heap_allocated_bytes === undefined ? 'n/a' : fmt.mib(num(m.heap_allocated_bytes)) + ' MiB');
+    text('templates-loaded', m.templates_loaded === undefined ? '—' : fmt.int(num(m.templates_loaded)));
+    text('template-renders', fmt.int(num(m.template_renders_total)));
+    text('templates-in-error', fmt.int(num(m.templates_in_error)));
     text('restarts-total', fmt.int(num(m.actor_restarts_total)));
 
     renderCache(m);
