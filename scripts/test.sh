@@ -17,6 +17,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features chaos -- -D warnings
+# Embedding applications may switch jemalloc off; the library must build and lint without it.
+cargo clippy --locked --all-targets --no-default-features -- -D warnings
 cargo test --locked
 # Fault injection exists only in chaos builds; its tests run there.
 cargo test --locked --features chaos --test chaos
