@@ -1,9 +1,10 @@
 // leanserve's live dashboard: polls the monitoring API and draws the figures and charts.
 //
-// Data flow: at start (and after an outage or a missed sample) the page loads
-// `monitoring/history` (oldest first); then it fetches `monitoring` twice per sampling
-// interval, so it sees every sample, and appends each new one to the same list: one
-// small request per tick keeps the charts current. URLs resolve against the page, so a
+// Data flow: at start the page loads `monitoring/history` (oldest first); then it
+// fetches `monitoring` twice per sampling interval, so it sees every sample, and appends
+// each new one to the same list: one small request per tick keeps the charts current.
+// After an outage or a missed sample it fetches only the samples it lacks
+// (`history?since=<last>`); when the list no longer lines up (a new process), all of it. URLs resolve against the page, so a
 // mount prefix carries over (/lean/dashboard fetches /lean/monitoring). No
 // dependencies: the charts are inline SVG built below.
 'use strict';
@@ -19,7 +20,7 @@
     intervalMs: 1000, // the server's sampling interval (interval_seconds)
     pollMs: 500, // half of it, kept within 100 ms .. 5 s
     windowS: 300, // chart window in seconds; 0 shows every sample kept
-    needHistory: true, // reload the history on the next tick
+    needHistory: 'full', // next tick: the 'full' history, the 'gap' since the last sample, or none ('')
     failures: 0, // consecutive failed ticks
     latest: null, // the last /monitoring body rendered
     lastOkMs: 0, // when the last tick succeeded (browser clock)
@@ -86,7 +87,8 @@
     if (last && (sample.t < last.t
         || num(sample.m.requests_total) < num(last.m.requests_total)
         || sample.t - last.t > 1.5 * state.intervalMs)) {
-      state.needHistory = true;
+      const reset = sample.t < last.t || num(sample.m.requests_total) < num(last.m.requests_total);
+      state.needHistory = reset ? 'full' : 'gap';
     }
     state.samples.push(sample);
     if (state.samples.length > MAX_SAMPLES) state.samples.splice(0, state.samples.length - MAX_SAMPLES);
@@ -98,10 +100,16 @@
     try {
       let snapshot;
       if (state.needHistory) {
+        const last = state.samples[state.samples.length - 1];
+        const full = state.needHistory === 'full' || !last;
+        const url = new URL(HISTORY);
+        if (!full) url.searchParams.set('since', String(last.t));
         let history;
-        [history, snapshot] = await Promise.all([getJson(HISTORY), getJson(MONITORING)]);
-        state.samples = (history.samples || []).map((s) => ({ t: s.timestamp_ms, m: s.metrics || {}, restarts: s.restarts || {} }));
-        state.needHistory = false;
+        [history, snapshot] = await Promise.all([getJson(url), getJson(MONITORING)]);
+        const fetched = (history.samples || []).map((s) => ({ t: s.timestamp_ms, m: s.metrics || {}, restarts: s.restarts || {} }));
+        state.samples = full ? fetched : state.samples.concat(fetched);
+        if (state.samples.length > MAX_SAMPLES) state.samples.splice(0, state.samples.length - MAX_SAMPLES);
+        state.needHistory = '';
       } else {
         snapshot = await getJson(MONITORING);
       }
@@ -117,11 +125,12 @@
         // The server is up but has not collected its first sample yet.
         showReachable();
         setLive('waiting', 'waiting for the first sample');
-        state.needHistory = true;
+        state.needHistory = 'full';
       }
     } catch (err) {
       state.failures++;
-      state.needHistory = true; // whatever happened meanwhile is in the server's history
+      // Whatever happened meanwhile is in the server's history: fetch what is missing.
+      state.needHistory = state.needHistory || 'gap';
       showUnreachable(err);
     }
     setTimeout(tick, state.failures ? RETRY_MS : state.pollMs);
