@@ -59,8 +59,10 @@ pub enum WebError {
     PayloadTooLarge { limit: usize },
     /// A template render failed: 404 for an unknown template, 400 for a context that is
     /// not a JSON object, 422 when the render failed with this context or ran out of fuel
-    /// or output, 500 when the template failed to load, 503 when templates are off.
-    #[error("{0}")]
+    /// or output, 500 when the template failed to load, 503 when templates are off. The
+    /// body names the template and the limit; the engine's own message (which quotes the
+    /// template's source) is logged, not sent.
+    #[error("{}", public_render_message(.0))]
     Render(RenderError),
     /// A malformed admin request (missing or contradictory parameters): 400.
     #[error("{0}")]
@@ -123,6 +125,7 @@ impl ResponseError for WebError {
             WebError::Profiler(cause) => log::warn!("profiler request failed: {cause}"),
             WebError::Render(
                 cause @ (RenderError::Broken { .. }
+                | RenderError::Failed { .. }
                 | RenderError::Unavailable(_)
                 | RenderError::OutOfFuel { .. }
                 | RenderError::TooLarge { .. }),
@@ -151,5 +154,19 @@ impl ResponseError for WebError {
         response
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+/// What a client is told about a failed render: the template's name and which limit or
+/// kind of failure, never the engine's message.
+fn public_render_message(error: &RenderError) -> String {
+    match error {
+        RenderError::Failed { name, .. } => {
+            format!("rendering {name:?} failed with this context (the cause is in the server log)")
+        }
+        RenderError::Broken { name, .. } => {
+            format!("template {name:?} is not available: it failed to load (see /admin/templates)")
+        }
+        other => other.to_string(),
     }
 }
