@@ -13,6 +13,12 @@
 //!
 //! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
 //! bounded in instructions and output (see [`render`]).
+//!
+//! The optimizers run in the build: [`inheritance`] flattens chains, [`memory`] rewrites
+//! the compiled set (aliases for duplicates, shared static sections, lazy compilation,
+//! compressed sources) and [`context`] layers the variables renders start from (interned
+//! global context, lazily loaded data files and live values, read counts per variable).
+//! [`OptimizeTemplates`] re-runs them from scratch and measures what they save.
 
 pub mod context;
 pub mod inheritance;
