@@ -192,27 +192,41 @@ if [[ " ${servers[*]} " == *" nginx "* ]]; then
 fi
 fi
 
+# ---- one setting on vs off: two servers, interleaved rounds -------------------------------
+# on_off FEATURE TARGET_PERCENT ON_PORT OFF_PORT: both servers serve the CSS file; each
+# round runs wrk against both, alternating which goes first so an order effect cancels
+# out; prints medians, the per-round on/off ratios and whether the cost stays under the
+# target.
+on_off() {
+  local feature=$1 target=$2 on_port=$3 off_port=$4
+  for port in "$on_port" "$off_port"; do wait_up "http://127.0.0.1:$port/style.css"; curl -fs -o /dev/null "http://127.0.0.1:$port/style.css"; done
+  local ratios="" on_all="" off_all="" round on off port
+  for round in $(seq 1 "$ROUNDS"); do
+    local order=("$on_port" "$off_port"); (( round % 2 == 0 )) && order=("$off_port" "$on_port")
+    local -A got=()
+    for port in "${order[@]}"; do
+      got[$port]=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/style.css" | awk '/^Requests\/sec/ {print $2}')
+    done
+    on=${got[$on_port]}; off=${got[$off_port]}
+    echo "round $round: $feature on $on req/s, off $off req/s" >&2
+    on_all+="$on "; off_all+="$off "
+    ratios+="$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.4f", a / b}') "
+  done
+  echo
+  echo "## ${feature^} on vs off (cached hits, identity, $ROUNDS rounds)"
+  echo
+  echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") req/s"
+  echo "- per-round on/off ratios: $ratios"
+  awk -v r="$(median "$ratios")" -v t="$target" -v f="$feature" 'BEGIN { printf "- median ratio %.3f: %s costs %.1f%% (target < %s%%): %s\n", r, f, (1 - r) * 100, t, ((1 - r) * 100 < t ? "met" : "NOT met") }'
+}
+
 # ---- monitoring on vs off: the cost of the per-request counters and the monitor ---------
 if wants overhead; then
 start_leanserve 18084 "$work/site" --set monitoring.enabled=true --set monitoring.interval_ms=1000
 on_pid=$LAST_PID
 start_leanserve 18085 "$work/site" --set monitoring.enabled=false
 off_pid=$LAST_PID
-for port in 18084 18085; do wait_up "http://127.0.0.1:$port/style.css"; curl -fs -o /dev/null "http://127.0.0.1:$port/style.css"; done
-ratios=""; on_all=""; off_all=""
-for round in $(seq 1 "$ROUNDS"); do
-  on=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" http://127.0.0.1:18084/style.css | awk '/^Requests\/sec/ {print $2}')
-  off=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" http://127.0.0.1:18085/style.css | awk '/^Requests\/sec/ {print $2}')
-  echo "round $round: monitoring on $on req/s, off $off req/s" >&2
-  on_all+="$on "; off_all+="$off "
-  ratios+="$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.4f", a / b}') "
-done
-echo
-echo "## Monitoring on vs off (cached hits, identity, $ROUNDS rounds)"
-echo
-echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") req/s"
-echo "- per-round on/off ratios: $ratios"
-awk -v r="$(median "$ratios")" 'BEGIN { printf "- median ratio %.3f: monitoring costs %.1f%% (target < 3%%): %s\n", r, (1 - r) * 100, ((1 - r) < 0.03 ? "met" : "NOT met") }'
+on_off monitoring 3 18084 18085
 kill "$on_pid" "$off_pid"
 fi
 
@@ -222,28 +236,10 @@ start_leanserve 18086 "$work/site" --set profiler.heap_profiling=true
 prof_on_pid=$LAST_PID
 start_leanserve 18087 "$work/site" --set profiler.heap_profiling=false
 prof_off_pid=$LAST_PID
-for port in 18086 18087; do wait_up "http://127.0.0.1:$port/style.css"; curl -fs -o /dev/null "http://127.0.0.1:$port/style.css"; done
+wait_up http://127.0.0.1:18086/style.css
 state=$(curl -fs http://127.0.0.1:18086/admin/profiler/stats | grep -o '"state":"[a-z]*"' | head -1)
 [[ $state == '"state":"on"' ]] || { echo "heap profiling did not switch on: $state" >&2; exit 1; }
-ratios=""; on_all=""; off_all=""
-for round in $(seq 1 "$ROUNDS"); do
-  # Alternate which one goes first, so an order effect cancels out.
-  order=(18086 18087); (( round % 2 == 0 )) && order=(18087 18086)
-  declare -A got=()
-  for port in "${order[@]}"; do
-    got[$port]=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/style.css" | awk '/^Requests\/sec/ {print $2}')
-  done
-  on=${got[18086]}; off=${got[18087]}
-  echo "round $round: heap profiling on $on req/s, off $off req/s" >&2
-  on_all+="$on "; off_all+="$off "
-  ratios+="$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.4f", a / b}') "
-done
-echo
-echo "## Heap profiling on vs off (cached hits, identity, $ROUNDS rounds)"
-echo
-echo "- on: median $(median "$on_all") req/s; off: median $(median "$off_all") req/s"
-echo "- per-round on/off ratios: $ratios"
-awk -v r="$(median "$ratios")" 'BEGIN { printf "- median ratio %.3f: heap profiling costs %.1f%% (target < 5%%): %s\n", r, (1 - r) * 100, ((1 - r) < 0.05 ? "met" : "NOT met") }'
+on_off "heap profiling" 5 18086 18087
 curl -fs -o "$LOGS/heap-under-load.pb.gz" http://127.0.0.1:18086/debug/pprof/heap
 echo "- a heap profile of the profiled server after the load: $(stat -c %s "$LOGS/heap-under-load.pb.gz") bytes ($LOGS/heap-under-load.pb.gz)"
 kill "$prof_on_pid" "$prof_off_pid"
