@@ -510,6 +510,17 @@ pub fn tracked_context(vars: Arc<Vars>, tracker: &UsageTracker) -> Value {
     LayeredContext::build(vec![Layer::Entries(vars)], None, Some(tracker.clone()))
 }
 
+/// A context over several maps of variables, the first that holds a name winning (a
+/// request's variables over the shared ones), without copying any of them; counts
+/// lookups in `tracker` when given. Create one per render.
+pub fn layered_context(layers: Vec<Arc<Vars>>, tracker: Option<&UsageTracker>) -> Value {
+    LayeredContext::build(
+        layers.into_iter().map(Layer::Entries).collect(),
+        None,
+        tracker.cloned(),
+    )
+}
+
 /// A context over `vars` that loads lazy entries when read, without counting. Create one
 /// per render.
 pub fn lazy_context(vars: Arc<Vars>) -> Value {

@@ -45,6 +45,11 @@ pub use render::{RenderError, Rendered};
 #[rtype(result = "ReloadSummary")]
 pub struct ReloadTemplates;
 
+/// Re-runs the optimizers from scratch now; answers what they did and saved.
+#[derive(Message)]
+#[rtype(result = "OptimizeReport")]
+pub struct OptimizeTemplates;
+
 /// What one reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadSummary {
@@ -144,7 +149,7 @@ pub struct LazyVariable {
 }
 
 /// What re-running the optimizers did (`POST /admin/templates/optimize`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct OptimizeReport {
     /// Templates in the published set.
     pub templates: usize,
@@ -165,35 +170,6 @@ pub struct OptimizeReport {
     pub rss_after_release: Option<u64>,
     /// Why the heap figures are missing, when they are.
     pub unavailable: Option<String>,
-}
-
-/// Re-runs the optimizers now; answers what they did.
-#[derive(Message)]
-#[rtype(result = "OptimizeReport")]
-pub struct OptimizeTemplates;
-
-impl Handler<OptimizeTemplates> for TemplateStore {
-    type Result = ResponseFuture<OptimizeReport>;
-
-    fn handle(&mut self, _: OptimizeTemplates, _: &mut Context<Self>) -> Self::Result {
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            actix_web::rt::task::spawn_blocking(move || shared.optimize_blocking())
-                .await
-                .unwrap_or_else(|panic| OptimizeReport {
-                    templates: 0,
-                    flattened: 0,
-                    memory: MemoryReport::default(),
-                    baseline_heap_bytes: None,
-                    optimized_heap_bytes: None,
-                    bytes_saved: None,
-                    memory_reduced_mb: None,
-                    rss_before_release: None,
-                    rss_after_release: None,
-                    unavailable: Some(format!("the optimization panicked: {panic}")),
-                })
-        })
-    }
 }
 
 /// The memory optimizer's work on one published set.
@@ -528,13 +504,8 @@ impl TemplatesShared {
             }
             Some(_) => {}
         }
-        let mut vars = (*published.vars).clone();
-        for (name, value) in &request_context {
-            vars.insert(
-                name.clone(),
-                context::Entry::Value(minijinja::Value::from(minijinja::value::Serde(value))),
-            );
-        }
+        // The request's variables over the shared ones, without copying the shared map.
+        let request = Arc::new(context::vars_from_json(&request_context));
         let _permit = self
             .inner
             .renders
@@ -544,11 +515,13 @@ impl TemplatesShared {
         let (shared, template) = (self.clone(), name.to_owned());
         let started = Instant::now();
         let result = actix_web::rt::task::spawn_blocking(move || {
-            let context = if shared.inner.opts.context.enabled {
-                context::tracked_context(Arc::new(vars), &shared.inner.tracker)
-            } else {
-                context::lazy_context(Arc::new(vars))
-            };
+            let tracker = shared
+                .inner
+                .opts
+                .context
+                .enabled
+                .then_some(&shared.inner.tracker);
+            let context = context::layered_context(vec![request, published.vars.clone()], tracker);
             shared.render_in(&published, &template, &context, want_gzip)
         })
         .await
@@ -747,15 +720,42 @@ impl Handler<ReloadTemplates> for TemplateStore {
 
     fn handle(&mut self, _: ReloadTemplates, _: &mut Context<Self>) -> Self::Result {
         let shared = self.shared.clone();
-        Box::pin(async move {
-            actix_web::rt::task::spawn_blocking(move || shared.reload_blocking())
-                .await
-                .unwrap_or_else(|panic| ReloadSummary {
-                    failure: Some(format!("the reload panicked: {panic}")),
-                    ..ReloadSummary::default()
-                })
-        })
+        on_blocking_pool(
+            move || shared.reload_blocking(),
+            |panic| ReloadSummary {
+                failure: Some(format!("the reload panicked: {panic}")),
+                ..ReloadSummary::default()
+            },
+        )
     }
+}
+
+impl Handler<OptimizeTemplates> for TemplateStore {
+    type Result = ResponseFuture<OptimizeReport>;
+
+    fn handle(&mut self, _: OptimizeTemplates, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        on_blocking_pool(
+            move || shared.optimize_blocking(),
+            |panic| OptimizeReport {
+                unavailable: Some(format!("the optimization panicked: {panic}")),
+                ..OptimizeReport::default()
+            },
+        )
+    }
+}
+
+/// A handler's answer computed on the blocking pool; a panic there becomes
+/// `on_panic(message)` instead of a dropped reply.
+fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+    on_panic: impl FnOnce(String) -> T + 'static,
+) -> ResponseFuture<T> {
+    Box::pin(async move {
+        actix_web::rt::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|panic| on_panic(panic.to_string()))
+    })
 }
 
 /// One reload (see [`TemplatesShared::reload_blocking`]).
