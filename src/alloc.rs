@@ -90,6 +90,13 @@ pub fn dump_pprof() -> Result<Vec<u8>, ProfileError> {
     imp::dump_pprof()
 }
 
+/// Bytes this thread has allocated since it started (jemalloc's per-thread counter);
+/// `None` where jemalloc is not the global allocator. The difference of two readings is
+/// what the code between them allocated.
+pub fn thread_allocated() -> Option<u64> {
+    imp::thread_allocated()
+}
+
 /// Returns freed pages of every jemalloc arena to the operating system now (instead of
 /// after jemalloc's decay time). Answers whether it did; a no-op without jemalloc.
 pub fn purge() -> bool {
@@ -169,6 +176,13 @@ mod imp {
                 Allocator::System
             }
         })
+    }
+
+    pub fn thread_allocated() -> Option<u64> {
+        if allocator() != Allocator::Jemalloc {
+            return None;
+        }
+        thread::allocatedp::read().ok().map(|counter| counter.get())
     }
 
     pub fn heap_stats() -> Option<HeapStats> {
@@ -278,6 +292,10 @@ mod imp {
     }
 
     pub fn heap_stats() -> Option<HeapStats> {
+        None
+    }
+
+    pub fn thread_allocated() -> Option<u64> {
         None
     }
 

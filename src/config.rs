@@ -126,6 +126,8 @@ pub enum Kind {
     Url,
     /// `[[monitoring.alerts]]` tables (config files only).
     Alerts,
+    /// `[pools.overrides.<pool>]` tables (config files only).
+    PoolOverrides,
     /// An `ip:port` socket address.
     Addr,
     /// A filesystem path that must be an existing directory.
@@ -146,6 +148,7 @@ impl Kind {
             Kind::FileName => "a file name without slashes".into(),
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
+            Kind::PoolOverrides => format!("[pools.overrides.<pool>] tables in a config file, <pool> one of {}, each with any of {}", BUILTIN_POOLS.join(", "), POOL_FIELDS.join(", ")),
             Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
             Kind::Dir => "a path to an existing directory".into(),
             Kind::Path => "a filesystem path".into(),
@@ -566,11 +569,102 @@ pub const KEYS: &[Key] = &[
         "keep no data file in memory: read it on each render that uses it",
     ),
     key(
-        "resource_pools.enabled",
+        "pools.enabled",
         "RESOURCE_POOL_MANAGER_ENABLED",
         Kind::Bool,
         Some("true"),
-        "resource pool manager (not built yet)",
+        "resource pool manager: pooled compressors, inflaters and render buffers, /admin/pools (off: made per use)",
+    ),
+    key(
+        "pools.max_size",
+        "LEANSERVE_POOLS_MAX_SIZE",
+        int(1, 4096, "objects"),
+        None,
+        "most objects a pool holds at the start (default: number of CPUs)",
+    ),
+    key(
+        "pools.min_idle",
+        "LEANSERVE_POOLS_MIN_IDLE",
+        int(0, 4096, "objects"),
+        Some("0"),
+        "objects a pool keeps idle and ready",
+    ),
+    key(
+        "pools.autoscale",
+        "LEANSERVE_POOLS_AUTOSCALE",
+        Kind::Bool,
+        Some("true"),
+        "move each pool's maximum between scale_min and scale_max from its acquire wait and utilization",
+    ),
+    key(
+        "pools.scale_min",
+        "LEANSERVE_POOLS_SCALE_MIN",
+        int(1, 4096, "objects"),
+        Some("1"),
+        "lowest maximum the autoscaler sets",
+    ),
+    key(
+        "pools.scale_max",
+        "LEANSERVE_POOLS_SCALE_MAX",
+        int(1, 4096, "objects"),
+        None,
+        "highest maximum the autoscaler sets (default: 4 x max_size)",
+    ),
+    key(
+        "pools.wait_target_ms",
+        "LEANSERVE_POOLS_WAIT_TARGET_MS",
+        int(1, 60_000, "milliseconds"),
+        Some("5"),
+        "p99 acquire wait above which a pool at its maximum grows",
+    ),
+    key(
+        "pools.acquire_timeout_ms",
+        "LEANSERVE_POOLS_ACQUIRE_TIMEOUT_MS",
+        int(1, 600_000, "milliseconds"),
+        Some("5000"),
+        "how long an acquire waits for an object",
+    ),
+    key(
+        "pools.idle_timeout",
+        "LEANSERVE_POOLS_IDLE_TIMEOUT",
+        int(0, 86_400, "seconds"),
+        Some("60"),
+        "idle objects above min_idle older than this are dropped (0: kept)",
+    ),
+    key(
+        "pools.max_lifetime",
+        "LEANSERVE_POOLS_MAX_LIFETIME",
+        int(0, 604_800, "seconds"),
+        Some("1800"),
+        "objects older than this are replaced, less up to a tenth at random (0: no limit)",
+    ),
+    key(
+        "pools.validate_after",
+        "LEANSERVE_POOLS_VALIDATE_AFTER",
+        int(0, 86_400, "seconds"),
+        Some("30"),
+        "objects idle longer than this are validated before reuse (0: never)",
+    ),
+    key(
+        "pools.leak_threshold_ms",
+        "LEANSERVE_POOLS_LEAK_THRESHOLD_MS",
+        int(0, 86_400_000, "milliseconds"),
+        Some("30000"),
+        "a hold longer than this is logged once with where it was acquired, and counted (0: off)",
+    ),
+    key(
+        "pools.maintenance_interval_ms",
+        "LEANSERVE_POOLS_MAINTENANCE_INTERVAL_MS",
+        int(100, 60_000, "milliseconds"),
+        Some("1000"),
+        "how often the pool manager reaps, refills, scans for leaks and autoscales",
+    ),
+    key(
+        "pools.overrides",
+        "LEANSERVE_POOLS_OVERRIDES",
+        Kind::PoolOverrides,
+        None,
+        "per-pool changes to the [pools] values",
     ),
     key(
         "tuner.enabled",
@@ -589,6 +683,37 @@ pub enum Value {
     Text(String),
     List(Vec<String>),
     Alerts(Vec<AlertSpec>),
+    PoolOverrides(Vec<PoolOverride>),
+}
+
+/// leanserve's own pools, the names `[pools.overrides.<pool>]` takes.
+pub const BUILTIN_POOLS: [&str; 3] = [
+    crate::codec::GZIP_POOL,
+    crate::codec::INFLATE_POOL,
+    crate::actors::templates::render::BUFFER_POOL,
+];
+
+/// The fields of a `[pools.overrides.<pool>]` table: the `[pools]` keys a pool can change.
+const POOL_FIELDS: [&str; 11] = [
+    "max_size",
+    "min_idle",
+    "autoscale",
+    "scale_min",
+    "scale_max",
+    "wait_target_ms",
+    "acquire_timeout_ms",
+    "idle_timeout",
+    "max_lifetime",
+    "validate_after",
+    "leak_threshold_ms",
+];
+
+/// One `[pools.overrides.<pool>]` table: the values it changes, by `[pools]` key name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolOverride {
+    pub pool: String,
+    /// (field, value): whole numbers, and `autoscale` as 0 or 1.
+    pub values: Vec<(&'static str, u64)>,
 }
 
 /// One `[[monitoring.alerts]]` table: changes to a default rule of the same name, or a new
@@ -616,6 +741,10 @@ impl fmt::Display for Value {
             Value::Int(n) => write!(f, "{n}"),
             Value::Text(t) => f.write_str(t),
             Value::List(words) => f.write_str(&words.join(",")),
+            Value::PoolOverrides(overrides) => {
+                let names: Vec<&str> = overrides.iter().map(|o| o.pool.as_str()).collect();
+                write!(f, "{}", names.join(", "))
+            }
             Value::Alerts(specs) => {
                 let names: Vec<&str> = specs.iter().map(|spec| spec.name.as_str()).collect();
                 write!(f, "{} rule(s): {}", specs.len(), names.join(", "))
@@ -716,6 +845,7 @@ impl Config {
         } else {
             Opts::resolve(profile_value, &settings)?
         };
+        check_pools(&opts, &settings)?;
         opts.described = describe(&profile, &settings, &opts);
         Ok(Config {
             profile,
@@ -873,7 +1003,7 @@ fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigErr
         | Kind::Dir
         | Kind::Path
         | Kind::Url => Value::Text(trimmed.to_owned()),
-        Kind::Alerts => return Err(invalid(key, source, text)),
+        Kind::Alerts | Kind::PoolOverrides => return Err(invalid(key, source, text)),
     };
     check(key, value, source)
 }
@@ -903,6 +1033,12 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
             | Kind::Url,
             toml::Value::String(s),
         ) => Value::Text(s.clone()),
+        (Kind::PoolOverrides, toml::Value::Table(tables)) => Value::PoolOverrides(
+            tables
+                .iter()
+                .map(|(pool, table)| parse_pool_override(key, pool, table, source))
+                .collect::<Result<_, _>>()?,
+        ),
         (Kind::Alerts, toml::Value::Array(tables)) => Value::Alerts(
             tables
                 .iter()
@@ -913,6 +1049,73 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
         _ => return Err(invalid(key, source, raw.to_string())),
     };
     check(key, value, source)
+}
+
+/// Parses one `[pools.overrides.<pool>]` table; errors name the field
+/// (`pools.overrides.gzip.max_size`).
+fn parse_pool_override(
+    key: &Key,
+    pool: &str,
+    raw: &toml::Value,
+    source: &Source,
+) -> Result<PoolOverride, ConfigError> {
+    let field_error = |field: &str, value: String, allowed: String| ConfigError::Invalid {
+        key: format!(
+            "{}.{pool}{}",
+            key.path,
+            if field.is_empty() {
+                String::new()
+            } else {
+                format!(".{field}")
+            }
+        ),
+        origin: source.clone(),
+        value,
+        allowed,
+    };
+    if !BUILTIN_POOLS.contains(&pool) {
+        return Err(field_error(
+            "",
+            pool.to_owned(),
+            format!(
+                "one of leanserve's pools: {} (a host application's pools take their options in code)",
+                BUILTIN_POOLS.join(", ")
+            ),
+        ));
+    }
+    let Some(table) = raw.as_table() else {
+        return Err(field_error(
+            "",
+            raw.to_string(),
+            "a table of pool options".into(),
+        ));
+    };
+    let mut values = Vec::new();
+    for (field, value) in table {
+        let Some(name) = POOL_FIELDS.iter().find(|name| **name == field.as_str()) else {
+            return Err(field_error(
+                field,
+                value.to_string(),
+                format!("one of the fields {}", POOL_FIELDS.join(", ")),
+            ));
+        };
+        let pools_key =
+            find_key(&format!("pools.{name}")).expect("every pool field is a [pools] key");
+        let number = match (pools_key.kind, value) {
+            (Kind::Bool, toml::Value::Boolean(b)) => Some(u64::from(*b)),
+            (Kind::Int { min, max, .. }, toml::Value::Integer(n)) => {
+                u64::try_from(*n).ok().filter(|n| (min..=max).contains(n))
+            }
+            _ => None,
+        };
+        let number = number
+            .ok_or_else(|| field_error(field, value.to_string(), pools_key.kind.allowed()))?;
+        values.push((*name, number));
+    }
+    Ok(PoolOverride {
+        pool: pool.to_owned(),
+        values,
+    })
 }
 
 /// Parses one `[[monitoring.alerts]]` table; errors name the field
@@ -1073,6 +1276,78 @@ fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError>
     } else {
         Err(invalid(key, source, value.to_string()))
     }
+}
+
+/// A pool spec from `[pools]` field values applied in order over `base`: `max_size`
+/// first, so an unset `scale_max` follows it (4 x max_size).
+fn pool_spec(base: crate::pool::PoolSpec, values: &[(&'static str, u64)]) -> crate::pool::PoolSpec {
+    let get = |field: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| *v)
+    };
+    let mut spec = match get("max_size") {
+        Some(max) => crate::pool::PoolSpec {
+            scale_min: base.scale_min,
+            ..crate::pool::PoolSpec::new(max as usize)
+        },
+        None => base,
+    };
+    let seconds = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+    for (field, value) in values {
+        match *field {
+            "min_idle" => spec.min_idle = *value as usize,
+            "autoscale" => spec.autoscale = *value != 0,
+            "scale_min" => spec.scale_min = *value as usize,
+            "scale_max" => spec.scale_max = *value as usize,
+            "wait_target_ms" => spec.wait_target = Duration::from_millis(*value),
+            "acquire_timeout_ms" => spec.acquire_timeout = Duration::from_millis(*value),
+            "idle_timeout" => spec.idle_timeout = seconds(*value),
+            "max_lifetime" => spec.max_lifetime = seconds(*value),
+            "validate_after" => spec.validate_after = seconds(*value),
+            "leak_threshold_ms" => {
+                spec.leak_threshold = (*value > 0).then(|| Duration::from_millis(*value))
+            }
+            _ => {}
+        }
+    }
+    if !spec.autoscale {
+        spec.scale_min = spec.scale_min.min(spec.max_size);
+        spec.scale_max = spec.scale_max.max(spec.max_size);
+    }
+    spec
+}
+
+/// Checks every pool's options against each other (`min_idle <= max_size`, the scale
+/// bounds around `max_size`); the error names the key that does not fit.
+fn check_pools(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Result<(), ConfigError> {
+    let source_of = |path: &str| {
+        settings
+            .get(path)
+            .map_or(Source::Default, |s| s.source.clone())
+    };
+    if let Err(error) = opts.pools.defaults.check() {
+        let path = format!("pools.{}", error.field);
+        return Err(ConfigError::Invalid {
+            origin: source_of(&path),
+            key: path,
+            value: error.value,
+            allowed: error.allowed,
+        });
+    }
+    for (pool, spec) in &opts.pools.overrides {
+        if let Err(error) = spec.check() {
+            return Err(ConfigError::Invalid {
+                key: format!("pools.overrides.{pool}.{}", error.field),
+                origin: source_of("pools.overrides"),
+                value: error.value,
+                allowed: error.allowed,
+            });
+        }
+    }
+    Ok(())
 }
 
 // ---- typed options ---------------------------------------------------------------------
@@ -1269,11 +1544,32 @@ pub struct TemplateOpts {
     pub cache_optimized_templates: bool,
 }
 
+/// Resource pool options (`[pools]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolOpts {
+    /// `RESOURCE_POOL_MANAGER_ENABLED`; off, subsystems make their resources per use.
+    pub enabled: bool,
+    /// Every pool's options unless overridden.
+    pub defaults: crate::pool::PoolSpec,
+    /// `[pools.overrides.<pool>]`, resolved over the defaults.
+    pub overrides: BTreeMap<String, crate::pool::PoolSpec>,
+    pub maintenance_interval: Duration,
+}
+
+impl PoolOpts {
+    /// The options of the pool named `name`.
+    pub fn spec(&self, name: &str) -> crate::pool::PoolSpec {
+        self.overrides
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.defaults.clone())
+    }
+}
+
 /// Options of subsystems that later work builds; accepted and checked now so deployments
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedOpts {
-    pub resource_pools_enabled: bool,
     pub tuner_enabled: bool,
 }
 
@@ -1288,6 +1584,7 @@ pub struct Opts {
     pub process: ProcessOpts,
     pub profiler: ProfilerOpts,
     pub templates: TemplateOpts,
+    pub pools: PoolOpts,
     pub planned: PlannedOpts,
     pub monitoring: MonitoringOpts,
     /// Every key as (key, value, source), secrets redacted: what `leanserve config`
@@ -1462,8 +1759,42 @@ impl Opts {
                 flatten_inheritance: flag("templates.flatten_inheritance"),
                 cache_optimized_templates: flag("templates.cache_optimized_templates"),
             },
+            pools: {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let values: Vec<(&'static str, u64)> = POOL_FIELDS
+                    .iter()
+                    .filter_map(|field| {
+                        let path = format!("pools.{field}");
+                        match settings.get(path.as_str()).map(|s| &s.value) {
+                            Some(Value::Int(n)) => Some((*field, *n)),
+                            Some(Value::Bool(b)) => Some((*field, u64::from(*b))),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                let defaults = pool_spec(crate::pool::PoolSpec::new(cpus), &values);
+                let overrides = match settings.get("pools.overrides").map(|s| &s.value) {
+                    Some(Value::PoolOverrides(overrides)) => overrides
+                        .iter()
+                        .map(|o| {
+                            let mut merged = values.clone();
+                            merged.extend(o.values.iter().copied());
+                            (
+                                o.pool.clone(),
+                                pool_spec(crate::pool::PoolSpec::new(cpus), &merged),
+                            )
+                        })
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                PoolOpts {
+                    enabled: flag("pools.enabled"),
+                    defaults,
+                    overrides,
+                    maintenance_interval: millis("pools.maintenance_interval_ms"),
+                }
+            },
             planned: PlannedOpts {
-                resource_pools_enabled: flag("resource_pools.enabled"),
                 tuner_enabled: flag("tuner.enabled"),
             },
             described: Vec::new(),

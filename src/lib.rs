@@ -56,9 +56,11 @@
 pub mod actors;
 pub mod alerts;
 pub mod alloc;
+pub mod codec;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod pool;
 pub mod runtime;
 pub mod supervisor;
 pub mod web;

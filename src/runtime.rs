@@ -3,7 +3,10 @@
 //! that web handlers (through `web::Data`) and host applications use.
 //!
 //! The tree today: the root supervisor `leanserve` (one_for_one, intensity from
-//! `[supervisor]`) with the `process` sampler, the `file_cache`, the `profiler`, the
+//! `[supervisor]`) with the `process` sampler, the `pool_manager` (unless pools are off;
+//! it owns the `gzip`, `inflate` and `render_buffers` pools the file cache and the
+//! templates take their compressors, inflaters and buffers from), the `file_cache`, the
+//! `profiler`, the
 //! `templates` store (unless templates are off; its first load completes before the tree
 //! starts) and (unless monitoring is off) the `monitor`, followed by any children the host adds with
 //! [`Runtime::child`]. Each subsystem with figures is registered with the monitor as a
@@ -21,17 +24,21 @@ use crate::actors::file_cache::{
     GetCacheStats, LoadError, LoadFile,
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
+use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
 use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
 use crate::actors::profiler::{
     CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
     MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
 };
+use crate::actors::templates::render::{BUFFER_POOL, BufferManager, Resources};
 use crate::actors::templates::{
     OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, RenderError, Rendered,
     TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
 };
+use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
+use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
 use crate::supervisor::{
     CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
     SupervisorSpec,
@@ -50,6 +57,10 @@ pub enum StartError {
     /// The supervision tree is malformed (for example two children with one name).
     #[error(transparent)]
     Tree(#[from] SupervisorError),
+    /// leanserve's own pools could not be made (only possible with hand-built `Opts`;
+    /// `Config::load` checks their options).
+    #[error(transparent)]
+    Pools(PoolError),
 }
 
 /// Builds and starts the runtime.
@@ -90,9 +101,27 @@ impl Runtime {
                 path: opts.static_files.root_dir.clone(),
             });
         }
+        let pools = Pools::new();
+        let (codecs, buffers) = if opts.pools.enabled {
+            let pool_error = |error: PoolError| StartError::Pools(error);
+            let gzip = pools
+                .create(GZIP_POOL, opts.pools.spec(GZIP_POOL), GzipManager)
+                .map_err(pool_error)?;
+            let inflate = pools
+                .create(INFLATE_POOL, opts.pools.spec(INFLATE_POOL), InflateManager)
+                .map_err(pool_error)?;
+            let buffers = pools
+                .create(BUFFER_POOL, opts.pools.spec(BUFFER_POOL), BufferManager)
+                .map_err(pool_error)?;
+            (Codecs::pooled(gzip, inflate), Some(buffers))
+        } else {
+            (Codecs::direct(), None)
+        };
         let files =
-            FileCacheReader::new(opts.static_files.clone()).map_err(|_| StartError::RootDir {
-                path: opts.static_files.root_dir.clone(),
+            FileCacheReader::new(opts.static_files.clone(), codecs.clone()).map_err(|_| {
+                StartError::RootDir {
+                    path: opts.static_files.root_dir.clone(),
+                }
             })?;
         let (file_cache_spec, file_cache) = {
             let reader = files.clone();
@@ -115,8 +144,11 @@ impl Runtime {
             (state, _) => log::info!("heap profiling: {state:?}"),
         }
         let templates = if opts.templates.enabled {
-            let shared =
-                TemplatesShared::new(opts.templates.clone(), opts.static_files.min_compress_size);
+            let shared = TemplatesShared::with_resources(
+                opts.templates.clone(),
+                opts.static_files.min_compress_size,
+                Resources { codecs, buffers },
+            );
             // Live values templates can read; computed only when a render reads them.
             let reader = files.clone();
             shared.add_live_value("cache_stats", move || reader.stats());
@@ -135,6 +167,9 @@ impl Runtime {
             None
         };
         let mut accounts: Vec<Arc<dyn MemoryAccount>> = vec![Arc::new(files.clone())];
+        if opts.pools.enabled {
+            accounts.push(Arc::new(pools.clone()));
+        }
         if let Some(templates) = &templates {
             accounts.push(Arc::new(templates.clone()));
         }
@@ -152,9 +187,18 @@ impl Runtime {
                 max_backoff: supervisor.max_backoff,
             })
             .call_timeout(supervisor.call_timeout)
-            .child(process_spec)
-            .child(file_cache_spec)
-            .child(profiler_spec);
+            .child(process_spec);
+        let pool_manager = if opts.pools.enabled {
+            let (registry, interval) = (pools.clone(), opts.pools.maintenance_interval);
+            let (spec, handle) = ChildSpec::worker("pool_manager", move || {
+                PoolManager::new(registry.clone(), interval)
+            });
+            tree = tree.child(spec);
+            Some(handle)
+        } else {
+            None
+        };
+        tree = tree.child(file_cache_spec).child(profiler_spec);
         let templates = match templates {
             Some(shared) => {
                 let store_shared = shared.clone();
@@ -178,6 +222,9 @@ impl Runtime {
             ];
             if let Some((_, shared)) = &templates {
                 sources.push(Arc::new(shared.clone()));
+            }
+            if pool_manager.is_some() {
+                sources.push(Arc::new(pools.clone()));
             }
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
@@ -207,6 +254,8 @@ impl Runtime {
                 templates,
                 requests,
                 monitor,
+                pools,
+                pool_manager,
             }),
         })
     }
@@ -226,6 +275,10 @@ struct Inner {
     requests: Arc<RequestMetrics>,
     /// `None` with `monitoring.enabled = false`.
     monitor: Option<(Handle<Monitor>, MonitorReader)>,
+    /// Empty with `pools.enabled = false`.
+    pools: Pools,
+    /// `None` with `pools.enabled = false`.
+    pool_manager: Option<Handle<PoolManager>>,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -403,6 +456,86 @@ impl Subsystems {
             Some((handle, _)) => handle.send(ReloadTemplates).await,
             None => Ok(ReloadSummary::default()),
         }
+    }
+
+    /// The runtime's resource pools (empty when `pools.enabled` is false).
+    pub fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+
+    /// Every pool's figures.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.inner.pools.stats()
+    }
+
+    /// The `[pools]` options, as a starting point for a host's own pools.
+    pub fn default_pool_spec(&self) -> PoolSpec {
+        self.inner.opts.pools.defaults.clone()
+    }
+
+    /// Creates a pool of the host's own resources under leanserve's pool manager: kept,
+    /// reaped, autoscaled, leak-checked and in `/admin/pools`, `/metrics` and the
+    /// profiler's accounts like leanserve's own.
+    pub async fn create_pool<M: Manager>(
+        &self,
+        name: &str,
+        spec: PoolSpec,
+        manager: M,
+    ) -> Result<Pool<M>, PoolError> {
+        let handle = self.pool_manager()?;
+        handle
+            .send(CreatePool {
+                name: name.to_owned(),
+                spec,
+                manager,
+            })
+            .await
+            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+    }
+
+    /// The pool named `name`, typed (a host's or leanserve's own).
+    pub fn pool<M: Manager>(&self, name: &str) -> Result<Pool<M>, PoolError> {
+        self.pool_manager()?;
+        self.inner.pools.get(name)
+    }
+
+    /// Changes a pool's limits; `by` names who asks (`admin`, `tuner`, `api`).
+    pub async fn resize_pool(
+        &self,
+        name: &str,
+        resize: Resize,
+        by: &str,
+    ) -> Result<PoolStats, PoolError> {
+        self.pool_manager()?
+            .send(ResizePool {
+                name: name.to_owned(),
+                resize,
+                by: by.to_owned(),
+            })
+            .await
+            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+    }
+
+    /// Closes and removes a host's pool.
+    pub async fn remove_pool(&self, name: &str) -> Result<(), PoolError> {
+        self.pool_manager()?
+            .send(RemovePool {
+                name: name.to_owned(),
+            })
+            .await
+            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+    }
+
+    /// Runs one round of pool upkeep now (reaping, refilling, leak scan, autoscaling).
+    pub async fn maintain_pools(&self) -> Result<Vec<(String, MaintainReport)>, PoolError> {
+        self.pool_manager()?
+            .send(MaintainPools)
+            .await
+            .map_err(|error| PoolError::Unavailable(error.to_string()))
+    }
+
+    fn pool_manager(&self) -> Result<&Handle<PoolManager>, PoolError> {
+        self.inner.pool_manager.as_ref().ok_or(PoolError::Disabled)
     }
 
     /// Per-request counters (bumped by the web middleware).

@@ -50,6 +50,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         names,
         [
             "process",
+            "pool_manager",
             "file_cache",
             "profiler",
             "templates",

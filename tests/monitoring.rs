@@ -125,7 +125,38 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
         .collect();
     assert_eq!(
         children,
-        ["process", "file_cache", "profiler", "templates", "monitor"]
+        [
+            "process",
+            "pool_manager",
+            "file_cache",
+            "profiler",
+            "templates",
+            "monitor"
+        ]
+    );
+    // Pools: a histogram per pool and counters with two labels parse too.
+    let waits = family("leanserve_pool_acquire_wait_seconds");
+    assert_eq!(waits["type"], "histogram");
+    let pools_with_waits: std::collections::BTreeSet<_> = waits["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s[1]["le"] == "+Inf")
+        .map(|s| s[1]["pool"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        pools_with_waits.into_iter().collect::<Vec<_>>(),
+        ["gzip", "inflate", "render_buffers"]
+    );
+    let discarded = family("leanserve_pool_discarded")["samples"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        discarded
+            .iter()
+            .any(|s| s[1]["pool"] == "gzip" && s[1]["reason"] == "panicked"),
+        "{discarded:?}"
     );
     for (name, family) in families.as_object().unwrap() {
         assert!(
@@ -203,7 +234,7 @@ async fn monitoring_json_views_agree_with_the_traffic() {
         assert!(metrics[key].is_number(), "{key} in {metrics}");
     }
     assert!(metrics["serve_time_p99_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(body["children"].as_array().unwrap().len(), 5);
+    assert_eq!(body["children"].as_array().unwrap().len(), 6);
     assert_eq!(
         body["alerts"].as_array().unwrap().len(),
         8,
@@ -401,7 +432,16 @@ async fn monitoring_switched_off_mounts_nothing_and_counts_nothing() {
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["process", "file_cache", "profiler", "templates"]);
+    assert_eq!(
+        names,
+        [
+            "process",
+            "pool_manager",
+            "file_cache",
+            "profiler",
+            "templates"
+        ]
+    );
 }
 
 #[actix_rt::test]

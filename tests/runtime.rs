@@ -80,6 +80,7 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
         names,
         [
             "process",
+            "pool_manager",
             "file_cache",
             "profiler",
             "templates",
@@ -87,7 +88,7 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
             "fragile"
         ]
     );
-    let fragile_report = &children[5];
+    let fragile_report = &children[6];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
     assert_eq!(fragile_report["state"], "running");

@@ -2,6 +2,7 @@
 
 pub mod file_cache;
 pub mod monitor;
+pub mod pool_manager;
 pub mod process;
 pub mod profiler;
 pub mod templates;

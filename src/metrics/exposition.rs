@@ -24,30 +24,49 @@ pub fn render(families: &[Family]) -> String {
         let _ = writeln!(out, "# HELP {name} {}", escape_help(family.help));
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for sample in &family.samples {
-            match &sample.label {
-                Some((label, value)) => {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{{label}=\"{}\"}} {}",
-                        escape_label(value),
-                        number(sample.value)
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "{name} {}", number(sample.value));
-                }
-            }
+            let _ = writeln!(
+                out,
+                "{name}{} {}",
+                labels(&sample.labels, None),
+                number(sample.value)
+            );
         }
-        if let Some(histogram) = &family.histogram {
+        for histogram in &family.histograms {
             for (bound, count) in &histogram.buckets {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {count}", number(*bound));
+                let le = number(*bound);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {count}",
+                    labels(&histogram.labels, Some(&le))
+                );
             }
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.count);
-            let _ = writeln!(out, "{name}_sum {}", number(histogram.sum));
-            let _ = writeln!(out, "{name}_count {}", histogram.count);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                labels(&histogram.labels, Some("+Inf")),
+                histogram.count
+            );
+            let plain = labels(&histogram.labels, None);
+            let _ = writeln!(out, "{name}_sum{plain} {}", number(histogram.sum));
+            let _ = writeln!(out, "{name}_count{plain} {}", histogram.count);
         }
     }
     out
+}
+
+/// `{a="x",b="y"}` (with `le` last for a bucket), or nothing without labels.
+fn labels(pairs: &[(&'static str, String)], le: Option<&str>) -> String {
+    if pairs.is_empty() && le.is_none() {
+        return String::new();
+    }
+    let mut parts: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{}\"", escape_label(value)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    format!("{{{}}}", parts.join(","))
 }
 
 /// A sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf` spelled out).

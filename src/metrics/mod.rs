@@ -30,8 +30,8 @@ pub enum Kind {
 /// One sample of a counter or gauge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
-    /// At most one label, as (name, value).
-    pub label: Option<(&'static str, String)>,
+    /// Labels as (name, value); none for a single sample.
+    pub labels: Vec<(&'static str, String)>,
     pub value: f64,
     /// The sample's name in the JSON view; `None` keeps it out of it.
     pub json_key: Option<String>,
@@ -40,6 +40,8 @@ pub struct Sample {
 /// Cumulative bucket counts of a histogram, in seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistogramData {
+    /// Labels of this histogram within its family (empty for an unlabelled one).
+    pub labels: Vec<(&'static str, String)>,
     /// (upper bound in seconds, cumulative count), ascending; `+Inf` is `count`.
     pub buckets: Vec<(f64, u64)>,
     pub sum: f64,
@@ -54,7 +56,7 @@ pub struct Family {
     pub help: &'static str,
     pub kind: Kind,
     pub samples: Vec<Sample>,
-    pub histogram: Option<HistogramData>,
+    pub histograms: Vec<HistogramData>,
 }
 
 /// One supervised child as the dashboard shows it.
@@ -100,7 +102,7 @@ impl Collector {
             .into_iter()
             .map(|(label_value, value)| Sample {
                 json_key: json_key(&label_value),
-                label: Some((label, label_value)),
+                labels: vec![(label, label_value)],
                 value,
             })
             .collect();
@@ -109,24 +111,63 @@ impl Collector {
             help,
             kind,
             samples,
-            histogram: None,
+            histograms: Vec::new(),
+        });
+    }
+
+    /// A family of samples with any labels (for example a pool and a reason).
+    pub fn samples(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        samples: Vec<Sample>,
+    ) {
+        self.families.push(Family {
+            name,
+            help,
+            kind,
+            samples,
+            histograms: Vec::new(),
         });
     }
 
     /// A latency histogram from `histogram` (microsecond buckets, rendered in seconds).
     pub fn histogram(&mut self, name: &'static str, help: &'static str, histogram: &Histogram) {
-        let Reading {
-            buckets: counts,
-            count,
-            sum_us,
-        } = histogram.read();
-        let mut cumulative = 0;
-        let buckets = BUCKETS_US
-            .iter()
-            .zip(&counts)
-            .map(|(bound, n)| {
-                cumulative += n;
-                (*bound as f64 / 1e6, cumulative)
+        self.histograms(name, help, vec![(Vec::new(), histogram.read())]);
+    }
+
+    /// A family of latency histograms, one per label set, from readings of microsecond
+    /// buckets (rendered in seconds).
+    pub fn histograms(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        readings: Vec<(Vec<(&'static str, String)>, Reading)>,
+    ) {
+        let histograms = readings
+            .into_iter()
+            .map(|(labels, reading)| {
+                let Reading {
+                    buckets: counts,
+                    count,
+                    sum_us,
+                } = reading;
+                let mut cumulative = 0;
+                let buckets = BUCKETS_US
+                    .iter()
+                    .zip(&counts)
+                    .map(|(bound, n)| {
+                        cumulative += n;
+                        (*bound as f64 / 1e6, cumulative)
+                    })
+                    .collect();
+                HistogramData {
+                    labels,
+                    buckets,
+                    sum: sum_us as f64 / 1e6,
+                    count,
+                }
             })
             .collect();
         self.families.push(Family {
@@ -134,11 +175,7 @@ impl Collector {
             help,
             kind: Kind::Histogram,
             samples: Vec::new(),
-            histogram: Some(HistogramData {
-                buckets,
-                sum: sum_us as f64 / 1e6,
-                count,
-            }),
+            histograms,
         });
     }
 
@@ -163,11 +200,11 @@ impl Collector {
             help,
             kind,
             samples: vec![Sample {
-                label: None,
+                labels: Vec::new(),
                 value,
                 json_key: Some(name.to_owned()),
             }],
-            histogram: None,
+            histograms: Vec::new(),
         });
     }
 
@@ -240,7 +277,7 @@ mod tests {
         histogram.observe(std::time::Duration::from_secs(30));
         let mut out = Collector::default();
         out.histogram("serve_time_seconds", "Serve time.", &histogram);
-        let data = out.families()[0].histogram.clone().unwrap();
+        let data = out.families()[0].histograms[0].clone();
         assert_eq!(data.count, 3);
         assert_eq!(data.buckets[0], (0.00005, 1));
         assert_eq!(data.buckets[4], (0.001, 2));

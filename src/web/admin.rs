@@ -4,10 +4,11 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Condition, Next, from_fn};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::WebError;
 use crate::http::auth::{Access, admin_access};
+use crate::pool::{PoolError, Resize};
 use crate::runtime::Subsystems;
 
 /// `measured`: count these requests (refused ones too) in the per-request figures.
@@ -27,6 +28,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/templates/reload", web::post().to(reload_templates))
         .route("/templates/variables", web::get().to(template_variables))
         .route("/templates/optimize", web::post().to(optimize_templates))
+        .route("/pools", web::get().to(pools))
+        .route("/pools/{name}", web::get().to(pool))
+        .route("/pools/{name}/resize", web::post().to(resize_pool))
         .service(web::scope("/profiler").configure(super::profiler::admin_routes));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
@@ -170,6 +174,51 @@ async fn reload_templates(subsystems: web::Data<Subsystems>) -> Result<HttpRespo
         .await
         .map_err(WebError::Unavailable)?;
     Ok(no_store().json(summary))
+}
+
+/// `GET /admin/pools`: every pool with its options, figures and latest resize decisions.
+async fn pools(subsystems: web::Data<Subsystems>) -> HttpResponse {
+    let opts = &subsystems.opts().pools;
+    no_store().json(serde_json::json!({
+        "enabled": opts.enabled,
+        "maintenance_interval_ms": opts.maintenance_interval.as_millis() as u64,
+        "pools": subsystems.pool_stats(),
+    }))
+}
+
+/// `GET /admin/pools/{name}`: one pool; 404 for an unknown name.
+async fn pool(
+    subsystems: web::Data<Subsystems>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    if !subsystems.opts().pools.enabled {
+        return Err(PoolError::Disabled.into());
+    }
+    Ok(no_store().json(subsystems.pools().stats_of(&name)?))
+}
+
+/// `POST /admin/pools/{name}/resize?max_size=&min_idle=&scale_min=&scale_max=&autoscale=`:
+/// changes a pool's limits and answers its figures; 400 naming the parameter or the
+/// limit that does not fit, 404 for an unknown pool.
+async fn resize_pool(
+    subsystems: web::Data<Subsystems>,
+    name: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    let resize = web::Query::<Resize>::from_query(request.query_string())
+        .map_err(|error| {
+            WebError::BadRequest(format!(
+                "bad resize parameters ({error}); use max_size, min_idle, scale_min, scale_max (whole numbers) and autoscale (true or false)"
+            ))
+        })?
+        .into_inner();
+    if resize == Resize::default() {
+        return Err(WebError::BadRequest(
+            "nothing to change: give max_size, min_idle, scale_min, scale_max or autoscale".into(),
+        ));
+    }
+    let stats = subsystems.resize_pool(&name, resize, "admin").await?;
+    Ok(no_store().json(stats))
 }
 
 /// `GET /admin/cache`: the file cache's statistics.

@@ -10,6 +10,7 @@ use crate::actors::profiler::ProfilerError;
 use crate::actors::templates::RenderError;
 use crate::alloc::ProfileError;
 use crate::http::path::PathError;
+use crate::pool::{AcquireError, PoolError};
 use crate::supervisor::CallError;
 
 /// A request that cannot be answered normally.
@@ -67,6 +68,17 @@ pub enum WebError {
     /// A malformed admin request (missing or contradictory parameters): 400.
     #[error("{0}")]
     BadRequest(String),
+    /// A pooled resource (an inflater, a compressor) did not come free within its pool's
+    /// acquire timeout: the server is overloaded, not the request wrong: 503 with
+    /// `Retry-After: 1`.
+    #[error("the server is busy; retry shortly")]
+    Busy(#[source] AcquireError),
+    /// A pool request failed: 404 for an unknown pool or when the pool manager is off,
+    /// 400 for a bad name or limits, 409 for a name taken or a pool of leanserve's own
+    /// that cannot be removed, 503 when the pool manager does not answer. The reason is in the body
+    /// (admin routes only).
+    #[error("{0}")]
+    Pool(#[from] PoolError),
     /// A profiler request failed: 400 for a bad label, 404 for an unknown snapshot, 409
     /// when profiling is off or unavailable, a capture runs, or the profiles folder is
     /// unusable, 500 when writing the profile failed. The reason is in the body (admin
@@ -94,6 +106,15 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::MethodNotAllowedFor(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Pool(error) => match error {
+                PoolError::NotFound { .. } | PoolError::Disabled => StatusCode::NOT_FOUND,
+                PoolError::InvalidName { .. }
+                | PoolError::Invalid { .. }
+                | PoolError::WrongType { .. } => StatusCode::BAD_REQUEST,
+                PoolError::Exists { .. } | PoolError::Protected { .. } => StatusCode::CONFLICT,
+                PoolError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             WebError::Render(error) => match error {
                 RenderError::NotFound(_) => StatusCode::NOT_FOUND,
                 RenderError::BadContext(_) => StatusCode::BAD_REQUEST,
@@ -122,6 +143,7 @@ impl ResponseError for WebError {
         match self {
             WebError::Unavailable(cause) => log::warn!("request failed: {cause}"),
             WebError::Load(cause) => log::error!("request failed: {cause}"),
+            WebError::Busy(cause) => log::warn!("request refused: {cause}"),
             WebError::Profiler(cause) => log::warn!("profiler request failed: {cause}"),
             WebError::Render(
                 cause @ (RenderError::Broken { .. }
@@ -142,6 +164,9 @@ impl ResponseError for WebError {
             }
             WebError::MethodNotAllowedFor(allowed) => {
                 response.insert_header((header::ALLOW, *allowed));
+            }
+            WebError::Busy(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             WebError::RangeNotSatisfiable { len } => {
                 response.insert_header((

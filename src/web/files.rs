@@ -20,7 +20,8 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 
 use super::error::WebError;
-use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, inflate, read_chunk};
+use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, read_chunk};
+use crate::codec::{Codecs, InflateError};
 use crate::http::conditional::{self, Conditions, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
@@ -86,7 +87,7 @@ async fn respond(
     }
     let (response, gzip) = match found {
         Found::File(file) | Found::Unchanged(file) => {
-            respond_cached(request, file, files.cache_control()).await?
+            respond_cached(request, file, files.cache_control(), files.codecs()).await?
         }
         Found::Large(large) => {
             files.record_too_large();
@@ -245,6 +246,7 @@ async fn respond_cached(
     request: &HttpRequest,
     file: Arc<CachedFile>,
     cache_control: &HeaderValue,
+    codecs: &Codecs,
 ) -> Result<(HttpResponse, bool), WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     let coding = negotiate(accept, file.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
@@ -275,10 +277,15 @@ async fn respond_cached(
         // compressed-only store and a client without gzip: inflate for this response.
         (false, None, Some(gzip_bytes)) => {
             let (gzip_bytes, expected) = (gzip_bytes.clone(), file.len);
-            web::block(move || inflate(&gzip_bytes, expected))
-                .await
-                .map_err(|error| io_failure(&file.key, io::Error::other(error.to_string())))?
-                .map_err(|error| io_failure(&file.key, error))?
+            let codecs = codecs.clone();
+            match web::block(move || codecs.inflate(&gzip_bytes, expected)).await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(InflateError::Busy(error))) => return Err(WebError::Busy(error)),
+                Ok(Err(InflateError::Corrupt(error))) => return Err(io_failure(&file.key, error)),
+                Err(error) => {
+                    return Err(io_failure(&file.key, io::Error::other(error.to_string())));
+                }
+            }
         }
         _ => {
             return Err(io_failure(

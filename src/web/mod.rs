@@ -4,7 +4,8 @@
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, `GET /admin/config`, `GET /admin/cache`,
-//!   `POST /admin/cache/clear`, and with the `chaos` feature
+//!   `POST /admin/cache/clear`, `GET /admin/pools`, `GET /admin/pools/{name}`,
+//!   `POST /admin/pools/{name}/resize`, and with the `chaos` feature
 //!   `POST /admin/chaos/panic/{child}`)
 //! - `profiler.rs`: `/admin/profiler/*` (stats, snapshots, compare, capture) and
 //!   `GET /debug/pprof/heap`, behind admin auth

@@ -8,21 +8,24 @@
 //! only when they save at least 10%. A precompressed sidecar (`file.gz`, not older than
 //! `file`) is used instead of compressing. Larger files are described, not read: the
 //! caller streams them.
+//!
+//! A file to compress takes its compressor from the `gzip` pool *before* it is read, so
+//! the pool's maximum bounds the memory of a burst of misses (read buffers and deflate
+//! state), not just the compressions. When no compressor comes free within the pool's
+//! acquire timeout the file is cached without gzip (logged; the pool counts the timeout).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
+use super::store::CachedFile;
+use crate::codec::{Codecs, worth_it};
+use crate::config::{StaticFileOpts, Store};
 use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
-
-use super::store::CachedFile;
-use crate::config::{StaticFileOpts, Store};
 
 /// What a load found at a path.
 #[derive(Clone, Debug)]
@@ -62,6 +65,7 @@ pub fn load(
     key: &str,
     existing: Option<Arc<CachedFile>>,
     opts: &StaticFileOpts,
+    codecs: &Codecs,
     now_ms: u64,
 ) -> io::Result<Found> {
     let path = root.join(key);
@@ -101,13 +105,28 @@ pub fn load(
             content_type,
         }));
     }
+    let (sidecar, mut compressor) = if wants_gzip(key, meta.len(), opts) {
+        match fresh_sidecar(&canonical, modified) {
+            Some(sidecar) => (Some(sidecar), None),
+            None => match codecs.compressor() {
+                Ok(compressor) => (None, Some(compressor)),
+                Err(error) => {
+                    log::warn!("caching {key:?} without gzip: {error}");
+                    (None, None)
+                }
+            },
+        }
+    } else {
+        (None, None)
+    };
     let identity = Bytes::from(fs::read(&canonical)?);
     let digest = xxhash_rust::xxh3::xxh3_64(&identity);
-    let gzip = if wants_gzip(key, identity.len() as u64, opts) {
-        gzip_for(&canonical, modified, &identity)?
-    } else {
-        None
+    let gzip = match (sidecar, compressor.as_mut()) {
+        (Some(sidecar), _) => worth_it(fs::read(&sidecar)?, identity.len()),
+        (None, Some(compressor)) => worth_it(compressor.gzip(&identity)?, identity.len()),
+        (None, None) => None,
     };
+    drop(compressor);
     let keep_identity = gzip.is_none() || opts.store == Store::Both;
     Ok(Found::File(Arc::new(CachedFile {
         key: key.to_owned(),
@@ -130,46 +149,16 @@ fn wants_gzip(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
         && extension(key).is_some_and(|ext| opts.compress_extensions.contains(&ext))
 }
 
-/// The gzip bytes for a file: its sidecar if present and fresh, else compressed now; kept
-/// only when they are at most 90% of the identity bytes.
-fn gzip_for(
-    path: &Path,
-    modified: Option<SystemTime>,
-    identity: &[u8],
-) -> io::Result<Option<Bytes>> {
+/// The path of `path.gz` when it is a file not older than `path`.
+fn fresh_sidecar(path: &Path, modified: Option<SystemTime>) -> Option<PathBuf> {
     let mut sidecar = path.as_os_str().to_owned();
     sidecar.push(".gz");
     let sidecar = PathBuf::from(sidecar);
-    let fresh_sidecar = fs::metadata(&sidecar)
-        .ok()
-        .filter(|meta| meta.is_file())
-        .is_some_and(|meta| match (meta.modified().ok(), modified) {
-            (Some(gz), Some(original)) => gz >= original,
-            _ => false,
-        });
-    let gzip = if fresh_sidecar {
-        fs::read(&sidecar)?
-    } else {
-        let mut encoder = GzEncoder::new(
-            Vec::with_capacity(identity.len() / 3),
-            Compression::default(),
-        );
-        encoder.write_all(identity)?;
-        let mut gzip = encoder.finish()?;
-        // The cache counts `len` bytes; without this the allocation keeps its capacity
-        // (a third of the file) and the heap holds twice what the budget counts.
-        gzip.shrink_to_fit();
-        gzip
-    };
-    let worth_it = (gzip.len() as u64) * 10 <= (identity.len() as u64) * 9;
-    Ok(worth_it.then(|| Bytes::from(gzip)))
-}
-
-/// Inflates gzip bytes (for a client without gzip under `store = "compressed-only"`).
-pub fn inflate(gzip: &[u8], expected_len: u64) -> io::Result<Bytes> {
-    let mut out = Vec::with_capacity(usize::try_from(expected_len).unwrap_or(0));
-    flate2::read::GzDecoder::new(gzip).read_to_end(&mut out)?;
-    Ok(Bytes::from(out))
+    let meta = fs::metadata(&sidecar).ok().filter(|meta| meta.is_file())?;
+    match (meta.modified().ok(), modified) {
+        (Some(gz), Some(original)) if gz >= original => Some(sidecar),
+        _ => None,
+    }
 }
 
 /// Reads `len` bytes at `offset` of a file: one chunk of a streamed response.
@@ -231,6 +220,13 @@ fn header(text: String) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn codecs() -> Codecs {
+        Codecs::direct()
+    }
 
     fn opts(store: Store) -> StaticFileOpts {
         StaticFileOpts {
@@ -257,15 +253,25 @@ mod tests {
         let (_dir, root) = site();
         let css = "body { color: teal; margin: 0 auto; }\n".repeat(200);
         fs::write(root.join("site.css"), &css).unwrap();
-        let both = file(load(&root, "site.css", None, &opts(Store::Both), 0).unwrap());
+        let both = file(load(&root, "site.css", None, &opts(Store::Both), &codecs(), 0).unwrap());
         assert_eq!(both.identity.as_deref(), Some(css.as_bytes()));
         let gzip = both.gzip.clone().expect("repetitive css compresses");
         assert!(gzip.len() * 10 < css.len());
-        assert_eq!(inflate(&gzip, both.len).unwrap(), css.as_bytes());
+        assert_eq!(codecs().inflate(&gzip, both.len).unwrap(), css.as_bytes());
         assert_eq!(both.content_type, "text/css; charset=utf-8");
         assert_ne!(both.etag, both.gzip_etag);
 
-        let lean = file(load(&root, "site.css", None, &opts(Store::CompressedOnly), 0).unwrap());
+        let lean = file(
+            load(
+                &root,
+                "site.css",
+                None,
+                &opts(Store::CompressedOnly),
+                &codecs(),
+                0,
+            )
+            .unwrap(),
+        );
         assert!(lean.identity.is_none() && lean.gzip.is_some());
         assert_eq!(lean.etag, both.etag, "the ETag depends on content only");
         assert!(lean.cost() < both.cost());
@@ -281,7 +287,8 @@ mod tests {
             .collect();
         fs::write(root.join("noise.txt"), &noise).unwrap();
         for key in ["tiny.css", "photo.png", "noise.txt"] {
-            let entry = file(load(&root, key, None, &opts(Store::CompressedOnly), 0).unwrap());
+            let entry =
+                file(load(&root, key, None, &opts(Store::CompressedOnly), &codecs(), 0).unwrap());
             assert!(entry.gzip.is_none(), "{key}");
             assert!(
                 entry.identity.is_some(),
@@ -299,7 +306,7 @@ mod tests {
         sidecar.write_all(text.as_bytes()).unwrap();
         let sidecar = sidecar.finish().unwrap();
         fs::write(root.join("a.txt.gz"), &sidecar).unwrap();
-        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 0).unwrap());
         assert_eq!(entry.gzip.as_deref(), Some(&sidecar[..]));
 
         // Make the original newer than the sidecar: the sidecar is stale.
@@ -310,10 +317,12 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 0).unwrap());
         assert_ne!(entry.gzip.as_deref(), Some(&sidecar[..]));
         assert_eq!(
-            inflate(entry.gzip.as_ref().unwrap(), entry.len).unwrap(),
+            codecs()
+                .inflate(entry.gzip.as_ref().unwrap(), entry.len)
+                .unwrap(),
             text.as_bytes()
         );
     }
@@ -322,20 +331,46 @@ mod tests {
     fn load_revalidates_unchanged_and_reloads_changed_files() {
         let (_dir, root) = site();
         fs::write(root.join("a.txt"), "one").unwrap();
-        let first = file(load(&root, "a.txt", None, &opts(Store::Both), 5).unwrap());
-        match load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 9).unwrap() {
+        let first = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 5).unwrap());
+        match load(
+            &root,
+            "a.txt",
+            Some(first.clone()),
+            &opts(Store::Both),
+            &codecs(),
+            9,
+        )
+        .unwrap()
+        {
             Found::Unchanged(same) => {
                 assert!(Arc::ptr_eq(&same, &first) && same.checked_at_ms() == 9)
             }
             other => panic!("{other:?}"),
         }
         fs::write(root.join("a.txt"), "three").unwrap();
-        let second =
-            file(load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 10).unwrap());
+        let second = file(
+            load(
+                &root,
+                "a.txt",
+                Some(first.clone()),
+                &opts(Store::Both),
+                &codecs(),
+                10,
+            )
+            .unwrap(),
+        );
         assert_eq!(second.identity.as_deref(), Some(&b"three"[..]));
         fs::remove_file(root.join("a.txt")).unwrap();
         assert!(matches!(
-            load(&root, "a.txt", Some(second), &opts(Store::Both), 11).unwrap(),
+            load(
+                &root,
+                "a.txt",
+                Some(second),
+                &opts(Store::Both),
+                &codecs(),
+                11
+            )
+            .unwrap(),
             Found::NotFound
         ));
     }
@@ -348,7 +383,7 @@ mod tests {
             max_file_size: 1024,
             ..opts(Store::Both)
         };
-        match load(&root, "big.bin", None, &small_limit, 0).unwrap() {
+        match load(&root, "big.bin", None, &small_limit, &codecs(), 0).unwrap() {
             Found::Large(large) => {
                 assert_eq!(large.len, 4096);
                 assert!(large.etag.to_str().unwrap().starts_with("\"1000-"));
@@ -370,37 +405,37 @@ mod tests {
         fs::create_dir(root.join("docs")).unwrap();
         let o = opts(Store::Both);
         assert!(matches!(
-            load(&root, "link.txt", None, &o, 0).unwrap(),
+            load(&root, "link.txt", None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "linkdir/secret.txt", None, &o, 0).unwrap(),
+            load(&root, "linkdir/secret.txt", None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "alias.txt", None, &o, 0).unwrap(),
+            load(&root, "alias.txt", None, &o, &codecs(), 0).unwrap(),
             Found::File(_)
         ));
         assert!(matches!(
-            load(&root, "docs", None, &o, 0).unwrap(),
+            load(&root, "docs", None, &o, &codecs(), 0).unwrap(),
             Found::Directory
         ));
         assert!(matches!(
-            load(&root, "inside.txt/x", None, &o, 0).unwrap(),
+            load(&root, "inside.txt/x", None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "missing", None, &o, 0).unwrap(),
+            load(&root, "missing", None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
         let long_name = "n".repeat(300);
         assert!(matches!(
-            load(&root, &long_name, None, &o, 0).unwrap(),
+            load(&root, &long_name, None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
         std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
         assert!(matches!(
-            load(&root, "loop", None, &o, 0).unwrap(),
+            load(&root, "loop", None, &o, &codecs(), 0).unwrap(),
             Found::NotFound
         ));
     }

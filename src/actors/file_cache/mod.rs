@@ -20,7 +20,7 @@ mod load;
 mod stats;
 mod store;
 
-pub use load::{Found, LargeFile, inflate, read_chunk};
+pub use load::{Found, LargeFile, read_chunk};
 pub use stats::{CacheStats, Histogram};
 pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD};
 
@@ -35,6 +35,7 @@ use actix::prelude::*;
 use actix_web::http::header::HeaderValue;
 use tokio::sync::oneshot;
 
+use crate::codec::Codecs;
 use crate::config::StaticFileOpts;
 use crate::metrics::{Collector, Reading, Source};
 use stats::CacheCounters;
@@ -99,6 +100,8 @@ struct Shared {
     cache_control: HeaderValue,
     /// The serve-time reading at the last collection, for windowed percentiles.
     window_start: Mutex<Reading>,
+    /// Compressors for inserts and inflaters for identity responses of gzip-only entries.
+    codecs: Codecs,
 }
 
 /// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
@@ -108,9 +111,9 @@ pub struct FileCacheReader {
 }
 
 impl FileCacheReader {
-    /// A reader (and the store behind it) for `opts`; fails when the root cannot be
-    /// canonicalised.
-    pub fn new(opts: StaticFileOpts) -> io::Result<Self> {
+    /// A reader (and the store behind it) for `opts`, compressing and inflating with
+    /// `codecs`; fails when the root cannot be canonicalised.
+    pub fn new(opts: StaticFileOpts, codecs: Codecs) -> io::Result<Self> {
         let root = load::canonical_root(&opts.root_dir)?;
         let cache_control = HeaderValue::from_str(&opts.cache_control).map_err(|_| {
             io::Error::new(
@@ -127,8 +130,14 @@ impl FileCacheReader {
                 epoch: Instant::now(),
                 cache_control,
                 window_start: Mutex::new(Reading::default()),
+                codecs,
             }),
         })
+    }
+
+    /// The compressors and inflaters the cache uses.
+    pub fn codecs(&self) -> &Codecs {
+        &self.shared.codecs
     }
 
     /// The options the cache runs with.
@@ -396,6 +405,7 @@ impl FileCache {
                 &task_key,
                 existing,
                 &shared.opts,
+                &shared.codecs,
                 reader.now_ms(),
             )
         });
@@ -532,7 +542,7 @@ mod tests {
             cache_expiration: Duration::from_secs(3600),
             ..crate::config::Opts::default().static_files
         };
-        FileCacheReader::new(opts).unwrap()
+        FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap()
     }
 
     #[actix_rt::test]

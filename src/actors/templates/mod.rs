@@ -239,6 +239,8 @@ struct SharedInner {
     opts: TemplateOpts,
     /// Needed by renders: when to gzip.
     min_compress: u64,
+    /// Output buffers and compressors for renders.
+    resources: render::Resources,
     published: RwLock<Arc<Published>>,
     state: Mutex<StoreState>,
     renders: tokio::sync::Semaphore,
@@ -253,7 +255,17 @@ struct SharedInner {
 
 impl TemplatesShared {
     /// An empty store for `opts`; `min_compress` is the smallest output worth gzipping.
+    /// Renders make their buffers and compressors fresh.
     pub fn new(opts: TemplateOpts, min_compress: u64) -> Self {
+        TemplatesShared::with_resources(opts, min_compress, render::Resources::direct())
+    }
+
+    /// An empty store whose renders take buffers and compressors from `resources`.
+    pub fn with_resources(
+        opts: TemplateOpts,
+        min_compress: u64,
+        resources: render::Resources,
+    ) -> Self {
         let renders = tokio::sync::Semaphore::new(opts.render_workers.max(1));
         TemplatesShared {
             inner: Arc::new(SharedInner {
@@ -268,6 +280,7 @@ impl TemplatesShared {
                 })),
                 opts,
                 min_compress,
+                resources,
                 state: Mutex::new(StoreState::default()),
                 renders,
                 reloading: AtomicBool::new(false),
@@ -565,14 +578,18 @@ impl TemplatesShared {
         want_gzip: bool,
     ) -> Result<Rendered, RenderError> {
         let opts = &self.inner.opts;
+        let limits = render::Limits {
+            max_output: opts.max_output_bytes,
+            fuel: opts.max_fuel,
+            min_compress: self.inner.min_compress,
+        };
         render::render(
             &published.env,
             name,
             context,
-            opts.max_output_bytes,
-            opts.max_fuel,
+            &limits,
             want_gzip,
-            self.inner.min_compress,
+            &self.inner.resources,
         )
     }
 }

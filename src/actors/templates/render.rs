@@ -4,13 +4,106 @@
 //! `max_output_bytes` with [`RenderError::TooLarge`]). The rendered bytes get a strong
 //! ETag (xxh3 of the bytes) and, when the client takes gzip and compression pays, a gzip
 //! copy. Blocking: the caller runs it on the blocking pool.
+//!
+//! The output is written into a buffer from the `render_buffers` pool, which keeps its
+//! capacity between renders (one grown past [`MAX_KEPT_BUFFER`] is dropped on return),
+//! and copied out at its exact length; the gzip copy comes from a pooled compressor.
 
 use std::io::{self, Write};
 
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use minijinja::{Environment, ErrorKind};
+
+use crate::codec::Codecs;
+use crate::pool::{Manager, Pool, Pooled};
+
+/// Name of the pool of render output buffers.
+pub const BUFFER_POOL: &str = "render_buffers";
+/// A buffer that grew past this is dropped on return rather than kept.
+pub const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+/// Makes output buffers for the `render_buffers` pool.
+#[derive(Debug, Default)]
+pub struct BufferManager;
+
+impl Manager for BufferManager {
+    type Object = Vec<u8>;
+    type Error = std::convert::Infallible;
+
+    fn create(&self) -> Result<Vec<u8>, Self::Error> {
+        Ok(Vec::new())
+    }
+
+    fn recycle(&self, buffer: &mut Vec<u8>) -> bool {
+        buffer.clear();
+        buffer.capacity() <= MAX_KEPT_BUFFER
+    }
+
+    fn size_of(&self, buffer: &Vec<u8>) -> Option<u64> {
+        Some(buffer.capacity() as u64)
+    }
+}
+
+/// The limits of one render.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest output, in bytes.
+    pub max_output: u64,
+    /// Instructions allowed (reported in the error; the environment enforces it).
+    pub fuel: u64,
+    /// Smallest output worth gzipping.
+    pub min_compress: u64,
+}
+
+/// What renders borrow: output buffers and compressors, pooled or made per render.
+#[derive(Clone, Debug)]
+pub struct Resources {
+    pub codecs: Codecs,
+    pub buffers: Option<Pool<BufferManager>>,
+}
+
+impl Resources {
+    /// Fresh buffers and compressors for every render.
+    pub fn direct() -> Resources {
+        Resources {
+            codecs: Codecs::direct(),
+            buffers: None,
+        }
+    }
+
+    /// A pooled buffer if one is free now, else a fresh one: a render never waits for a
+    /// buffer (the render workers bound how many run).
+    fn buffer(&self) -> Buffer {
+        match self.buffers.as_ref().map(Pool::try_acquire) {
+            Some(Ok(buffer)) => Buffer::Pooled(buffer),
+            _ => Buffer::Owned(Vec::new()),
+        }
+    }
+}
+
+enum Buffer {
+    Pooled(Pooled<BufferManager>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        match self {
+            Buffer::Pooled(buffer) => buffer,
+            Buffer::Owned(buffer) => buffer,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        match self {
+            Buffer::Pooled(buffer) => buffer,
+            Buffer::Owned(buffer) => buffer,
+        }
+    }
+}
 
 /// A rendered template, ready to send.
 #[derive(Clone, Debug)]
@@ -53,17 +146,21 @@ pub enum RenderError {
     Unavailable(String),
 }
 
-/// Renders `name` from `env` with `context`, stopping at `max_output` bytes; compresses
-/// when `want_gzip` and the output has at least `min_compress` bytes.
+/// Renders `name` from `env` with `context` within `limits`; compresses when
+/// `want_gzip` and the output has at least `limits.min_compress` bytes.
 pub fn render(
     env: &Environment<'static>,
     name: &str,
     context: &minijinja::Value,
-    max_output: u64,
-    fuel: u64,
+    limits: &Limits,
     want_gzip: bool,
-    min_compress: u64,
+    resources: &Resources,
 ) -> Result<Rendered, RenderError> {
+    let Limits {
+        max_output,
+        fuel,
+        min_compress,
+    } = *limits;
     let template = env.get_template(name).map_err(|error| match error.kind() {
         ErrorKind::TemplateNotFound => RenderError::NotFound(name.to_owned()),
         _ => RenderError::Failed {
@@ -71,8 +168,9 @@ pub fn render(
             message: describe(&error),
         },
     })?;
+    let mut buffer = resources.buffer();
     let mut out = Bounded {
-        bytes: Vec::new(),
+        bytes: &mut buffer,
         limit: max_output,
         exceeded: false,
     };
@@ -97,15 +195,15 @@ pub fn render(
             },
         });
     }
-    let mut body = out.bytes;
-    body.shrink_to_fit();
+    let body = Bytes::copy_from_slice(&buffer);
+    drop(buffer);
     let gzip = (want_gzip && body.len() as u64 >= min_compress)
-        .then(|| compress(&body))
+        .then(|| resources.codecs.gzip_if_smaller(&body))
         .flatten();
     Ok(Rendered {
         etag: etag(&body),
         gzip_etag: gzip.as_deref().map(etag),
-        body: Bytes::from(body),
+        body,
         gzip,
     })
 }
@@ -122,27 +220,19 @@ fn describe(error: &minijinja::Error) -> String {
     message
 }
 
-fn compress(body: &[u8]) -> Option<Bytes> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::default());
-    encoder.write_all(body).ok()?;
-    let mut gzip = encoder.finish().ok()?;
-    gzip.shrink_to_fit();
-    ((gzip.len() as u64) * 10 <= (body.len() as u64) * 9).then(|| Bytes::from(gzip))
-}
-
 /// A strong ETag: the xxh3 of the bytes, quoted.
 pub fn etag(bytes: &[u8]) -> String {
     format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
 /// Collects output up to a limit; past it every write fails, which stops the render.
-struct Bounded {
-    bytes: Vec<u8>,
+struct Bounded<'a> {
+    bytes: &'a mut Vec<u8>,
     limit: u64,
     exceeded: bool,
 }
 
-impl Write for Bounded {
+impl Write for Bounded<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if (self.bytes.len() + data.len()) as u64 > self.limit {
             self.exceeded = true;
@@ -170,6 +260,67 @@ mod tests {
         env
     }
 
+    fn render_with(
+        env: &Environment<'static>,
+        name: &str,
+        context: &minijinja::Value,
+        max_output: u64,
+        fuel: u64,
+        want_gzip: bool,
+        min_compress: u64,
+    ) -> Result<Rendered, RenderError> {
+        let limits = Limits {
+            max_output,
+            fuel,
+            min_compress,
+        };
+        render(env, name, context, &limits, want_gzip, &Resources::direct())
+    }
+
+    #[test]
+    fn templates_render_reuses_pooled_buffers_and_drops_grown_ones() {
+        let env = env(
+            &[
+                ("small.txt", "{% for i in range(100) %}{{ i }},{% endfor %}"),
+                (
+                    "large.txt",
+                    "{% for i in range(20000) %}{{ i }},{% endfor %}",
+                ),
+            ],
+            10_000_000,
+        );
+        let buffers = Pool::new(
+            "render_buffers",
+            crate::pool::PoolSpec::new(2),
+            BufferManager,
+        )
+        .unwrap();
+        let resources = Resources {
+            codecs: Codecs::direct(),
+            buffers: Some(buffers.clone()),
+        };
+        let limits = Limits {
+            max_output: 1 << 20,
+            fuel: 0,
+            min_compress: 0,
+        };
+        let none = ctx(serde_json::json!({}));
+        let first = render(&env, "small.txt", &none, &limits, false, &resources).unwrap();
+        let second = render(&env, "small.txt", &none, &limits, false, &resources).unwrap();
+        assert_eq!(first.body, second.body);
+        let stats = buffers.stats();
+        assert_eq!((stats.created, stats.recycled, stats.idle), (1, 2, 1));
+        assert!(
+            stats.idle_bytes >= first.body.len() as u64,
+            "capacity is kept"
+        );
+        let large = render(&env, "large.txt", &none, &limits, false, &resources).unwrap();
+        assert!(large.body.len() > MAX_KEPT_BUFFER);
+        let stats = buffers.stats();
+        assert_eq!(stats.discarded(crate::pool::DiscardReason::Recycle), 1);
+        assert_eq!(stats.idle, 0);
+    }
+
     fn ctx(json: serde_json::Value) -> minijinja::Value {
         minijinja::Value::from(minijinja::value::Serde(&json))
     }
@@ -177,7 +328,7 @@ mod tests {
     #[test]
     fn templates_render_escapes_html_and_tags_the_bytes() {
         let env = env(&[("page.html", "<p>{{ who }}</p>")], 100_000);
-        let out = render(
+        let out = render_with(
             &env,
             "page.html",
             &ctx(serde_json::json!({"who": "<b>"})),
@@ -210,16 +361,16 @@ mod tests {
         );
         let none = ctx(serde_json::json!({}));
         assert!(matches!(
-            render(&env, "loop.txt", &none, 1 << 20, 200_000, false, 0),
+            render_with(&env, "loop.txt", &none, 1 << 20, 200_000, false, 0),
             Err(RenderError::OutOfFuel { fuel: 200_000, .. })
         ));
         let mut env = env;
         env.set_fuel(None);
         assert!(matches!(
-            render(&env, "huge.txt", &none, 1 << 20, 0, false, 0),
+            render_with(&env, "huge.txt", &none, 1 << 20, 0, false, 0),
             Err(RenderError::TooLarge { limit: 1048576, .. })
         ));
-        match render(&env, "bad.txt", &none, 1 << 20, 0, false, 0) {
+        match render_with(&env, "bad.txt", &none, 1 << 20, 0, false, 0) {
             Err(RenderError::Failed { name, message }) => {
                 assert_eq!(name, "bad.txt");
                 assert!(message.contains("nowhere.txt"), "{message}");
@@ -227,7 +378,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            render(&env, "missing.txt", &none, 1 << 20, 0, false, 0).unwrap_err(),
+            render_with(&env, "missing.txt", &none, 1 << 20, 0, false, 0).unwrap_err(),
             RenderError::NotFound("missing.txt".into())
         );
     }
@@ -242,7 +393,7 @@ mod tests {
             1_000_000,
         );
         let none = ctx(serde_json::json!({}));
-        let out = render(&env, "long.txt", &none, 1 << 20, 0, true, 1024).unwrap();
+        let out = render_with(&env, "long.txt", &none, 1 << 20, 0, true, 1024).unwrap();
         let gzip = out.gzip.expect("compressible");
         assert!(gzip.len() < out.body.len() / 2);
         assert_ne!(out.gzip_etag.as_deref(), Some(out.etag.as_str()));
@@ -252,7 +403,7 @@ mod tests {
         assert_eq!(inflated, out.body);
         // Under min_compress: no gzip.
         assert!(
-            render(&env, "long.txt", &none, 1 << 20, 0, true, 1 << 20)
+            render_with(&env, "long.txt", &none, 1 << 20, 0, true, 1 << 20)
                 .unwrap()
                 .gzip
                 .is_none()

@@ -1,0 +1,224 @@
+//! The pool manager: the supervised owner of the runtime's named resource pools.
+//!
+//! It owns the [`Pools`] registry (kept outside the actor, so the pools, their objects and
+//! their statistics survive its restart, as the file cache's store survives the cache
+//! actor's) and runs their upkeep every `pools.maintenance_interval_ms`: reaping idle and
+//! old objects, refilling `min_idle`, scanning for leaks and autoscaling, on the blocking
+//! pool (refills make objects, which may block). It answers [`CreatePool`],
+//! [`ResizePool`] and [`RemovePool`] from `Subsystems` (host applications, the admin
+//! routes, later the tuner) and [`MaintainPools`] from tests. Reads (`/admin/pools`,
+//! metrics, the profiler) go to the registry directly, never through the mailbox, and no
+//! acquire ever sends a message.
+//!
+//! On restart a new incarnation resumes the upkeep of the same registry.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::config::BUILTIN_POOLS;
+use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
+
+/// Makes a pool of `manager`'s objects and registers it; answers the pool.
+pub struct CreatePool<M: Manager> {
+    pub name: String,
+    pub spec: PoolSpec,
+    pub manager: M,
+}
+
+impl<M: Manager> Message for CreatePool<M> {
+    type Result = Result<Pool<M>, PoolError>;
+}
+
+/// Changes a pool's limits; `by` names who asked (`admin`, `tuner`, `api`).
+#[derive(Message)]
+#[rtype(result = "Result<PoolStats, PoolError>")]
+pub struct ResizePool {
+    pub name: String,
+    pub resize: Resize,
+    pub by: String,
+}
+
+/// Closes and unregisters a pool (not one of leanserve's own).
+#[derive(Message)]
+#[rtype(result = "Result<(), PoolError>")]
+pub struct RemovePool {
+    pub name: String,
+}
+
+/// Runs one round of upkeep now and answers what it did per pool.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, MaintainReport)>")]
+pub struct MaintainPools;
+
+/// The pool manager actor (see the module docs).
+pub struct PoolManager {
+    pools: Pools,
+    interval: Duration,
+    /// An upkeep round is running on the blocking pool.
+    maintaining: bool,
+}
+
+impl PoolManager {
+    /// A manager of `pools`, maintaining them every `interval`.
+    pub fn new(pools: Pools, interval: Duration) -> Self {
+        PoolManager {
+            pools,
+            interval,
+            maintaining: false,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.maintaining {
+            return;
+        }
+        self.maintaining = true;
+        let pools = self.pools.clone();
+        let task = actix_rt::task::spawn_blocking(move || pools.maintain_all());
+        ctx.spawn(task.into_actor(self).map(|result, manager, _| {
+            manager.maintaining = false;
+            if let Err(error) = result {
+                log::error!("pool upkeep failed: {error}");
+            }
+        }));
+    }
+}
+
+impl Actor for PoolManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::info!(
+            "pool manager: {} pool(s) ({}), upkeep every {:?}",
+            self.pools.names().len(),
+            self.pools.names().join(", "),
+            self.interval
+        );
+        ctx.run_interval(self.interval, |manager, ctx| manager.tick(ctx));
+    }
+}
+
+impl<M: Manager> Handler<CreatePool<M>> for PoolManager {
+    type Result = Result<Pool<M>, PoolError>;
+
+    fn handle(&mut self, message: CreatePool<M>, ctx: &mut Context<Self>) -> Self::Result {
+        let pool = self
+            .pools
+            .create(&message.name, message.spec.clone(), message.manager)?;
+        log::info!("pool `{}` created: {:?}", message.name, message.spec);
+        if message.spec.min_idle > 0 {
+            // Fill min_idle now rather than at the next round.
+            let filling = pool.clone();
+            ctx.spawn(
+                actix_rt::task::spawn_blocking(move || filling.maintain())
+                    .into_actor(self)
+                    .map(|_, _, _| ()),
+            );
+        }
+        Ok(pool)
+    }
+}
+
+impl Handler<ResizePool> for PoolManager {
+    type Result = Result<PoolStats, PoolError>;
+
+    fn handle(&mut self, message: ResizePool, _: &mut Context<Self>) -> Self::Result {
+        let stats = self
+            .pools
+            .resize(&message.name, &message.resize, &message.by)?;
+        log::info!(
+            "pool `{}` resized by {}: max_size {}, min_idle {}, scale {}..={}",
+            message.name,
+            message.by,
+            stats.max_size,
+            stats.spec.min_idle,
+            stats.spec.scale_min,
+            stats.spec.scale_max
+        );
+        Ok(stats)
+    }
+}
+
+impl Handler<RemovePool> for PoolManager {
+    type Result = Result<(), PoolError>;
+
+    fn handle(&mut self, message: RemovePool, _: &mut Context<Self>) -> Self::Result {
+        if BUILTIN_POOLS.contains(&message.name.as_str()) {
+            return Err(PoolError::Protected { name: message.name });
+        }
+        self.pools.remove(&message.name)?;
+        log::info!("pool `{}` removed", message.name);
+        Ok(())
+    }
+}
+
+impl Handler<MaintainPools> for PoolManager {
+    type Result = ResponseFuture<Vec<(String, MaintainReport)>>;
+
+    fn handle(&mut self, _: MaintainPools, _: &mut Context<Self>) -> Self::Result {
+        let pools = self.pools.clone();
+        Box::pin(async move {
+            actix_rt::task::spawn_blocking(move || pools.maintain_all())
+                .await
+                .unwrap_or_default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::FnManager;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    #[actix_rt::test]
+    async fn pool_manager_creates_resizes_and_removes_pools_by_message() {
+        let pools = Pools::new();
+        let manager = PoolManager::new(pools.clone(), Duration::from_secs(3600)).start();
+        let pool = manager
+            .send(CreatePool {
+                name: "numbers".into(),
+                spec: PoolSpec::new(2).min_idle(1),
+                manager: FnManager::new(|| Ok::<u32, Never>(7)),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*pool.try_acquire().unwrap(), 7);
+        let stats = manager
+            .send(ResizePool {
+                name: "numbers".into(),
+                resize: Resize {
+                    max_size: Some(4),
+                    ..Resize::default()
+                },
+                by: "admin".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.max_size, 4);
+        assert!(matches!(
+            manager
+                .send(RemovePool {
+                    name: "gzip".into()
+                })
+                .await
+                .unwrap(),
+            Err(PoolError::Protected { .. })
+        ));
+        manager
+            .send(RemovePool {
+                name: "numbers".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(pools.names().is_empty());
+        assert!(pool.try_acquire().is_err(), "a removed pool is closed");
+    }
+}
