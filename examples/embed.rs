@@ -3,16 +3,95 @@
 //! The host keeps its own routes (`/` and `/api/hello`) and mounts leanserve under
 //! `/lean`: its health and readiness, admin routes and static files then live at
 //! `/lean/health`, `/lean/ready`, `/lean/admin/...` and `/lean/...`. The host also puts
-//! one of its own actors (a visit counter) under leanserve's supervisor.
+//! one of its own actors (a visit counter) under leanserve's supervisor, and keeps its
+//! connections to a backend service (a line-based upper-casing service on loopback,
+//! started by the example) in a pool under leanserve's pool manager: `/api/shout/{word}`
+//! borrows one, and `/lean/admin/pools` and `/lean/metrics` show the `backend` pool beside
+//! leanserve's own.
 //!
 //! Run it from the repository root: `cargo run --example embed`, then open
 //! <http://127.0.0.1:8081/>.
 
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
 use actix::prelude::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use leanserve::config::{Config, LoadOptions};
+use leanserve::pool::{FnManager, Pool, PoolSpec};
 use leanserve::runtime::{Runtime, Subsystems};
 use leanserve::supervisor::{ChildSpec, Handle};
+
+/// The backend the host talks to: answers each line upper-cased. One thread per
+/// connection; it runs until the process ends.
+pub fn start_backend() -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = match stream.try_clone() {
+                    Ok(writer) => writer,
+                    Err(_) => return,
+                };
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    if writeln!(writer, "{}", line.to_uppercase()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// One connection to the backend.
+pub struct Backend {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Backend {
+    fn connect(addr: SocketAddr) -> io::Result<Backend> {
+        let writer = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        writer.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(Backend {
+            reader: BufReader::new(writer.try_clone()?),
+            writer,
+        })
+    }
+
+    /// Sends one line, answers the backend's reply.
+    pub fn call(&mut self, line: &str) -> io::Result<String> {
+        writeln!(self.writer, "{line}")?;
+        let mut reply = String::new();
+        self.reader.read_line(&mut reply)?;
+        if reply.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(reply.trim_end().to_owned())
+    }
+}
+
+/// The host's pool of backend connections.
+pub type Connections = Pool<FnManager<Backend, io::Error>>;
+
+/// Puts the host's backend connections in a pool under leanserve's pool manager:
+/// connections are made on demand (up to 4, autoscaled), checked with a ping after 30 s
+/// idle, and shut down when they leave the pool.
+pub async fn backend_pool(subsystems: &Subsystems, addr: SocketAddr) -> Connections {
+    let manager = FnManager::new(move || Backend::connect(addr))
+        .validate(|backend: &mut Backend| backend.call("ping").is_ok_and(|reply| reply == "PING"))
+        .cleanup(|backend: Backend| {
+            let _ = backend.writer.shutdown(std::net::Shutdown::Both);
+        });
+    subsystems
+        .create_pool("backend", PoolSpec::new(4).min_idle(1), manager)
+        .await
+        .expect("the backend pool is created")
+}
 
 /// The host's own actor: counts visits to `/api/hello`.
 pub struct Visits {
@@ -38,25 +117,40 @@ impl Handler<Visit> for Visits {
     }
 }
 
-/// Starts leanserve's runtime with the host's actor in its tree.
-pub async fn start(opts: leanserve::config::Opts) -> (Subsystems, Handle<Visits>) {
+/// What the host's routes use.
+#[derive(Clone)]
+pub struct Host {
+    pub subsystems: Subsystems,
+    pub visits: Handle<Visits>,
+    pub backend: Connections,
+}
+
+/// Starts leanserve's runtime with the host's actor in its tree and its backend pool
+/// under its pool manager.
+pub async fn start(opts: leanserve::config::Opts) -> Host {
     let (spec, visits) = ChildSpec::worker("visits", || Visits { count: 0 });
     let subsystems = Runtime::new(opts)
         .child(spec)
         .launch()
         .await
         .expect("leanserve runtime starts");
-    (subsystems, visits)
+    let addr = start_backend().expect("the backend listens on loopback");
+    let backend = backend_pool(&subsystems, addr).await;
+    Host {
+        subsystems,
+        visits,
+        backend,
+    }
 }
 
 /// The host's routes with leanserve mounted under `/lean`.
-pub fn host_routes(
-    subsystems: &Subsystems,
-    visits: &Handle<Visits>,
-) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
-    let (subsystems, visits) = (subsystems.clone(), visits.clone());
+pub fn host_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let host = host.clone();
     move |cfg| {
-        cfg.app_data(web::Data::new(visits))
+        let subsystems = host.subsystems.clone();
+        cfg.app_data(web::Data::new(host.visits.clone()))
+            .app_data(web::Data::new(host.backend.clone()))
+            .route("/api/shout/{word}", web::get().to(shout))
             .route(
                 "/",
                 web::get().to(|| async {
@@ -77,6 +171,29 @@ async fn hello(visits: web::Data<Handle<Visits>>) -> HttpResponse {
     }
 }
 
+/// Borrows a backend connection for one call, on the blocking pool.
+async fn shout(backend: web::Data<Connections>, word: web::Path<String>) -> HttpResponse {
+    let backend = backend.get_ref().clone();
+    let reply = web::block(move || -> Result<String, String> {
+        let mut connection = backend
+            .acquire_blocking(Duration::from_secs(1))
+            .map_err(|error| error.to_string())?;
+        connection.call(&word).map_err(|error| {
+            // A broken connection must not serve the next request.
+            connection.discard();
+            error.to_string()
+        })
+    })
+    .await;
+    match reply {
+        Ok(Ok(reply)) => HttpResponse::Ok().json(serde_json::json!({ "reply": reply })),
+        Ok(Err(error)) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": error }))
+        }
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
 #[allow(dead_code)] // the tests include this file for its functions, not for `main`
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -85,12 +202,12 @@ async fn main() -> std::io::Result<()> {
         eprintln!("embed: {error}");
         std::process::exit(2);
     });
-    let (subsystems, visits) = start(config.opts).await;
-    let app_subsystems = subsystems.clone();
-    HttpServer::new(move || App::new().configure(host_routes(&app_subsystems, &visits)))
+    let host = start(config.opts).await;
+    let app_host = host.clone();
+    HttpServer::new(move || App::new().configure(host_routes(&app_host)))
         .bind("127.0.0.1:8081")?
         .run()
         .await?;
-    subsystems.shutdown().await;
+    host.subsystems.shutdown().await;
     Ok(())
 }

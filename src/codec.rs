@@ -291,7 +291,7 @@ pub fn worth_it(gzip: Vec<u8>, original_len: usize) -> Option<Bytes> {
 }
 
 fn acquire_timeout<M: Manager>(pool: &Pool<M>) -> Duration {
-    pool.stats().spec.acquire_timeout
+    pool.acquire_timeout()
 }
 
 #[cfg(test)]

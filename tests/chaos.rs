@@ -53,6 +53,56 @@ async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
 }
 
 #[actix_rt::test]
+async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let server = serve(&subsystems);
+    let numbers = subsystems
+        .create_pool(
+            "numbers",
+            leanserve::pool::PoolSpec::new(2).min_idle(2),
+            leanserve::pool::FnManager::new(|| Ok::<u32, std::io::Error>(5)),
+        )
+        .await
+        .unwrap();
+    subsystems.maintain_pools().await.unwrap();
+    let held = numbers.try_acquire().unwrap();
+    assert_eq!(
+        post(&server.url("/admin/chaos/panic/pool_manager")).await,
+        202
+    );
+    eventually("pool_manager restarted", || async {
+        let report = subsystems.supervisor_report();
+        report
+            .children
+            .iter()
+            .any(|c| c.name == "pool_manager" && c.restarts == 1)
+    })
+    .await;
+    // Same pool, same objects: the registry lives outside the actor.
+    drop(held);
+    let stats = subsystems.pools().stats_of("numbers").unwrap();
+    assert_eq!((stats.created, stats.idle, stats.in_use), (2, 2, 0));
+    assert_eq!(*numbers.try_acquire().unwrap(), 5);
+    // The new incarnation answers messages and keeps maintaining.
+    let resized = subsystems
+        .resize_pool(
+            "numbers",
+            leanserve::pool::Resize {
+                max_size: Some(1),
+                min_idle: Some(1),
+                ..Default::default()
+            },
+            "api",
+        )
+        .await
+        .unwrap();
+    assert_eq!((resized.max_size, resized.size), (1, 1));
+    let (status, body) = get_json(&server.url("/admin/pools/numbers"), None).await;
+    assert_eq!((status, body["max_size"].as_u64()), (200, Some(1)));
+}
+
+#[actix_rt::test]
 async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
     let site = site();
     let subsystems = Runtime::start(test_opts(

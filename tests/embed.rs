@@ -1,6 +1,6 @@
 //! `examples/embed.rs` exercised over a real socket: the host's routes and leanserve's
-//! routes under `/lean` live side by side, and the host's actor is supervised by
-//! leanserve's tree.
+//! routes under `/lean` live side by side, the host's actor is supervised by leanserve's
+//! tree, and the host's backend connections live in a pool under its pool manager.
 
 mod util;
 
@@ -13,14 +13,13 @@ use util::{get_json, site, test_opts};
 #[actix_rt::test]
 async fn embed_host_routes_and_leanserve_under_a_prefix() {
     let site = site();
-    let (subsystems, visits) = embed::start(test_opts(site.path(), &[])).await;
-    let (app_subsystems, app_visits) = (subsystems.clone(), visits.clone());
-    let server = HttpServer::new(move || {
-        App::new().configure(embed::host_routes(&app_subsystems, &app_visits))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
+    let host = embed::start(test_opts(site.path(), &[])).await;
+    let subsystems = host.subsystems.clone();
+    let app_host = host.clone();
+    let server = HttpServer::new(move || App::new().configure(embed::host_routes(&app_host)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
     let base = format!("http://{}", server.addrs()[0]);
     let server = server.run();
     let handle = server.handle();
@@ -65,6 +64,41 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.body().await.unwrap(), "<h1>fixture site</h1>");
+    // The host's backend connections live in a pool under leanserve's pool manager.
+    for word in ["hello", "pools", "again"] {
+        let (status, reply) = get_json(&format!("{base}/api/shout/{word}"), None).await;
+        assert_eq!(
+            (status, reply["reply"].as_str()),
+            (200, Some(word.to_uppercase().as_str()))
+        );
+    }
+    let (status, pools) = get_json(&format!("{base}/lean/admin/pools"), None).await;
+    assert_eq!(status, 200);
+    let backend = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "backend")
+        .expect("the host's pool is listed beside leanserve's");
+    assert_eq!(backend["acquires"], 3);
+    assert_eq!(backend["created"], 1, "one connection, reused: {backend}");
+    assert_eq!(backend["in_use"], 0);
+    subsystems.collect_now().await.unwrap();
+    let mut metrics = client
+        .get(format!("{base}/lean/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(metrics.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("leanserve_pool_acquires_total{pool=\"backend\"} 3"),
+        "{text}"
+    );
+    // A broken connection is discarded, and the next call gets a fresh one.
+    host.backend.try_acquire().unwrap().discard();
+    let (status, reply) = get_json(&format!("{base}/api/shout/fresh"), None).await;
+    assert_eq!((status, reply["reply"].as_str()), (200, Some("FRESH")));
+
     // leanserve's routes do not leak to the host's root.
     assert_eq!(get_json(&format!("{base}/health"), None).await.0, 404);
 

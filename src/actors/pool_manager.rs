@@ -100,23 +100,22 @@ impl Actor for PoolManager {
 }
 
 impl<M: Manager> Handler<CreatePool<M>> for PoolManager {
-    type Result = Result<Pool<M>, PoolError>;
+    type Result = ResponseFuture<Result<Pool<M>, PoolError>>;
 
-    fn handle(&mut self, message: CreatePool<M>, ctx: &mut Context<Self>) -> Self::Result {
-        let pool = self
+    /// Answers once `min_idle` objects are made (on the blocking pool).
+    fn handle(&mut self, message: CreatePool<M>, _: &mut Context<Self>) -> Self::Result {
+        let created = self
             .pools
-            .create(&message.name, message.spec.clone(), message.manager)?;
-        log::info!("pool `{}` created: {:?}", message.name, message.spec);
-        if message.spec.min_idle > 0 {
-            // Fill min_idle now rather than at the next round.
-            let filling = pool.clone();
-            ctx.spawn(
-                actix_rt::task::spawn_blocking(move || filling.maintain())
-                    .into_actor(self)
-                    .map(|_, _, _| ()),
-            );
-        }
-        Ok(pool)
+            .create(&message.name, message.spec.clone(), message.manager);
+        Box::pin(async move {
+            let pool = created?;
+            log::info!("pool `{}` created: {:?}", message.name, message.spec);
+            if message.spec.min_idle > 0 {
+                let filling = pool.clone();
+                let _ = actix_rt::task::spawn_blocking(move || filling.maintain()).await;
+            }
+            Ok(pool)
+        })
     }
 }
 
@@ -188,6 +187,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(pool.stats().idle, 1, "min_idle is made before the answer");
         assert_eq!(*pool.try_acquire().unwrap(), 7);
         let stats = manager
             .send(ResizePool {

@@ -31,12 +31,17 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made (a growing realloc counts as one) and bytes they asked for.
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator; only adds counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
         }
@@ -52,6 +57,8 @@ unsafe impl GlobalAlloc for Counting {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             if new_size >= layout.size() {
+                ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+                ALLOCATED.fetch_add(new_size - layout.size(), Ordering::Relaxed);
                 let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
                     + (new_size - layout.size());
                 PEAK.fetch_max(live, Ordering::Relaxed);
@@ -671,13 +678,11 @@ fn main() -> ExitCode {
         }
     };
     let mut unavailable = Vec::new();
-    for (name, asked) in [("pooling", flags.pooling), ("tuner", flags.tuner)] {
-        if asked {
-            eprintln!(
-                "memory-benchmark: --{name}=true: the {name} subsystem is not available in this version; running without it"
-            );
-            unavailable.push(name);
-        }
+    if flags.tuner {
+        eprintln!(
+            "memory-benchmark: --tuner=true: the tuner subsystem is not available in this version; running without it"
+        );
+        unavailable.push("tuner");
     }
     let site = generate(&flags);
     let dir = match tempfile::tempdir() {
@@ -781,11 +786,238 @@ fn main() -> ExitCode {
     }
     eprintln!("memory-benchmark: throughput, {} rounds", flags.iterations);
     throughput_rounds(&flags, &mut results);
-    let text = report(&flags, &site, &results, &unavailable);
+    let mut text = report(&flags, &site, &results, &unavailable);
+    if flags.pooling {
+        eprintln!("memory-benchmark: pooling");
+        match pooling::report() {
+            Ok(section) => text.push_str(&section),
+            Err(message) => {
+                eprintln!("memory-benchmark: FAILED: pooling: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     print!("{text}");
     if let Err(error) = std::fs::write(&flags.output, &text) {
         eprintln!("memory-benchmark: cannot write {}: {error}", flags.output);
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `--pooling=true`: what the resource pools change, measured with the counting
+/// allocator, pools off (every use makes its state) against pools on, in one process.
+mod pooling {
+    use super::{ALLOCATED, ALLOCATIONS, LIVE, PEAK, mb};
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+
+    use leanserve::actors::templates::TemplatesShared;
+    use leanserve::actors::templates::render::{BUFFER_POOL, BufferManager, Resources};
+    use leanserve::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
+    use leanserve::config::Opts;
+    use leanserve::pool::{Pool, PoolSpec};
+
+    /// Operations measured per row.
+    const OPS: usize = 200;
+    /// Concurrent misses in the cold burst.
+    const BURST: usize = 256;
+
+    /// A compressible 35 KB stylesheet, different per `seed`.
+    fn stylesheet(seed: usize) -> Vec<u8> {
+        let mut css = String::new();
+        let mut i = 0;
+        while css.len() < 35_000 {
+            let _ = writeln!(
+                css,
+                ".c{seed}-{i} {{ color: #{:06x}; margin: {}px {}px; }}",
+                (seed * 7919 + i * 104_729) % 0xff_ffff,
+                i % 17,
+                i % 5
+            );
+            i += 1;
+        }
+        css.into_bytes()
+    }
+
+    /// (allocations, bytes allocated) per call of `op`, over `OPS` calls after one
+    /// warm-up call.
+    fn per_op(mut op: impl FnMut()) -> (f64, f64) {
+        op();
+        let (count, bytes) = (
+            ALLOCATIONS.load(Ordering::Relaxed),
+            ALLOCATED.load(Ordering::Relaxed),
+        );
+        for _ in 0..OPS {
+            op();
+        }
+        (
+            (ALLOCATIONS.load(Ordering::Relaxed) - count) as f64 / OPS as f64,
+            (ALLOCATED.load(Ordering::Relaxed) - bytes) as f64 / OPS as f64,
+        )
+    }
+
+    fn codecs() -> Codecs {
+        Codecs::pooled(
+            Pool::new(GZIP_POOL, PoolSpec::new(2), GzipManager).expect("valid spec"),
+            Pool::new(INFLATE_POOL, PoolSpec::new(2), InflateManager).expect("valid spec"),
+        )
+    }
+
+    /// One cold burst: `BURST` concurrent misses of distinct compressible files through
+    /// a real runtime. Answers (peak MB over the live bytes before, MB retained after).
+    fn burst(root: &std::path::Path, pools: bool) -> Result<(f64, f64), String> {
+        let mut opts = Opts::default();
+        opts.static_files.root_dir = root.to_owned();
+        opts.static_files.max_cache_size = 256 << 20;
+        opts.static_files.store = leanserve::config::Store::CompressedOnly;
+        opts.templates.enabled = false;
+        opts.monitoring.enabled = false;
+        opts.profiler.heap_profiling = false;
+        opts.pools.enabled = pools;
+        actix_rt::System::new().block_on(async move {
+            let subsystems = leanserve::Runtime::start(opts)
+                .await
+                .map_err(|error| error.to_string())?;
+            let before = LIVE.load(Ordering::Relaxed);
+            PEAK.store(before, Ordering::Relaxed);
+            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css")));
+            for result in futures_util::future::join_all(loads).await {
+                match result {
+                    Ok(Ok(leanserve::actors::file_cache::Found::File(_))) => {}
+                    other => return Err(format!("a burst load failed: {other:?}")),
+                }
+            }
+            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+            let retained = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+            subsystems.shutdown().await;
+            Ok((mb(peak), mb(retained)))
+        })
+    }
+
+    pub fn report() -> Result<String, String> {
+        let css = stylesheet(0);
+        let direct = Codecs::direct();
+        let pooled = codecs();
+        let gzip_direct = per_op(|| {
+            std::hint::black_box(direct.gzip_if_smaller(&css));
+        });
+        let gzip_pooled = per_op(|| {
+            std::hint::black_box(pooled.gzip_if_smaller(&css));
+        });
+        let gzipped = direct
+            .gzip_if_smaller(&css)
+            .ok_or("the stylesheet does not compress")?;
+        let inflate_direct = per_op(|| {
+            std::hint::black_box(direct.inflate(&gzipped, css.len() as u64).ok());
+        });
+        let inflate_pooled = per_op(|| {
+            std::hint::black_box(pooled.inflate(&gzipped, css.len() as u64).ok());
+        });
+
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        std::fs::write(
+            dir.path().join("page.html"),
+            "<ul>{% for i in range(600) %}<li class=\"row\">item {{ i }}: {{ title }}</li>\n{% endfor %}</ul>",
+        )
+        .map_err(|error| error.to_string())?;
+        let mut template_opts = Opts::default().templates;
+        template_opts.dir = dir.path().to_owned();
+        let plain = TemplatesShared::new(template_opts.clone(), 1024);
+        let resources = Resources {
+            codecs: codecs(),
+            buffers: Some(
+                Pool::new(BUFFER_POOL, PoolSpec::new(2), BufferManager).expect("valid spec"),
+            ),
+        };
+        let with_pools = TemplatesShared::with_resources(template_opts, 1024, resources);
+        plain.reload_blocking();
+        with_pools.reload_blocking();
+        let context = minijinja::context! { title => "pooled" };
+        let (plain_set, pooled_set) = (plain.published(), with_pools.published());
+        let render_direct = per_op(|| {
+            let rendered = plain.render_in(&plain_set, "page.html", &context, true);
+            std::hint::black_box(rendered.expect("the page renders"));
+        });
+        let render_pooled = per_op(|| {
+            let rendered = with_pools.render_in(&pooled_set, "page.html", &context, true);
+            std::hint::black_box(rendered.expect("the page renders"));
+        });
+
+        let site = tempfile::tempdir().map_err(|error| error.to_string())?;
+        for n in 0..BURST {
+            std::fs::write(site.path().join(format!("f{n}.css")), stylesheet(n))
+                .map_err(|error| error.to_string())?;
+        }
+        let mut bursts = Vec::new();
+        for round in 0..3 {
+            // Alternate which configuration goes first.
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for pools in order {
+                bursts.push((pools, burst(site.path(), pools)?));
+            }
+        }
+        let median = |pools: bool, pick: fn(&(f64, f64)) -> f64| {
+            let mut values: Vec<f64> = bursts
+                .iter()
+                .filter(|(p, _)| *p == pools)
+                .map(|(_, figures)| pick(figures))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+
+        let mut out = String::from("\n## Resource pools\n\n");
+        let _ = writeln!(
+            out,
+            "Counting allocator, pools off (every use makes its own deflate/inflate state and output buffer) against pools on (state kept in a pool and reset), {OPS} operations after one warm-up, in one process. gzip: a 35 KB stylesheet at level 6; inflate: its gzip bytes back (compressed-only store, client without gzip); render: a 21 KB page rendered with its gzip copy.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| operation | allocations, pools off | allocations, pools on | KiB allocated, pools off | KiB allocated, pools on | bytes change |\n|---|---|---|---|---|---|"
+        );
+        for (name, off, on) in [
+            ("gzip (one compression)", gzip_direct, gzip_pooled),
+            (
+                "inflate (one identity response)",
+                inflate_direct,
+                inflate_pooled,
+            ),
+            ("template render with gzip", render_direct, render_pooled),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1}% |",
+                off.0,
+                on.0,
+                off.1 / 1024.0,
+                on.1 / 1024.0,
+                (on.1 / off.1 - 1.0) * 100.0
+            );
+        }
+        let (off_peak, on_peak) = (median(false, |f| f.0), median(true, |f| f.0));
+        let (off_retained, on_retained) = (median(false, |f| f.1), median(true, |f| f.1));
+        let (off_work, on_work) = (median(false, |f| f.0 - f.1), median(true, |f| f.0 - f.1));
+        let _ = writeln!(
+            out,
+            "\nCold burst: {BURST} concurrent misses of distinct 35 KB stylesheets through a real runtime (compressed-only store, system allocator), 3 rounds alternating order, medians. Peak is the highest live heap over the burst, above the live bytes before it; retained is what the cache (and, pools on, the idle compressors and inflaters) hold after; working memory is peak minus retained, what the burst needed on top of what it keeps.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| cold burst of {BURST} misses | peak MB | retained MB | working memory MB |\n|---|---|---|---|\n| pools off | {:.2} | {:.2} | {:.2} |\n| pools on | {:.2} | {:.2} | {:.2} |\n| ratio (off / on) | {:.1}x | | {:.1}x |",
+            off_peak,
+            off_retained,
+            off_work,
+            on_peak,
+            on_retained,
+            on_work,
+            off_peak / on_peak.max(f64::EPSILON),
+            off_work / on_work.max(0.01)
+        );
+        Ok(out)
+    }
 }

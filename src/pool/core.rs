@@ -472,6 +472,11 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// The pool's default acquire timeout (`acquire_timeout` of its spec).
+    pub fn acquire_timeout(&self) -> Duration {
+        lock(&self.inner.state).spec.acquire_timeout
+    }
+
     /// The pool's figures now.
     pub fn stats(&self) -> PoolStats {
         self.inner.stats()
@@ -528,7 +533,7 @@ impl<M: Manager> Inner<M> {
                         state.counters.discarded[DiscardReason::MaxLifetime.index()] += 1;
                         continue;
                     }
-                    state.wait.observe_us(0);
+                    state.wait.observe_zero();
                     let hold = state.take(at, now);
                     let stale = state
                         .spec
@@ -542,7 +547,7 @@ impl<M: Manager> Inner<M> {
                 }
                 if state.size < state.max_size {
                     state.size += 1;
-                    state.wait.observe_us(0);
+                    state.wait.observe_zero();
                     break Begin::Create(state.take(at, now));
                 }
                 if !wait {

@@ -174,6 +174,12 @@ impl Buckets {
         self.observe_us(us);
     }
 
+    /// An acquire served at once (the first bucket), without the bucket search.
+    pub(crate) fn observe_zero(&mut self) {
+        self.counts[0] += 1;
+        self.count += 1;
+    }
+
     pub(crate) fn observe_us(&mut self, us: u64) {
         let index = BUCKETS_US.partition_point(|&bound| bound < us);
         self.counts[index] += 1;

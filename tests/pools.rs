@@ -1,0 +1,314 @@
+//! Resource pools over real HTTP: the file cache and template renders take their
+//! compressors, inflaters and buffers from the pools, `/admin/pools` shows them and
+//! resizes them with clear errors, and with the pool manager off every response is the
+//! same. Bad `[pools]` configuration stops start-up naming the key.
+
+mod util;
+
+use leanserve::config::{Config, ConfigError, LoadOptions};
+use leanserve::pool::{PoolError, PoolSpec};
+use leanserve::runtime::Runtime;
+use util::{config_dir, get_json, raw, serve, site, test_opts};
+
+/// A site with compressible files.
+fn text_site() -> tempfile::TempDir {
+    let dir = site();
+    for n in 0..6 {
+        let css: String = (0..400)
+            .map(|i| format!(".rule-{n}-{i} {{ color: teal; margin: {i}px }}\n"))
+            .collect();
+        std::fs::write(dir.path().join(format!("s{n}.css")), css).unwrap();
+    }
+    dir
+}
+
+fn pool<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    body["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pool {name} in {body}"))
+}
+
+#[actix_rt::test]
+async fn pools_serve_gzip_inserts_identity_inflates_and_renders_from_pooled_objects() {
+    let site = text_site();
+    let opts = test_opts(site.path(), &[("STATIC_FILE_STORE", "compressed-only")]);
+    let subsystems = Runtime::start(opts).await.unwrap();
+    let server = serve(&subsystems);
+    for n in 0..6 {
+        let gzip = raw(
+            server.addr,
+            "GET",
+            &format!("/s{n}.css"),
+            &[("Accept-Encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(gzip.status, 200);
+        assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+        let expected = std::fs::read(site.path().join(format!("s{n}.css"))).unwrap();
+        assert_eq!(util::gunzip(&gzip.body), expected);
+        // Identity from the compressed-only store: inflated with a pooled inflater.
+        let identity = raw(server.addr, "GET", &format!("/s{n}.css"), &[]).await;
+        assert_eq!(identity.status, 200);
+        assert_eq!(identity.body, expected);
+    }
+    let page = raw(
+        server.addr,
+        "GET",
+        "/templates/pages/index.html",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+
+    let (status, body) = get_json(&server.url("/admin/pools"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["enabled"], true);
+    let gzip = pool(&body, "gzip");
+    // Six inserts, sequential: one compressor made, reused five times.
+    assert!(gzip["acquires"].as_u64().unwrap() >= 6, "{gzip}");
+    assert_eq!(gzip["created"], 1, "{gzip}");
+    assert_eq!(gzip["in_use"], 0);
+    let inflate = pool(&body, "inflate");
+    assert_eq!(
+        (inflate["acquires"].as_u64(), inflate["created"].as_u64()),
+        (Some(6), Some(1))
+    );
+    let buffers = pool(&body, "render_buffers");
+    assert!(buffers["acquires"].as_u64().unwrap() >= 1, "{buffers}");
+    assert!(gzip["idle_bytes"].as_u64().unwrap() > 0 || gzip["idle"] == 1);
+    server_stop(subsystems, server).await;
+}
+
+async fn server_stop(subsystems: leanserve::Subsystems, server: util::Server) {
+    drop(server);
+    subsystems.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
+    let site = text_site();
+    let mut bodies = Vec::new();
+    for enabled in ["true", "false"] {
+        let opts = test_opts(
+            site.path(),
+            &[
+                ("STATIC_FILE_STORE", "compressed-only"),
+                ("RESOURCE_POOL_MANAGER_ENABLED", enabled),
+            ],
+        );
+        let subsystems = Runtime::start(opts).await.unwrap();
+        let server = serve(&subsystems);
+        let mut seen = Vec::new();
+        for (path, encoding) in [
+            ("/s1.css", "gzip"),
+            ("/s1.css", "identity"),
+            ("/templates/pages/index.html", "gzip"),
+        ] {
+            let response = raw(server.addr, "GET", path, &[("Accept-Encoding", encoding)]).await;
+            assert_eq!(response.status, 200, "{path} {encoding} pools {enabled}");
+            seen.push((response.header("etag").map(str::to_owned), response.body));
+        }
+        let (status, body) = get_json(&server.url("/admin/pools"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["enabled"], enabled == "true");
+        if enabled == "false" {
+            assert_eq!(body["pools"], serde_json::json!([]));
+            assert_eq!(
+                get_json(&server.url("/admin/pools/gzip"), None).await.0,
+                404
+            );
+            let names: Vec<_> = subsystems
+                .supervisor_report()
+                .children
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
+            assert!(!names.contains(&"pool_manager".to_owned()));
+            assert_eq!(
+                subsystems
+                    .create_pool(
+                        "mine",
+                        PoolSpec::new(1),
+                        leanserve::pool::FnManager::new(|| Ok::<u8, std::io::Error>(1))
+                    )
+                    .await
+                    .unwrap_err(),
+                PoolError::Disabled
+            );
+        }
+        bodies.push(seen);
+        server_stop(subsystems, server).await;
+    }
+    assert_eq!(
+        bodies[0], bodies[1],
+        "same validators and bytes with pools on and off"
+    );
+}
+
+#[actix_rt::test]
+async fn pools_admin_resize_answers_400_naming_the_limit_and_404_for_unknown_pools() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let server = serve(&subsystems);
+    let post = |path: String| {
+        let url = server.url(&path);
+        async move {
+            let mut response = awc::Client::default().post(url).send().await.unwrap();
+            let body = response.body().await.unwrap();
+            (
+                response.status().as_u16(),
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = post("/admin/pools/gzip/resize?max_size=3&scale_max=6".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["max_size"].as_u64(),
+            body["spec"]["scale_max"].as_u64()
+        ),
+        (Some(3), Some(6))
+    );
+    assert_eq!(body["decisions"][0]["by"], "admin");
+    let (status, body) = post("/admin/pools/gzip/resize?min_idle=9".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`min_idle` = 9: at most max_size (3)"),
+        "{body}"
+    );
+    let (status, body) = post("/admin/pools/gzip/resize?max_size=0".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("max_size"),
+        "{body}"
+    );
+    let (status, body) = post("/admin/pools/gzip/resize?max_size=lots".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad resize parameters"),
+        "{body}"
+    );
+    let (status, body) = post("/admin/pools/gzip/resize?colour=red".into()).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post("/admin/pools/gzip/resize".into()).await;
+    assert_eq!(status, 400, "nothing to change");
+    let (status, body) = post("/admin/pools/nope/resize?max_size=2".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("no pool named `nope`"))
+    );
+    assert_eq!(
+        get_json(&server.url("/admin/pools/nope"), None).await.0,
+        404
+    );
+    let (status, one) = get_json(&server.url("/admin/pools/inflate"), None).await;
+    assert_eq!((status, one["name"].as_str()), (200, Some("inflate")));
+    server_stop(subsystems, server).await;
+}
+
+#[test]
+fn pools_bad_configuration_names_the_key() {
+    let site = site();
+    let load = |files: &[(&str, &str)], env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let mut vars: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert(
+            "STATIC_FILE_ROOT_DIR".into(),
+            site.path().display().to_string(),
+        );
+        Config::load(&LoadOptions {
+            config_dir: Some(dir.path().to_owned()),
+            profile: Some("test".into()),
+            env: vars,
+            ..LoadOptions::default()
+        })
+    };
+    let key = |result: Result<Config, ConfigError>| match result {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        key(load(&[], &[("LEANSERVE_POOLS_MAX_SIZE", "0")])),
+        "pools.max_size"
+    );
+    assert_eq!(
+        key(load(
+            &[],
+            &[
+                ("LEANSERVE_POOLS_MAX_SIZE", "4"),
+                ("LEANSERVE_POOLS_MIN_IDLE", "5")
+            ]
+        )),
+        "pools.min_idle"
+    );
+    assert_eq!(
+        key(load(
+            &[],
+            &[
+                ("LEANSERVE_POOLS_MAX_SIZE", "4"),
+                ("LEANSERVE_POOLS_SCALE_MAX", "2")
+            ]
+        )),
+        "pools.scale_max"
+    );
+    assert_eq!(
+        key(load(
+            &[("test.toml", "[pools.overrides.gzipp]\nmax_size = 2\n")],
+            &[]
+        )),
+        "pools.overrides.gzipp"
+    );
+    assert_eq!(
+        key(load(
+            &[("test.toml", "[pools.overrides.gzip]\nmax_sise = 2\n")],
+            &[]
+        )),
+        "pools.overrides.gzip.max_sise"
+    );
+    assert_eq!(
+        key(load(
+            &[("test.toml", "[pools.overrides.gzip]\nmax_size = -1\n")],
+            &[]
+        )),
+        "pools.overrides.gzip.max_size"
+    );
+    assert_eq!(
+        key(load(
+            &[(
+                "test.toml",
+                "[pools.overrides.gzip]\nmax_size = 2\nmin_idle = 3\n"
+            )],
+            &[]
+        )),
+        "pools.overrides.gzip.min_idle"
+    );
+    let config = load(
+        &[("test.toml", "[pools]\nmax_size = 4\n[pools.overrides.gzip]\nmax_size = 2\nmin_idle = 1\nautoscale = false\n")],
+        &[],
+    )
+    .unwrap();
+    let gzip = config.opts.pools.spec("gzip");
+    assert_eq!(
+        (gzip.max_size, gzip.min_idle, gzip.autoscale),
+        (2, 1, false)
+    );
+    let inflate = config.opts.pools.spec("inflate");
+    assert_eq!((inflate.max_size, inflate.scale_max), (4, 16));
+    let _ = config_dir();
+}
