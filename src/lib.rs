@@ -33,13 +33,19 @@
 //!   strategies, restart intensity with escalation, stable [`supervisor::Handle`]s.
 //! - [`runtime`]: [`Runtime::start`] builds the supervision tree from `Opts` and returns
 //!   [`Subsystems`], the cloneable set of handles.
+//! - [`pool`]: resource pools: named pools of reusable objects with hand-off to waiters,
+//!   typed acquire errors, panicking holders' objects discarded, leak detection, reaping,
+//!   validation, autoscaling and statistics; the [`pool::Pools`] registry.
+//! - [`codec`]: gzip and gunzip with reusable deflate/inflate state, from the `gzip` and
+//!   `inflate` pools (the file cache's and the template renders' compression).
 //! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
 //!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
 //!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
-//!   context optimizer; `monitor`: collection, history, alerts and their webhook).
+//!   context optimizer; `monitor`: collection, history, alerts and their webhook;
+//!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.

@@ -46,6 +46,9 @@ return {
   rssMb: text('rss-mb'),
   heapMb: text('heap-mb'),
   templatesLoaded: text('templates-loaded'),
+  poolsInUse: text('pools-in-use'),
+  poolsSize: text('pools-size'),
+  poolsCount: text('pools-count'),
   cacheBytes: Number(document.getElementById('cache-bytes')?.dataset.value ?? -1),
   cacheItems: text('cache-items'),
   requestsTotal: text('requests-total'),
@@ -72,6 +75,9 @@ struct Page {
     rss_mb: String,
     heap_mb: String,
     templates_loaded: String,
+    pools_in_use: String,
+    pools_size: String,
+    pools_count: String,
     /// `data-value` of `#cache-bytes` (its text is rounded, "1.1 KiB").
     cache_bytes: f64,
     cache_items: String,
@@ -326,6 +332,16 @@ async fn dashboard_figures_match_the_monitoring_api() {
         page.templates_loaded,
         (metric(&json, "templates_loaded") as u64).to_string(),
         "templates loaded"
+    );
+    // The pools tile: leanserve's three pools, objects alive and in use as /monitoring says.
+    assert_eq!(page.pools_count, "3", "gzip, inflate, render_buffers");
+    assert_eq!(
+        (page.pools_in_use.as_str(), page.pools_size.as_str()),
+        (
+            (metric(&json, "pools_in_use") as u64).to_string().as_str(),
+            (metric(&json, "pools_size") as u64).to_string().as_str()
+        ),
+        "pooled objects"
     );
     assert!(
         page.chart_points.len() >= 4,

@@ -283,6 +283,14 @@ impl Source for Pools {
 
     fn collect(&self, out: &mut Collector) {
         let stats = self.stats();
+        // Totals over every pool, for the dashboard's tile.
+        out.json_only("pools", stats.len() as f64);
+        let total = |figure: fn(&PoolStats) -> u64| stats.iter().map(figure).sum::<u64>() as f64;
+        out.json_only("pools_size", total(|p| p.size as u64));
+        out.json_only("pools_in_use", total(|p| p.in_use as u64));
+        out.json_only("pools_waiters", total(|p| p.waiters as u64));
+        out.json_only("pools_timeouts_total", total(|p| p.timeouts));
+        out.json_only("pools_leaks_total", total(|p| p.leaks));
         let per_pool = |out: &mut Collector,
                         name: &'static str,
                         help: &'static str,

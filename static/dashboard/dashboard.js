@@ -191,6 +191,14 @@
     text('template-renders', fmt.int(num(m.template_renders_total)));
     text('templates-in-error', fmt.int(num(m.templates_in_error)));
     text('restarts-total', fmt.int(num(m.actor_restarts_total)));
+    // Pools exist unless the pool manager is off.
+    const pooled = m.pools !== undefined;
+    text('pools-in-use', pooled ? fmt.int(num(m.pools_in_use)) : 'off');
+    text('pools-size', pooled ? fmt.int(num(m.pools_size)) : '—');
+    text('pools-count', fmt.int(num(m.pools)));
+    text('pools-waiters', fmt.int(num(m.pools_waiters)));
+    text('pools-timeouts', fmt.int(num(m.pools_timeouts_total)));
+    text('pools-leaks', fmt.int(num(m.pools_leaks_total)));
 
     renderCache(m);
     renderStatusMix(m);
