@@ -163,9 +163,9 @@ struct Counters {
 /// The current autoscaling window.
 struct WindowAcc {
     start: Instant,
-    last_change: Instant,
-    /// Integral of objects in use over time, in object-seconds.
-    area: f64,
+    /// The hold-time reading at the window's start: the holds ended in the window, over
+    /// its length, give the mean in use (Little's law).
+    hold_start: Reading,
     peak: usize,
     acquires: u64,
     waited: u64,
@@ -185,6 +185,8 @@ struct State<T> {
     waiters: VecDeque<Arc<Waiter<T>>>,
     holds: Vec<Option<Hold>>,
     free_holds: Vec<usize>,
+    /// Waiters granted under the lock, woken once it is released.
+    woken: Vec<(Arc<Waiter<T>>, Option<Waker>)>,
     closed: bool,
     objects_made: u64,
     counters: Counters,
@@ -209,6 +211,61 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The pool's lock. Waiters granted while it is held are woken after it is released, so
+/// a wake-up (which may unpark another thread) never lengthens the critical section.
+struct Locked<'a, T> {
+    guard: Option<MutexGuard<'a, State<T>>>,
+}
+
+impl<'a, T> Locked<'a, T> {
+    fn new(mutex: &'a Mutex<State<T>>) -> Self {
+        Locked {
+            guard: Some(lock(mutex)),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Locked<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        let wake = |(waiter, waker): (Arc<Waiter<T>>, Option<Waker>)| {
+            waiter.ready.notify_one();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        };
+        match guard.woken.len() {
+            0 => {}
+            // The common case (one hand-off) keeps the list's capacity for next time.
+            1 => {
+                let one = guard.woken.pop().expect("one granted waiter");
+                drop(guard);
+                wake(one);
+            }
+            _ => {
+                let woken = std::mem::take(&mut guard.woken);
+                drop(guard);
+                woken.into_iter().for_each(wake);
+            }
+        }
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -227,6 +284,7 @@ impl<T> State<T> {
             waiters: VecDeque::new(),
             holds: Vec::new(),
             free_holds: Vec::new(),
+            woken: Vec::new(),
             closed: false,
             objects_made: 0,
             counters: Counters::default(),
@@ -234,8 +292,7 @@ impl<T> State<T> {
             hold: Buckets::default(),
             window: WindowAcc {
                 start: now,
-                last_change: now,
-                area: 0.0,
+                hold_start: Reading::default(),
                 peak: 0,
                 acquires: 0,
                 waited: 0,
@@ -247,13 +304,9 @@ impl<T> State<T> {
         }
     }
 
-    fn set_in_use(&mut self, now: Instant, in_use: usize) {
-        let window = &mut self.window;
-        let elapsed = now.saturating_duration_since(window.last_change);
-        window.area += self.in_use as f64 * elapsed.as_secs_f64();
-        window.last_change = now;
+    fn set_in_use(&mut self, _now: Instant, in_use: usize) {
         self.in_use = in_use;
-        window.peak = window.peak.max(in_use);
+        self.window.peak = self.window.peak.max(in_use);
     }
 
     /// Registers a hold and counts the object as in use.
@@ -306,10 +359,7 @@ impl<T> State<T> {
         let mut slot = lock(&waiter.slot);
         if let Slot::Waiting(waker) = std::mem::replace(&mut *slot, Slot::Granted(grant)) {
             drop(slot);
-            waiter.ready.notify_one();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            self.woken.push((waiter, waker));
         }
         Ok(())
     }
@@ -356,8 +406,19 @@ impl<T> State<T> {
     fn window(&self, now: Instant) -> Window {
         let acc = &self.window;
         let length = now.saturating_duration_since(acc.start);
-        let area = acc.area
-            + self.in_use as f64 * now.saturating_duration_since(acc.last_change).as_secs_f64();
+        // Holds that ended in the window, plus the ones still running (counted from the
+        // window's start at most).
+        let ended = self.hold.reading().since(&acc.hold_start).sum_us as f64 / 1e6;
+        let running: f64 = self
+            .holds
+            .iter()
+            .flatten()
+            .map(|hold| {
+                now.saturating_duration_since(hold.since.max(acc.start))
+                    .as_secs_f64()
+            })
+            .sum();
+        let area = ended + running;
         let waits = self.wait.reading().since(&acc.wait_start);
         Window {
             length,
@@ -377,8 +438,7 @@ impl<T> State<T> {
     fn start_window(&mut self, now: Instant) {
         self.window = WindowAcc {
             start: now,
-            last_change: now,
-            area: 0.0,
+            hold_start: self.hold.reading(),
             peak: self.in_use,
             acquires: 0,
             waited: 0,
@@ -474,7 +534,7 @@ impl<M: Manager> Pool<M> {
 
     /// The pool's default acquire timeout (`acquire_timeout` of its spec).
     pub fn acquire_timeout(&self) -> Duration {
-        lock(&self.inner.state).spec.acquire_timeout
+        Locked::new(&self.inner.state).spec.acquire_timeout
     }
 
     /// The pool's figures now.
@@ -519,7 +579,7 @@ impl<M: Manager> Inner<M> {
     fn begin(&self, at: &'static Location<'static>, now: Instant, wait: bool) -> Begin<M::Object> {
         let mut expired = Vec::new();
         let outcome = {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             let state = &mut *state;
             loop {
                 if state.closed {
@@ -586,7 +646,7 @@ impl<M: Manager> Inner<M> {
         }
         let now = (self.clock)();
         {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             state.give_back(hold, now);
             state.counters.acquires -= 1;
             state.discarded(DiscardReason::Invalid, now);
@@ -610,7 +670,7 @@ impl<M: Manager> Inner<M> {
             Err(error) => {
                 let now = (self.clock)();
                 {
-                    let mut state = lock(&self.state);
+                    let mut state = Locked::new(&self.state);
                     state.give_back(hold, now);
                     state.counters.acquires -= 1;
                     state.counters.create_failures += 1;
@@ -630,7 +690,7 @@ impl<M: Manager> Inner<M> {
     /// objects made together do not all expire together).
     fn born(&self, bytes: u64) -> Meta {
         let now = (self.clock)();
-        let mut state = lock(&self.state);
+        let mut state = Locked::new(&self.state);
         state.counters.created += 1;
         state.objects_made += 1;
         let expires = state.spec.max_lifetime.map(|lifetime| {
@@ -745,7 +805,7 @@ impl<M: Manager> Inner<M> {
         started: Instant,
     ) -> Result<Grant<M::Object>, AcquireError> {
         let now = (self.clock)();
-        let mut state = lock(&self.state);
+        let mut state = Locked::new(&self.state);
         state.waiters.retain(|other| !Arc::ptr_eq(other, waiter));
         let mut slot = lock(&waiter.slot);
         if let Slot::Granted(grant) = std::mem::replace(&mut *slot, Slot::Taken) {
@@ -767,7 +827,7 @@ impl<M: Manager> Inner<M> {
     fn cancel(&self, waiter: &Arc<Waiter<M::Object>>) {
         let now = (self.clock)();
         let grant = {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             state.waiters.retain(|other| !Arc::ptr_eq(other, waiter));
             let mut slot = lock(&waiter.slot);
             match std::mem::replace(&mut *slot, Slot::Taken) {
@@ -812,7 +872,7 @@ impl<M: Manager> Inner<M> {
         let bytes = self.manager.size_of(&object).unwrap_or(meta.bytes);
         let now = (self.clock)();
         let leftover = {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             let state = &mut *state;
             state.give_back(hold, now);
             let reason = match reason {
@@ -855,7 +915,7 @@ impl<M: Manager> Inner<M> {
 
     fn stats(&self) -> PoolStats {
         let now = (self.clock)();
-        let state = lock(&self.state);
+        let state = Locked::new(&self.state);
         let leaking = match state.spec.leak_threshold {
             Some(threshold) => state
                 .holds
@@ -905,7 +965,7 @@ impl<M: Manager> Inner<M> {
         let mut gone = Vec::new();
         let mut leaks = Vec::new();
         let fill = {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             let state = &mut *state;
             if state.closed {
                 return report;
@@ -1003,7 +1063,7 @@ impl<M: Manager> Inner<M> {
                     let meta = self.born(measured);
                     let bytes = self.manager.size_of(&object).unwrap_or(meta.bytes);
                     let now = (self.clock)();
-                    let mut state = lock(&self.state);
+                    let mut state = Locked::new(&self.state);
                     let meta = Meta { bytes, ..meta };
                     if let Err((object, meta)) = state.grant_oldest(now, Some((object, meta))) {
                         state.idle_bytes += meta.bytes;
@@ -1018,7 +1078,7 @@ impl<M: Manager> Inner<M> {
                 Err(error) => {
                     log::warn!("pool `{}`: refilling min_idle failed: {error}", self.name);
                     let now = (self.clock)();
-                    let mut state = lock(&self.state);
+                    let mut state = Locked::new(&self.state);
                     state.size = state.size.saturating_sub(1);
                     state.counters.create_failures += 1;
                     state.grant_slots(now);
@@ -1032,7 +1092,7 @@ impl<M: Manager> Inner<M> {
         let now = (self.clock)();
         let mut gone = Vec::new();
         {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             let mut spec = state.spec.clone();
             spec.max_size = resize.max_size.unwrap_or(state.max_size);
             if let Some(min_idle) = resize.min_idle {
@@ -1077,7 +1137,7 @@ impl<M: Manager> Inner<M> {
 
     fn close(&self) {
         let idle = {
-            let mut state = lock(&self.state);
+            let mut state = Locked::new(&self.state);
             state.closed = true;
             let idle: Vec<Idle<M::Object>> = state.idle.drain(..).collect();
             state.size -= idle.len();
