@@ -63,6 +63,7 @@ pub mod actors;
 pub mod alerts;
 pub mod alloc;
 pub mod codec;
+pub mod concurrency;
 pub mod config;
 pub mod http;
 pub mod metrics;

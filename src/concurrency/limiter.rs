@@ -1,0 +1,348 @@
+//! The limiter: the adaptive limit applied to requests, with a short queue.
+//!
+//! A request is admitted while fewer than the limit are in flight. Otherwise it waits in
+//! a FIFO queue of at most `queue_size`, CoDel-style: while the queue has been empty
+//! within the last `overload_after` it waits up to `queue_timeout` (a burst is absorbed),
+//! but once the queue has stayed non-empty longer than that (standing overload) a
+//! newcomer waits only `overload_timeout` before it is refused, so the queue never turns
+//! into latency for everyone. A full queue refuses at once. A refusal is fast and costs
+//! the service nothing; the caller answers 503 with `Retry-After`.
+//!
+//! A [`Permit`] is held for the whole request, body included: dropping it frees the slot,
+//! feeds the latency to the limit (unless [`Permit::failed`] was called) and admits the
+//! oldest waiter.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::gradient::{AdaptiveLimit, LimitConfig, WindowFigures};
+
+/// Where time comes from: `Instant::now`, or a test's paused clock.
+pub type Clock = fn() -> Instant;
+
+/// The limiter's options.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimiterConfig {
+    pub limit: LimitConfig,
+    pub queue_size: usize,
+    pub queue_timeout: Duration,
+    pub overload_timeout: Duration,
+    /// How long the queue must stay non-empty to count as standing overload.
+    pub overload_after: Duration,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        LimiterConfig {
+            limit: LimitConfig::default(),
+            queue_size: 128,
+            queue_timeout: Duration::from_millis(100),
+            overload_timeout: Duration::from_millis(5),
+            overload_after: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a request was not admitted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Overloaded {
+    /// The queue was full.
+    #[error("{name}: {in_flight} requests in flight (limit {limit}) and {queued} queued")]
+    QueueFull {
+        name: &'static str,
+        limit: usize,
+        in_flight: usize,
+        queued: usize,
+    },
+    /// It waited its queue timeout without a slot.
+    #[error("{name}: no slot within {waited:?} ({in_flight} in flight, limit {limit})")]
+    Timeout {
+        name: &'static str,
+        waited: Duration,
+        limit: usize,
+        in_flight: usize,
+    },
+}
+
+/// A limiter's figures.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LimiterStats {
+    pub name: &'static str,
+    pub limit: usize,
+    pub min: usize,
+    pub max: usize,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub admitted_total: u64,
+    pub queued_total: u64,
+    pub rejected_total: u64,
+    /// Of the rejected, those that waited in the queue first.
+    pub timeouts_total: u64,
+    pub last_median_us: Option<u64>,
+    pub last_baseline_us: Option<u64>,
+}
+
+struct State {
+    limit: AdaptiveLimit,
+    in_flight: usize,
+    queue: VecDeque<(u64, oneshot::Sender<()>)>,
+    next_ticket: u64,
+    /// When the queue was last seen empty.
+    last_empty: Instant,
+    admitted: u64,
+    queued: u64,
+    rejected: u64,
+    timeouts: u64,
+}
+
+struct Inner {
+    name: &'static str,
+    config: LimiterConfig,
+    state: Mutex<State>,
+    clock: Clock,
+}
+
+/// An adaptive concurrency limiter. Cheap to clone.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Limiter {
+    /// A limiter named `name` (for logs and metrics).
+    pub fn new(name: &'static str, config: LimiterConfig) -> Limiter {
+        Limiter::with_clock(name, config, Instant::now)
+    }
+
+    pub(crate) fn with_clock(name: &'static str, config: LimiterConfig, clock: Clock) -> Limiter {
+        let now = clock();
+        Limiter {
+            inner: Arc::new(Inner {
+                name,
+                config,
+                state: Mutex::new(State {
+                    limit: AdaptiveLimit::new(config.limit, now),
+                    in_flight: 0,
+                    queue: VecDeque::new(),
+                    next_ticket: 0,
+                    last_empty: now,
+                    admitted: 0,
+                    queued: 0,
+                    rejected: 0,
+                    timeouts: 0,
+                }),
+                clock,
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.inner.name
+    }
+
+    /// Admits the request now, after a short wait in the queue, or refuses it.
+    pub async fn acquire(&self) -> Result<Permit, Overloaded> {
+        let inner = &self.inner;
+        let started = (inner.clock)();
+        let (ticket, receiver, timeout) = {
+            let mut state = lock(&inner.state);
+            if state.queue.is_empty() {
+                state.last_empty = started;
+            }
+            if state.in_flight < state.limit.limit() && state.queue.is_empty() {
+                state.in_flight += 1;
+                state.admitted += 1;
+                let in_flight = state.in_flight;
+                state.limit.on_admit(in_flight);
+                return Ok(self.permit(started));
+            }
+            if state.queue.len() >= inner.config.queue_size {
+                state.rejected += 1;
+                return Err(Overloaded::QueueFull {
+                    name: inner.name,
+                    limit: state.limit.limit(),
+                    in_flight: state.in_flight,
+                    queued: state.queue.len(),
+                });
+            }
+            let standing =
+                started.saturating_duration_since(state.last_empty) > inner.config.overload_after;
+            let timeout = if standing {
+                inner.config.overload_timeout
+            } else {
+                inner.config.queue_timeout
+            };
+            let (sender, receiver) = oneshot::channel();
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.queue.push_back((ticket, sender));
+            state.queued += 1;
+            (ticket, receiver, timeout)
+        };
+        let mut queued = Queued {
+            limiter: self,
+            ticket,
+            receiver: Some(receiver),
+        };
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let receiver = queued.receiver.as_mut().expect("set above");
+        let admitted = matches!(
+            tokio::time::timeout_at(deadline, receiver).await,
+            Ok(Ok(()))
+        );
+        if admitted {
+            queued.receiver = None;
+            return Ok(self.permit((inner.clock)()));
+        }
+        // Timed out: leave the queue, unless a slot was handed over meanwhile.
+        let mut state = lock(&inner.state);
+        let position = state.queue.iter().position(|(t, _)| *t == ticket);
+        match position {
+            Some(index) => {
+                state.queue.remove(index);
+                state.rejected += 1;
+                state.timeouts += 1;
+                queued.receiver = None;
+                let now = (inner.clock)();
+                Err(Overloaded::Timeout {
+                    name: inner.name,
+                    waited: now.saturating_duration_since(started),
+                    limit: state.limit.limit(),
+                    in_flight: state.in_flight,
+                })
+            }
+            None => {
+                drop(state);
+                queued.receiver = None;
+                Ok(self.permit((inner.clock)()))
+            }
+        }
+    }
+
+    fn permit(&self, started: Instant) -> Permit {
+        Permit {
+            limiter: self.inner.clone(),
+            started,
+            failed: false,
+        }
+    }
+
+    /// The figures now.
+    pub fn stats(&self) -> LimiterStats {
+        let state = lock(&self.inner.state);
+        let last: Option<WindowFigures> = state.limit.last_window();
+        let config = state.limit.config();
+        LimiterStats {
+            name: self.inner.name,
+            limit: state.limit.limit(),
+            min: config.min,
+            max: config.max,
+            in_flight: state.in_flight,
+            queued: state.queue.len(),
+            admitted_total: state.admitted,
+            queued_total: state.queued,
+            rejected_total: state.rejected,
+            timeouts_total: state.timeouts,
+            last_median_us: last.map(|w| w.median.as_micros() as u64),
+            last_baseline_us: last.map(|w| w.baseline.as_micros() as u64),
+        }
+    }
+}
+
+impl Inner {
+    /// A request left: free its slot, learn from it, admit the oldest waiter.
+    fn release(&self, latency: Option<Duration>) {
+        let now = (self.clock)();
+        let mut state = lock(&self.state);
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if let Some(latency) = latency {
+            state.limit.on_sample(now, latency);
+        }
+        while state.in_flight < state.limit.limit() {
+            let Some((_, sender)) = state.queue.pop_front() else {
+                break;
+            };
+            // The waiter may be gone (its request cancelled); then try the next.
+            if sender.send(()).is_ok() {
+                state.in_flight += 1;
+                state.admitted += 1;
+                let in_flight = state.in_flight;
+                state.limit.on_admit(in_flight);
+            }
+        }
+        if state.queue.is_empty() {
+            state.last_empty = now;
+        }
+    }
+}
+
+/// A queued acquire; dropped before it resolves (the request went away), it leaves the
+/// queue and gives back a slot it was handed meanwhile.
+struct Queued<'a> {
+    limiter: &'a Limiter,
+    ticket: u64,
+    receiver: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else {
+            return;
+        };
+        let inner = &self.limiter.inner;
+        let mut state = lock(&inner.state);
+        if let Some(index) = state.queue.iter().position(|(t, _)| *t == self.ticket) {
+            state.queue.remove(index);
+            return;
+        }
+        drop(state);
+        if receiver.try_recv().is_ok() {
+            inner.release(None);
+        }
+    }
+}
+
+/// One admitted request's slot; dropping it ends the request.
+pub struct Permit {
+    limiter: Arc<Inner>,
+    started: Instant,
+    failed: bool,
+}
+
+impl Permit {
+    /// The request failed on the server's side: its latency teaches the limit nothing.
+    pub fn failed(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("limiter", &self.limiter.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let latency = (!self.failed && !std::thread::panicking())
+            .then(|| (self.limiter.clock)().saturating_duration_since(self.started));
+        self.limiter.release(latency);
+    }
+}

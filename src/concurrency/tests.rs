@@ -1,0 +1,261 @@
+//! The limiter against a simulated service, on tokio's paused clock (no wall time): a
+//! service with a capacity knee at `k` (latency grows with concurrency past it), offered
+//! several times its capacity; then the overload ends; and a dependency that slows down
+//! with no knee at all. The acceptable ranges follow Vector's adaptive concurrency tests.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+
+const BASE: Duration = Duration::from_millis(10);
+
+fn paused() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The service: `base` alone; past `knee` in flight, slower in proportion (processor
+/// sharing); `knee = None`: `base` whatever the concurrency.
+#[derive(Clone)]
+struct Service {
+    in_flight: Arc<AtomicUsize>,
+    knee: Option<usize>,
+    base: Arc<Mutex<Duration>>,
+}
+
+impl Service {
+    fn latency(&self) -> Duration {
+        let base = *self.base.lock().unwrap();
+        let in_flight = self.in_flight.load(SeqCst);
+        match self.knee {
+            Some(knee) if in_flight > knee => base.mul_f64(in_flight as f64 / knee as f64),
+            _ => base,
+        }
+    }
+}
+
+struct Phase {
+    seconds: u64,
+    per_second: u64,
+}
+
+/// Offers `phases` of constant-rate load; answers the limit sampled every 10 ms, per
+/// phase, and per phase the (admitted, rejected) counts and admitted latencies.
+async fn run(
+    limiter: &Limiter,
+    service: &Service,
+    phases: &[Phase],
+) -> Vec<(Vec<usize>, usize, usize, Vec<Duration>)> {
+    let mut results = Vec::new();
+    for phase in phases {
+        let limits = Arc::new(Mutex::new(Vec::new()));
+        let sampler = {
+            let (limiter, limits) = (limiter.clone(), limits.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                loop {
+                    tick.tick().await;
+                    limits.lock().unwrap().push(limiter.stats().limit);
+                }
+            })
+        };
+        let outcomes = Arc::new(Mutex::new((0usize, 0usize, Vec::new())));
+        let mut tasks = Vec::new();
+        let per_ms = phase.per_second as f64 / 1000.0;
+        let mut owed = 0.0;
+        for _ in 0..phase.seconds * 1000 {
+            owed += per_ms;
+            while owed >= 1.0 {
+                owed -= 1.0;
+                let (limiter, service, outcomes) =
+                    (limiter.clone(), service.clone(), outcomes.clone());
+                tasks.push(tokio::spawn(async move {
+                    match limiter.acquire().await {
+                        Ok(permit) => {
+                            service.in_flight.fetch_add(1, SeqCst);
+                            let latency = service.latency();
+                            tokio::time::sleep(latency).await;
+                            service.in_flight.fetch_sub(1, SeqCst);
+                            drop(permit);
+                            let mut outcomes = outcomes.lock().unwrap();
+                            outcomes.0 += 1;
+                            outcomes.2.push(latency);
+                        }
+                        Err(_) => outcomes.lock().unwrap().1 += 1,
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        sampler.abort();
+        let limits = limits.lock().unwrap().clone();
+        let (admitted, rejected, latencies) = outcomes.lock().unwrap().clone();
+        results.push((limits, admitted, rejected, latencies));
+    }
+    results
+}
+
+fn limiter(min: usize) -> Limiter {
+    let config = LimiterConfig {
+        limit: LimitConfig {
+            initial: min,
+            min,
+            max: 1000,
+            ..LimitConfig::default()
+        },
+        ..LimiterConfig::default()
+    };
+    Limiter::with_clock("sim", config, paused)
+}
+
+#[tokio::test(start_paused = true)]
+async fn limiter_settles_at_the_knee_and_recovers_after_overload() {
+    for knee in [4usize, 8, 32] {
+        let service = Service {
+            in_flight: Arc::default(),
+            knee: Some(knee),
+            base: Arc::new(Mutex::new(BASE)),
+        };
+        let limiter = limiter(1);
+        let capacity = knee as u64 * 1000 / BASE.as_millis() as u64;
+        let results = run(
+            &limiter,
+            &service,
+            &[
+                // Warm-up, then 20 s at 3x capacity, then 10 s at half of it.
+                Phase {
+                    seconds: 5,
+                    per_second: capacity * 3,
+                },
+                Phase {
+                    seconds: 20,
+                    per_second: capacity * 3,
+                },
+                Phase {
+                    seconds: 10,
+                    per_second: capacity / 2,
+                },
+            ],
+        )
+        .await;
+        let (limits, admitted, rejected, _) = &results[1];
+        let mean = limits.iter().sum::<usize>() as f64 / limits.len() as f64;
+        let max = *limits.iter().max().unwrap();
+        eprintln!(
+            "knee {knee}: limit mean {mean:.2} max {max}; overload: {admitted} admitted, {rejected} refused"
+        );
+        assert!(
+            mean >= knee as f64 && mean <= 1.25 * knee as f64,
+            "knee {knee}: mean limit {mean:.2} outside [k, 1.25k]"
+        );
+        assert!(
+            max as f64 <= 1.5 * knee as f64,
+            "knee {knee}: max limit {max}"
+        );
+        // Goodput: the admitted work keeps the service near capacity.
+        assert!(
+            *admitted as f64 >= 0.9 * capacity as f64 * 20.0,
+            "knee {knee}: {admitted} admitted"
+        );
+        // Recovery: within 10 s of the end of overload nothing is refused and admitted
+        // requests run at no-load latency.
+        let (limits, _, rejected, latencies) = &results[2];
+        assert_eq!(
+            *rejected, 0,
+            "knee {knee}: refusals after the overload ended"
+        );
+        let mut sorted = latencies.clone();
+        sorted.sort();
+        assert_eq!(sorted[sorted.len() / 2], BASE, "knee {knee}");
+        assert!(
+            *limits.last().unwrap() >= knee,
+            "knee {knee}: limit {limits:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn limiter_a_slow_dependency_without_a_knee_never_drives_the_limit_below_its_floor() {
+    let service = Service {
+        in_flight: Arc::default(),
+        knee: None,
+        base: Arc::new(Mutex::new(BASE)),
+    };
+    let limiter = limiter(6);
+    run(
+        &limiter,
+        &service,
+        &[Phase {
+            seconds: 5,
+            per_second: 500,
+        }],
+    )
+    .await;
+    *service.base.lock().unwrap() = BASE * 5;
+    let results = run(
+        &limiter,
+        &service,
+        &[Phase {
+            seconds: 20,
+            per_second: 500,
+        }],
+    )
+    .await;
+    let (limits, admitted, _, _) = &results[0];
+    assert!(limits.iter().all(|&limit| limit >= 6), "{limits:?}");
+    assert!(*admitted > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn limiter_refuses_fast_when_the_queue_is_full_and_holds_the_slot_until_the_permit_drops() {
+    let config = LimiterConfig {
+        limit: LimitConfig {
+            initial: 2,
+            min: 2,
+            max: 2,
+            ..LimitConfig::default()
+        },
+        queue_size: 1,
+        ..LimiterConfig::default()
+    };
+    let limiter = Limiter::with_clock("tiny", config, paused);
+    let a = limiter.acquire().await.unwrap();
+    let _b = limiter.acquire().await.unwrap();
+    let queued = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.acquire().await.map(drop) })
+    };
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        limiter.acquire().await,
+        Err(Overloaded::QueueFull {
+            queued: 1,
+            in_flight: 2,
+            ..
+        })
+    ));
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "a full queue refuses at once"
+    );
+    assert_eq!(limiter.stats().queued, 1);
+    drop(a);
+    queued.await.unwrap().unwrap();
+    let stats = limiter.stats();
+    assert_eq!(
+        (stats.in_flight, stats.admitted_total, stats.rejected_total),
+        (1, 3, 1)
+    );
+    // A queued request times out after queue_timeout.
+    let _c = limiter.acquire().await.unwrap();
+    match limiter.acquire().await {
+        Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(100)),
+        other => panic!("{other:?}"),
+    }
+}
