@@ -667,6 +667,55 @@ pub const KEYS: &[Key] = &[
         "per-pool changes to the [pools] values",
     ),
     key(
+        "limiter.enabled",
+        "LEANSERVE_LIMITER_ENABLED",
+        Kind::Bool,
+        Some("true"),
+        "adaptive in-flight limits on static files and template renders (excess requests queue briefly, then get 503 with Retry-After)",
+    ),
+    key(
+        "limiter.min_limit",
+        "LEANSERVE_LIMITER_MIN_LIMIT",
+        int(1, 100_000, "requests"),
+        Some("4"),
+        "lowest in-flight limit, and where each limit starts",
+    ),
+    key(
+        "limiter.max_limit",
+        "LEANSERVE_LIMITER_MAX_LIMIT",
+        int(1, 100_000, "requests"),
+        Some("1000"),
+        "highest in-flight limit",
+    ),
+    key(
+        "limiter.latency_tolerance_percent",
+        "LEANSERVE_LIMITER_LATENCY_TOLERANCE_PERCENT",
+        int(101, 1000, "percent"),
+        Some("125"),
+        "median latency, as a percentage of the no-load latency, above which a limit shrinks",
+    ),
+    key(
+        "limiter.queue_size",
+        "LEANSERVE_LIMITER_QUEUE_SIZE",
+        int(0, 100_000, "requests"),
+        Some("128"),
+        "requests that may wait for a slot; more are refused at once",
+    ),
+    key(
+        "limiter.queue_timeout_ms",
+        "LEANSERVE_LIMITER_QUEUE_TIMEOUT_MS",
+        int(1, 60_000, "milliseconds"),
+        Some("100"),
+        "longest wait for a slot while the queue drains",
+    ),
+    key(
+        "limiter.overload_timeout_ms",
+        "LEANSERVE_LIMITER_OVERLOAD_TIMEOUT_MS",
+        int(1, 60_000, "milliseconds"),
+        Some("5"),
+        "wait for a slot once the queue has stayed non-empty for queue_timeout_ms (standing overload)",
+    ),
+    key(
         "tuner.enabled",
         "CONFIG_TUNER_ENABLED",
         Kind::Bool,
@@ -1337,6 +1386,15 @@ fn check_pools(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Resul
             allowed: error.allowed,
         });
     }
+    let limit = &opts.limiter.config.limit;
+    if limit.min > limit.max {
+        return Err(ConfigError::Invalid {
+            origin: source_of("limiter.min_limit"),
+            key: "limiter.min_limit".into(),
+            value: limit.min.to_string(),
+            allowed: format!("at most limiter.max_limit ({})", limit.max),
+        });
+    }
     for (pool, spec) in &opts.pools.overrides {
         if let Err(error) = spec.check() {
             return Err(ConfigError::Invalid {
@@ -1566,6 +1624,13 @@ impl PoolOpts {
     }
 }
 
+/// Concurrency limiter options (`[limiter]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimiterOpts {
+    pub enabled: bool,
+    pub config: crate::concurrency::LimiterConfig,
+}
+
 /// Options of subsystems that later work builds; accepted and checked now so deployments
 /// that already set them start cleanly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1585,6 +1650,7 @@ pub struct Opts {
     pub profiler: ProfilerOpts,
     pub templates: TemplateOpts,
     pub pools: PoolOpts,
+    pub limiter: LimiterOpts,
     pub planned: PlannedOpts,
     pub monitoring: MonitoringOpts,
     /// Every key as (key, value, source), secrets redacted: what `leanserve config`
@@ -1793,6 +1859,24 @@ impl Opts {
                     overrides,
                     maintenance_interval: millis("pools.maintenance_interval_ms"),
                 }
+            },
+            limiter: LimiterOpts {
+                enabled: flag("limiter.enabled"),
+                config: crate::concurrency::LimiterConfig {
+                    limit: crate::concurrency::LimitConfig {
+                        initial: int("limiter.min_limit") as usize,
+                        min: int("limiter.min_limit") as usize,
+                        max: int("limiter.max_limit") as usize,
+                        tolerance: int("limiter.latency_tolerance_percent") as f64 / 100.0,
+                        grow_below: 1.0
+                            + (int("limiter.latency_tolerance_percent") as f64 / 100.0 - 1.0) * 0.4,
+                        ..crate::concurrency::LimitConfig::default()
+                    },
+                    queue_size: int("limiter.queue_size") as usize,
+                    queue_timeout: millis("limiter.queue_timeout_ms"),
+                    overload_timeout: millis("limiter.overload_timeout_ms"),
+                    overload_after: millis("limiter.queue_timeout_ms"),
+                },
             },
             planned: PlannedOpts {
                 tuner_enabled: flag("tuner.enabled"),

@@ -36,6 +36,7 @@ use crate::actors::templates::{
     TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
 };
 use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
+use crate::concurrency::Limiters;
 use crate::config::Opts;
 use crate::metrics::{RequestMetrics, Source};
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
@@ -211,6 +212,10 @@ impl Runtime {
             None => None,
         };
         let requests = Arc::new(RequestMetrics::default());
+        let limiters = opts
+            .limiter
+            .enabled
+            .then(|| Limiters::new(opts.limiter.config));
         let monitor = if opts.monitoring.enabled {
             let reader = MonitorReader::new(opts.monitoring.interval);
             let mut sources: Vec<Arc<dyn Source>> = vec![
@@ -225,6 +230,9 @@ impl Runtime {
             }
             if pool_manager.is_some() {
                 sources.push(Arc::new(pools.clone()));
+            }
+            if let Some(limiters) = &limiters {
+                sources.push(Arc::new(limiters.clone()));
             }
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
@@ -256,6 +264,7 @@ impl Runtime {
                 monitor,
                 pools,
                 pool_manager,
+                limiters,
             }),
         })
     }
@@ -279,6 +288,8 @@ struct Inner {
     pools: Pools,
     /// `None` with `pools.enabled = false`.
     pool_manager: Option<Handle<PoolManager>>,
+    /// `None` with `limiter.enabled = false`.
+    limiters: Option<Limiters>,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -536,6 +547,12 @@ impl Subsystems {
 
     fn pool_manager(&self) -> Result<&Handle<PoolManager>, PoolError> {
         self.inner.pool_manager.as_ref().ok_or(PoolError::Disabled)
+    }
+
+    /// The in-flight limiters of static files and renders; `None` when
+    /// `limiter.enabled` is false.
+    pub fn limiters(&self) -> Option<&Limiters> {
+        self.inner.limiters.as_ref()
     }
 
     /// Per-request counters (bumped by the web middleware).

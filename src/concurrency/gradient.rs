@@ -25,7 +25,7 @@
 //!   windows) was slower: a real slowdown of a dependency is learnt when the load allows,
 //!   a spike or a standing overload never is.
 //!
-//! **The rule**, once per window: `ratio = median / baseline`. Above `tolerance` the
+//! **The rule**, once per window: `ratio = median / max(baseline, noise_floor)`. Above `tolerance` the
 //! limit is scaled down towards the middle of the band (`limit × mid / ratio`, at most
 //! halving); under `grow_below`, when the limit was used, it grows by 5% (at least half a
 //! request). In between it holds. It stays within `[min, max]`.
@@ -48,6 +48,9 @@ pub struct LimitConfig {
     pub min_samples: usize,
     /// Windows whose medians give the no-load latency (their minimum).
     pub history: usize,
+    /// Latency differences under this are noise: the no-load latency used in the ratio is
+    /// at least this (a 50 µs hit that takes 200 µs is not overload).
+    pub noise_floor: Duration,
 }
 
 impl Default for LimitConfig {
@@ -61,6 +64,7 @@ impl Default for LimitConfig {
             window: Duration::from_millis(100),
             min_samples: 10,
             history: 100,
+            noise_floor: Duration::from_millis(1),
         }
     }
 }
@@ -155,7 +159,7 @@ impl AdaptiveLimit {
             .copied()
             .unwrap_or(median)
             .max(Duration::from_nanos(1));
-        let ratio = median.as_secs_f64() / baseline.as_secs_f64();
+        let ratio = median.as_secs_f64() / baseline.max(self.config.noise_floor).as_secs_f64();
         let config = self.config;
         if ratio > config.tolerance {
             let middle = (config.tolerance + config.grow_below) / 2.0;
@@ -205,6 +209,7 @@ mod tests {
         let mut limit = AdaptiveLimit::new(
             LimitConfig {
                 initial: 20,
+                noise_floor: Duration::ZERO,
                 ..LimitConfig::default()
             },
             start,
@@ -222,6 +227,7 @@ mod tests {
         let mut limit = AdaptiveLimit::new(
             LimitConfig {
                 initial: 20,
+                noise_floor: Duration::ZERO,
                 ..LimitConfig::default()
             },
             start,
@@ -246,6 +252,7 @@ mod tests {
         let mut limit = AdaptiveLimit::new(
             LimitConfig {
                 initial: 20,
+                noise_floor: Duration::ZERO,
                 ..LimitConfig::default()
             },
             start,
@@ -268,6 +275,7 @@ mod tests {
         let config = LimitConfig {
             min: 4,
             max: 30,
+            noise_floor: Duration::ZERO,
             ..LimitConfig::default()
         };
         let mut limit = AdaptiveLimit::new(config, start);

@@ -16,3 +16,94 @@ mod tests;
 
 pub use gradient::{AdaptiveLimit, LimitConfig};
 pub use limiter::{Limiter, LimiterConfig, LimiterStats, Overloaded, Permit};
+
+/// The runtime's two limiters.
+#[derive(Clone, Debug)]
+pub struct Limiters {
+    /// Static files.
+    pub files: Limiter,
+    /// Template renders.
+    pub renders: Limiter,
+}
+
+impl Limiters {
+    /// Both limiters with `config`.
+    pub fn new(config: LimiterConfig) -> Limiters {
+        Limiters {
+            files: Limiter::new("files", config),
+            renders: Limiter::new("renders", config),
+        }
+    }
+
+    /// Both limiters' figures.
+    pub fn stats(&self) -> Vec<LimiterStats> {
+        vec![self.files.stats(), self.renders.stats()]
+    }
+}
+
+impl crate::metrics::Source for Limiters {
+    fn name(&self) -> &'static str {
+        "limiters"
+    }
+
+    fn collect(&self, out: &mut crate::metrics::Collector) {
+        use crate::metrics::Kind;
+        let stats = self.stats();
+        let family = |out: &mut crate::metrics::Collector,
+                      name: &'static str,
+                      help: &'static str,
+                      kind: Kind,
+                      value: fn(&LimiterStats) -> f64| {
+            out.labelled(
+                name,
+                help,
+                kind,
+                "limiter",
+                stats.iter().map(|s| (s.name.to_owned(), value(s))),
+                |limiter| Some(format!("{name}_{limiter}")),
+            );
+        };
+        family(
+            out,
+            "limiter_limit",
+            "Requests each limiter admits at once now.",
+            Kind::Gauge,
+            |s| s.limit as f64,
+        );
+        family(
+            out,
+            "limiter_in_flight",
+            "Requests in flight per limiter.",
+            Kind::Gauge,
+            |s| s.in_flight as f64,
+        );
+        family(
+            out,
+            "limiter_queued",
+            "Requests waiting per limiter.",
+            Kind::Gauge,
+            |s| s.queued as f64,
+        );
+        family(
+            out,
+            "limiter_admitted_total",
+            "Requests admitted per limiter.",
+            Kind::Counter,
+            |s| s.admitted_total as f64,
+        );
+        family(
+            out,
+            "limiter_rejected_total",
+            "Requests refused with 503 per limiter.",
+            Kind::Counter,
+            |s| s.rejected_total as f64,
+        );
+        family(
+            out,
+            "limiter_queue_timeouts_total",
+            "Refusals after waiting in the queue, per limiter.",
+            Kind::Counter,
+            |s| s.timeouts_total as f64,
+        );
+    }
+}

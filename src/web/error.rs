@@ -9,6 +9,7 @@ use crate::actors::file_cache::LoadError;
 use crate::actors::profiler::ProfilerError;
 use crate::actors::templates::RenderError;
 use crate::alloc::ProfileError;
+use crate::concurrency::Overloaded;
 use crate::http::path::PathError;
 use crate::pool::{AcquireError, PoolError};
 use crate::supervisor::CallError;
@@ -73,6 +74,10 @@ pub enum WebError {
     /// `Retry-After: 1`.
     #[error("the server is busy; retry shortly")]
     Busy(#[source] AcquireError),
+    /// The server is at its in-flight limit and the request's wait in the queue ran out
+    /// (or the queue is full): 503 with `Retry-After: 1`, answered at once.
+    #[error("the server is at capacity; retry shortly")]
+    Overloaded(#[source] Overloaded),
     /// A pool request failed: 404 for an unknown pool or when the pool manager is off,
     /// 400 for a bad name or limits, 409 for a name taken or a pool of leanserve's own
     /// that cannot be removed, 503 when the pool manager does not answer. The reason is in the body
@@ -106,7 +111,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::MethodNotAllowedFor(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Busy(_) | WebError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Pool(error) => match error {
                 PoolError::NotFound { .. } | PoolError::Disabled => StatusCode::NOT_FOUND,
                 PoolError::InvalidName { .. }
@@ -165,7 +170,7 @@ impl ResponseError for WebError {
             WebError::MethodNotAllowedFor(allowed) => {
                 response.insert_header((header::ALLOW, *allowed));
             }
-            WebError::Busy(_) => {
+            WebError::Busy(_) | WebError::Overloaded(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             WebError::RangeNotSatisfiable { len } => {

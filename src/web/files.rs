@@ -43,7 +43,14 @@ async fn serve(
     subsystems: web::Data<Subsystems>,
 ) -> Result<HttpResponse, WebError> {
     let started = Instant::now();
-    let result = respond(&request, &subsystems, started).await;
+    let limiter = subsystems.limiters().map(|limiters| &limiters.files);
+    let result = match super::limit::admit(limiter).await {
+        Ok(permit) => {
+            let result = respond(&request, &subsystems, started).await;
+            super::limit::hold_until_sent(result, permit)
+        }
+        Err(refused) => Err(refused),
+    };
     if subsystems.monitoring().is_some() {
         let status = match &result {
             Ok(response) => response.status(),

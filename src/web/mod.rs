@@ -17,12 +17,15 @@
 //!   `templates.enabled`)
 //! - `files.rs`: static files from `static_files.root_dir` for every other path, through
 //!   the file cache
+//! - `limit.rs`: the in-flight limiters on static files and renders, the permit held
+//!   until the response body has been sent
 //! - `error.rs`: the single mapping from failures to statuses
 
 mod admin;
 mod error;
 mod files;
 mod health;
+mod limit;
 mod monitoring;
 mod profiler;
 mod templates;

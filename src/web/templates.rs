@@ -43,7 +43,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
     );
 }
 
+/// Renders under the renders' in-flight limit (its own, so a render storm cannot take
+/// the slots of static files).
 async fn render(
+    request: HttpRequest,
+    subsystems: web::Data<Subsystems>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let limiter = subsystems.limiters().map(|limiters| &limiters.renders);
+    let permit = super::limit::admit(limiter).await?;
+    let result = render_limited(request, subsystems, payload).await;
+    super::limit::hold_until_sent(result, permit)
+}
+
+async fn render_limited(
     request: HttpRequest,
     subsystems: web::Data<Subsystems>,
     mut payload: web::Payload,
