@@ -94,7 +94,8 @@ async fn limiter_off_admits_everything() {
         .await
         .unwrap();
     let mut first = vec![0u8; 4096];
-    slow.read(&mut first).await.unwrap();
+    let n = slow.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
     assert_eq!(
         raw(server.addr, "GET", "/index.html", &[]).await.status,
         200
