@@ -97,6 +97,27 @@ pub fn thread_allocated() -> Option<u64> {
     imp::thread_allocated()
 }
 
+/// jemalloc's decay settings: how long freed dirty pages are kept before they are returned
+/// to the system, and whether its background thread purges them (instead of allocating
+/// threads, which stall while the process is idle: jemalloc#2688).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Decay {
+    pub dirty_decay_ms: i64,
+    pub muzzy_decay_ms: i64,
+    pub background_thread: bool,
+}
+
+/// The decay settings in force; `None` without jemalloc.
+pub fn decay() -> Option<Decay> {
+    imp::decay()
+}
+
+/// Sets the dirty decay of every arena (existing and new) and the background thread;
+/// answers whether jemalloc took it.
+pub fn set_decay(dirty_decay_ms: i64, background_thread: bool) -> bool {
+    imp::set_decay(dirty_decay_ms, background_thread)
+}
+
 /// Returns freed pages of every jemalloc arena to the operating system now (instead of
 /// after jemalloc's decay time). Answers whether it did; a no-op without jemalloc.
 pub fn purge() -> bool {
@@ -183,6 +204,37 @@ mod imp {
             return None;
         }
         thread::allocatedp::read().ok().map(|counter| counter.get())
+    }
+
+    pub fn decay() -> Option<super::Decay> {
+        if allocator() != Allocator::Jemalloc {
+            return None;
+        }
+        // SAFETY: "arenas.dirty_decay_ms" and "arenas.muzzy_decay_ms" are documented as
+        // readable ssize_t, "background_thread" as a readable bool.
+        unsafe {
+            Some(super::Decay {
+                dirty_decay_ms: raw::read::<isize>(b"arenas.dirty_decay_ms\0").ok()? as i64,
+                muzzy_decay_ms: raw::read::<isize>(b"arenas.muzzy_decay_ms\0").ok()? as i64,
+                background_thread: raw::read::<bool>(b"background_thread\0").ok()?,
+            })
+        }
+    }
+
+    pub fn set_decay(dirty_decay_ms: i64, background_thread: bool) -> bool {
+        if allocator() != Allocator::Jemalloc {
+            return false;
+        }
+        let ms = dirty_decay_ms as isize;
+        // SAFETY: "arenas.dirty_decay_ms" (the default of new arenas) and
+        // "arena.<MALLCTL_ARENAS_ALL = 4096>.dirty_decay_ms" (every existing arena) are
+        // documented as writable ssize_t; "background_thread" as a writable bool.
+        unsafe {
+            let new = raw::write::<isize>(b"arenas.dirty_decay_ms\0", ms).is_ok();
+            let all = raw::write::<isize>(b"arena.4096.dirty_decay_ms\0", ms).is_ok();
+            let thread = raw::write::<bool>(b"background_thread\0", background_thread).is_ok();
+            new && all && thread
+        }
     }
 
     pub fn heap_stats() -> Option<HeapStats> {
@@ -297,6 +349,14 @@ mod imp {
 
     pub fn thread_allocated() -> Option<u64> {
         None
+    }
+
+    pub fn decay() -> Option<super::Decay> {
+        None
+    }
+
+    pub fn set_decay(_: i64, _: bool) -> bool {
+        false
     }
 
     pub fn heap_profiling() -> HeapProfiling {

@@ -719,8 +719,50 @@ pub const KEYS: &[Key] = &[
         "tuner.enabled",
         "CONFIG_TUNER_ENABLED",
         Kind::Bool,
-        Some("false"),
-        "automatic configuration tuner (not built yet)",
+        Some("true"),
+        "configuration tuner: cache budget under the memory limit, allocator decay, pool maximums, worker recommendations",
+    ),
+    key(
+        "tuner.mode",
+        "LEANSERVE_TUNER_MODE",
+        Kind::Choice(&["off", "recommend", "auto"]),
+        Some("auto"),
+        "recommend: compute and show; auto: also apply the live knobs every interval",
+    ),
+    key(
+        "tuner.interval",
+        "LEANSERVE_TUNER_INTERVAL",
+        int(1, 86_400, "seconds"),
+        Some("30"),
+        "how often the tuner reads its figures and decides",
+    ),
+    key(
+        "tuner.memory_limit_mb",
+        "LEANSERVE_TUNER_MEMORY_LIMIT_MB",
+        int(1, 1_048_576, "MiB"),
+        None,
+        "memory limit to stay under when no cgroup sets one (default: the machine's memory)",
+    ),
+    key(
+        "tuner.target_memory_percent",
+        "LEANSERVE_TUNER_TARGET_MEMORY_PERCENT",
+        int(10, 99, "percent"),
+        Some("85"),
+        "share of the memory limit RSS is kept under",
+    ),
+    key(
+        "tuner.cache_floor_mb",
+        "LEANSERVE_TUNER_CACHE_FLOOR_MB",
+        int(0, 1_048_576, "MiB"),
+        Some("8"),
+        "smallest file cache budget the tuner sets",
+    ),
+    key(
+        "tuner.cache_ceiling_mb",
+        "LEANSERVE_TUNER_CACHE_CEILING_MB",
+        int(1, 1_048_576, "MiB"),
+        None,
+        "largest file cache budget the tuner sets (default: static_files.max_cache_size)",
     ),
 ];
 
@@ -1386,6 +1428,22 @@ fn check_pools(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Resul
             allowed: error.allowed,
         });
     }
+    if opts.tuner.cache_floor > opts.tuner.cache_ceiling {
+        let ceiling_key = if settings.contains_key("tuner.cache_ceiling_mb") {
+            "tuner.cache_ceiling_mb"
+        } else {
+            "static_files.max_cache_size"
+        };
+        return Err(ConfigError::Invalid {
+            origin: source_of("tuner.cache_floor_mb"),
+            key: "tuner.cache_floor_mb".into(),
+            value: (opts.tuner.cache_floor >> 20).to_string(),
+            allowed: format!(
+                "at most the cache ceiling ({} MiB, from {ceiling_key})",
+                opts.tuner.cache_ceiling >> 20
+            ),
+        });
+    }
     let limit = &opts.limiter.config.limit;
     if limit.min > limit.max {
         return Err(ConfigError::Invalid {
@@ -1631,11 +1689,39 @@ pub struct LimiterOpts {
     pub config: crate::concurrency::LimiterConfig,
 }
 
-/// Options of subsystems that later work builds; accepted and checked now so deployments
-/// that already set them start cleanly.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedOpts {
-    pub tuner_enabled: bool,
+/// What the tuner does each interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunerMode {
+    /// Nothing: no tuner runs.
+    Off,
+    /// Compute and show recommendations.
+    Recommend,
+    /// Also apply the live ones.
+    Auto,
+}
+
+impl TunerMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            TunerMode::Off => "off",
+            TunerMode::Recommend => "recommend",
+            TunerMode::Auto => "auto",
+        }
+    }
+}
+
+/// Configuration tuner options (`[tuner]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TunerOpts {
+    /// `Off` when `tuner.enabled` is false or `tuner.mode = "off"`.
+    pub mode: TunerMode,
+    pub interval: Duration,
+    pub memory_limit: Option<u64>,
+    /// Share of the limit RSS is kept under.
+    pub target_share: f64,
+    pub cache_floor: u64,
+    pub cache_ceiling: u64,
 }
 
 /// The resolved, validated options every part of leanserve starts from.
@@ -1651,7 +1737,7 @@ pub struct Opts {
     pub templates: TemplateOpts,
     pub pools: PoolOpts,
     pub limiter: LimiterOpts,
-    pub planned: PlannedOpts,
+    pub tuner: TunerOpts,
     pub monitoring: MonitoringOpts,
     /// Every key as (key, value, source), secrets redacted: what `leanserve config`
     /// prints and `GET /admin/config` answers.
@@ -1878,8 +1964,23 @@ impl Opts {
                     overload_after: millis("limiter.queue_timeout_ms"),
                 },
             },
-            planned: PlannedOpts {
-                tuner_enabled: flag("tuner.enabled"),
+            tuner: TunerOpts {
+                mode: match text("tuner.mode").as_deref() {
+                    _ if !flag("tuner.enabled") => TunerMode::Off,
+                    Some("off") => TunerMode::Off,
+                    Some("recommend") => TunerMode::Recommend,
+                    _ => TunerMode::Auto,
+                },
+                interval: secs("tuner.interval"),
+                memory_limit: settings
+                    .get("tuner.memory_limit_mb")
+                    .map(|_| int("tuner.memory_limit_mb") << 20),
+                target_share: int("tuner.target_memory_percent") as f64 / 100.0,
+                cache_floor: int("tuner.cache_floor_mb") << 20,
+                cache_ceiling: match settings.get("tuner.cache_ceiling_mb") {
+                    Some(_) => int("tuner.cache_ceiling_mb") << 20,
+                    None => int("static_files.max_cache_size"),
+                },
             },
             described: Vec::new(),
         }

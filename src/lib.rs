@@ -70,6 +70,7 @@ pub mod metrics;
 pub mod pool;
 pub mod runtime;
 pub mod supervisor;
+pub mod tuner;
 pub mod web;
 
 pub use runtime::{Runtime, Subsystems};

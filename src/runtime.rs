@@ -8,7 +8,8 @@
 //! templates take their compressors, inflaters and buffers from), the `file_cache`, the
 //! `profiler`, the
 //! `templates` store (unless templates are off; its first load completes before the tree
-//! starts) and (unless monitoring is off) the `monitor`, followed by any children the host adds with
+//! starts), (unless monitoring is off) the `monitor` and (unless the tuner is off) the
+//! `tuner`, followed by any children the host adds with
 //! [`Runtime::child`]. Each subsystem with figures is registered with the monitor as a
 //! metrics source, and each that holds memory on purpose with the profiler.
 //!
@@ -35,9 +36,10 @@ use crate::actors::templates::{
     OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, RenderError, Rendered,
     TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
 };
+use crate::actors::tuner::{Tune, Tuner, TunerInputs, TunerReport, TunerShared};
 use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
 use crate::concurrency::Limiters;
-use crate::config::Opts;
+use crate::config::{Opts, TunerMode};
 use crate::metrics::{RequestMetrics, Source};
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
 use crate::supervisor::{
@@ -216,6 +218,20 @@ impl Runtime {
             .limiter
             .enabled
             .then(|| Limiters::new(opts.limiter.config));
+        let tuner_shared = (opts.tuner.mode != TunerMode::Off).then(|| {
+            TunerShared::new(
+                opts.tuner.clone(),
+                TunerInputs {
+                    files: files.clone(),
+                    file_cache: file_cache.clone(),
+                    process: process_stats.clone(),
+                    pools: pools.clone(),
+                    limiters: limiters.clone(),
+                    templates: templates.as_ref().map(|(_, shared)| shared.clone()),
+                    workers: opts.server.workers,
+                },
+            )
+        });
         let monitor = if opts.monitoring.enabled {
             let reader = MonitorReader::new(opts.monitoring.interval);
             let mut sources: Vec<Arc<dyn Source>> = vec![
@@ -234,6 +250,9 @@ impl Runtime {
             if let Some(limiters) = &limiters {
                 sources.push(Arc::new(limiters.clone()));
             }
+            if let Some(tuner) = &tuner_shared {
+                sources.push(Arc::new(tuner.clone()));
+            }
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
                 Monitor::new(monitor_reader.clone(), sources.clone(), &monitoring)
@@ -242,6 +261,16 @@ impl Runtime {
             Some((handle, reader))
         } else {
             None
+        };
+        let tuner = match tuner_shared {
+            Some(shared) => {
+                let actor_shared = shared.clone();
+                let (spec, handle) =
+                    ChildSpec::worker("tuner", move || Tuner::new(actor_shared.clone()));
+                tree = tree.child(spec);
+                Some((handle, shared))
+            }
+            None => None,
         };
         for spec in self.extra {
             tree = tree.child(spec);
@@ -265,6 +294,7 @@ impl Runtime {
                 pools,
                 pool_manager,
                 limiters,
+                tuner,
             }),
         })
     }
@@ -290,6 +320,8 @@ struct Inner {
     pool_manager: Option<Handle<PoolManager>>,
     /// `None` with `limiter.enabled = false`.
     limiters: Option<Limiters>,
+    /// `None` with the tuner off.
+    tuner: Option<(Handle<Tuner>, TunerShared)>,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -553,6 +585,20 @@ impl Subsystems {
     /// `limiter.enabled` is false.
     pub fn limiters(&self) -> Option<&Limiters> {
         self.inner.limiters.as_ref()
+    }
+
+    /// The tuner's options, last report and decisions; `None` when it is off.
+    pub fn tuner(&self) -> Option<&TunerShared> {
+        self.inner.tuner.as_ref().map(|(_, shared)| shared)
+    }
+
+    /// Runs a tuning round now and answers its report; `apply`: apply the live knobs
+    /// whatever the mode. `None` when the tuner is off.
+    pub async fn tune(&self, apply: bool) -> Result<Option<TunerReport>, CallError> {
+        match &self.inner.tuner {
+            Some((handle, _)) => handle.send(Tune { apply }).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Per-request counters (bumped by the web middleware).

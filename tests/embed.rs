@@ -54,6 +54,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
             "profiler",
             "templates",
             "monitor",
+            "tuner",
             "visits"
         ]
     );

@@ -131,7 +131,8 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
             "file_cache",
             "profiler",
             "templates",
-            "monitor"
+            "monitor",
+            "tuner"
         ]
     );
     // Pools: a histogram per pool and counters with two labels parse too.
@@ -234,7 +235,7 @@ async fn monitoring_json_views_agree_with_the_traffic() {
         assert!(metrics[key].is_number(), "{key} in {metrics}");
     }
     assert!(metrics["serve_time_p99_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(body["children"].as_array().unwrap().len(), 6);
+    assert_eq!(body["children"].as_array().unwrap().len(), 7);
     assert_eq!(
         body["alerts"].as_array().unwrap().len(),
         8,
@@ -439,7 +440,8 @@ async fn monitoring_switched_off_mounts_nothing_and_counts_nothing() {
             "pool_manager",
             "file_cache",
             "profiler",
-            "templates"
+            "templates",
+            "tuner"
         ]
     );
 }

@@ -85,10 +85,11 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
             "profiler",
             "templates",
             "monitor",
+            "tuner",
             "fragile"
         ]
     );
-    let fragile_report = &children[6];
+    let fragile_report = &children[7];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
     assert_eq!(fragile_report["state"], "running");

@@ -6,3 +6,4 @@ pub mod pool_manager;
 pub mod process;
 pub mod profiler;
 pub mod templates;
+pub mod tuner;

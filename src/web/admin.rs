@@ -28,6 +28,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/templates/reload", web::post().to(reload_templates))
         .route("/templates/variables", web::get().to(template_variables))
         .route("/templates/optimize", web::post().to(optimize_templates))
+        .route("/tuner", web::get().to(tuner))
+        .route(
+            "/tuner/recommendations",
+            web::get().to(tuner_recommendations),
+        )
+        .route("/tuner/apply", web::post().to(tuner_apply))
         .route("/pools", web::get().to(pools))
         .route("/pools/{name}", web::get().to(pool))
         .route("/pools/{name}/resize", web::post().to(resize_pool))
@@ -174,6 +180,58 @@ async fn reload_templates(subsystems: web::Data<Subsystems>) -> Result<HttpRespo
         .await
         .map_err(WebError::Unavailable)?;
     Ok(no_store().json(summary))
+}
+
+/// `GET /admin/tuner`: the mode, the options, the last round's knobs and the latest
+/// changes.
+async fn tuner(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let Some(tuner) = subsystems.tuner() else {
+        return Ok(no_store().json(serde_json::json!({ "mode": "off" })));
+    };
+    let report = match tuner.report() {
+        Some(report) => report,
+        None => subsystems
+            .tune(false)
+            .await
+            .map_err(WebError::Unavailable)?
+            .ok_or(WebError::TunerOff)?,
+    };
+    let opts = tuner.opts();
+    Ok(no_store().json(serde_json::json!({
+        "mode": opts.mode,
+        "interval_seconds": opts.interval.as_secs(),
+        "target_memory_share": opts.target_share,
+        "cache_floor_bytes": opts.cache_floor,
+        "cache_ceiling_bytes": opts.cache_ceiling,
+        "last": report,
+        "decisions": tuner.decisions(),
+    })))
+}
+
+/// `GET /admin/tuner/recommendations`: a fresh round's knobs (nothing applied).
+async fn tuner_recommendations(
+    subsystems: web::Data<Subsystems>,
+) -> Result<HttpResponse, WebError> {
+    if subsystems.tuner().is_none() {
+        return Err(WebError::TunerOff);
+    }
+    let tuner = subsystems.tuner().expect("checked above").clone();
+    let report = tuner.round(false).await;
+    Ok(no_store().json(report))
+}
+
+/// `POST /admin/tuner/apply`: applies the live knobs now; 409 when the tuner is off.
+async fn tuner_apply(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
+    let report = subsystems
+        .tune(true)
+        .await
+        .map_err(WebError::Unavailable)?
+        .ok_or(WebError::TunerOff)?;
+    Ok(no_store().json(serde_json::json!({
+        "applied": report.applied,
+        "knobs": report.knobs,
+        "decisions": subsystems.tuner().map(|t| t.decisions()).unwrap_or_default(),
+    })))
 }
 
 /// `GET /admin/pools`: every pool with its options, figures and latest resize decisions.

@@ -78,6 +78,9 @@ pub enum WebError {
     /// (or the queue is full): 503 with `Retry-After: 1`, answered at once.
     #[error("the server is at capacity; retry shortly")]
     Overloaded(#[source] Overloaded),
+    /// A tuner request while the tuner is off: 409, saying how to switch it on.
+    #[error("the tuner is off (tuner.enabled = false or tuner.mode = \"off\")")]
+    TunerOff,
     /// A pool request failed: 404 for an unknown pool or when the pool manager is off,
     /// 400 for a bad name or limits, 409 for a name taken or a pool of leanserve's own
     /// that cannot be removed, 503 when the pool manager does not answer. The reason is in the body
@@ -112,6 +115,7 @@ impl ResponseError for WebError {
             WebError::MethodNotAllowedFor(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Busy(_) | WebError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::TunerOff => StatusCode::CONFLICT,
             WebError::Pool(error) => match error {
                 PoolError::NotFound { .. } | PoolError::Disabled => StatusCode::NOT_FOUND,
                 PoolError::InvalidName { .. }

@@ -5,7 +5,8 @@
 //! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
 //!   `GET /admin/process`, `GET /admin/config`, `GET /admin/cache`,
 //!   `POST /admin/cache/clear`, `GET /admin/pools`, `GET /admin/pools/{name}`,
-//!   `POST /admin/pools/{name}/resize`, and with the `chaos` feature
+//!   `POST /admin/pools/{name}/resize`, `GET /admin/tuner`,
+//!   `GET /admin/tuner/recommendations`, `POST /admin/tuner/apply`, and with the `chaos` feature
 //!   `POST /admin/chaos/panic/{child}`)
 //! - `profiler.rs`: `/admin/profiler/*` (stats, snapshots, compare, capture) and
 //!   `GET /debug/pprof/heap`, behind admin auth

@@ -55,6 +55,14 @@ pub struct LoadFile {
 #[rtype(result = "u64")]
 pub struct ClearCache;
 
+/// Changes the byte budget (the tuner's cache knob), evicting least recently used files
+/// until the cache fits; answers how many were evicted.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct SetCacheBudget {
+    pub bytes: u64,
+}
+
 /// Answers the cache's statistics.
 #[derive(Message)]
 #[rtype(result = "CacheStats")]
@@ -504,6 +512,23 @@ impl Handler<ClearCache> for FileCache {
         store.clear();
         log::info!("file cache cleared ({freed} bytes)");
         freed
+    }
+}
+
+impl Handler<SetCacheBudget> for FileCache {
+    type Result = u64;
+
+    fn handle(&mut self, message: SetCacheBudget, _: &mut Context<Self>) -> u64 {
+        let mut store = self.reader.store();
+        let from = store.budget();
+        let evicted = store.set_budget(message.bytes);
+        drop(store);
+        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
+        log::info!(
+            "file cache budget {from} -> {} bytes ({evicted} evicted)",
+            message.bytes
+        );
+        evicted
     }
 }
 

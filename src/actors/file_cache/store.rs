@@ -122,6 +122,21 @@ impl ByteLru {
         Some(evicted)
     }
 
+    /// Changes the budget, evicting least recently used entries until the held bytes fit;
+    /// answers how many were evicted.
+    pub fn set_budget(&mut self, budget: u64) -> u64 {
+        self.budget = budget;
+        let mut evicted = 0;
+        while self.bytes > self.budget {
+            let Some((_, old)) = self.entries.pop_lru() else {
+                break;
+            };
+            self.account(&old, false);
+            evicted += 1;
+        }
+        evicted
+    }
+
     /// Drops an entry; answers whether there was one.
     pub fn remove(&mut self, key: &str) -> bool {
         match self.entries.pop(key) {
@@ -233,6 +248,21 @@ pub(crate) mod tests {
         assert_eq!(lru.len(), 3);
         assert!(lru.peek("a").is_none() && lru.peek("b").is_none());
         assert!(lru.bytes() <= lru.budget());
+    }
+
+    #[test]
+    fn byte_lru_set_budget_evicts_the_least_recent_until_it_fits() {
+        let mut lru = ByteLru::new(100 * 1024);
+        for n in 0..10 {
+            lru.insert(file(&format!("f{n}"), 4096, None));
+        }
+        lru.get("f0");
+        let before = lru.len();
+        let evicted = lru.set_budget(3 * cost(4096, "f0"));
+        assert_eq!(evicted as usize, before - 3);
+        assert!(lru.bytes() <= lru.budget());
+        assert!(lru.peek("f0").is_some(), "the recently read one stays");
+        assert_eq!(lru.set_budget(1 << 30), 0);
     }
 
     #[test]

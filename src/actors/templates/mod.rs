@@ -292,6 +292,11 @@ impl TemplatesShared {
         }
     }
 
+    /// Renders so far and their times (queueing for a worker included).
+    pub fn render_figures(&self) -> crate::metrics::Reading {
+        self.inner.counters.render_time.read()
+    }
+
     /// The options the store runs with.
     pub fn opts(&self) -> &TemplateOpts {
         &self.inner.opts

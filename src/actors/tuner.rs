@@ -1,0 +1,410 @@
+//! The configuration tuner: every `tuner.interval` it reads the memory limit, RSS, the
+//! allocator's decay, the file cache, the pools, the limiters and the render figures,
+//! turns them into a recommendation per knob (`crate::tuner::rules`, pure), keeps them in
+//! a [`TunerShared`] the admin routes and metrics read without a message, and in auto
+//! mode applies the live ones, each by the owner's own interface: the file cache's budget
+//! by [`SetCacheBudget`], pool maximums through the pool registry's resize, the
+//! allocator's decay through jemalloc's controls. Every change is logged with its reason,
+//! counted by knob and direction, and kept with its evidence.
+//!
+//! It answers [`Tune`] (from `POST /admin/tuner/apply` and tests). On restart a new
+//! incarnation picks up the same shared state: decisions and counts are kept.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+
+use crate::actors::file_cache::{FileCache, FileCacheReader, SetCacheBudget};
+use crate::actors::process::ProcessStats;
+use crate::actors::templates::TemplatesShared;
+use crate::concurrency::Limiters;
+use crate::config::{TunerMode, TunerOpts};
+use crate::metrics::{Collector, Kind, Reading, Sample, Source};
+use crate::pool::{Pools, Resize};
+use crate::supervisor::Handle;
+use crate::tuner::{MemoryLimit, Readings, Recommendation, Targets, memory, recommend};
+
+/// Decisions kept.
+const DECISIONS_KEPT: usize = 50;
+
+/// Reads, decides and (when `apply`, or in auto mode on the interval) applies now;
+/// answers the round's report.
+#[derive(Message)]
+#[rtype(result = "TunerReport")]
+pub struct Tune {
+    pub apply: bool,
+}
+
+/// One round: the limit, RSS and every knob.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TunerReport {
+    pub mode: TunerMode,
+    pub at_ms: u64,
+    pub memory_limit: Option<MemoryLimit>,
+    pub rss_bytes: Option<u64>,
+    /// Whether this round applied the live knobs.
+    pub applied: bool,
+    pub knobs: Vec<Recommendation>,
+}
+
+/// A change the tuner made.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TunerDecision {
+    pub knob: String,
+    pub from: f64,
+    pub to: f64,
+    pub direction: &'static str,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// What the tuner reads and whom it tells.
+#[derive(Clone)]
+pub struct TunerInputs {
+    pub files: FileCacheReader,
+    pub file_cache: Handle<FileCache>,
+    pub process: ProcessStats,
+    pub pools: Pools,
+    pub limiters: Option<Limiters>,
+    pub templates: Option<TemplatesShared>,
+    pub workers: usize,
+}
+
+#[derive(Default)]
+struct State {
+    report: Option<TunerReport>,
+    decisions: VecDeque<TunerDecision>,
+    changes: BTreeMap<(String, &'static str), u64>,
+    /// Render figures and time at the last round (for rates).
+    last_renders: Option<(Reading, Instant)>,
+    last_rejected: BTreeMap<String, u64>,
+}
+
+/// The tuner's state outside the actor: its options, last report and decisions.
+#[derive(Clone)]
+pub struct TunerShared {
+    opts: TunerOpts,
+    inputs: TunerInputs,
+    state: Arc<Mutex<State>>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl TunerShared {
+    pub fn new(opts: TunerOpts, inputs: TunerInputs) -> Self {
+        TunerShared {
+            opts,
+            inputs,
+            state: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn opts(&self) -> &TunerOpts {
+        &self.opts
+    }
+
+    /// The last round's report; `None` before the first.
+    pub fn report(&self) -> Option<TunerReport> {
+        self.lock().report.clone()
+    }
+
+    /// The latest changes, oldest first.
+    pub fn decisions(&self) -> Vec<TunerDecision> {
+        self.lock().decisions.iter().cloned().collect()
+    }
+
+    /// Changes made, by (knob, direction).
+    pub fn changes(&self) -> BTreeMap<(String, &'static str), u64> {
+        self.lock().changes.clone()
+    }
+
+    fn readings(&self) -> Readings {
+        let inputs = &self.inputs;
+        let now = Instant::now();
+        let stats = inputs.files.stats();
+        let decay = crate::alloc::decay();
+        let mut state = self.lock();
+        let (renders_per_second, mean_render_seconds, window_seconds) = match &inputs.templates {
+            Some(templates) => {
+                let reading = templates.render_figures();
+                let figures = match &state.last_renders {
+                    Some((before, at)) => {
+                        let window = reading.since(before);
+                        let seconds = now.saturating_duration_since(*at).as_secs_f64();
+                        (
+                            window.count as f64 / seconds.max(1e-3),
+                            window.average_us().unwrap_or(0.0) / 1e6,
+                            seconds,
+                        )
+                    }
+                    None => (0.0, 0.0, 0.0),
+                };
+                state.last_renders = Some((reading, now));
+                figures
+            }
+            None => (0.0, 0.0, 0.0),
+        };
+        let limiters = inputs
+            .limiters
+            .as_ref()
+            .map(|limiters| {
+                limiters
+                    .stats()
+                    .into_iter()
+                    .map(|s| {
+                        let before = state
+                            .last_rejected
+                            .insert(s.name.to_owned(), s.rejected_total)
+                            .unwrap_or(0);
+                        (
+                            s.name.to_owned(),
+                            s.limit,
+                            s.in_flight,
+                            s.rejected_total.saturating_sub(before),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        drop(state);
+        Readings {
+            limit: Some(memory::detect_here(self.opts.memory_limit)),
+            rss: inputs.process.latest().map(|sample| sample.rss_bytes),
+            cache_budget: stats.budget_bytes,
+            cache_bytes: stats.bytes_cached,
+            dirty_decay_ms: decay.map(|d| d.dirty_decay_ms),
+            background_thread: decay.map(|d| d.background_thread),
+            pools: inputs
+                .pools
+                .stats()
+                .into_iter()
+                .map(|p| (p.name, p.max_size, p.spec.scale_min))
+                .collect(),
+            limiters,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: inputs.workers,
+            render_workers: inputs
+                .templates
+                .as_ref()
+                .map_or(0, |t| t.opts().render_workers),
+            renders_per_second,
+            mean_render_seconds,
+            window_seconds,
+        }
+    }
+
+    /// One round: read, recommend, and apply the live changes when `apply`.
+    pub async fn round(&self, apply: bool) -> TunerReport {
+        let readings = self.readings();
+        let targets = Targets {
+            target_share: self.opts.target_share,
+            cache_floor: self.opts.cache_floor,
+            cache_ceiling: self.opts.cache_ceiling,
+        };
+        let knobs = recommend(&readings, &targets);
+        if apply {
+            for knob in knobs.iter().filter(|k| k.live && k.changes()) {
+                if self.apply(knob).await {
+                    self.record(knob);
+                }
+            }
+        }
+        let report = TunerReport {
+            mode: self.opts.mode,
+            at_ms: unix_ms(),
+            memory_limit: readings.limit,
+            rss_bytes: readings.rss,
+            applied: apply,
+            knobs,
+        };
+        self.lock().report = Some(report.clone());
+        report
+    }
+
+    async fn apply(&self, knob: &Recommendation) -> bool {
+        let to = knob.recommended;
+        match knob.knob.as_str() {
+            "cache_budget_bytes" => self
+                .inputs
+                .file_cache
+                .send(SetCacheBudget { bytes: to as u64 })
+                .await
+                .is_ok(),
+            "allocator_dirty_decay_ms" => {
+                let tight = to == 0.0;
+                let set = crate::alloc::set_decay(to as i64, tight);
+                if tight {
+                    crate::alloc::purge();
+                }
+                set
+            }
+            name => match name.strip_prefix("pool_max_size:") {
+                Some(pool) => {
+                    let resize = Resize {
+                        max_size: Some(to as usize),
+                        ..Resize::default()
+                    };
+                    self.inputs.pools.resize(pool, &resize, "tuner").is_ok()
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn record(&self, knob: &Recommendation) {
+        let direction = if knob.recommended > knob.current {
+            "up"
+        } else {
+            "down"
+        };
+        log::info!(
+            "tuner: {} {} -> {} ({})",
+            knob.knob,
+            knob.current,
+            knob.recommended,
+            knob.reason
+        );
+        let mut state = self.lock();
+        *state
+            .changes
+            .entry((knob.knob.clone(), direction))
+            .or_default() += 1;
+        if state.decisions.len() == DECISIONS_KEPT {
+            state.decisions.pop_front();
+        }
+        state.decisions.push_back(TunerDecision {
+            knob: knob.knob.clone(),
+            from: knob.current,
+            to: knob.recommended,
+            direction,
+            reason: knob.reason.clone(),
+            at_ms: unix_ms(),
+        });
+    }
+}
+
+impl Source for TunerShared {
+    fn name(&self) -> &'static str {
+        "tuner"
+    }
+
+    fn collect(&self, out: &mut Collector) {
+        let Some(report) = self.report() else {
+            return;
+        };
+        if let Some(limit) = report.memory_limit {
+            out.gauge(
+                "tuner_memory_limit_bytes",
+                "The memory limit the tuner keeps RSS under.",
+                limit.bytes as f64,
+            );
+        }
+        let per_knob = |pick: fn(&Recommendation) -> f64, json: &'static str| {
+            report
+                .knobs
+                .iter()
+                .map(|knob| Sample {
+                    labels: vec![("knob", knob.knob.clone())],
+                    value: pick(knob),
+                    json_key: Some(format!(
+                        "tuner_{}_{json}",
+                        knob.knob.replace([':', '.'], "_")
+                    )),
+                })
+                .collect::<Vec<_>>()
+        };
+        out.samples(
+            "tuner_knob_value",
+            "Each tuning knob's value now.",
+            Kind::Gauge,
+            per_knob(|k| k.current, "value"),
+        );
+        out.samples(
+            "tuner_knob_recommended",
+            "Each tuning knob's recommended value.",
+            Kind::Gauge,
+            per_knob(|k| k.recommended, "recommended"),
+        );
+        let changes = self.changes();
+        out.json_only("tuner_changes_total", changes.values().sum::<u64>() as f64);
+        out.samples(
+            "tuner_changes_total",
+            "Changes the tuner applied, by knob and direction.",
+            Kind::Counter,
+            changes
+                .into_iter()
+                .map(|((knob, direction), n)| Sample {
+                    labels: vec![("knob", knob), ("direction", direction.to_owned())],
+                    value: n as f64,
+                    json_key: None,
+                })
+                .collect(),
+        );
+    }
+}
+
+/// The tuner actor (see the module docs).
+pub struct Tuner {
+    shared: TunerShared,
+    /// A round is running.
+    busy: bool,
+}
+
+impl Tuner {
+    pub fn new(shared: TunerShared) -> Self {
+        Tuner {
+            shared,
+            busy: false,
+        }
+    }
+}
+
+impl Actor for Tuner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let opts = self.shared.opts();
+        log::info!(
+            "tuner: {} mode, every {:?}, RSS target {:.0}% of the limit, cache budget {}..={} bytes",
+            opts.mode.name(),
+            opts.interval,
+            opts.target_share * 100.0,
+            opts.cache_floor,
+            opts.cache_ceiling
+        );
+        let interval = opts.interval.max(Duration::from_secs(1));
+        ctx.run_interval(interval, |tuner, ctx| {
+            if tuner.busy {
+                return;
+            }
+            tuner.busy = true;
+            let shared = tuner.shared.clone();
+            let apply = shared.opts().mode == TunerMode::Auto;
+            ctx.spawn(
+                async move { shared.round(apply).await }
+                    .into_actor(tuner)
+                    .map(|_, tuner, _| tuner.busy = false),
+            );
+        });
+    }
+}
+
+impl Handler<Tune> for Tuner {
+    type Result = ResponseFuture<TunerReport>;
+
+    fn handle(&mut self, message: Tune, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        let apply = message.apply || shared.opts().mode == TunerMode::Auto;
+        Box::pin(async move { shared.round(apply).await })
+    }
+}

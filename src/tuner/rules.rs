@@ -1,0 +1,449 @@
+//! The tuning rules: pure functions from one set of readings to a recommendation per
+//! knob, each with its reason and evidence. The tuner actor gathers the readings and
+//! applies the live recommendations; nothing here reads a clock or a file.
+//!
+//! - **File cache budget** (live), the GOMEMLIMIT of a cache: everything but the cache
+//!   (`RSS − cache bytes`) is taken as given, and the budget is what is left under the
+//!   target (`target_percent` of the limit), with 15% allowance for the allocator's
+//!   overhead on cached bytes. So the cache never fills past what the limit allows,
+//!   whatever the interval, and it grows back as soon as the rest shrinks. It stays
+//!   between `cache_floor` and `cache_ceiling`; at the floor the tuner stops and says so
+//!   rather than chase memory the cache does not hold (the death-spiral guard).
+//! - **Allocator decay** (live), the GC-percent analogue: freed pages are kept
+//!   `dirty_decay_ms` before jemalloc returns them. With ample headroom (30% or more)
+//!   1000 ms; under 30%, 250 ms; under 15%, 0 (return at once) with a purge and
+//!   jemalloc's background thread on, so pages are returned while the process is idle
+//!   too (jemalloc#2688).
+//! - **Pool maximums** (live): the autoscaler owns them; under 15% headroom the `gzip`
+//!   pool (about 330 KiB per compressor) is held at its `scale_min`.
+//! - **In-flight limits** (live): the limiters adapt them every window; reported.
+//! - **HTTP workers and render workers** (restart): one HTTP worker per CPU; render
+//!   workers from Little's law, the renders in flight on average (rate × mean time, queue
+//!   wait included) with half again for bursts.
+
+use super::memory::MemoryLimit;
+
+/// Headroom (share of the limit) under which the allocator returns pages at once and
+/// pools shrink.
+pub const TIGHT_HEADROOM: f64 = 0.15;
+/// Headroom under which decay shortens.
+pub const LOW_HEADROOM: f64 = 0.30;
+/// Allowance for the allocator's overhead on cached bytes.
+pub const CACHE_OVERHEAD: f64 = 1.15;
+
+/// What the tuner read this round.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readings {
+    pub limit: Option<MemoryLimit>,
+    pub rss: Option<u64>,
+    pub cache_budget: u64,
+    pub cache_bytes: u64,
+    /// `None` without jemalloc.
+    pub dirty_decay_ms: Option<i64>,
+    pub background_thread: Option<bool>,
+    /// (name, max_size, scale_min).
+    pub pools: Vec<(String, usize, usize)>,
+    /// (limiter, limit, in flight, rejected since the last round).
+    pub limiters: Vec<(String, usize, usize, u64)>,
+    pub cpus: usize,
+    pub workers: usize,
+    pub render_workers: usize,
+    /// Renders per second and their mean time (queue wait included), over the last round.
+    pub renders_per_second: f64,
+    pub mean_render_seconds: f64,
+    /// Seconds the round covered.
+    pub window_seconds: f64,
+}
+
+/// The rules' settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Targets {
+    /// Share of the limit RSS should stay under.
+    pub target_share: f64,
+    pub cache_floor: u64,
+    pub cache_ceiling: u64,
+}
+
+/// One figure behind a recommendation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Evidence {
+    pub metric: String,
+    /// What the figure covers (`now`, `last 30 s`).
+    pub window: String,
+    pub value: f64,
+}
+
+/// A knob's current and recommended value.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Recommendation {
+    pub knob: String,
+    pub unit: &'static str,
+    pub current: f64,
+    pub recommended: f64,
+    /// Applied while serving (auto mode), or only at the next start.
+    pub live: bool,
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Recommendation {
+    /// Whether following it changes anything.
+    pub fn changes(&self) -> bool {
+        self.recommended != self.current
+    }
+}
+
+fn evidence(metric: &str, window: &str, value: f64) -> Evidence {
+    Evidence {
+        metric: metric.to_owned(),
+        window: window.to_owned(),
+        value,
+    }
+}
+
+fn mb(bytes: f64) -> f64 {
+    (bytes / (1 << 20) as f64 * 10.0).round() / 10.0
+}
+
+/// Every knob's recommendation, in a fixed order.
+pub fn recommend(r: &Readings, t: &Targets) -> Vec<Recommendation> {
+    let mut out = vec![cache_budget(r, t)];
+    if let Some(decay) = allocator_decay(r) {
+        out.push(decay);
+    }
+    out.extend(pool_maximums(r));
+    out.extend(limits(r));
+    out.push(workers(r));
+    out.push(render_workers(r));
+    out
+}
+
+fn headroom(r: &Readings) -> Option<f64> {
+    let limit = r.limit?;
+    let rss = r.rss?;
+    Some(1.0 - rss as f64 / limit.bytes.max(1) as f64)
+}
+
+fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
+    let current = r.cache_budget as f64;
+    let mut rec = Recommendation {
+        knob: "cache_budget_bytes".into(),
+        unit: "bytes",
+        current,
+        recommended: current,
+        live: true,
+        reason: String::new(),
+        evidence: vec![evidence("cache_bytes", "now", r.cache_bytes as f64)],
+    };
+    let (Some(limit), Some(rss)) = (r.limit, r.rss) else {
+        rec.reason = "no memory figures yet; keeping the budget".into();
+        return rec;
+    };
+    let target = limit.bytes as f64 * t.target_share;
+    let others = rss.saturating_sub(r.cache_bytes) as f64;
+    let room = ((target - others) / CACHE_OVERHEAD).max(0.0);
+    let recommended = room
+        .clamp(t.cache_floor as f64, t.cache_ceiling as f64)
+        .floor();
+    rec.evidence.extend([
+        evidence("process_rss_bytes", "now", rss as f64),
+        evidence("memory_limit_bytes", "now", limit.bytes as f64),
+        evidence("rss_target_bytes", "now", target),
+    ]);
+    rec.recommended = recommended;
+    rec.reason = if room < t.cache_floor as f64 {
+        format!(
+            "everything but the cache holds {} MB, over the {} MB target: the budget stays at its floor and the rest of the memory is not the cache's",
+            mb(others),
+            mb(target)
+        )
+    } else if recommended < current {
+        format!(
+            "RSS {} MB of which {} MB outside the cache leaves {} MB under the {} MB target ({:.0}% of the {} MB limit)",
+            mb(rss as f64),
+            mb(others),
+            mb(room),
+            mb(target),
+            t.target_share * 100.0,
+            mb(limit.bytes as f64)
+        )
+    } else if recommended > current {
+        format!(
+            "headroom returned: {} MB fits under the {} MB target",
+            mb(room),
+            mb(target)
+        )
+    } else {
+        "the budget fits the target".into()
+    };
+    rec
+}
+
+fn allocator_decay(r: &Readings) -> Option<Recommendation> {
+    let current = r.dirty_decay_ms?;
+    let headroom = headroom(r);
+    let (recommended, reason) = match headroom {
+        Some(h) if h < TIGHT_HEADROOM => (
+            0,
+            format!(
+                "headroom {:.0}% is under {:.0}%: return freed pages at once (with a purge and the background thread)",
+                h * 100.0,
+                TIGHT_HEADROOM * 100.0
+            ),
+        ),
+        Some(h) if h < LOW_HEADROOM => (
+            250,
+            format!(
+                "headroom {:.0}% is under {:.0}%: return freed pages sooner",
+                h * 100.0,
+                LOW_HEADROOM * 100.0
+            ),
+        ),
+        Some(h) => (1000, format!("headroom {:.0}% is ample", h * 100.0)),
+        None => (current, "no memory figures yet".into()),
+    };
+    Some(Recommendation {
+        knob: "allocator_dirty_decay_ms".into(),
+        unit: "milliseconds",
+        current: current as f64,
+        recommended: recommended as f64,
+        live: true,
+        reason,
+        evidence: headroom
+            .map(|h| vec![evidence("memory_headroom_ratio", "now", h)])
+            .unwrap_or_default(),
+    })
+}
+
+fn pool_maximums(r: &Readings) -> Vec<Recommendation> {
+    let tight = headroom(r).is_some_and(|h| h < TIGHT_HEADROOM);
+    r.pools
+        .iter()
+        .map(|(name, max, scale_min)| {
+            let hold = tight && name == crate::codec::GZIP_POOL && max > scale_min;
+            Recommendation {
+                knob: format!("pool_max_size:{name}"),
+                unit: "objects",
+                current: *max as f64,
+                recommended: if hold { *scale_min as f64 } else { *max as f64 },
+                live: true,
+                reason: if hold {
+                    "memory is tight: compressors (about 330 KiB each) held at the pool's scale_min"
+                        .into()
+                } else {
+                    "the pool manager's autoscaler sets it from acquire wait and utilization".into()
+                },
+                evidence: headroom(r)
+                    .map(|h| vec![evidence("memory_headroom_ratio", "now", h)])
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn limits(r: &Readings) -> Vec<Recommendation> {
+    r.limiters
+        .iter()
+        .map(|(name, limit, in_flight, rejected)| Recommendation {
+            knob: format!("in_flight_limit:{name}"),
+            unit: "requests",
+            current: *limit as f64,
+            recommended: *limit as f64,
+            live: true,
+            reason: "the limiter adapts it every window from the latency of admitted requests"
+                .into(),
+            evidence: vec![
+                evidence("limiter_in_flight", "now", *in_flight as f64),
+                evidence(
+                    "limiter_rejected",
+                    &format!("last {:.0} s", r.window_seconds),
+                    *rejected as f64,
+                ),
+            ],
+        })
+        .collect()
+}
+
+fn workers(r: &Readings) -> Recommendation {
+    Recommendation {
+        knob: "server.workers".into(),
+        unit: "threads",
+        current: r.workers as f64,
+        recommended: r.cpus.max(1) as f64,
+        live: false,
+        reason: "one HTTP worker per CPU: the workers never block".into(),
+        evidence: vec![evidence("available_parallelism", "now", r.cpus as f64)],
+    }
+}
+
+fn render_workers(r: &Readings) -> Recommendation {
+    let busy = r.renders_per_second * r.mean_render_seconds;
+    let window = format!("last {:.0} s", r.window_seconds);
+    let (recommended, reason) = if r.renders_per_second <= 0.0 {
+        (r.render_workers, "no renders in the last round".to_owned())
+    } else {
+        let needed = ((busy * 1.5).ceil() as usize).clamp(1, (r.cpus * 2).max(1));
+        (
+            needed,
+            format!(
+                "Little's law: {:.1} renders/s x {:.1} ms = {busy:.2} renders in flight on average, half again for bursts",
+                r.renders_per_second,
+                r.mean_render_seconds * 1000.0
+            ),
+        )
+    };
+    Recommendation {
+        knob: "templates.render_workers".into(),
+        unit: "threads",
+        current: r.render_workers as f64,
+        recommended: recommended as f64,
+        live: false,
+        reason,
+        evidence: vec![
+            evidence("template_renders_per_second", &window, r.renders_per_second),
+            evidence(
+                "template_render_mean_seconds",
+                &window,
+                r.mean_render_seconds,
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory::LimitSource;
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn readings(limit_mb: u64, rss_mb: u64, cache_mb: u64, budget_mb: u64) -> Readings {
+        Readings {
+            limit: Some(MemoryLimit {
+                bytes: limit_mb * MB,
+                source: LimitSource::Configured,
+            }),
+            rss: Some(rss_mb * MB),
+            cache_budget: budget_mb * MB,
+            cache_bytes: cache_mb * MB,
+            dirty_decay_ms: Some(1000),
+            background_thread: Some(false),
+            pools: vec![("gzip".into(), 8, 1), ("inflate".into(), 4, 1)],
+            limiters: vec![("files".into(), 40, 3, 0)],
+            cpus: 2,
+            workers: 2,
+            render_workers: 2,
+            renders_per_second: 0.0,
+            mean_render_seconds: 0.0,
+            window_seconds: 30.0,
+        }
+    }
+
+    const TARGETS: Targets = Targets {
+        target_share: 0.85,
+        cache_floor: 8 * MB,
+        cache_ceiling: 512 * MB,
+    };
+
+    fn knob<'a>(all: &'a [Recommendation], name: &str) -> &'a Recommendation {
+        all.iter().find(|r| r.knob == name).unwrap()
+    }
+
+    #[test]
+    fn tuner_cache_budget_is_what_the_rest_leaves_under_the_target() {
+        // Limit 200 MB, target 170 MB; 40 MB outside a 100 MB cache: 130 MB room / 1.15.
+        let all = recommend(&readings(200, 140, 100, 256), &TARGETS);
+        let cache = knob(&all, "cache_budget_bytes");
+        assert_eq!(
+            cache.recommended,
+            ((130 * MB) as f64 / CACHE_OVERHEAD).floor()
+        );
+        assert!(cache.recommended < cache.current && cache.live);
+        assert!(
+            cache
+                .reason
+                .contains("under the 170 MB target (85% of the 200 MB limit)"),
+            "{}",
+            cache.reason
+        );
+        assert!(
+            cache
+                .evidence
+                .iter()
+                .any(|e| e.metric == "process_rss_bytes")
+        );
+    }
+
+    #[test]
+    fn tuner_cache_budget_grows_back_and_stays_within_floor_and_ceiling() {
+        let grow = recommend(&readings(2000, 100, 50, 64), &TARGETS);
+        let cache = knob(&grow, "cache_budget_bytes");
+        assert_eq!(cache.recommended, (512 * MB) as f64, "ceiling");
+        assert!(cache.reason.starts_with("headroom returned"));
+        // Everything outside the cache is already over the target: floor, and it says so.
+        let floor = recommend(&readings(200, 190, 5, 64), &TARGETS);
+        let cache = knob(&floor, "cache_budget_bytes");
+        assert_eq!(cache.recommended, (8 * MB) as f64);
+        assert!(
+            cache.reason.contains("is not the cache's"),
+            "{}",
+            cache.reason
+        );
+        // No figures: hold.
+        let mut unknown = readings(200, 100, 50, 64);
+        unknown.rss = None;
+        let all = recommend(&unknown, &TARGETS);
+        let cache = knob(&all, "cache_budget_bytes");
+        assert!(!cache.changes());
+    }
+
+    #[test]
+    fn tuner_decay_tightens_as_headroom_shrinks() {
+        let decay = |rss| {
+            knob(
+                &recommend(&readings(100, rss, 10, 64), &TARGETS),
+                "allocator_dirty_decay_ms",
+            )
+            .recommended
+        };
+        assert_eq!(decay(50), 1000.0);
+        assert_eq!(decay(75), 250.0);
+        assert_eq!(decay(90), 0.0);
+        let mut no_jemalloc = readings(100, 90, 10, 64);
+        no_jemalloc.dirty_decay_ms = None;
+        assert!(
+            recommend(&no_jemalloc, &TARGETS)
+                .iter()
+                .all(|r| r.knob != "allocator_dirty_decay_ms")
+        );
+    }
+
+    #[test]
+    fn tuner_holds_the_gzip_pool_at_its_floor_only_when_memory_is_tight() {
+        let loose = recommend(&readings(100, 50, 10, 64), &TARGETS);
+        assert!(!knob(&loose, "pool_max_size:gzip").changes());
+        let tight = recommend(&readings(100, 90, 10, 64), &TARGETS);
+        assert_eq!(knob(&tight, "pool_max_size:gzip").recommended, 1.0);
+        assert!(!knob(&tight, "pool_max_size:inflate").changes());
+    }
+
+    #[test]
+    fn tuner_restart_knobs_follow_cpus_and_littles_law() {
+        let mut r = readings(1000, 100, 10, 64);
+        r.workers = 8;
+        r.renders_per_second = 400.0;
+        r.mean_render_seconds = 0.005;
+        let all = recommend(&r, &TARGETS);
+        let workers = knob(&all, "server.workers");
+        assert_eq!(
+            (workers.current, workers.recommended, workers.live),
+            (8.0, 2.0, false)
+        );
+        // 400/s x 5 ms = 2 in flight, x1.5 = 3 (at most 2 x CPUs = 4).
+        let renders = knob(&all, "templates.render_workers");
+        assert_eq!(renders.recommended, 3.0);
+        assert!(renders.reason.starts_with("Little's law"));
+        r.renders_per_second = 0.0;
+        assert!(!knob(&recommend(&r, &TARGETS), "templates.render_workers").changes());
+    }
+}
