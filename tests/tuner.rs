@@ -1,0 +1,219 @@
+//! The configuration tuner over HTTP: every knob recommended with its reason and
+//! evidence; under a tight memory limit the cache budget is cut to its floor when
+//! applied, once, with the change logged, counted and exposed; off, it answers 409; a bad
+//! `[tuner]` setting stops start-up naming the key.
+
+mod util;
+
+use leanserve::config::{Config, ConfigError, LoadOptions};
+use leanserve::runtime::Runtime;
+use util::{config_dir, get_json, serve, site, test_opts};
+
+async fn post(url: String) -> (u16, serde_json::Value) {
+    let mut response = awc::Client::default().post(url).send().await.unwrap();
+    let body = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or_default(),
+    )
+}
+
+fn knob<'a>(knobs: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    knobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["knob"] == name)
+        .unwrap_or_else(|| panic!("no knob {name} in {knobs}"))
+}
+
+#[actix_rt::test]
+async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[("LEANSERVE_LIMITER_ENABLED", "true")],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    let (status, body) = get_json(&server.url("/admin/tuner"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["mode"], "auto");
+    assert_eq!(body["interval_seconds"], 30);
+    let knobs = &body["last"]["knobs"];
+    for name in [
+        "cache_budget_bytes",
+        "pool_max_size:gzip",
+        "pool_max_size:inflate",
+        "pool_max_size:render_buffers",
+        "in_flight_limit:files",
+        "in_flight_limit:renders",
+        "server.workers",
+        "templates.render_workers",
+    ] {
+        let knob = knob(knobs, name);
+        assert!(!knob["reason"].as_str().unwrap().is_empty(), "{knob}");
+        assert!(
+            knob["live"].is_boolean() && knob["recommended"].is_number(),
+            "{knob}"
+        );
+    }
+    assert_eq!(knob(knobs, "server.workers")["live"], false);
+    assert!(
+        !knob(knobs, "cache_budget_bytes")["evidence"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(body["last"]["memory_limit"]["bytes"].as_u64().unwrap() > 0);
+    let (status, fresh) = get_json(&server.url("/admin/tuner/recommendations"), None).await;
+    assert_eq!((status, fresh["applied"].as_bool()), (200, Some(false)));
+    subsystems.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[
+            // 1 MiB: this process is far over it, and not because of the cache.
+            ("LEANSERVE_TUNER_MEMORY_LIMIT_MB", "1"),
+            ("LEANSERVE_TUNER_MODE", "recommend"),
+            ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
+        ],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    // The RSS figure comes from the process sampler.
+    util::eventually("a process sample", || async {
+        subsystems.process_stats().is_some()
+    })
+    .await;
+    let (status, report) = get_json(&server.url("/admin/tuner/recommendations"), None).await;
+    assert_eq!(status, 200);
+    let limit = &report["memory_limit"];
+    assert_eq!(
+        (limit["bytes"].as_u64(), limit["source"].as_str()),
+        (Some(1 << 20), Some("configured"))
+    );
+    let cache = knob(&report["knobs"], "cache_budget_bytes");
+    assert_eq!(cache["current"], 67108864.0);
+    assert_eq!(cache["recommended"], (8u64 << 20) as f64, "the floor");
+    assert!(
+        cache["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not the cache's"),
+        "{cache}"
+    );
+    // Recommend mode changes nothing by itself.
+    let (_, stats) = get_json(&server.url("/admin/cache"), None).await;
+    assert_eq!(stats["budget_bytes"], 67108864);
+
+    let (status, applied) = post(server.url("/admin/tuner/apply")).await;
+    assert_eq!(status, 200, "{applied}");
+    let (_, stats) = get_json(&server.url("/admin/cache"), None).await;
+    assert_eq!(stats["budget_bytes"], 8u64 << 20);
+    let decisions = applied["decisions"].as_array().unwrap();
+    let cut = decisions
+        .iter()
+        .find(|d| d["knob"] == "cache_budget_bytes")
+        .expect("the cut is recorded");
+    assert_eq!(
+        (cut["direction"].as_str(), cut["to"].as_f64()),
+        (Some("down"), Some((8u64 << 20) as f64))
+    );
+    // Applied again: already at the floor, nothing more to do.
+    let (_, again) = post(server.url("/admin/tuner/apply")).await;
+    let cuts = again["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["knob"] == "cache_budget_bytes")
+        .count();
+    assert_eq!(cuts, 1);
+    subsystems.collect_now().await.unwrap();
+    let text = util::metrics_text(&server).await;
+    assert!(
+        text.contains(
+            "leanserve_tuner_changes_total{knob=\"cache_budget_bytes\",direction=\"down\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("leanserve_tuner_memory_limit_bytes 1048576\n"));
+    subsystems.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn tuner_off_has_no_actor_and_refuses_apply_with_409() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(site.path(), &[("CONFIG_TUNER_ENABLED", "false")]))
+        .await
+        .unwrap();
+    let server = serve(&subsystems);
+    let (status, body) = post(server.url("/admin/tuner/apply")).await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("tuner.enabled"),
+        "{body}"
+    );
+    assert_eq!(
+        get_json(&server.url("/admin/tuner/recommendations"), None)
+            .await
+            .0,
+        409
+    );
+    let (status, body) = get_json(&server.url("/admin/tuner"), None).await;
+    assert_eq!((status, body["mode"].as_str()), (200, Some("off")));
+    assert!(
+        subsystems
+            .supervisor_report()
+            .children
+            .iter()
+            .all(|c| c.name != "tuner")
+    );
+    subsystems.shutdown().await;
+}
+
+#[test]
+fn tuner_bad_settings_stop_start_up_naming_the_key() {
+    let site = site();
+    let key = |env: &[(&str, &str)]| {
+        let mut vars: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert(
+            "STATIC_FILE_ROOT_DIR".into(),
+            site.path().display().to_string(),
+        );
+        match Config::load(&LoadOptions {
+            config_dir: Some(config_dir()),
+            profile: Some("test".into()),
+            env: vars,
+            ..LoadOptions::default()
+        }) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(key(&[("LEANSERVE_TUNER_MODE", "sometimes")]), "tuner.mode");
+    assert_eq!(key(&[("LEANSERVE_TUNER_INTERVAL", "0")]), "tuner.interval");
+    assert_eq!(
+        key(&[
+            ("LEANSERVE_TUNER_CACHE_FLOOR_MB", "100"),
+            ("LEANSERVE_TUNER_CACHE_CEILING_MB", "10")
+        ]),
+        "tuner.cache_floor_mb"
+    );
+    assert_eq!(
+        key(&[
+            ("LEANSERVE_TUNER_CACHE_FLOOR_MB", "100"),
+            ("STATIC_FILE_MAX_CACHE_SIZE", "1048576")
+        ]),
+        "tuner.cache_floor_mb"
+    );
+}
