@@ -30,6 +30,8 @@ pub const TIGHT_HEADROOM: f64 = 0.15;
 pub const LOW_HEADROOM: f64 = 0.30;
 /// Allowance for the allocator's overhead on cached bytes.
 pub const CACHE_OVERHEAD: f64 = 1.15;
+/// A budget change smaller than this share of the budget (or 1 MiB) is not worth making.
+pub const CACHE_DEADBAND: f64 = 0.02;
 
 /// What the tuner read this round.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -142,9 +144,15 @@ fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
     let target = limit.bytes as f64 * t.target_share;
     let others = rss.saturating_sub(r.cache_bytes) as f64;
     let room = ((target - others) / CACHE_OVERHEAD).max(0.0);
-    let recommended = room
+    let mut recommended = room
         .clamp(t.cache_floor as f64, t.cache_ceiling as f64)
         .floor();
+    // Small moves are noise (RSS moves a little every round): hold, unless the move
+    // reaches a bound exactly.
+    let bound = recommended == t.cache_floor as f64 || recommended == t.cache_ceiling as f64;
+    if !bound && (recommended - current).abs() < (current * CACHE_DEADBAND).max((1 << 20) as f64) {
+        recommended = current;
+    }
     rec.evidence.extend([
         evidence("process_rss_bytes", "now", rss as f64),
         evidence("memory_limit_bytes", "now", limit.bytes as f64),
@@ -174,7 +182,11 @@ fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
             mb(target)
         )
     } else {
-        "the budget fits the target".into()
+        format!(
+            "the budget fits the {} MB target (within {:.0}% of the room)",
+            mb(target),
+            CACHE_DEADBAND * 100.0
+        )
     };
     rec
 }
@@ -386,6 +398,20 @@ mod tests {
         assert_eq!(cache.recommended, (8 * MB) as f64);
         assert!(
             cache.reason.contains("is not the cache's"),
+            "{}",
+            cache.reason
+        );
+        // A move of under 2% (or 1 MiB) is noise: hold.
+        let room = ((170 - 40) * MB) as f64 / CACHE_OVERHEAD;
+        let mut steady = readings(200, 140, 100, 0);
+        steady.cache_budget = room as u64 + 100_000;
+        let cache = recommend(&steady, &TARGETS)
+            .into_iter()
+            .find(|r| r.knob == "cache_budget_bytes")
+            .unwrap();
+        assert!(!cache.changes(), "{cache:?}");
+        assert!(
+            cache.reason.starts_with("the budget fits"),
             "{}",
             cache.reason
         );
