@@ -4,9 +4,10 @@
 #   scripts/optimize_memory.sh --action=status  [--url URL]
 #   scripts/optimize_memory.sh --action=profile [--url URL] [--label L] [--out FILE] [--compare A B]
 #   scripts/optimize_memory.sh --action=optimize [--url URL]
+#   scripts/optimize_memory.sh --action=tune [--url URL] [--apply]
 #   scripts/optimize_memory.sh --action=benchmark [memory-benchmark flags]
 #
-# Every option after the action goes to `leanserve status|profile|optimize` or to
+# Every option after the action goes to `leanserve status|profile|optimize|tune` or to
 # `memory-benchmark` as is (benchmark: $LEANSERVE_BENCHMARK_BIN, else this checkout's
 # target/release build, else `cargo run --release --bin memory-benchmark`).
 # The server's admin token comes from LEANSERVE_ADMIN_TOKEN. The leanserve binary is
@@ -25,9 +26,11 @@ actions:
               snapshots (--compare A B) (leanserve profile)
   optimize    re-run a running server's template optimizers and print what
               they saved (leanserve optimize)
+  tune        the configuration tuner's recommendations: memory limit, RSS
+              and each knob; --apply applies the live knobs now and prints
+              what changed (leanserve tune)
   benchmark   run memory-benchmark: the template optimizers against the
               baseline on a generated site (--templates=N --output=FILE ...)
-  tune        run the configuration tuner               (not available yet)
 
 options (passed on to leanserve):
   --url URL   the server (default: from the configuration's server.bind)
@@ -80,12 +83,8 @@ benchmark() {
 }
 
 case "$action" in
-    status|profile|optimize) leanserve "$action" "${passed[@]+"${passed[@]}"}" ;;
+    status|profile|optimize|tune) leanserve "$action" "${passed[@]+"${passed[@]}"}" ;;
     benchmark) benchmark "${passed[@]+"${passed[@]}"}" ;;
-    tune)
-        echo "optimize_memory.sh: --action=$action is not available in this version of leanserve" \
-             "(the subsystem it drives is not built yet); available: status, profile, optimize, benchmark" >&2
-        exit 3 ;;
     "")
         echo "optimize_memory.sh: no action given" >&2
         usage >&2

@@ -36,6 +36,11 @@
 //! - [`pool`]: resource pools: named pools of reusable objects with hand-off to waiters,
 //!   typed acquire errors, panicking holders' objects discarded, leak detection, reaping,
 //!   validation, autoscaling and statistics; the [`pool::Pools`] registry.
+//! - [`concurrency`]: the concurrency manager: an adaptive in-flight limit (pure) and the
+//!   limiter that applies it with a short CoDel-style queue; one for static files, one
+//!   for renders.
+//! - [`tuner`]: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
+//!   configured, total) and the rules that turn readings into recommendations.
 //! - [`codec`]: gzip and gunzip with reusable deflate/inflate state, from the `gzip` and
 //!   `inflate` pools (the file cache's and the template renders' compression).
 //! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
@@ -45,7 +50,8 @@
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
 //!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
 //!   context optimizer; `monitor`: collection, history, alerts and their webhook;
-//!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing).
+//!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing;
+//!   `tuner`: reads the figures every interval, recommends and applies the live knobs).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.

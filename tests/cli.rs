@@ -438,6 +438,9 @@ fn cli_client_options_are_checked() {
         &["config", "--url", "http://127.0.0.1:1"],
         &["profile", "--compare", "a"],
         &["profile", "--compare", "a", "b", "--label", "c"],
+        &["--apply"],
+        &["status", "--apply"],
+        &["profile", "--apply"],
     ] {
         let output = run(args, &[]);
         assert_eq!(
@@ -450,18 +453,15 @@ fn cli_client_options_are_checked() {
 }
 
 #[test]
-fn cli_optimize_memory_script_lists_actions_and_refuses_missing_ones() {
+fn cli_optimize_memory_script_lists_actions_and_refuses_unknown_ones() {
     let help = script(&["--help"], &[]);
     assert!(help.status.success());
     for action in ["status", "profile", "optimize", "tune", "benchmark"] {
         assert!(stdout(&help).contains(&format!("  {action}")), "{action}");
     }
-    let output = script(&["--action=tune"], &[]);
-    assert_eq!(output.status.code(), Some(3));
     assert!(
-        stderr(&output).contains("not available"),
-        "{}",
-        stderr(&output)
+        !stdout(&help).contains("not available"),
+        "every action runs"
     );
     assert_eq!(script(&["--action=frobnicate"], &[]).status.code(), Some(2));
     assert_eq!(script(&[], &[]).status.code(), Some(2));
@@ -515,4 +515,103 @@ fn cli_optimize_memory_script_runs_the_benchmark() {
         !text.contains("not measured"),
         "pooling and tuner were not asked for"
     );
+}
+
+#[test]
+fn cli_tune_prints_the_limit_rss_and_a_row_per_knob() {
+    let server = Running::start(&[]);
+    let output = run(&["tune", "--url", &server.url], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.starts_with(&format!("leanserve at {}: tuner in auto mode", server.url)),
+        "{out}"
+    );
+    let line = |name: &str| line_starting(&out, name);
+    let limit = line("memory limit");
+    assert!(limit.contains(" MB (") && limit.ends_with(')'), "{out}");
+    assert!(line("resident (RSS)").ends_with(" MB"), "{out}");
+    let header = line("KNOB ");
+    assert!(
+        header.contains("CURRENT") && header.contains("RECOMMENDED") && header.contains("REASON"),
+        "{out}"
+    );
+    // Auto mode may already have moved the budget: its value is the machine's business.
+    let cache = line("cache_budget_bytes");
+    assert!(cache.contains(" MB") && cache.contains("live"), "{out}");
+    let workers = line("server.workers");
+    assert!(workers.contains("restart"), "{out}");
+    assert!(workers.contains("one HTTP worker per CPU"), "{out}");
+
+    let scripted = script(&["--action=tune", "--url", &server.url], &[]);
+    assert!(scripted.status.success(), "{}", stderr(&scripted));
+    assert!(line_starting(&stdout(&scripted), "server.workers").contains("restart"));
+}
+
+#[test]
+fn cli_tune_apply_moves_the_cache_budget_and_prints_the_change() {
+    // Recommend mode: only --apply changes anything. A ceiling of 8 MB under the 100 MB
+    // budget makes the recommendation 8 MB whatever the machine's memory.
+    let server = Running::start(&[
+        ("LEANSERVE_TUNER_MODE", "recommend"),
+        ("LEANSERVE_TUNER_CACHE_CEILING_MB", "8"),
+    ]);
+    let before = stdout(&run(&["tune", "--url", &server.url], &[]));
+    assert!(before.contains("tuner in recommend mode"), "{before}");
+    let cache = line_starting(&before, "cache_budget_bytes");
+    assert!(
+        cache.contains("100.00 MB") && cache.contains("8.00 MB"),
+        "{before}"
+    );
+
+    let output = run(&["tune", "--apply", "--url", &server.url], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let applied = stdout(&output);
+    assert!(applied.contains("tuner applied\n\nCHANGED"), "{applied}");
+    let change = line_starting(&applied, "cache_budget_bytes");
+    let cells: Vec<&str> = change
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells[..3],
+        ["cache_budget_bytes", "100.00 MB", "8.00 MB"],
+        "{applied}"
+    );
+
+    let after = stdout(&run(&["tune", "--url", &server.url], &[]));
+    let cache = line_starting(&after, "cache_budget_bytes");
+    assert!(
+        cache.contains("8.00 MB") && !cache.contains("100.00 MB"),
+        "{after}"
+    );
+    let again = script(&["--action=tune", "--apply", "--url", &server.url], &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("nothing changed"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn cli_tune_with_the_tuner_off_exits_1_with_the_reason() {
+    let server = Running::start(&[("CONFIG_TUNER_ENABLED", "false")]);
+    for args in [
+        &["tune", "--url", &server.url][..],
+        &["tune", "--apply", "--url", &server.url],
+    ] {
+        let output = run(args, &[]);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("409") && message.contains("tuner.enabled = false"),
+            "{message}"
+        );
+        assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+    }
+    let scripted = script(&["--action=tune", "--url", &server.url], &[]);
+    assert_eq!(scripted.status.code(), Some(1));
+    assert!(stderr(&scripted).contains("tuner.enabled"));
 }

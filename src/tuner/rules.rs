@@ -159,7 +159,14 @@ fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
         evidence("rss_target_bytes", "now", target),
     ]);
     rec.recommended = recommended;
-    rec.reason = if room < t.cache_floor as f64 {
+    rec.reason = if room > t.cache_ceiling as f64 && recommended == t.cache_ceiling as f64 {
+        format!(
+            "at the ceiling (tuner.cache_ceiling_mb, {} MB): the {} MB target would allow {} MB",
+            mb(t.cache_ceiling as f64),
+            mb(target),
+            mb(room)
+        )
+    } else if room < t.cache_floor as f64 {
         format!(
             "everything but the cache holds {} MB, over the {} MB target: the budget stays at its floor and the rest of the memory is not the cache's",
             mb(others),
@@ -391,7 +398,11 @@ mod tests {
         let grow = recommend(&readings(2000, 100, 50, 64), &TARGETS);
         let cache = knob(&grow, "cache_budget_bytes");
         assert_eq!(cache.recommended, (512 * MB) as f64, "ceiling");
-        assert!(cache.reason.starts_with("headroom returned"));
+        assert!(
+            cache.reason.starts_with("at the ceiling"),
+            "{}",
+            cache.reason
+        );
         // Everything outside the cache is already over the target: floor, and it says so.
         let floor = recommend(&readings(200, 190, 5, 64), &TARGETS);
         let cache = knob(&floor, "cache_budget_bytes");

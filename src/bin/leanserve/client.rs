@@ -1,5 +1,5 @@
-//! `leanserve status` and `leanserve profile`: talk to a running server's admin routes
-//! and print what they answer as tables.
+//! `leanserve status`, `profile`, `optimize` and `tune`: talk to a running server's admin
+//! routes and print what they answer as tables.
 //!
 //! The server is found with `--url`, else from the configuration's `server.bind` (an
 //! unspecified address such as `0.0.0.0` means this machine); the admin token is the
@@ -185,6 +185,184 @@ fn format_optimize(base: &str, report: &Value) -> String {
         "leanserve at {base}: templates optimized\n\n{}",
         table(&rows)
     )
+}
+
+/// `leanserve tune`: the tuner's recommendations, or with `apply` an applying round and
+/// what it changed. A tuner that is off answers 409, reported like any refused request.
+pub fn tune(opts: &Opts, url: Option<String>, apply: bool) -> anyhow::Result<()> {
+    let server = Server::new(opts, url)?;
+    run(async move {
+        use awc::http::Method;
+        let out = if apply {
+            let applied = server.json(Method::POST, "/admin/tuner/apply").await?;
+            format_applied(&server.base, &applied)
+        } else {
+            let report = server
+                .json(Method::GET, "/admin/tuner/recommendations")
+                .await?;
+            format_recommendations(&server.base, &report)
+        };
+        print!("{out}");
+        Ok(())
+    })
+}
+
+fn format_recommendations(base: &str, report: &Value) -> String {
+    let limit = &report["memory_limit"];
+    let limit = match limit["bytes"].as_f64() {
+        Some(bytes) => format!(
+            "{} ({})",
+            bytes_as_mb(bytes),
+            limit_source(&limit["source"])
+        ),
+        None => "n/a".into(),
+    };
+    let rss = report["rss_bytes"]
+        .as_f64()
+        .map_or_else(|| "n/a".into(), bytes_as_mb);
+    let mode = match report["mode"].as_str() {
+        Some("auto") => {
+            "auto mode (the server applies the live knobs every tuner.interval)".to_owned()
+        }
+        Some("recommend") => "recommend mode (nothing is applied unless asked: --apply)".to_owned(),
+        _ => format!("{} mode", text(&report["mode"])),
+    };
+    format!(
+        "leanserve at {base}: tuner in {mode}\n\n{}\nKNOBS\n{}",
+        table(&[
+            vec!["memory limit".into(), limit],
+            vec!["resident (RSS)".into(), rss],
+        ]),
+        knob_table(&report["knobs"])
+    )
+}
+
+/// One row per knob: its values in their unit (bytes as MB), when a change takes effect
+/// and why.
+fn knob_table(knobs: &Value) -> String {
+    let mut rows = vec![vec![
+        "KNOB".into(),
+        "CURRENT".into(),
+        "RECOMMENDED".into(),
+        "TAKES EFFECT".into(),
+        "REASON".into(),
+    ]];
+    for knob in knobs.as_array().into_iter().flatten() {
+        rows.push(vec![
+            text(&knob["knob"]),
+            knob_value(knob, &knob["current"]),
+            knob_value(knob, &knob["recommended"]),
+            if knob["live"] == Value::Bool(true) {
+                "live".into()
+            } else {
+                "restart".into()
+            },
+            text(&knob["reason"]),
+        ]);
+    }
+    table(&rows)
+}
+
+fn format_applied(base: &str, applied: &Value) -> String {
+    let knobs = applied["knobs"].as_array().map_or(&[][..], Vec::as_slice);
+    let decisions = applied["decisions"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    // The answer's decisions are the tuner's recent history; this round's are the ones
+    // matching a knob it moved (same knob, from, to).
+    let changed: Vec<&Value> = knobs
+        .iter()
+        .filter(|knob| knob["current"] != knob["recommended"])
+        .filter(|knob| {
+            decisions.iter().any(|d| {
+                d["knob"] == knob["knob"]
+                    && d["from"] == knob["current"]
+                    && d["to"] == knob["recommended"]
+            })
+        })
+        .collect();
+    let mut out = format!("leanserve at {base}: tuner applied\n\n");
+    if changed.is_empty() {
+        out.push_str("  nothing changed: every live knob was at its recommendation\n");
+    } else {
+        let mut rows = vec![vec![
+            "KNOB".into(),
+            "FROM".into(),
+            "TO".into(),
+            "REASON".into(),
+        ]];
+        for knob in &changed {
+            rows.push(vec![
+                text(&knob["knob"]),
+                knob_value(knob, &knob["current"]),
+                knob_value(knob, &knob["recommended"]),
+                text(&knob["reason"]),
+            ]);
+        }
+        out.push_str("CHANGED\n");
+        out.push_str(&table(&rows));
+    }
+    let pending: Vec<&Value> = knobs
+        .iter()
+        .filter(|knob| knob["live"] != Value::Bool(true))
+        .filter(|knob| knob["current"] != knob["recommended"])
+        .collect();
+    if !pending.is_empty() {
+        out.push_str("\nTAKE EFFECT ON RESTART (set them in the configuration)\n");
+        let rows: Vec<Vec<String>> = pending
+            .iter()
+            .map(|knob| {
+                vec![
+                    text(&knob["knob"]),
+                    format!(
+                        "{} -> {}",
+                        knob_value(knob, &knob["current"]),
+                        knob_value(knob, &knob["recommended"])
+                    ),
+                    text(&knob["reason"]),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+/// A knob's value in its unit: bytes as MB, milliseconds with `ms`, counts bare.
+fn knob_value(knob: &Value, value: &Value) -> String {
+    let Some(number) = value.as_f64() else {
+        return text(value);
+    };
+    match knob["unit"].as_str() {
+        Some("bytes") => bytes_as_mb(number),
+        Some("milliseconds") => format!("{} ms", plain_number(number)),
+        _ => plain_number(number),
+    }
+}
+
+/// Whole numbers without a fraction, others to two places.
+fn plain_number(number: f64) -> String {
+    if number.fract() == 0.0 {
+        format!("{number:.0}")
+    } else {
+        format!("{number:.2}")
+    }
+}
+
+fn bytes_as_mb(bytes: f64) -> String {
+    format!("{:.2} MB", bytes / 1_048_576.0)
+}
+
+/// Where the tuner's memory limit came from, in words.
+fn limit_source(source: &Value) -> String {
+    match source.as_str() {
+        Some("cgroup_v2_max") => "cgroup v2 memory.max".into(),
+        Some("cgroup_v2_high") => "cgroup v2 memory.high".into(),
+        Some("cgroup_v1") => "cgroup v1 memory.limit_in_bytes".into(),
+        Some("configured") => "tuner.memory_limit_mb".into(),
+        Some("total_memory") => "the machine's memory".into(),
+        _ => text(source),
+    }
 }
 
 /// `leanserve profile`.
@@ -432,5 +610,127 @@ mod tests {
             line.contains("+1.00 MB") && line.trim_end().ends_with("n/a"),
             "{line}"
         );
+    }
+
+    /// A printed table row's cells (columns are two or more spaces apart).
+    fn cells(line: &str) -> Vec<&str> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    fn knob(name: &str, unit: &str, current: f64, recommended: f64, live: bool) -> Value {
+        serde_json::json!({
+            "knob": name, "unit": unit, "current": current, "recommended": recommended,
+            "live": live, "reason": format!("why {name}"), "evidence": []
+        })
+    }
+
+    #[test]
+    fn tune_table_shows_bytes_as_mb_and_restart_knobs() {
+        let report = serde_json::json!({
+            "mode": "recommend", "at_ms": 1, "applied": false,
+            "memory_limit": { "bytes": 536870912u64, "source": "cgroup_v2_max" },
+            "rss_bytes": 104857600u64,
+            "knobs": [
+                knob("cache_budget_bytes", "bytes", 104857600.0, 8388608.0, true),
+                knob("allocator_dirty_decay_ms", "milliseconds", 1000.0, 250.0, true),
+                knob("server.workers", "threads", 8.0, 4.0, false),
+            ]
+        });
+        let out = format_recommendations("http://x", &report);
+        let line = |name: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in {out}"))
+        };
+        assert!(out.contains("tuner in recommend mode"), "{out}");
+        assert!(
+            line("memory limit").ends_with("512.00 MB (cgroup v2 memory.max)"),
+            "{out}"
+        );
+        assert!(line("resident (RSS)").ends_with("100.00 MB"), "{out}");
+        assert_eq!(
+            cells(line("KNOB ")),
+            ["KNOB", "CURRENT", "RECOMMENDED", "TAKES EFFECT", "REASON"]
+        );
+        assert_eq!(
+            cells(line("cache_budget_bytes")),
+            [
+                "cache_budget_bytes",
+                "100.00 MB",
+                "8.00 MB",
+                "live",
+                "why cache_budget_bytes"
+            ]
+        );
+        assert_eq!(
+            cells(line("allocator_dirty_decay_ms"))[1..3],
+            ["1000 ms", "250 ms"]
+        );
+        assert_eq!(
+            cells(line("server.workers")),
+            ["server.workers", "8", "4", "restart", "why server.workers"]
+        );
+    }
+
+    #[test]
+    fn tune_without_limit_or_rss_prints_n_a() {
+        let report = serde_json::json!({
+            "mode": "auto", "memory_limit": null, "rss_bytes": null, "knobs": []
+        });
+        let out = format_recommendations("http://x", &report);
+        assert!(out.contains("memory limit    n/a"), "{out}");
+        assert!(out.contains("resident (RSS)  n/a"), "{out}");
+    }
+
+    #[test]
+    fn tune_apply_lists_only_this_rounds_changes_and_pending_restarts() {
+        let applied = serde_json::json!({
+            "applied": true,
+            "knobs": [
+                knob("cache_budget_bytes", "bytes", 104857600.0, 8388608.0, true),
+                knob("pool_max_size:gzip", "objects", 4.0, 4.0, true),
+                knob("server.workers", "threads", 8.0, 4.0, false),
+            ],
+            "decisions": [
+                // An earlier round's change of a knob that did not move this time.
+                { "knob": "pool_max_size:gzip", "from": 8.0, "to": 4.0, "direction": "down",
+                  "reason": "earlier", "at_ms": 1 },
+                { "knob": "cache_budget_bytes", "from": 104857600.0, "to": 8388608.0,
+                  "direction": "down", "reason": "why", "at_ms": 2 },
+            ]
+        });
+        let out = format_applied("http://x", &applied);
+        assert!(out.contains("CHANGED"), "{out}");
+        let changed = out
+            .lines()
+            .find(|l| l.contains("cache_budget_bytes"))
+            .expect(&out);
+        assert_eq!(
+            cells(changed),
+            [
+                "cache_budget_bytes",
+                "100.00 MB",
+                "8.00 MB",
+                "why cache_budget_bytes"
+            ]
+        );
+        assert!(!out.contains("pool_max_size:gzip"), "{out}");
+        let restart = out.split("TAKE EFFECT ON RESTART").nth(1).expect(&out);
+        assert!(
+            restart.contains("server.workers") && restart.contains("8 -> 4"),
+            "{out}"
+        );
+
+        let unchanged = serde_json::json!({
+            "applied": true,
+            "knobs": [knob("cache_budget_bytes", "bytes", 1048576.0, 1048576.0, true)],
+            "decisions": []
+        });
+        let out = format_applied("http://x", &unchanged);
+        assert!(out.contains("nothing changed"), "{out}");
+        assert!(!out.contains("RESTART"), "{out}");
     }
 }

@@ -1,8 +1,9 @@
 //! The `leanserve` binary: parses the command line, resolves the configuration and calls
 //! the library (`serve`, `config`) or a running server's admin routes (`status`,
-//! `profile`, in `client.rs`). Exit codes: 0 success or clean stop, 1 runtime failure
-//! (a port in use, an unreachable server, a refused token), 2 bad configuration or usage,
-//! 3 the supervision tree gave up.
+//! `profile`, `optimize`, `tune`, in `client.rs`). Exit codes: 0 success or clean stop,
+//! 1 runtime failure (a port in use, an unreachable server, a refused token, a request
+//! the server refused, such as `tune` while the tuner is off), 2 bad configuration or
+//! usage, 3 the supervision tree gave up.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ USAGE:
                                     compare two of its memory snapshots
     leanserve optimize [OPTIONS]    re-run a running server's template optimizers and
                                     print what they saved
+    leanserve tune [OPTIONS]        a running server's tuner recommendations: memory
+                                    limit, RSS and each knob; with --apply, apply the
+                                    live knobs now and print what changed
 
 OPTIONS:
     --env PROFILE         dev, test or prod (default: $LEANSERVE_ENV, else dev)
@@ -38,15 +42,16 @@ OPTIONS:
     --root DIR            static_files.root_dir
     --set KEY=VALUE       any key, e.g. --set supervisor.max_restarts=5 (repeatable)
     -h, --help            this text
+    -V, --version         the version
 
-STATUS AND PROFILE OPTIONS:
+STATUS, PROFILE, OPTIMIZE AND TUNE OPTIONS:
     --url URL             the server (default: http:// + server.bind, 0.0.0.0 as 127.0.0.1);
                           the admin token comes from $LEANSERVE_ADMIN_TOKEN
     --label L             profile: label the capture (and its snapshot)
     --out FILE            profile: download the profile into FILE instead of the
                           server's profiles_dir
     --compare A B         profile: compare snapshots A and B (index, label or latest)
-    -V, --version         the version
+    --apply               tune: apply the live knobs now (the others need a restart)
 
 Flags beat environment variables, which beat config/<profile>.toml, then
 config/default.toml, then compiled defaults. The README lists every key.
@@ -63,6 +68,7 @@ enum Command {
     Status,
     Profile,
     Optimize,
+    Tune,
     Help,
     Version,
 }
@@ -74,6 +80,7 @@ struct ClientArgs {
     label: Option<String>,
     out: Option<std::path::PathBuf>,
     compare: Option<(String, String)>,
+    apply: bool,
 }
 
 fn main() -> ExitCode {
@@ -97,11 +104,12 @@ fn main() -> ExitCode {
         | Command::PrintConfig
         | Command::Status
         | Command::Profile
-        | Command::Optimize => {}
+        | Command::Optimize
+        | Command::Tune => {}
     }
     let quiet = matches!(
         command,
-        Command::Status | Command::Profile | Command::Optimize
+        Command::Status | Command::Profile | Command::Optimize | Command::Tune
     );
     let options = LoadOptions {
         skip_root_check: quiet,
@@ -134,12 +142,15 @@ fn main() -> ExitCode {
         Command::Status => {
             client::status(&config.opts, client_args.url).map(|()| ExitCode::SUCCESS)
         }
+        Command::Tune => client::tune(&config.opts, client_args.url, client_args.apply)
+            .map(|()| ExitCode::SUCCESS),
         Command::Profile => {
             let ClientArgs {
                 url,
                 label,
                 out,
                 compare,
+                apply: _,
             } = client_args;
             let action = match (compare, out) {
                 (Some((a, b)), _) => client::ProfileAction::Compare { a, b },
@@ -169,6 +180,7 @@ fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
             Long("url") => client.url = Some(parser.value()?.string()?),
             Long("label") => client.label = Some(parser.value()?.string()?),
             Long("out") => client.out = Some(parser.value()?.into()),
+            Long("apply") => client.apply = true,
             Long("compare") => {
                 let a = parser.value()?.string()?;
                 let b = parser
@@ -216,6 +228,7 @@ fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
                     "status" => Command::Status,
                     "profile" => Command::Profile,
                     "optimize" => Command::Optimize,
+                    "tune" => Command::Tune,
                     other => return Err(format!("unknown command {other:?}").into()),
                 });
             }
@@ -225,10 +238,13 @@ fn parse_args() -> Result<(Command, LoadOptions, ClientArgs), lexopt::Error> {
     let command = command.unwrap_or(Command::Serve);
     let is_client = matches!(
         command,
-        Command::Status | Command::Profile | Command::Optimize
+        Command::Status | Command::Profile | Command::Optimize | Command::Tune
     );
     if client.url.is_some() && !is_client {
-        return Err("--url belongs to the status, profile and optimize commands".into());
+        return Err("--url belongs to the status, profile, optimize and tune commands".into());
+    }
+    if client.apply && !matches!(command, Command::Tune) {
+        return Err("--apply belongs to the tune command".into());
     }
     let profile_only = client.label.is_some() || client.out.is_some() || client.compare.is_some();
     if profile_only && !matches!(command, Command::Profile) {
