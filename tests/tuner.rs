@@ -148,6 +148,29 @@ async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
 }
 
 #[actix_rt::test]
+async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
+    let site = site();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[
+            ("LEANSERVE_TUNER_MEMORY_LIMIT_MB", "1"),
+            ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
+        ],
+    ))
+    .await
+    .unwrap();
+    // No apply asked for and the interval is 30 s: the first round runs at start.
+    util::eventually("the budget cut to its floor", || async {
+        subsystems.files().stats().budget_bytes == 8 << 20
+    })
+    .await;
+    let decisions = subsystems.tuner().unwrap().decisions();
+    assert_eq!(decisions[0].knob, "cache_budget_bytes");
+    assert_eq!(decisions[0].direction, "down");
+    subsystems.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn tuner_off_has_no_actor_and_refuses_apply_with_409() {
     let site = site();
     let subsystems = Runtime::start(test_opts(site.path(), &[("CONFIG_TUNER_ENABLED", "false")]))

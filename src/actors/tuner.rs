@@ -383,19 +383,25 @@ impl Actor for Tuner {
             opts.cache_ceiling
         );
         let interval = opts.interval.max(Duration::from_secs(1));
-        ctx.run_interval(interval, |tuner, ctx| {
-            if tuner.busy {
-                return;
-            }
-            tuner.busy = true;
-            let shared = tuner.shared.clone();
-            let apply = shared.opts().mode == TunerMode::Auto;
-            ctx.spawn(
-                async move { shared.round(apply).await }
-                    .into_actor(tuner)
-                    .map(|_, tuner, _| tuner.busy = false),
-            );
-        });
+        // A first round at once: the cache budget fits the limit before the cache fills.
+        self.tick(ctx);
+        ctx.run_interval(interval, |tuner, ctx| tuner.tick(ctx));
+    }
+}
+
+impl Tuner {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let shared = self.shared.clone();
+        let apply = shared.opts().mode == TunerMode::Auto;
+        ctx.spawn(
+            async move { shared.round(apply).await }
+                .into_actor(self)
+                .map(|_, tuner, _| tuner.busy = false),
+        );
     }
 }
 
