@@ -1,9 +1,11 @@
 //! The live dashboard in a real browser. Headless Chromium, driven over WebDriver
 //! (`util/webdriver.rs`), opens `/dashboard` on a server started through the production
 //! path; the test sends traffic over real sockets, waits for the page to render it, and
-//! checks the page's figures against `GET /monitoring`. A second test mounts leanserve
-//! under a prefix, takes the server away and brings it back: the page must say so, then
-//! recover on its own.
+//! checks the page's figures against `GET /monitoring` (the tuner's among them, with
+//! the tuner deciding every second; the limiters' tile says "off", as in the test
+//! profile). A second test mounts leanserve under a prefix, takes the server away and
+//! brings it back: the page must say so, then recover on its own. Another turns the
+//! limiters on (and the tuner off) and checks both tiles against `/monitoring`.
 //!
 //! The monitor samples every 200 ms here and the page polls twice per sampling interval,
 //! so a fresh figure reaches the DOM within a few hundred milliseconds; every wait below
@@ -21,6 +23,7 @@ use actix_web::{App, HttpServer, web};
 use leanserve::runtime::{Runtime, Subsystems};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::{get_json, serve, site, test_opts};
 use webdriver::Browser;
 
@@ -49,6 +52,17 @@ return {
   poolsInUse: text('pools-in-use'),
   poolsSize: text('pools-size'),
   poolsCount: text('pools-count'),
+  tunerState: document.getElementById('tuner')?.dataset.state ?? '',
+  tunerLimitMb: text('tuner-limit-mb'),
+  tunerCacheMb: text('tuner-cache-mb'),
+  tunerCacheRecommendedMb: text('tuner-cache-recommended-mb'),
+  tunerChanges: text('tuner-changes'),
+  limiterState: document.getElementById('limiter')?.dataset.state ?? '',
+  limiterFiles: text('limiter-files'),
+  limiterRenders: text('limiter-renders'),
+  limiterRejectedFiles: text('limiter-rejected-files'),
+  limiterRejectedRenders: text('limiter-rejected-renders'),
+  limiterQueued: text('limiter-queued'),
   cacheBytes: Number(document.getElementById('cache-bytes')?.dataset.value ?? -1),
   cacheItems: text('cache-items'),
   requestsTotal: text('requests-total'),
@@ -78,6 +92,24 @@ struct Page {
     pools_in_use: String,
     pools_size: String,
     pools_count: String,
+    /// `data-state` of the tuner tile: "on" once a round's figures arrived, "waiting"
+    /// before (or with the tuner off), "" before the first sample.
+    tuner_state: String,
+    /// The memory limit in whole MiB, or "—".
+    tuner_limit_mb: String,
+    /// The file cache's budget now and as recommended, MiB to 0.1, or "—".
+    tuner_cache_mb: String,
+    tuner_cache_recommended_mb: String,
+    tuner_changes: String,
+    /// `data-state` of the limiter tile: "on", "off" (no limiter figures), "" at first.
+    limiter_state: String,
+    /// Files "in flight / limit", or "off".
+    limiter_files: String,
+    /// Renders "in flight / limit", or "—".
+    limiter_renders: String,
+    limiter_rejected_files: String,
+    limiter_rejected_renders: String,
+    limiter_queued: String,
     /// `data-value` of `#cache-bytes` (its text is rounded, "1.1 KiB").
     cache_bytes: f64,
     cache_items: String,
@@ -159,15 +191,15 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Starts leanserve (test profile, fast monitoring) serving the fixture site.
-async fn start(site: &Path) -> Subsystems {
+/// Starts leanserve (test profile, fast monitoring, and the settings in `env`) serving
+/// the fixture site.
+async fn start(site: &Path, env: &[(&str, &str)]) -> Subsystems {
     let interval = INTERVAL_MS.to_string();
-    Runtime::start(test_opts(
-        site,
-        &[("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())],
-    ))
-    .await
-    .expect("leanserve starts")
+    let mut vars = vec![("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())];
+    vars.extend_from_slice(env);
+    Runtime::start(test_opts(site, &vars))
+        .await
+        .expect("leanserve starts")
 }
 
 /// Sends `TRAFFIC` GETs, one at a time: mostly the fixture site's two files, every
@@ -188,6 +220,33 @@ async fn send_traffic(server: &util::Server) {
         let mut response = client.get(server.url(&path)).send().await.unwrap();
         response.body().await.unwrap();
         assert_eq!(response.status().as_u16(), expected, "GET {path}");
+    }
+}
+
+/// Compares `page` with `json` (a later `GET /monitoring`) by `compare`, which lists
+/// their differences; while there are any, reads both again each interval (the page may
+/// not have rendered the JSON's sample yet), failing after `PATIENCE`. Answers the page
+/// that agreed.
+async fn until_agreed(
+    browser: &Browser,
+    server: &util::Server,
+    mut page: Page,
+    mut json: Value,
+    compare: impl Fn(&Page, &Value) -> Vec<String>,
+) -> Page {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let found = compare(&page, &json);
+        if found.is_empty() {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "page and /monitoring differ: {found:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(INTERVAL_MS)).await;
+        page = read_page(browser).await;
+        json = get_json(&server.url("/monitoring"), None).await.1;
     }
 }
 
@@ -231,6 +290,58 @@ fn differences(page: &Page, json: &Value) -> Vec<String> {
     found
 }
 
+/// Where the tuner tile and `GET /monitoring`'s tuner figures disagree: the memory
+/// limit in whole MiB, the cache budget now and recommended in MiB to 0.1, the changes
+/// applied. A figure `/monitoring` lacks must show as "—".
+fn tuner_differences(page: &Page, json: &Value) -> Vec<String> {
+    const MIB: f64 = 1_048_576.0;
+    let mut found = Vec::new();
+    let figure = |key: &str| json["metrics"].get(key).and_then(Value::as_f64);
+    let limit = figure("tuner_memory_limit_bytes").map_or_else(
+        || "—".to_owned(),
+        |bytes| ((bytes / MIB).round() as u64).to_string(),
+    );
+    if page.tuner_limit_mb != limit {
+        found.push(format!(
+            "#tuner-limit-mb shows {:?}; /monitoring's tuner_memory_limit_bytes makes it {limit:?}",
+            page.tuner_limit_mb
+        ));
+    }
+    for (id, shown, key) in [
+        (
+            "tuner-cache-mb",
+            &page.tuner_cache_mb,
+            "tuner_cache_budget_bytes_value",
+        ),
+        (
+            "tuner-cache-recommended-mb",
+            &page.tuner_cache_recommended_mb,
+            "tuner_cache_budget_bytes_recommended",
+        ),
+    ] {
+        match figure(key) {
+            None if shown == "—" => {}
+            None => found.push(format!("#{id} shows {shown:?}; /monitoring has no {key}")),
+            // The page rounds to 0.1 MiB.
+            Some(bytes) => match shown.parse::<f64>() {
+                Ok(mib) if (mib - bytes / MIB).abs() <= 0.05 + 1e-9 => {}
+                _ => found.push(format!(
+                    "#{id} shows {shown:?}; /monitoring's {key} is {bytes} ({:.1} MiB)",
+                    bytes / MIB
+                )),
+            },
+        }
+    }
+    let changes = figure("tuner_changes_total").unwrap_or(0.0) as u64;
+    if page.tuner_changes != changes.to_string() {
+        found.push(format!(
+            "#tuner-changes shows {:?}; /monitoring counts {changes}",
+            page.tuner_changes
+        ));
+    }
+    found
+}
+
 /// Checks a PNG's signature, header and trailer (a truncated or mis-decoded image fails
 /// one of them) and answers its width and height.
 fn png_size(png: &[u8]) -> (u32, u32) {
@@ -250,7 +361,17 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 async fn dashboard_figures_match_the_monitoring_api() {
     let browser = Browser::start().await;
     let site = site();
-    let subsystems = start(site.path()).await;
+    // The tuner runs a round at start and then every second (not every 30 s), so its
+    // figures on the page move during the test; it only recommends, so it changes no
+    // cache budget or pool size under the comparisons below.
+    let subsystems = start(
+        site.path(),
+        &[
+            ("LEANSERVE_TUNER_INTERVAL", "1"),
+            ("LEANSERVE_TUNER_MODE", "recommend"),
+        ],
+    )
+    .await;
     let server = serve(&subsystems);
 
     browser.goto(&server.url("/dashboard")).await;
@@ -260,8 +381,11 @@ async fn dashboard_figures_match_the_monitoring_api() {
     // A sample whose timestamp is two intervals past the end of the traffic was taken
     // after every one of those requests had been answered and counted.
     let settled_ms = now_ms() + 2 * INTERVAL_MS;
-    let page = wait_for(&browser, "the traffic on the page", |p| {
-        p.updated_ms > settled_ms && p.requests_total() >= TRAFFIC && p.charts_have(BATCHES)
+    let page = wait_for(&browser, "the traffic and a tuner round on the page", |p| {
+        p.updated_ms > settled_ms
+            && p.requests_total() >= TRAFFIC
+            && p.charts_have(BATCHES)
+            && p.tuner_state == "on"
     })
     .await;
     let (status, json) = get_json(&server.url("/monitoring"), None).await;
@@ -343,6 +467,23 @@ async fn dashboard_figures_match_the_monitoring_api() {
         ),
         "pooled objects"
     );
+    // The test profile has the limiters off: no figures, and the tile says so.
+    assert!(
+        json["metrics"].get("limiter_limit_files").is_none(),
+        "limiter figures with limiter.enabled = false: {json}"
+    );
+    assert_eq!(
+        (page.limiter_state.as_str(), page.limiter_files.as_str()),
+        ("off", "off"),
+        "the limiter tile with the limiters off"
+    );
+    assert_eq!(page.limiter_renders, "—", "#limiter-renders, limiters off");
+    // The tuner has run (the page showed its figures), so /monitoring, newer, has them
+    // too; the figures themselves are compared below, with the alerts.
+    assert!(
+        json["metrics"].get("tuner_changes_total").is_some(),
+        "the page shows a tuner round /monitoring lacks: {json}"
+    );
     assert!(
         page.chart_points.len() >= 4,
         "charts {:?}",
@@ -350,25 +491,16 @@ async fn dashboard_figures_match_the_monitoring_api() {
     );
     assert!(!page.banner_visible, "no banner while the server answers");
 
-    // Alert states and restart counts may change between the page's sample and the
-    // JSON's; until the page renders the next sample they can legitimately differ, so
-    // they are compared again (a few times) before the test calls it a failure.
-    let mut json = json;
-    let mut page = page;
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let found = differences(&page, &json);
-        if found.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "page and /monitoring differ: {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(INTERVAL_MS)).await;
-        page = read_page(&browser).await;
-        json = get_json(&server.url("/monitoring"), None).await.1;
-    }
+    // Alert states, restart counts and the tuner's recommendation (it follows RSS) may
+    // change between the page's sample and the JSON's; until the page renders the next
+    // sample they can legitimately differ, so they are compared again (a few times)
+    // before the test calls it a failure.
+    let page = until_agreed(&browser, &server, page, json, |page, json| {
+        let mut found = differences(page, json);
+        found.extend(tuner_differences(page, json));
+        found
+    })
+    .await;
 
     // The whole page in one image: grow the window until the viewport holds the whole
     // document (the outer height adds whatever frame the browser draws), then wait for
@@ -438,7 +570,7 @@ fn serve_under_prefix(
 async fn dashboard_banner_shows_an_unreachable_server_until_it_returns() {
     let browser = Browser::start().await;
     let site = site();
-    let subsystems = start(site.path()).await;
+    let subsystems = start(site.path(), &[]).await;
     let (addr, handle) = serve_under_prefix("127.0.0.1:0".parse().unwrap(), &subsystems);
 
     browser.goto(&format!("http://{addr}/lean/dashboard")).await;
@@ -535,6 +667,130 @@ async fn dashboard_keeps_working_through_a_child_restart() {
         !page.banner_visible,
         "the server stayed reachable: {page:#?}"
     );
+    assert!(
+        browser.console_errors().await.is_empty(),
+        "{}",
+        browser.log()
+    );
+}
+
+/// Where the limiter tile and `GET /monitoring`'s limiter figures disagree: files and
+/// renders as "in flight / limit", the refusals of each, the files queued.
+fn limiter_differences(page: &Page, json: &Value) -> Vec<String> {
+    let n = |key: &str| metric(json, key) as u64;
+    let load = |name: &str| {
+        format!(
+            "{} / {}",
+            n(&format!("limiter_in_flight_{name}")),
+            n(&format!("limiter_limit_{name}"))
+        )
+    };
+    [
+        ("limiter-files", &page.limiter_files, load("files")),
+        ("limiter-renders", &page.limiter_renders, load("renders")),
+        (
+            "limiter-rejected-files",
+            &page.limiter_rejected_files,
+            n("limiter_rejected_total_files").to_string(),
+        ),
+        (
+            "limiter-rejected-renders",
+            &page.limiter_rejected_renders,
+            n("limiter_rejected_total_renders").to_string(),
+        ),
+        (
+            "limiter-queued",
+            &page.limiter_queued,
+            n("limiter_queued_files").to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, shown, expected)| *shown != expected)
+    .map(|(id, shown, expected)| {
+        format!("#{id} shows {shown:?}; /monitoring makes it {expected:?}")
+    })
+    .collect()
+}
+
+/// With the limiters on, their tile shows each limiter's figures as `/monitoring` has
+/// them: one slot each and no queue; a slowly read streamed file holds the files slot
+/// (the permit rides on the body) and the next file is refused, so the two limiters'
+/// figures differ. The tuner is off here: its tile shows "—", waiting for figures.
+#[actix_rt::test]
+async fn dashboard_shows_the_limiters_when_enabled() {
+    let browser = Browser::start().await;
+    let site = site();
+    std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+    let subsystems = start(
+        site.path(),
+        &[
+            ("LEANSERVE_LIMITER_ENABLED", "true"),
+            ("LEANSERVE_LIMITER_MIN_LIMIT", "1"),
+            ("LEANSERVE_LIMITER_MAX_LIMIT", "1"),
+            ("LEANSERVE_LIMITER_QUEUE_SIZE", "0"),
+            ("STATIC_FILE_MAX_FILE_SIZE", "65536"),
+            ("CONFIG_TUNER_ENABLED", "false"),
+        ],
+    )
+    .await;
+    let server = serve(&subsystems);
+
+    browser.goto(&server.url("/dashboard")).await;
+    let idle = wait_for(&browser, "the limiter tile on", |p| p.limiter_state == "on").await;
+    assert_eq!(
+        (idle.limiter_files.as_str(), idle.limiter_renders.as_str()),
+        ("0 / 1", "0 / 1"),
+        "one slot each, none taken"
+    );
+
+    // A client that asks for 32 MiB and reads only the first bytes keeps the files
+    // slot; the next file request is refused.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = slow.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let refused = util::raw(server.addr, "GET", "/index.html", &[]).await;
+    assert_eq!(refused.status, 503, "the files slot is taken");
+
+    let page = wait_for(&browser, "the taken slot on the page", |p| {
+        p.limiter_files == "1 / 1" && p.limiter_rejected_files == "1"
+    })
+    .await;
+    let json = get_json(&server.url("/monitoring"), None).await.1;
+    let page = until_agreed(&browser, &server, page, json, limiter_differences).await;
+    assert_eq!(
+        (
+            page.limiter_renders.as_str(),
+            page.limiter_rejected_renders.as_str()
+        ),
+        ("0 / 1", "0"),
+        "renders have their own limiter"
+    );
+
+    // No tuner, no tuner figures: the tile waits for them.
+    let json = get_json(&server.url("/monitoring"), None).await.1;
+    let tuner_keys: Vec<&String> = json["metrics"]
+        .as_object()
+        .expect("metrics is an object")
+        .keys()
+        .filter(|key| key.starts_with("tuner_"))
+        .collect();
+    assert!(tuner_keys.is_empty(), "the tuner is off: {tuner_keys:?}");
+    assert_eq!(
+        (
+            page.tuner_state.as_str(),
+            page.tuner_limit_mb.as_str(),
+            page.tuner_cache_mb.as_str(),
+            page.tuner_cache_recommended_mb.as_str(),
+        ),
+        ("waiting", "—", "—", "—"),
+        "the tuner tile without tuner figures"
+    );
+    assert!(tuner_differences(&page, &json).is_empty());
+    drop(slow);
     assert!(
         browser.console_errors().await.is_empty(),
         "{}",

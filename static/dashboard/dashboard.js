@@ -199,12 +199,41 @@
     text('pools-waiters', fmt.int(num(m.pools_waiters)));
     text('pools-timeouts', fmt.int(num(m.pools_timeouts_total)));
     text('pools-leaks', fmt.int(num(m.pools_leaks_total)));
+    renderTuner(m);
+    renderLimiter(m);
 
     renderCache(m);
     renderStatusMix(m);
     renderCharts();
     renderChildren(snap.children || []);
     renderAlerts(snap.alerts || []);
+  }
+
+  // The tuner's figures exist once it has run a round (at start, then every
+  // tuner.interval; never when it is off); until then the tile waits. The memory
+  // limit is in whole MiB, the cache budget (now → recommended) in MiB to 0.1.
+  function renderTuner(m) {
+    const has = (key) => typeof m[key] === 'number' && isFinite(m[key]);
+    const tuned = ['tuner_changes_total', 'tuner_memory_limit_bytes', 'tuner_cache_budget_bytes_value'].some(has);
+    $('tuner').dataset.state = tuned ? 'on' : 'waiting';
+    text('tuner-limit-mb', has('tuner_memory_limit_bytes') ? fmt.int(m.tuner_memory_limit_bytes / 1048576) : '—');
+    text('tuner-cache-mb', has('tuner_cache_budget_bytes_value') ? fmt.mib(m.tuner_cache_budget_bytes_value) : '—');
+    text('tuner-cache-recommended-mb',
+      has('tuner_cache_budget_bytes_recommended') ? fmt.mib(m.tuner_cache_budget_bytes_recommended) : '—');
+    text('tuner-changes', fmt.int(num(m.tuner_changes_total)));
+  }
+
+  // The limiters' figures exist only when limiter.enabled: "in flight / limit" per
+  // limiter, files as the value and renders below, with the 503s each refused.
+  function renderLimiter(m) {
+    const on = typeof m.limiter_limit_files === 'number';
+    $('limiter').dataset.state = on ? 'on' : 'off';
+    const load = (name) => fmt.int(num(m['limiter_in_flight_' + name])) + ' / ' + fmt.int(num(m['limiter_limit_' + name]));
+    text('limiter-files', on ? load('files') : 'off');
+    text('limiter-renders', on ? load('renders') : '—');
+    text('limiter-rejected-files', fmt.int(num(m.limiter_rejected_total_files)));
+    text('limiter-rejected-renders', fmt.int(num(m.limiter_rejected_total_renders)));
+    text('limiter-queued', fmt.int(num(m.limiter_queued_files)));
   }
 
   function renderCache(m) {
