@@ -217,7 +217,7 @@ impl Runtime {
         let limiters = opts
             .limiter
             .enabled
-            .then(|| Limiters::new(opts.limiter.config));
+            .then(|| Limiters::new(opts.limiter.config, opts.templates.render_workers));
         let tuner_shared = (opts.tuner.mode != TunerMode::Off).then(|| {
             TunerShared::new(
                 opts.tuner.clone(),
@@ -229,6 +229,10 @@ impl Runtime {
                     limiters: limiters.clone(),
                     templates: templates.as_ref().map(|(_, shared)| shared.clone()),
                     workers: opts.server.workers,
+                    pool_ceilings: crate::config::BUILTIN_POOLS
+                        .iter()
+                        .map(|name| (name.to_string(), opts.pools.spec(name).scale_max))
+                        .collect(),
                 },
             )
         });

@@ -44,9 +44,9 @@ async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
     let knobs = &body["last"]["knobs"];
     for name in [
         "cache_budget_bytes",
-        "pool_max_size:gzip",
-        "pool_max_size:inflate",
-        "pool_max_size:render_buffers",
+        "pool_scale_max:gzip",
+        "pool_scale_max:inflate",
+        "pool_scale_max:render_buffers",
         "in_flight_limit:files",
         "in_flight_limit:renders",
         "server.workers",

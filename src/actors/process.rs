@@ -72,6 +72,22 @@ impl crate::metrics::Source for ProcessStats {
     }
 }
 
+/// This process's resident memory now, from `/proc/self/status` (`None` where there is
+/// no procfs): fresher than the sampler's last sample, for decisions that compare it with
+/// other figures read now.
+pub fn current_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb << 10)
+}
+
 /// Reads this process's memory and CPU figures through sysinfo. The sampler owns one;
 /// so does the profiler, for figures fresher than the last sample.
 pub struct ProcessProbe {
@@ -179,5 +195,10 @@ mod tests {
         assert!(sample.rss_bytes > 1 << 20, "{sample:?}");
         assert!(sample.virtual_bytes >= sample.rss_bytes, "{sample:?}");
         assert_eq!(stats.latest(), Some(sample));
+        let now = current_rss().expect("linux has procfs");
+        assert!(
+            now > 1 << 20 && now.abs_diff(sample.rss_bytes) < 64 << 20,
+            "{now}"
+        );
     }
 }

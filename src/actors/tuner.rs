@@ -70,6 +70,8 @@ pub struct TunerInputs {
     pub limiters: Option<Limiters>,
     pub templates: Option<TemplatesShared>,
     pub workers: usize,
+    /// The configured `scale_max` of leanserve's own pools (the tuner restores it).
+    pub pool_ceilings: BTreeMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -179,7 +181,10 @@ impl TunerShared {
         drop(state);
         Readings {
             limit: Some(memory::detect_here(self.opts.memory_limit)),
-            rss: inputs.process.latest().map(|sample| sample.rss_bytes),
+            // Read now: the budget rule subtracts the cache's bytes read now, and a sample
+            // seconds old would make the budget swing.
+            rss: crate::actors::process::current_rss()
+                .or_else(|| inputs.process.latest().map(|sample| sample.rss_bytes)),
             cache_budget: stats.budget_bytes,
             cache_bytes: stats.bytes_cached,
             dirty_decay_ms: decay.map(|d| d.dirty_decay_ms),
@@ -188,7 +193,14 @@ impl TunerShared {
                 .pools
                 .stats()
                 .into_iter()
-                .map(|p| (p.name, p.max_size, p.spec.scale_min))
+                .map(|p| {
+                    let configured = inputs
+                        .pool_ceilings
+                        .get(&p.name)
+                        .copied()
+                        .unwrap_or(p.spec.scale_max);
+                    (p.name, p.spec.scale_max, p.spec.scale_min, configured)
+                })
                 .collect(),
             limiters,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -248,10 +260,15 @@ impl TunerShared {
                 }
                 set
             }
-            name => match name.strip_prefix("pool_max_size:") {
+            name => match name.strip_prefix("pool_scale_max:") {
                 Some(pool) => {
+                    let Ok(stats) = self.inputs.pools.stats_of(pool) else {
+                        return false;
+                    };
+                    let ceiling = to as usize;
                     let resize = Resize {
-                        max_size: Some(to as usize),
+                        max_size: Some(stats.max_size.min(ceiling)),
+                        scale_max: Some(ceiling),
                         ..Resize::default()
                     };
                     self.inputs.pools.resize(pool, &resize, "tuner").is_ok()

@@ -1,12 +1,15 @@
 //! The limiter: the adaptive limit applied to requests, with a short queue.
 //!
 //! A request is admitted while fewer than the limit are in flight. Otherwise it waits in
-//! a FIFO queue of at most `queue_size`, CoDel-style: while the queue has been empty
-//! within the last `overload_after` it waits up to `queue_timeout` (a burst is absorbed),
-//! but once the queue has stayed non-empty longer than that (standing overload) a
-//! newcomer waits only `overload_timeout` before it is refused, so the queue never turns
-//! into latency for everyone. A full queue refuses at once. A refusal is fast and costs
-//! the service nothing; the caller answers 503 with `Retry-After`.
+//! a queue of at most `queue_size`, CoDel-style (as Facebook's servers use it): every
+//! `overload_after` interval the smallest time a request spent in the queue is looked at.
+//! If even the luckiest request waited longer than `overload_timeout`, the queue is a
+//! standing one (overload, not a burst): newcomers then wait only `overload_timeout`
+//! before they are refused, and the queue is served newest first (adaptive LIFO), so the
+//! requests that are admitted are fresh and the stale ones time out. Otherwise it is a
+//! burst, absorbed first in first out with up to `queue_timeout` of waiting. A full queue
+//! refuses at once. A refusal is fast and costs the service nothing; the caller answers
+//! 503 with `Retry-After`.
 //!
 //! A [`Permit`] is held for the whole request, body included: dropping it frees the slot,
 //! feeds the latency to the limit (unless [`Permit::failed`] was called) and admits the
@@ -88,10 +91,13 @@ pub struct LimiterStats {
 struct State {
     limit: AdaptiveLimit,
     in_flight: usize,
-    queue: VecDeque<(u64, oneshot::Sender<()>)>,
+    queue: VecDeque<(u64, Instant, oneshot::Sender<()>)>,
     next_ticket: u64,
-    /// When the queue was last seen empty.
-    last_empty: Instant,
+    /// The current CoDel interval: its start and the smallest queueing time seen in it.
+    interval_start: Instant,
+    min_sojourn: Option<Duration>,
+    /// The last interval's verdict: a standing queue.
+    overloaded: bool,
     admitted: u64,
     queued: u64,
     rejected: u64,
@@ -119,6 +125,29 @@ impl std::fmt::Debug for Limiter {
     }
 }
 
+impl State {
+    /// Notes one request's time in the queue.
+    fn sojourn(&mut self, waited: Duration) {
+        self.min_sojourn = Some(self.min_sojourn.map_or(waited, |min| min.min(waited)));
+    }
+
+    /// Ends the CoDel interval when it is over: a standing queue if even the shortest
+    /// wait in it exceeded the overload timeout.
+    fn roll(&mut self, now: Instant, config: &LimiterConfig) {
+        if now.saturating_duration_since(self.interval_start) < config.overload_after {
+            return;
+        }
+        self.overloaded = match self.min_sojourn {
+            Some(min) => min > config.overload_timeout,
+            // Nobody was admitted or refused in a whole interval: requests are stuck in
+            // the queue if there is one.
+            None => !self.queue.is_empty(),
+        };
+        self.min_sojourn = None;
+        self.interval_start = now;
+    }
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -140,7 +169,9 @@ impl Limiter {
                     in_flight: 0,
                     queue: VecDeque::new(),
                     next_ticket: 0,
-                    last_empty: now,
+                    interval_start: now,
+                    min_sojourn: None,
+                    overloaded: false,
                     admitted: 0,
                     queued: 0,
                     rejected: 0,
@@ -161,10 +192,9 @@ impl Limiter {
         let started = (inner.clock)();
         let (ticket, receiver, timeout) = {
             let mut state = lock(&inner.state);
-            if state.queue.is_empty() {
-                state.last_empty = started;
-            }
+            state.roll(started, &inner.config);
             if state.in_flight < state.limit.limit() && state.queue.is_empty() {
+                state.sojourn(Duration::ZERO);
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
@@ -180,9 +210,7 @@ impl Limiter {
                     queued: state.queue.len(),
                 });
             }
-            let standing =
-                started.saturating_duration_since(state.last_empty) > inner.config.overload_after;
-            let timeout = if standing {
+            let timeout = if state.overloaded {
                 inner.config.overload_timeout
             } else {
                 inner.config.queue_timeout
@@ -190,7 +218,7 @@ impl Limiter {
             let (sender, receiver) = oneshot::channel();
             let ticket = state.next_ticket;
             state.next_ticket += 1;
-            state.queue.push_back((ticket, sender));
+            state.queue.push_back((ticket, started, sender));
             state.queued += 1;
             (ticket, receiver, timeout)
         };
@@ -211,7 +239,7 @@ impl Limiter {
         }
         // Timed out: leave the queue, unless a slot was handed over meanwhile.
         let mut state = lock(&inner.state);
-        let position = state.queue.iter().position(|(t, _)| *t == ticket);
+        let position = state.queue.iter().position(|(t, _, _)| *t == ticket);
         match position {
             Some(index) => {
                 state.queue.remove(index);
@@ -219,6 +247,7 @@ impl Limiter {
                 state.timeouts += 1;
                 queued.receiver = None;
                 let now = (inner.clock)();
+                state.sojourn(now.saturating_duration_since(started));
                 Err(Overloaded::Timeout {
                     name: inner.name,
                     waited: now.saturating_duration_since(started),
@@ -273,20 +302,25 @@ impl Inner {
         if let Some(latency) = latency {
             state.limit.on_sample(now, latency);
         }
+        state.roll(now, &self.config);
         while state.in_flight < state.limit.limit() {
-            let Some((_, sender)) = state.queue.pop_front() else {
+            // A standing queue is served newest first: the oldest are the stalest.
+            let next = if state.overloaded {
+                state.queue.pop_back()
+            } else {
+                state.queue.pop_front()
+            };
+            let Some((_, enqueued, sender)) = next else {
                 break;
             };
             // The waiter may be gone (its request cancelled); then try the next.
             if sender.send(()).is_ok() {
+                state.sojourn(now.saturating_duration_since(enqueued));
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
                 state.limit.on_admit(in_flight);
             }
-        }
-        if state.queue.is_empty() {
-            state.last_empty = now;
         }
     }
 }
@@ -306,7 +340,7 @@ impl Drop for Queued<'_> {
         };
         let inner = &self.limiter.inner;
         let mut state = lock(&inner.state);
-        if let Some(index) = state.queue.iter().position(|(t, _)| *t == self.ticket) {
+        if let Some(index) = state.queue.iter().position(|(t, _, _)| *t == self.ticket) {
             state.queue.remove(index);
             return;
         }

@@ -27,11 +27,22 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    /// Both limiters with `config`.
-    pub fn new(config: LimiterConfig) -> Limiters {
+    /// Both limiters with `config`; the renders' limit starts (and may go down to)
+    /// `render_workers` when that is lower, since more renders than workers only queue
+    /// for a worker.
+    pub fn new(config: LimiterConfig, render_workers: usize) -> Limiters {
+        let floor = config.limit.min.min(render_workers.max(1));
+        let renders = LimiterConfig {
+            limit: LimitConfig {
+                min: floor,
+                initial: floor,
+                ..config.limit
+            },
+            ..config
+        };
         Limiters {
             files: Limiter::new("files", config),
-            renders: Limiter::new("renders", config),
+            renders: Limiter::new("renders", renders),
         }
     }
 

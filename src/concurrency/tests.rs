@@ -259,3 +259,64 @@ async fn limiter_refuses_fast_when_the_queue_is_full_and_holds_the_slot_until_th
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn limiter_a_standing_queue_shortens_the_wait_and_serves_the_newest_first() {
+    let config = FixedOne::one();
+    let limiter = Limiter::with_clock("codel", config, paused);
+    let held = limiter.acquire().await.unwrap();
+    // A burst: waiters get the long timeout while some request in the last interval got
+    // through at once (the first interval had the immediate admission).
+    for _ in 0..2 {
+        match limiter.acquire().await {
+            Err(Overloaded::Timeout { waited, .. }) => {
+                assert_eq!(waited, Duration::from_millis(100))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Even the shortest wait of the last interval was 100 ms: a standing queue.
+    // Newcomers now wait only the overload timeout.
+    match limiter.acquire().await {
+        Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(5)),
+        other => panic!("{other:?}"),
+    }
+    // Served newest first: of two waiters, the later one gets the freed slot.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let waiters: Vec<_> = (0..2)
+        .map(|n| {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            tokio::spawn(async move {
+                if let Ok(permit) = limiter.acquire().await {
+                    order.lock().unwrap().push(n);
+                    drop(permit);
+                }
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    drop(held);
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    assert_eq!(order.lock().unwrap().first(), Some(&1), "{order:?}");
+}
+
+/// One slot that never moves, a queue of 16, 100 ms and 5 ms timeouts.
+struct FixedOne;
+
+impl FixedOne {
+    fn one() -> LimiterConfig {
+        LimiterConfig {
+            limit: LimitConfig {
+                initial: 1,
+                min: 1,
+                max: 1,
+                ..LimitConfig::default()
+            },
+            queue_size: 16,
+            ..LimiterConfig::default()
+        }
+    }
+}

@@ -14,8 +14,10 @@
 //!   1000 ms; under 30%, 250 ms; under 15%, 0 (return at once) with a purge and
 //!   jemalloc's background thread on, so pages are returned while the process is idle
 //!   too (jemalloc#2688).
-//! - **Pool maximums** (live): the autoscaler owns them; under 15% headroom the `gzip`
-//!   pool (about 330 KiB per compressor) is held at its `scale_min`.
+//! - **Pool ceilings** (live): the autoscaler moves each pool's maximum up to its
+//!   `scale_max`; the tuner owns that ceiling. Under 15% headroom the `gzip` pool (about
+//!   330 KiB per compressor) gets `scale_max = scale_min`, so the autoscaler cannot grow
+//!   it back; with headroom again the configured ceiling returns.
 //! - **In-flight limits** (live): the limiters adapt them every window; reported.
 //! - **HTTP workers and render workers** (restart): one HTTP worker per CPU; render
 //!   workers from Little's law, the renders in flight on average (rate × mean time, queue
@@ -43,8 +45,8 @@ pub struct Readings {
     /// `None` without jemalloc.
     pub dirty_decay_ms: Option<i64>,
     pub background_thread: Option<bool>,
-    /// (name, max_size, scale_min).
-    pub pools: Vec<(String, usize, usize)>,
+    /// (name, scale_max now, scale_min, scale_max as configured).
+    pub pools: Vec<(String, usize, usize, usize)>,
     /// (limiter, limit, in flight, rejected since the last round).
     pub limiters: Vec<(String, usize, usize, u64)>,
     pub cpus: usize,
@@ -238,20 +240,28 @@ fn pool_maximums(r: &Readings) -> Vec<Recommendation> {
     let tight = headroom(r).is_some_and(|h| h < TIGHT_HEADROOM);
     r.pools
         .iter()
-        .map(|(name, max, scale_min)| {
-            let hold = tight && name == crate::codec::GZIP_POOL && max > scale_min;
-            Recommendation {
-                knob: format!("pool_max_size:{name}"),
-                unit: "objects",
-                current: *max as f64,
-                recommended: if hold { *scale_min as f64 } else { *max as f64 },
-                live: true,
-                reason: if hold {
+        .map(|(name, scale_max, scale_min, configured)| {
+            let hold = tight && name == crate::codec::GZIP_POOL;
+            let (recommended, reason) = if hold {
+                (
+                    *scale_min,
                     "memory is tight: compressors (about 330 KiB each) held at the pool's scale_min"
-                        .into()
-                } else {
-                    "the pool manager's autoscaler sets it from acquire wait and utilization".into()
-                },
+                        .to_owned(),
+                )
+            } else {
+                (
+                    *configured,
+                    "the configured ceiling; the pool manager's autoscaler moves the maximum under it"
+                        .to_owned(),
+                )
+            };
+            Recommendation {
+                knob: format!("pool_scale_max:{name}"),
+                unit: "objects",
+                current: *scale_max as f64,
+                recommended: recommended as f64,
+                live: true,
+                reason,
                 evidence: headroom(r)
                     .map(|h| vec![evidence("memory_headroom_ratio", "now", h)])
                     .unwrap_or_default(),
@@ -347,7 +357,7 @@ mod tests {
             cache_bytes: cache_mb * MB,
             dirty_decay_ms: Some(1000),
             background_thread: Some(false),
-            pools: vec![("gzip".into(), 8, 1), ("inflate".into(), 4, 1)],
+            pools: vec![("gzip".into(), 8, 1, 8), ("inflate".into(), 4, 1, 4)],
             limiters: vec![("files".into(), 40, 3, 0)],
             cpus: 2,
             workers: 2,
@@ -456,12 +466,19 @@ mod tests {
     }
 
     #[test]
-    fn tuner_holds_the_gzip_pool_at_its_floor_only_when_memory_is_tight() {
+    fn tuner_holds_the_gzip_pool_at_its_floor_only_while_memory_is_tight() {
         let loose = recommend(&readings(100, 50, 10, 64), &TARGETS);
-        assert!(!knob(&loose, "pool_max_size:gzip").changes());
+        assert!(!knob(&loose, "pool_scale_max:gzip").changes());
         let tight = recommend(&readings(100, 90, 10, 64), &TARGETS);
-        assert_eq!(knob(&tight, "pool_max_size:gzip").recommended, 1.0);
-        assert!(!knob(&tight, "pool_max_size:inflate").changes());
+        assert_eq!(knob(&tight, "pool_scale_max:gzip").recommended, 1.0);
+        assert!(!knob(&tight, "pool_scale_max:inflate").changes());
+        // Headroom back: the configured ceiling returns.
+        let mut held = readings(100, 50, 10, 64);
+        held.pools[0].1 = 1;
+        assert_eq!(
+            knob(&recommend(&held, &TARGETS), "pool_scale_max:gzip").recommended,
+            8.0
+        );
     }
 
     #[test]

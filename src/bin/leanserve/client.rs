@@ -691,12 +691,12 @@ mod tests {
             "applied": true,
             "knobs": [
                 knob("cache_budget_bytes", "bytes", 104857600.0, 8388608.0, true),
-                knob("pool_max_size:gzip", "objects", 4.0, 4.0, true),
+                knob("pool_scale_max:gzip", "objects", 4.0, 4.0, true),
                 knob("server.workers", "threads", 8.0, 4.0, false),
             ],
             "decisions": [
                 // An earlier round's change of a knob that did not move this time.
-                { "knob": "pool_max_size:gzip", "from": 8.0, "to": 4.0, "direction": "down",
+                { "knob": "pool_scale_max:gzip", "from": 8.0, "to": 4.0, "direction": "down",
                   "reason": "earlier", "at_ms": 1 },
                 { "knob": "cache_budget_bytes", "from": 104857600.0, "to": 8388608.0,
                   "direction": "down", "reason": "why", "at_ms": 2 },
@@ -717,7 +717,7 @@ mod tests {
                 "why cache_budget_bytes"
             ]
         );
-        assert!(!out.contains("pool_max_size:gzip"), "{out}");
+        assert!(!out.contains("pool_scale_max:gzip"), "{out}");
         let restart = out.split("TAKE EFFECT ON RESTART").nth(1).expect(&out);
         assert!(
             restart.contains("server.workers") && restart.contains("8 -> 4"),
