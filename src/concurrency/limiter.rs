@@ -1,13 +1,15 @@
 //! The limiter: the adaptive limit applied to requests, with a short queue.
 //!
 //! A request is admitted while fewer than the limit are in flight. Otherwise it waits in
-//! a queue of at most `queue_size`, CoDel-style (as Facebook's servers use it): every
-//! `overload_after` interval the smallest time a request spent in the queue is looked at.
-//! If even the luckiest request waited longer than `overload_timeout`, the queue is a
-//! standing one (overload, not a burst): newcomers then wait only `overload_timeout`
+//! a queue of at most `queue_size`, CoDel-style as Facebook's servers use it ("Fail at
+//! Scale"): if a request found a free slot at once within the last `overload_after`, the
+//! queue is a burst, absorbed first in first out with up to `queue_timeout` of waiting.
+//! Otherwise the queue is standing (overload): newcomers wait only `overload_timeout`
 //! before they are refused, and the queue is served newest first (adaptive LIFO), so the
-//! requests that are admitted are fresh and the stale ones time out. Otherwise it is a
-//! burst, absorbed first in first out with up to `queue_timeout` of waiting. A full queue
+//! requests admitted are fresh and the stale ones time out. "Found a free slot" is the
+//! signal, not "found the queue empty": under overload the queue empties now and then
+//! (timeouts drain it) while every slot stays busy, and that must not re-arm the long
+//! wait. A full queue
 //! refuses at once. A refusal is fast and costs the service nothing; the caller answers
 //! 503 with `Retry-After`.
 //!
@@ -91,13 +93,10 @@ pub struct LimiterStats {
 struct State {
     limit: AdaptiveLimit,
     in_flight: usize,
-    queue: VecDeque<(u64, Instant, oneshot::Sender<()>)>,
+    queue: VecDeque<(u64, oneshot::Sender<()>)>,
     next_ticket: u64,
-    /// The current CoDel interval: its start and the smallest queueing time seen in it.
-    interval_start: Instant,
-    min_sojourn: Option<Duration>,
-    /// The last interval's verdict: a standing queue.
-    overloaded: bool,
+    /// When a request last found a free slot at once.
+    last_free: Instant,
     admitted: u64,
     queued: u64,
     rejected: u64,
@@ -126,25 +125,9 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl State {
-    /// Notes one request's time in the queue.
-    fn sojourn(&mut self, waited: Duration) {
-        self.min_sojourn = Some(self.min_sojourn.map_or(waited, |min| min.min(waited)));
-    }
-
-    /// Ends the CoDel interval when it is over: a standing queue if even the shortest
-    /// wait in it exceeded the overload timeout.
-    fn roll(&mut self, now: Instant, config: &LimiterConfig) {
-        if now.saturating_duration_since(self.interval_start) < config.overload_after {
-            return;
-        }
-        self.overloaded = match self.min_sojourn {
-            Some(min) => min > config.overload_timeout,
-            // Nobody was admitted or refused in a whole interval: requests are stuck in
-            // the queue if there is one.
-            None => !self.queue.is_empty(),
-        };
-        self.min_sojourn = None;
-        self.interval_start = now;
+    /// A standing queue: no request found a free slot at once for `overload_after`.
+    fn overloaded(&self, now: Instant, config: &LimiterConfig) -> bool {
+        now.saturating_duration_since(self.last_free) > config.overload_after
     }
 }
 
@@ -169,9 +152,7 @@ impl Limiter {
                     in_flight: 0,
                     queue: VecDeque::new(),
                     next_ticket: 0,
-                    interval_start: now,
-                    min_sojourn: None,
-                    overloaded: false,
+                    last_free: now,
                     admitted: 0,
                     queued: 0,
                     rejected: 0,
@@ -192,9 +173,8 @@ impl Limiter {
         let started = (inner.clock)();
         let (ticket, receiver, timeout) = {
             let mut state = lock(&inner.state);
-            state.roll(started, &inner.config);
             if state.in_flight < state.limit.limit() && state.queue.is_empty() {
-                state.sojourn(Duration::ZERO);
+                state.last_free = started;
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
@@ -210,7 +190,7 @@ impl Limiter {
                     queued: state.queue.len(),
                 });
             }
-            let timeout = if state.overloaded {
+            let timeout = if state.overloaded(started, &inner.config) {
                 inner.config.overload_timeout
             } else {
                 inner.config.queue_timeout
@@ -218,7 +198,7 @@ impl Limiter {
             let (sender, receiver) = oneshot::channel();
             let ticket = state.next_ticket;
             state.next_ticket += 1;
-            state.queue.push_back((ticket, started, sender));
+            state.queue.push_back((ticket, sender));
             state.queued += 1;
             (ticket, receiver, timeout)
         };
@@ -239,7 +219,7 @@ impl Limiter {
         }
         // Timed out: leave the queue, unless a slot was handed over meanwhile.
         let mut state = lock(&inner.state);
-        let position = state.queue.iter().position(|(t, _, _)| *t == ticket);
+        let position = state.queue.iter().position(|(t, _)| *t == ticket);
         match position {
             Some(index) => {
                 state.queue.remove(index);
@@ -247,7 +227,6 @@ impl Limiter {
                 state.timeouts += 1;
                 queued.receiver = None;
                 let now = (inner.clock)();
-                state.sojourn(now.saturating_duration_since(started));
                 Err(Overloaded::Timeout {
                     name: inner.name,
                     waited: now.saturating_duration_since(started),
@@ -302,20 +281,19 @@ impl Inner {
         if let Some(latency) = latency {
             state.limit.on_sample(now, latency);
         }
-        state.roll(now, &self.config);
+        let overloaded = state.overloaded(now, &self.config);
         while state.in_flight < state.limit.limit() {
             // A standing queue is served newest first: the oldest are the stalest.
-            let next = if state.overloaded {
+            let next = if overloaded {
                 state.queue.pop_back()
             } else {
                 state.queue.pop_front()
             };
-            let Some((_, enqueued, sender)) = next else {
+            let Some((_, sender)) = next else {
                 break;
             };
             // The waiter may be gone (its request cancelled); then try the next.
             if sender.send(()).is_ok() {
-                state.sojourn(now.saturating_duration_since(enqueued));
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
@@ -340,7 +318,7 @@ impl Drop for Queued<'_> {
         };
         let inner = &self.limiter.inner;
         let mut state = lock(&inner.state);
-        if let Some(index) = state.queue.iter().position(|(t, _, _)| *t == self.ticket) {
+        if let Some(index) = state.queue.iter().position(|(t, _)| *t == self.ticket) {
             state.queue.remove(index);
             return;
         }

@@ -265,8 +265,8 @@ async fn limiter_a_standing_queue_shortens_the_wait_and_serves_the_newest_first(
     let config = FixedOne::one();
     let limiter = Limiter::with_clock("codel", config, paused);
     let held = limiter.acquire().await.unwrap();
-    // A burst: waiters get the long timeout while some request in the last interval got
-    // through at once (the first interval had the immediate admission).
+    // A burst: waiters get the long timeout while a request found a free slot within the
+    // last 100 ms (the held one, at 0 ms).
     for _ in 0..2 {
         match limiter.acquire().await {
             Err(Overloaded::Timeout { waited, .. }) => {
@@ -275,8 +275,8 @@ async fn limiter_a_standing_queue_shortens_the_wait_and_serves_the_newest_first(
             other => panic!("{other:?}"),
         }
     }
-    // Even the shortest wait of the last interval was 100 ms: a standing queue.
-    // Newcomers now wait only the overload timeout.
+    // Nobody found a free slot for 200 ms: a standing queue. Newcomers now wait only the
+    // overload timeout.
     match limiter.acquire().await {
         Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(5)),
         other => panic!("{other:?}"),
