@@ -713,7 +713,7 @@ pub const KEYS: &[Key] = &[
         "LEANSERVE_LIMITER_OVERLOAD_TIMEOUT_MS",
         int(1, 60_000, "milliseconds"),
         Some("5"),
-        "wait for a slot once the queue has stayed non-empty for queue_timeout_ms (standing overload)",
+        "wait for a slot once no request has found a free slot for queue_timeout_ms (a standing queue, served newest first)",
     ),
     key(
         "tuner.enabled",
