@@ -12,7 +12,6 @@
 //! manager off it makes fresh state for every call and behaves identically.
 
 use std::io::{self, Read};
-use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
@@ -242,7 +241,7 @@ impl Codecs {
     pub fn compressor(&self) -> Result<Compressor, AcquireError> {
         match &self.gzip {
             Some(pool) => pool
-                .acquire_blocking(acquire_timeout(pool))
+                .acquire_blocking(pool.acquire_timeout())
                 .map(Compressor::Pooled),
             None => Ok(Compressor::Owned(Box::default())),
         }
@@ -265,7 +264,7 @@ impl Codecs {
     pub fn inflate(&self, gzip: &[u8], expected_len: u64) -> Result<Bytes, InflateError> {
         let out = match &self.inflate {
             Some(pool) => {
-                let mut inflater = pool.acquire_blocking(acquire_timeout(pool))?;
+                let mut inflater = pool.acquire_blocking(pool.acquire_timeout())?;
                 inflater.gunzip(gzip, expected_len)?
             }
             None => Inflater::new().gunzip(gzip, expected_len)?,
@@ -288,10 +287,6 @@ pub enum InflateError {
 /// gzip bytes worth keeping: at most 90% of the original.
 pub fn worth_it(gzip: Vec<u8>, original_len: usize) -> Option<Bytes> {
     ((gzip.len() as u64) * 10 <= (original_len as u64) * 9).then(|| Bytes::from(gzip))
-}
-
-fn acquire_timeout<M: Manager>(pool: &Pool<M>) -> Duration {
-    pool.acquire_timeout()
 }
 
 #[cfg(test)]

@@ -155,14 +155,7 @@ async fn pools_admin_resize_answers_400_naming_the_limit_and_404_for_unknown_poo
     let server = serve(&subsystems);
     let post = |path: String| {
         let url = server.url(&path);
-        async move {
-            let mut response = awc::Client::default().post(url).send().await.unwrap();
-            let body = response.body().await.unwrap();
-            (
-                response.status().as_u16(),
-                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
-            )
-        }
+        async move { util::post_json(&url).await }
     };
     let (status, body) = post("/admin/pools/gzip/resize?max_size=3&scale_max=6".into()).await;
     assert_eq!(status, 200, "{body}");

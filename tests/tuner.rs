@@ -10,12 +10,7 @@ use leanserve::runtime::Runtime;
 use util::{config_dir, get_json, serve, site, test_opts};
 
 async fn post(url: String) -> (u16, serde_json::Value) {
-    let mut response = awc::Client::default().post(url).send().await.unwrap();
-    let body = response.body().await.unwrap();
-    (
-        response.status().as_u16(),
-        serde_json::from_slice(&body).unwrap_or_default(),
-    )
+    util::post_json(&url).await
 }
 
 fn knob<'a>(knobs: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

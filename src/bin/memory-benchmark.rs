@@ -1064,15 +1064,7 @@ mod tuning {
     const FILE_BYTES: usize = 64 << 10;
 
     fn rss() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix("VmRSS:"))
-                    .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(0, |kb| kb << 10)
+        leanserve::actors::process::current_rss().unwrap_or(0)
     }
 
     struct Run {

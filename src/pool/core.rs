@@ -197,6 +197,12 @@ struct State<T> {
     decisions: VecDeque<Decision>,
 }
 
+/// What `take` got: an object, or a place in the queue.
+enum Taken<M: Manager> {
+    Guard(Pooled<M>),
+    Queued(Arc<Waiter<M::Object>>),
+}
+
 /// What `begin` found, decided under the lock.
 enum Begin<T> {
     Ready(T, Meta, usize),
@@ -507,28 +513,9 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn try_acquire(&self) -> Result<Pooled<M>, AcquireError> {
         let at = Location::caller();
-        let now = (self.inner.clock)();
-        loop {
-            match self.inner.begin(at, now, false) {
-                Begin::Ready(object, meta, hold) => {
-                    return Ok(self.inner.guard(object, meta, hold));
-                }
-                Begin::Validate(object, meta, hold) => {
-                    if let Some(guard) = self.inner.validated(object, meta, hold) {
-                        return Ok(guard);
-                    }
-                }
-                Begin::Create(hold) => return self.inner.create_for(hold),
-                Begin::Exhausted { in_use, max_size } => {
-                    return Err(AcquireError::Exhausted {
-                        pool: self.inner.name.clone(),
-                        in_use,
-                        max_size,
-                    });
-                }
-                Begin::Closed => return Err(self.inner.closed()),
-                Begin::Wait(_) => unreachable!("begin(wait = false) never queues"),
-            }
+        match self.inner.take(at, (self.inner.clock)(), false)? {
+            Taken::Guard(guard) => Ok(guard),
+            Taken::Queued(_) => unreachable!("take(wait = false) never queues"),
         }
     }
 
@@ -657,16 +644,8 @@ impl<M: Manager> Inner<M> {
 
     /// Makes an object for a reserved slot and hold.
     fn create_for(self: &Arc<Self>, hold: usize) -> Result<Pooled<M>, AcquireError> {
-        let before = crate::alloc::thread_allocated();
-        match self.manager.create() {
-            Ok(object) => {
-                let measured = match (before, crate::alloc::thread_allocated()) {
-                    (Some(before), Some(after)) => after.saturating_sub(before),
-                    _ => 0,
-                };
-                let meta = self.born(measured);
-                Ok(self.guard(object, meta, hold))
-            }
+        match self.make() {
+            Ok((object, meta)) => Ok(self.guard(object, meta, hold)),
             Err(error) => {
                 let now = (self.clock)();
                 {
@@ -684,6 +663,18 @@ impl<M: Manager> Inner<M> {
                 })
             }
         }
+    }
+
+    /// Makes an object, measuring the heap bytes its creation allocated (where jemalloc
+    /// counts them), and counts it.
+    fn make(&self) -> Result<(M::Object, Meta), M::Error> {
+        let before = crate::alloc::thread_allocated();
+        let object = self.manager.create()?;
+        let measured = match (before, crate::alloc::thread_allocated()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => 0,
+        };
+        Ok((object, self.born(measured)))
     }
 
     /// Counts a new object and gives it its lifetime (shortened by up to a tenth, so
@@ -704,48 +695,58 @@ impl<M: Manager> Inner<M> {
         }
     }
 
+    /// An object now (idle, validated, or made under the maximum), or `Err`; with
+    /// `wait`, a place in the queue when every object is in use.
+    fn take(
+        self: &Arc<Self>,
+        at: &'static Location<'static>,
+        now: Instant,
+        wait: bool,
+    ) -> Result<Taken<M>, AcquireError> {
+        loop {
+            return match self.begin(at, now, wait) {
+                Begin::Ready(object, meta, hold) => {
+                    Ok(Taken::Guard(self.guard(object, meta, hold)))
+                }
+                Begin::Validate(object, meta, hold) => match self.validated(object, meta, hold) {
+                    Some(guard) => Ok(Taken::Guard(guard)),
+                    None => continue,
+                },
+                Begin::Create(hold) => self.create_for(hold).map(Taken::Guard),
+                Begin::Closed => Err(self.closed()),
+                Begin::Exhausted { in_use, max_size } => Err(AcquireError::Exhausted {
+                    pool: self.name.clone(),
+                    in_use,
+                    max_size,
+                }),
+                Begin::Wait(waiter) => Ok(Taken::Queued(waiter)),
+            };
+        }
+    }
+
     async fn acquire_async(
         self: &Arc<Self>,
         at: &'static Location<'static>,
         timeout: Duration,
     ) -> Result<Pooled<M>, AcquireError> {
         let started = (self.clock)();
-        loop {
-            let waiter = match self.begin(at, started, true) {
-                Begin::Ready(object, meta, hold) => return Ok(self.guard(object, meta, hold)),
-                Begin::Validate(object, meta, hold) => match self.validated(object, meta, hold) {
-                    Some(guard) => return Ok(guard),
-                    None => continue,
-                },
-                Begin::Create(hold) => return self.create_for(hold),
-                Begin::Closed => return Err(self.closed()),
-                Begin::Exhausted { .. } => unreachable!("begin(wait = true) queues"),
-                Begin::Wait(waiter) => waiter,
-            };
-            // Dropped before it resolves (the caller gave up), it leaves the queue and
-            // returns anything it was granted meanwhile.
-            let mut pending = Pending {
-                inner: self,
-                waiter: Some(waiter),
-            };
-            let waiter = pending.waiter.clone().expect("set above");
-            let deadline = tokio::time::Instant::from_std(started + timeout);
-            let grant = match tokio::time::timeout_at(deadline, Granted(&waiter)).await {
-                Ok(grant) => grant,
-                Err(_) => match self.abandon(&waiter, started) {
-                    Ok(grant) => grant,
-                    Err(error) => {
-                        pending.waiter = None;
-                        return Err(error);
-                    }
-                },
-            };
-            pending.waiter = None;
-            match self.granted(grant) {
-                Some(result) => return result,
-                None => continue,
-            }
-        }
+        let waiter = match self.take(at, started, true)? {
+            Taken::Guard(guard) => return Ok(guard),
+            Taken::Queued(waiter) => waiter,
+        };
+        // Dropped before it resolves (the caller gave up), it leaves the queue and
+        // returns anything it was granted meanwhile.
+        let mut pending = Pending {
+            inner: self,
+            waiter: Some(waiter.clone()),
+        };
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let grant = match tokio::time::timeout_at(deadline, Granted(&waiter)).await {
+            Ok(grant) => Ok(grant),
+            Err(_) => self.abandon(&waiter, started),
+        };
+        pending.waiter = None;
+        self.granted(grant?)
     }
 
     fn acquire_blocking(
@@ -755,47 +756,35 @@ impl<M: Manager> Inner<M> {
     ) -> Result<Pooled<M>, AcquireError> {
         let started = (self.clock)();
         let deadline = started + timeout;
-        loop {
-            let waiter = match self.begin(at, started, true) {
-                Begin::Ready(object, meta, hold) => return Ok(self.guard(object, meta, hold)),
-                Begin::Validate(object, meta, hold) => match self.validated(object, meta, hold) {
-                    Some(guard) => return Ok(guard),
-                    None => continue,
-                },
-                Begin::Create(hold) => return self.create_for(hold),
-                Begin::Closed => return Err(self.closed()),
-                Begin::Exhausted { .. } => unreachable!("begin(wait = true) queues"),
-                Begin::Wait(waiter) => waiter,
-            };
-            let grant = {
-                let mut slot = lock(&waiter.slot);
-                loop {
-                    if let Slot::Granted(_) = &*slot {
-                        match std::mem::replace(&mut *slot, Slot::Taken) {
-                            Slot::Granted(grant) => break Some(grant),
-                            _ => unreachable!(),
-                        }
+        let waiter = match self.take(at, started, true)? {
+            Taken::Guard(guard) => return Ok(guard),
+            Taken::Queued(waiter) => waiter,
+        };
+        let grant = {
+            let mut slot = lock(&waiter.slot);
+            loop {
+                if let Slot::Granted(_) = &*slot {
+                    match std::mem::replace(&mut *slot, Slot::Taken) {
+                        Slot::Granted(grant) => break Some(grant),
+                        _ => unreachable!(),
                     }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break None;
-                    }
-                    slot = waiter
-                        .ready
-                        .wait_timeout(slot, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
                 }
-            };
-            let grant = match grant {
-                Some(grant) => grant,
-                None => self.abandon(&waiter, started)?,
-            };
-            match self.granted(grant) {
-                Some(result) => return result,
-                None => continue,
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break None;
+                }
+                slot = waiter
+                    .ready
+                    .wait_timeout(slot, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-        }
+        };
+        let grant = match grant {
+            Some(grant) => grant,
+            None => self.abandon(&waiter, started)?,
+        };
+        self.granted(grant)
     }
 
     /// Gives up waiting: leaves the queue, unless a grant arrived meanwhile.
@@ -848,15 +837,12 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// Turns a grant into a result; `None`: a validation failed, try again.
-    fn granted(
-        self: &Arc<Self>,
-        grant: Grant<M::Object>,
-    ) -> Option<Result<Pooled<M>, AcquireError>> {
+    /// Turns a grant into a result.
+    fn granted(self: &Arc<Self>, grant: Grant<M::Object>) -> Result<Pooled<M>, AcquireError> {
         match grant {
-            Grant::Object(object, meta, hold) => Some(Ok(self.guard(object, meta, hold))),
-            Grant::Create(hold) => Some(self.create_for(hold)),
-            Grant::Closed => Some(Err(self.closed())),
+            Grant::Object(object, meta, hold) => Ok(self.guard(object, meta, hold)),
+            Grant::Create(hold) => self.create_for(hold),
+            Grant::Closed => Err(self.closed()),
         }
     }
 
@@ -1053,14 +1039,8 @@ impl<M: Manager> Inner<M> {
             );
         }
         for _ in 0..fill {
-            let before = crate::alloc::thread_allocated();
-            match self.manager.create() {
-                Ok(object) => {
-                    let measured = match (before, crate::alloc::thread_allocated()) {
-                        (Some(before), Some(after)) => after.saturating_sub(before),
-                        _ => 0,
-                    };
-                    let meta = self.born(measured);
+            match self.make() {
+                Ok((object, meta)) => {
                     let bytes = self.manager.size_of(&object).unwrap_or(meta.bytes);
                     let now = (self.clock)();
                     let mut state = Locked::new(&self.state);

@@ -94,6 +94,21 @@ pub async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value
     )
 }
 
+/// POST to `url` with no body, answering the status and the body as JSON (`Null` when
+/// not JSON).
+pub async fn post_json(url: &str) -> (u16, serde_json::Value) {
+    let mut response = awc::Client::default()
+        .post(url)
+        .send()
+        .await
+        .expect("request reaches the server");
+    let body = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Polls `cond` until it holds (at most 10 s): waits for asynchronous work to land; it
 /// measures nothing.
 pub async fn eventually<F: std::future::Future<Output = bool>>(
