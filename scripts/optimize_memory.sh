@@ -59,7 +59,8 @@ leanserve() {
     repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     if [[ -n "${LEANSERVE_BIN:-}" ]]; then
         "$LEANSERVE_BIN" "$@"
-    elif command -v leanserve >/dev/null 2>&1; then
+    elif type -P leanserve >/dev/null 2>&1; then
+        # type -P looks on PATH only: `command -v` would find this very function.
         command leanserve "$@"
     elif [[ -x "$repo/target/release/leanserve" ]]; then
         "$repo/target/release/leanserve" "$@"

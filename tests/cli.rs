@@ -468,6 +468,29 @@ fn cli_optimize_memory_script_lists_actions_and_refuses_unknown_ones() {
 }
 
 #[test]
+fn cli_optimize_memory_script_finds_the_built_binary_for_a_newcomer() {
+    // As a newcomer runs it: no LEANSERVE_BIN and no leanserve on PATH; the script finds
+    // the binary cargo built under target/.
+    let server = Running::start(&[]);
+    let output = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/optimize_memory.sh"
+    ))
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("RUST_LOG", "warn")
+    .args(["--action=tune", "--url", &server.url])
+    .output()
+    .expect("script runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("cache_budget_bytes"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
 fn cli_optimize_reports_what_the_template_optimizers_saved() {
     let server = Running::start(&[]);
     let output = run(&["optimize", "--url", &server.url], &[]);
