@@ -253,7 +253,7 @@ impl TunerShared {
                 .await
                 .is_ok(),
             "allocator_dirty_decay_ms" => {
-                let tight = to == 0.0;
+                let tight = to <= crate::tuner::rules::TIGHT_DECAY_MS as f64;
                 let set = crate::alloc::set_decay(to as i64, tight);
                 if tight {
                     crate::alloc::purge();
