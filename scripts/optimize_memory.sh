@@ -55,29 +55,31 @@ while [[ $# -gt 0 ]]; do
 done
 
 leanserve() {
-    local repo
+    local repo target
     repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    target="${CARGO_TARGET_DIR:-$repo/target}"
     if [[ -n "${LEANSERVE_BIN:-}" ]]; then
         "$LEANSERVE_BIN" "$@"
     elif type -P leanserve >/dev/null 2>&1; then
         # type -P looks on PATH only: `command -v` would find this very function.
         command leanserve "$@"
-    elif [[ -x "$repo/target/release/leanserve" ]]; then
-        "$repo/target/release/leanserve" "$@"
-    elif [[ -x "$repo/target/debug/leanserve" ]]; then
-        "$repo/target/debug/leanserve" "$@"
+    elif [[ -x "$target/release/leanserve" ]]; then
+        "$target/release/leanserve" "$@"
+    elif [[ -x "$target/debug/leanserve" ]]; then
+        "$target/debug/leanserve" "$@"
     else
         cargo run --quiet --release --manifest-path "$repo/Cargo.toml" --bin leanserve -- "$@"
     fi
 }
 
 benchmark() {
-    local repo
+    local repo target
     repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    target="${CARGO_TARGET_DIR:-$repo/target}"
     if [[ -n "${LEANSERVE_BENCHMARK_BIN:-}" ]]; then
         "$LEANSERVE_BENCHMARK_BIN" "$@"
-    elif [[ -x "$repo/target/release/memory-benchmark" ]]; then
-        "$repo/target/release/memory-benchmark" "$@"
+    elif [[ -x "$target/release/memory-benchmark" ]]; then
+        "$target/release/memory-benchmark" "$@"
     else
         cargo run --quiet --release --manifest-path "$repo/Cargo.toml" --bin memory-benchmark -- "$@"
     fi

@@ -469,15 +469,20 @@ fn cli_optimize_memory_script_lists_actions_and_refuses_unknown_ones() {
 
 #[test]
 fn cli_optimize_memory_script_finds_the_built_binary_for_a_newcomer() {
-    // As a newcomer runs it: no LEANSERVE_BIN and no leanserve on PATH; the script finds
-    // the binary cargo built under target/.
+    // As a newcomer runs it: no LEANSERVE_BIN and no leanserve on PATH (cargo is); the
+    // script finds the binary cargo built under the target folder.
     let server = Running::start(&[]);
+    let cargo_dir = std::path::Path::new(env!("CARGO"))
+        .parent()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
     let output = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/optimize_memory.sh"
     ))
     .env_clear()
-    .env("PATH", "/usr/bin:/bin")
+    .env("PATH", format!("{cargo_dir}:/usr/bin:/bin"))
+    .envs(std::env::var("CARGO_TARGET_DIR").map(|dir| ("CARGO_TARGET_DIR", dir)))
     .env("RUST_LOG", "warn")
     .args(["--action=tune", "--url", &server.url])
     .output()
