@@ -5,12 +5,23 @@
 //! Scale"): if a request found a free slot at once within the last `overload_after`, the
 //! queue is a burst, absorbed first in first out with up to `queue_timeout` of waiting.
 //! Otherwise the queue is standing (overload): newcomers wait only `overload_timeout`
-//! before they are refused, and the queue is served newest first (adaptive LIFO), so the
-//! requests admitted are fresh and the stale ones time out. "Found a free slot" is the
-//! signal, not "found the queue empty": under overload the queue empties now and then
-//! (timeouts drain it) while every slot stays busy, and that must not re-arm the long
-//! wait. A full queue
-//! refuses at once. A refusal is fast and costs the service nothing; the caller answers
+//! before they are refused, the queue is served newest first (adaptive LIFO), so the
+//! requests admitted are fresh, and it holds at most `2 × limit` waiters (at least 4): a
+//! newcomer to a full standing queue displaces the oldest waiter, which is refused at
+//! once. Each freed slot goes to the newest waiter, so the oldest would only wait out
+//! their timeout; displacing them makes the refusal fast (a few arrivals' time, not the
+//! whole timeout). The depth is twice the limit, not the limit, so the queue does not run
+//! dry when several slots free together (renders finishing on every worker at once):
+//! an empty moment would let the next arrival find a free slot and end the standing
+//! state.
+//!
+//! The standing state ends with evidence, not with one free moment: once entered, it
+//! lasts until a whole `overload_after` window in which at least half the arrivals found
+//! a free slot (or none had to wait). Under overload the arrivals themselves come in
+//! clumps (a load generator or a proxy descheduled for a few milliseconds), the queue
+//! drains meanwhile, and the first arrival after the gap finds a slot; ending the state
+//! there would give the next `overload_after` of arrivals the long burst wait, and
+//! requests admitted 50–100 ms late. A full queue refuses at once. A refusal is fast and costs the service nothing; the caller answers
 //! 503 with `Retry-After`.
 //!
 //! A [`Permit`] is held for the whole request, body included: dropping it frees the slot,
@@ -70,6 +81,17 @@ pub enum Overloaded {
         limit: usize,
         in_flight: usize,
     },
+    /// Newer requests displaced it from a full standing queue.
+    #[error(
+        "{name}: displaced by newer requests after {waited:?} in a standing queue \
+         ({in_flight} in flight, limit {limit})"
+    )]
+    Displaced {
+        name: &'static str,
+        waited: Duration,
+        limit: usize,
+        in_flight: usize,
+    },
 }
 
 /// A limiter's figures.
@@ -84,8 +106,10 @@ pub struct LimiterStats {
     pub admitted_total: u64,
     pub queued_total: u64,
     pub rejected_total: u64,
-    /// Of the rejected, those that waited in the queue first.
+    /// Of the rejected, those that waited their whole timeout in the queue.
     pub timeouts_total: u64,
+    /// Of the rejected, those displaced from a full standing queue by newer requests.
+    pub displaced_total: u64,
     pub last_median_us: Option<u64>,
     pub last_baseline_us: Option<u64>,
 }
@@ -93,14 +117,23 @@ pub struct LimiterStats {
 struct State {
     limit: AdaptiveLimit,
     in_flight: usize,
-    queue: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Waiters; each is sent `true` when admitted, `false` when displaced.
+    queue: VecDeque<(u64, oneshot::Sender<bool>)>,
     next_ticket: u64,
     /// When a request last found a free slot at once.
     last_free: Instant,
+    /// In the standing (overload) state.
+    standing: bool,
+    /// The current `overload_after` window: when it began, its arrivals, and how many of
+    /// them found a free slot at once.
+    window_start: Instant,
+    window_arrivals: u32,
+    window_free: u32,
     admitted: u64,
     queued: u64,
     rejected: u64,
     timeouts: u64,
+    displaced: u64,
 }
 
 struct Inner {
@@ -125,10 +158,35 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl State {
-    /// A standing queue: no request found a free slot at once for `overload_after`.
-    fn overloaded(&self, now: Instant, config: &LimiterConfig) -> bool {
-        now.saturating_duration_since(self.last_free) > config.overload_after
+    /// Counts an arrival (`free`: it found a free slot at once) and answers whether the
+    /// queue is standing: entered when no request found a free slot for
+    /// `overload_after`, left after a window of `overload_after` in which at least half
+    /// the arrivals found one, or none came.
+    fn arrive(&mut self, now: Instant, free: bool, config: &LimiterConfig) -> bool {
+        if now.saturating_duration_since(self.window_start) >= config.overload_after {
+            let mostly_free = 2 * self.window_free >= self.window_arrivals;
+            if self.standing && mostly_free {
+                self.standing = false;
+            }
+            self.window_start = now;
+            self.window_arrivals = 0;
+            self.window_free = 0;
+        }
+        self.window_arrivals += 1;
+        if free {
+            self.window_free += 1;
+            self.last_free = now;
+        }
+        if now.saturating_duration_since(self.last_free) > config.overload_after {
+            self.standing = true;
+        }
+        self.standing
     }
+}
+
+/// How many waiters a standing queue keeps with `limit` slots.
+fn standing_depth(limit: usize) -> usize {
+    (2 * limit).max(4)
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -153,10 +211,15 @@ impl Limiter {
                     queue: VecDeque::new(),
                     next_ticket: 0,
                     last_free: now,
+                    standing: false,
+                    window_start: now,
+                    window_arrivals: 0,
+                    window_free: 0,
                     admitted: 0,
                     queued: 0,
                     rejected: 0,
                     timeouts: 0,
+                    displaced: 0,
                 }),
                 clock,
             }),
@@ -173,8 +236,9 @@ impl Limiter {
         let started = (inner.clock)();
         let (ticket, receiver, timeout) = {
             let mut state = lock(&inner.state);
-            if state.in_flight < state.limit.limit() && state.queue.is_empty() {
-                state.last_free = started;
+            let free = state.in_flight < state.limit.limit() && state.queue.is_empty();
+            let standing = state.arrive(started, free, &inner.config);
+            if free {
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
@@ -190,7 +254,14 @@ impl Limiter {
                     queued: state.queue.len(),
                 });
             }
-            let timeout = if state.overloaded(started, &inner.config) {
+            let timeout = if standing {
+                // A standing queue keeps the newest waiters (see the module docs).
+                if state.queue.len() >= standing_depth(state.limit.limit()) {
+                    if let Some((_, oldest)) = state.queue.pop_front() {
+                        // A waiter gone meanwhile (its request cancelled) needs no answer.
+                        let _ = oldest.send(false);
+                    }
+                }
                 inner.config.overload_timeout
             } else {
                 inner.config.queue_timeout
@@ -209,36 +280,53 @@ impl Limiter {
         };
         let deadline = tokio::time::Instant::from_std(started + timeout);
         let receiver = queued.receiver.as_mut().expect("set above");
-        let admitted = matches!(
-            tokio::time::timeout_at(deadline, receiver).await,
-            Ok(Ok(()))
-        );
-        if admitted {
-            queued.receiver = None;
+        let answer = match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(admitted)) => Some(admitted),
+            // Timed out (or, never in practice, the sender vanished): leave the queue,
+            // unless an answer came meanwhile; it was sent under the lock that took this
+            // waiter out of the queue.
+            Ok(Err(_)) | Err(_) => {
+                let mut state = lock(&inner.state);
+                match state.queue.iter().position(|(t, _)| *t == ticket) {
+                    Some(index) => {
+                        state.queue.remove(index);
+                        None
+                    }
+                    None => {
+                        drop(state);
+                        let receiver = queued.receiver.as_mut().expect("set above");
+                        Some(receiver.try_recv().unwrap_or(false))
+                    }
+                }
+            }
+        };
+        queued.receiver = None;
+        if answer == Some(true) {
             return Ok(self.permit((inner.clock)()));
         }
-        // Timed out: leave the queue, unless a slot was handed over meanwhile.
         let mut state = lock(&inner.state);
-        let position = state.queue.iter().position(|(t, _)| *t == ticket);
-        match position {
-            Some(index) => {
-                state.queue.remove(index);
-                state.rejected += 1;
-                state.timeouts += 1;
-                queued.receiver = None;
-                let now = (inner.clock)();
-                Err(Overloaded::Timeout {
-                    name: inner.name,
-                    waited: now.saturating_duration_since(started),
-                    limit: state.limit.limit(),
-                    in_flight: state.in_flight,
-                })
-            }
-            None => {
-                drop(state);
-                queued.receiver = None;
-                Ok(self.permit((inner.clock)()))
-            }
+        state.rejected += 1;
+        let (waited, limit, in_flight) = (
+            (inner.clock)().saturating_duration_since(started),
+            state.limit.limit(),
+            state.in_flight,
+        );
+        if answer.is_none() {
+            state.timeouts += 1;
+            Err(Overloaded::Timeout {
+                name: inner.name,
+                waited,
+                limit,
+                in_flight,
+            })
+        } else {
+            state.displaced += 1;
+            Err(Overloaded::Displaced {
+                name: inner.name,
+                waited,
+                limit,
+                in_flight,
+            })
         }
     }
 
@@ -266,6 +354,7 @@ impl Limiter {
             queued_total: state.queued,
             rejected_total: state.rejected,
             timeouts_total: state.timeouts,
+            displaced_total: state.displaced,
             last_median_us: last.map(|w| w.median.as_micros() as u64),
             last_baseline_us: last.map(|w| w.baseline.as_micros() as u64),
         }
@@ -281,7 +370,7 @@ impl Inner {
         if let Some(latency) = latency {
             state.limit.on_sample(now, latency);
         }
-        let overloaded = state.overloaded(now, &self.config);
+        let overloaded = state.standing;
         while state.in_flight < state.limit.limit() {
             // A standing queue is served newest first: the oldest are the stalest.
             let next = if overloaded {
@@ -293,7 +382,7 @@ impl Inner {
                 break;
             };
             // The waiter may be gone (its request cancelled); then try the next.
-            if sender.send(()).is_ok() {
+            if sender.send(true).is_ok() {
                 state.in_flight += 1;
                 state.admitted += 1;
                 let in_flight = state.in_flight;
@@ -308,7 +397,7 @@ impl Inner {
 struct Queued<'a> {
     limiter: &'a Limiter,
     ticket: u64,
-    receiver: Option<oneshot::Receiver<()>>,
+    receiver: Option<oneshot::Receiver<bool>>,
 }
 
 impl Drop for Queued<'_> {
@@ -323,7 +412,7 @@ impl Drop for Queued<'_> {
             return;
         }
         drop(state);
-        if receiver.try_recv().is_ok() {
+        if receiver.try_recv() == Ok(true) {
             inner.release(None);
         }
     }

@@ -29,7 +29,8 @@ pub struct Limiters {
 impl Limiters {
     /// Both limiters with `config`; the renders' limit starts (and may go down to)
     /// `render_workers` when that is lower, since more renders than workers only queue
-    /// for a worker.
+    /// for a worker. (A floor of twice the workers was measured too: the same goodput,
+    /// a higher admitted p99; bench/README.md.)
     pub fn new(config: LimiterConfig, render_workers: usize) -> Limiters {
         let floor = config.limit.min.min(render_workers.max(1));
         let renders = LimiterConfig {
@@ -112,9 +113,16 @@ impl crate::metrics::Source for Limiters {
         family(
             out,
             "limiter_queue_timeouts_total",
-            "Refusals after waiting in the queue, per limiter.",
+            "Refusals after waiting out the queue timeout, per limiter.",
             Kind::Counter,
             |s| s.timeouts_total as f64,
+        );
+        family(
+            out,
+            "limiter_queue_displaced_total",
+            "Refusals of waiters displaced from a full standing queue by newer requests, per limiter.",
+            Kind::Counter,
+            |s| s.displaced_total as f64,
         );
     }
 }

@@ -320,3 +320,115 @@ impl FixedOne {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn limiter_a_full_standing_queue_refuses_its_oldest_waiter_at_once() {
+    let config = LimiterConfig {
+        limit: LimitConfig {
+            initial: 2,
+            min: 2,
+            max: 2,
+            ..LimitConfig::default()
+        },
+        queue_size: 16,
+        ..LimiterConfig::default()
+    };
+    let limiter = Limiter::with_clock("lifo", config, paused);
+    let held = [
+        limiter.acquire().await.unwrap(),
+        limiter.acquire().await.unwrap(),
+    ];
+    // No free slot for 150 ms: the queue is standing.
+    tokio::time::advance(Duration::from_millis(150)).await;
+    let spawn_waiter = |n: usize| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let result = limiter.acquire().await;
+            (n, started.elapsed(), result)
+        })
+    };
+    // Four waiters, 1 ms apart, fill the standing queue (its depth is twice the limit).
+    let mut waiters = Vec::new();
+    for n in 0..4 {
+        waiters.push(spawn_waiter(n));
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    assert_eq!(limiter.stats().queued, 4);
+    // A fifth displaces the oldest, which is refused then, 4 ms into its 5 ms wait.
+    waiters.push(spawn_waiter(4));
+    let (n, waited, result) = waiters.remove(0).await.unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        waited,
+        Duration::from_millis(4),
+        "refused at once when displaced"
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Overloaded::Displaced {
+                limit: 2,
+                in_flight: 2,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(limiter.stats().queued, 4);
+    // Freed slots go newest first: the two newest are admitted, the two others wait out
+    // their 5 ms.
+    drop(held);
+    let mut outcomes = Vec::new();
+    for waiter in waiters {
+        let (n, _, result) = waiter.await.unwrap();
+        outcomes.push((n, result.is_ok()));
+    }
+    assert_eq!(
+        outcomes,
+        [(1, false), (2, false), (3, true), (4, true)],
+        "newest first"
+    );
+    let stats = limiter.stats();
+    assert_eq!(
+        (
+            stats.rejected_total,
+            stats.displaced_total,
+            stats.timeouts_total
+        ),
+        (3, 1, 2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn limiter_a_standing_queue_outlasts_one_free_moment_and_ends_when_slots_are_mostly_free() {
+    let limiter = Limiter::with_clock("hysteresis", FixedOne::one(), paused);
+    let held = limiter.acquire().await.unwrap();
+    let waited = |result: Result<Permit, Overloaded>| match result {
+        Err(Overloaded::Timeout { waited, .. }) => waited,
+        other => panic!("{other:?}"),
+    };
+    // 200 ms without a free slot: standing.
+    for _ in 0..2 {
+        assert_eq!(waited(limiter.acquire().await), Duration::from_millis(100));
+    }
+    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(5));
+    // One arrival finds the slot free (a gap in the arrivals)...
+    drop(held);
+    let held = limiter.acquire().await.unwrap();
+    // ...and the queue is still standing: the next waiter gets the short wait.
+    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(5));
+    drop(held);
+    // A window of 100 ms in which most arrivals find a free slot ends it.
+    for _ in 0..10 {
+        drop(limiter.acquire().await.unwrap());
+        tokio::time::advance(Duration::from_millis(12)).await;
+    }
+    let _held = limiter.acquire().await.unwrap();
+    assert_eq!(
+        waited(limiter.acquire().await),
+        Duration::from_millis(100),
+        "a burst again: the long wait"
+    );
+}
