@@ -256,11 +256,11 @@ impl Limiter {
             }
             let timeout = if standing {
                 // A standing queue keeps the newest waiters (see the module docs).
-                if state.queue.len() >= standing_depth(state.limit.limit()) {
-                    if let Some((_, oldest)) = state.queue.pop_front() {
-                        // A waiter gone meanwhile (its request cancelled) needs no answer.
-                        let _ = oldest.send(false);
-                    }
+                if state.queue.len() >= standing_depth(state.limit.limit())
+                    && let Some((_, oldest)) = state.queue.pop_front()
+                {
+                    // A waiter gone meanwhile (its request cancelled) needs no answer.
+                    let _ = oldest.send(false);
                 }
                 inner.config.overload_timeout
             } else {
