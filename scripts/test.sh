@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # The test command: what a newcomer runs and what CI runs (through .ci/run).
 # Besides the Rust toolchain it installs, when missing, what the tests use: the official
-# Prometheus Python client (its exposition parser checks /metrics), and Chromium with
+# Prometheus Python client (its exposition parser checks /metrics), Chromium with
 # ChromeDriver from the Debian packages (tests/dashboard.rs drives the dashboard in a
-# real browser; apt-get needs root).
+# real browser), and Debian's nginx-light (tests/listeners.rs puts leanserve behind it as
+# a reverse proxy on loopback); apt-get needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
 fi
+missing=()
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  missing+=(chromium chromium-driver)
+fi
+if [ ! -x /usr/sbin/nginx ]; then
+  missing+=(nginx-light)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cargo fmt --all -- --check

@@ -101,6 +101,9 @@ pub enum ConfigError {
     /// `--config` names a folder that does not exist.
     #[error("configuration folder {} (from {origin}) does not exist", path.display())]
     MissingDir { path: PathBuf, origin: Source },
+    /// Settings that would leave the admin surface open; `reason` names the keys.
+    #[error("refusing to start: {reason}")]
+    Insecure { reason: String },
 }
 
 /// The kind of a key's value and what is allowed.
@@ -130,6 +133,9 @@ pub enum Kind {
     PoolOverrides,
     /// An `ip:port` socket address.
     Addr,
+    /// Where a listener binds: an `ip:port`, `unix:PATH`, or `serving` (the serving
+    /// listener).
+    Listen,
     /// A filesystem path that must be an existing directory.
     Dir,
     /// A filesystem path (created when needed).
@@ -150,6 +156,7 @@ impl Kind {
             Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
             Kind::PoolOverrides => format!("[pools.overrides.<pool>] tables in a config file, <pool> one of {}, each with any of {}", BUILTIN_POOLS.join(", "), POOL_FIELDS.join(", ")),
             Kind::Addr => "an address:port such as 127.0.0.1:8080".into(),
+            Kind::Listen => "an address:port such as 127.0.0.1:8081, unix:PATH for a Unix socket, or serving".into(),
             Kind::Dir => "a path to an existing directory".into(),
             Kind::Path => "a filesystem path".into(),
         }
@@ -215,6 +222,13 @@ pub const KEYS: &[Key] = &[
         Some("30"),
         "time in-flight requests get to finish on SIGINT/SIGTERM",
     ),
+    key(
+        "admin.bind",
+        "LEANSERVE_ADMIN_BIND",
+        Kind::Listen,
+        Some("127.0.0.1:8081"),
+        "where the admin surface listens (/admin, /debug, /metrics, /monitoring, /dashboard; the serving listener answers those paths 404); a Unix socket is created owner-only; serving shares server.bind",
+    ),
     Key {
         secret: true,
         ..key(
@@ -222,7 +236,7 @@ pub const KEYS: &[Key] = &[
             "LEANSERVE_ADMIN_TOKEN",
             Kind::Text,
             None,
-            "bearer token for /admin and /debug; unset: those answer loopback peers only",
+            "bearer token for the admin surface; unset: it answers loopback and Unix-socket peers only; required when admin.bind is not loopback or a Unix socket, and in the prod profile unless it is a Unix socket",
         )
     },
     key(
@@ -350,6 +364,13 @@ pub const KEYS: &[Key] = &[
         Kind::Bool,
         Some("true"),
         "per-request figures, the monitor, its alerts and the dashboard",
+    ),
+    key(
+        "monitoring.public_metrics",
+        "LEANSERVE_MONITORING_PUBLIC_METRICS",
+        Kind::Bool,
+        Some("false"),
+        "also answer GET /metrics on the serving listener, for scrapers that cannot reach the admin listener (it reveals memory figures and thresholds)",
     ),
     key(
         "monitoring.interval_ms",
@@ -937,6 +958,7 @@ impl Config {
             Opts::resolve(profile_value, &settings)?
         };
         check_pools(&opts, &settings)?;
+        check_admin(&opts, &settings)?;
         opts.described = describe(&profile, &settings, &opts);
         Ok(Config {
             profile,
@@ -1091,6 +1113,7 @@ fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value, ConfigErr
         | Kind::Choice(_)
         | Kind::FileName
         | Kind::Addr
+        | Kind::Listen
         | Kind::Dir
         | Kind::Path
         | Kind::Url => Value::Text(trimmed.to_owned()),
@@ -1119,6 +1142,7 @@ fn parse_toml(key: &Key, raw: &toml::Value, source: &Source) -> Result<Value, Co
             | Kind::Choice(_)
             | Kind::FileName
             | Kind::Addr
+            | Kind::Listen
             | Kind::Dir
             | Kind::Path
             | Kind::Url,
@@ -1342,6 +1366,7 @@ fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError>
     let ok = match (&value, key.kind) {
         (Value::Int(n), Kind::Int { min, max, .. }) => (min..=max).contains(n),
         (Value::Text(t), Kind::Addr) => t.parse::<SocketAddr>().is_ok(),
+        (Value::Text(t), Kind::Listen) => AdminBind::parse(t).is_some(),
         (Value::Text(t), Kind::Text) => {
             !t.is_empty() && t.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         }
@@ -1411,6 +1436,57 @@ fn pool_spec(base: crate::pool::PoolSpec, values: &[(&'static str, u64)]) -> cra
     spec
 }
 
+/// Refuses settings that leave the admin surface open: a listener reachable beyond this
+/// machine without a token, or, in the prod profile, any TCP listener without one.
+fn check_admin(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Result<(), ConfigError> {
+    if opts.admin.token.is_some() {
+        return Ok(());
+    }
+    let source_of = |path: &str| {
+        settings
+            .get(path)
+            .map_or(Source::Default, |s| s.source.clone())
+    };
+    let (bind, where_) = match &opts.admin.bind {
+        AdminBind::Unix(_) => return Ok(()),
+        AdminBind::Serving => (
+            opts.server.bind,
+            format!(
+                "the admin surface shares the serving listener (admin.bind = {} from {}, server.bind = {} from {})",
+                settings
+                    .get("admin.bind")
+                    .map_or_else(|| "serving".to_owned(), |s| s.value.to_string()),
+                source_of("admin.bind"),
+                opts.server.bind,
+                source_of("server.bind"),
+            ),
+        ),
+        AdminBind::Tcp(addr) => (
+            *addr,
+            format!(
+                "the admin listener (admin.bind = {addr} from {})",
+                source_of("admin.bind")
+            ),
+        ),
+    };
+    let remedy = "set admin.token (LEANSERVE_ADMIN_TOKEN), or bind admin.bind to unix:PATH";
+    if !bind.ip().is_loopback() {
+        return Err(ConfigError::Insecure {
+            reason: format!(
+                "{where_} is reachable beyond loopback and admin.token is not set; {remedy} or a loopback address"
+            ),
+        });
+    }
+    if opts.profile == Profile::Prod {
+        return Err(ConfigError::Insecure {
+            reason: format!(
+                "the prod profile needs admin.token for an admin surface on TCP, even on loopback (a reverse proxy or sidecar on this host connects from loopback too), and {where_} has none; {remedy}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks every pool's options against each other (`min_idle <= max_size`, the scale
 /// bounds around `max_size`); the error names the key that does not fit.
 fn check_pools(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Result<(), ConfigError> {
@@ -1477,17 +1553,68 @@ pub struct ServerOpts {
     pub shutdown_timeout: Duration,
 }
 
-/// Admin access options.
+/// Where the admin surface listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminBind {
+    /// On the serving listener (`serving`, or `admin.bind` equal to `server.bind`).
+    Serving,
+    /// Its own TCP listener.
+    Tcp(SocketAddr),
+    /// A Unix socket, created owner-only.
+    Unix(PathBuf),
+}
+
+impl AdminBind {
+    /// `serving`, `unix:PATH` or `ip:port`.
+    pub fn parse(text: &str) -> Option<AdminBind> {
+        if text == "serving" {
+            return Some(AdminBind::Serving);
+        }
+        if let Some(path) = text.strip_prefix("unix:") {
+            return (!path.is_empty() && !path.contains('\0'))
+                .then(|| AdminBind::Unix(PathBuf::from(path)));
+        }
+        text.parse().ok().map(AdminBind::Tcp)
+    }
+
+    /// Whether only this machine can reach it without a token: a loopback address or a
+    /// Unix socket.
+    pub fn is_local(&self, server: SocketAddr) -> bool {
+        match self {
+            AdminBind::Serving => server.ip().is_loopback(),
+            AdminBind::Tcp(addr) => addr.ip().is_loopback(),
+            AdminBind::Unix(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for AdminBind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminBind::Serving => f.write_str("serving"),
+            AdminBind::Tcp(addr) => write!(f, "{addr}"),
+            AdminBind::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Admin surface options.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AdminOpts {
-    /// Bearer token for `/admin` and `/debug`; `None`: loopback peers only.
+    /// Where the admin surface listens; never `Tcp` equal to `server.bind` (that is
+    /// `Serving`).
+    pub bind: AdminBind,
+    /// Bearer token for the admin surface; `None`: loopback and Unix-socket peers only.
     pub token: Option<String>,
 }
 
 impl fmt::Debug for AdminOpts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = self.token.as_ref().map(|_| "<redacted>");
-        f.debug_struct("AdminOpts").field("token", &token).finish()
+        f.debug_struct("AdminOpts")
+            .field("bind", &self.bind)
+            .field("token", &token)
+            .finish()
     }
 }
 
@@ -1541,6 +1668,8 @@ pub struct ProcessOpts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitoringOpts {
     pub enabled: bool,
+    /// `GET /metrics` on the serving listener too.
+    pub public_metrics: bool,
     pub interval: Duration,
     /// Samples kept: `history_seconds / interval`, at most 10,000.
     pub history_len: usize,
@@ -1810,16 +1939,24 @@ impl Opts {
             Some(_) => int("server.workers") as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let bind = text("server.bind")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         Opts {
             profile,
             server: ServerOpts {
-                bind: text("server.bind")
-                    .and_then(|addr| addr.parse().ok())
-                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                bind,
                 workers,
                 shutdown_timeout: secs("server.shutdown_timeout"),
             },
             admin: AdminOpts {
+                bind: match text("admin.bind").as_deref().and_then(AdminBind::parse) {
+                    Some(AdminBind::Tcp(addr)) if addr == bind && addr.port() != 0 => {
+                        AdminBind::Serving
+                    }
+                    Some(admin) => admin,
+                    None => AdminBind::Tcp(SocketAddr::from(([127, 0, 0, 1], 8081))),
+                },
                 token: text("admin.token"),
             },
             supervisor: SupervisorOpts {
@@ -1864,6 +2001,7 @@ impl Opts {
                 let history = secs("monitoring.history_seconds");
                 MonitoringOpts {
                     enabled: flag("monitoring.enabled"),
+                    public_metrics: flag("monitoring.public_metrics"),
                     interval,
                     history_len: ((history.as_millis() / interval.as_millis()).max(2) as usize)
                         .min(10_000),
@@ -2086,6 +2224,17 @@ mod tests {
             (Profile::Test, 1)
         );
         options.profile = Some("prod".into());
+        // prod wants a token for a TCP admin listener...
+        let refused = Config::load(&options).unwrap_err().to_string();
+        assert!(
+            refused.contains("prod profile") && refused.contains("admin.token"),
+            "{refused}"
+        );
+        // ...or the admin surface on a Unix socket.
+        options.env.insert(
+            "LEANSERVE_ADMIN_BIND".into(),
+            "unix:/run/leanserve.sock".into(),
+        );
         let config = Config::load(&options).unwrap();
         assert_eq!(
             (
@@ -2093,6 +2242,10 @@ mod tests {
                 config.opts.server.shutdown_timeout.as_secs()
             ),
             (Profile::Prod, 2)
+        );
+        assert_eq!(
+            config.opts.admin.bind,
+            AdminBind::Unix("/run/leanserve.sock".into())
         );
         assert_eq!(config.profile.source, Source::Flag("--env".into()));
     }
@@ -2269,6 +2422,10 @@ mod tests {
         for profile in Profile::ALL {
             let mut options = options.clone();
             options.profile = Some(profile.name().into());
+            // prod refuses a TCP admin listener without a token.
+            options
+                .env
+                .insert("LEANSERVE_ADMIN_TOKEN".into(), "t".into());
             assert!(
                 Config::load(&options).unwrap().warnings.is_empty(),
                 "{profile}.toml"

@@ -126,10 +126,16 @@ async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
 
 #[actix_rt::test]
 async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
-    let (mut child, url, _site) = util::spawn_server(&[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "1")]);
-    assert_eq!(post(&format!("{url}/admin/chaos/panic/process")).await, 202);
+    let (mut child, url, admin, _site) =
+        util::spawn_server(&[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "1")]);
+    // The chaos routes live on the admin listener only.
+    assert_eq!(post(&format!("{url}/admin/chaos/panic/process")).await, 404);
+    assert_eq!(
+        post(&format!("{admin}/admin/chaos/panic/process")).await,
+        202
+    );
     eventually("restarted once", || async {
-        let (_, tree) = get_json(&format!("{url}/admin/supervisor"), None).await;
+        let (_, tree) = get_json(&format!("{admin}/admin/supervisor"), None).await;
         tree["children"][0]["restarts"] == 1 && tree["children"][0]["state"] == "running"
     })
     .await;
@@ -139,7 +145,10 @@ async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
         "still running after one panic"
     );
 
-    assert_eq!(post(&format!("{url}/admin/chaos/panic/process")).await, 202);
+    assert_eq!(
+        post(&format!("{admin}/admin/chaos/panic/process")).await,
+        202
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

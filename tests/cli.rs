@@ -168,7 +168,7 @@ fn cli_unknown_keys_in_a_file_warn_but_start() {
 
 #[actix_rt::test]
 async fn cli_server_answers_and_stops_cleanly_on_sigterm() {
-    let (mut child, url, _site) = util::spawn_server(&[]);
+    let (mut child, url, _admin, _site) = util::spawn_server(&[]);
     let (status, body) = util::get_json(&format!("{url}/health"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     assert_eq!(util::get_json(&format!("{url}/ready"), None).await.0, 200);
@@ -177,8 +177,7 @@ async fn cli_server_answers_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(util::exit_status(&mut child).code(), Some(0));
 }
 
 #[test]
@@ -200,16 +199,17 @@ fn cli_bad_alert_rule_exits_2_naming_the_field() {
 /// A spawned server, killed when the test ends (pass or fail).
 struct Running {
     child: std::process::Child,
-    url: String,
+    /// The admin listener.
+    admin: String,
     _site: tempfile::TempDir,
 }
 
 impl Running {
     fn start(env: &[(&str, &str)]) -> Running {
-        let (child, url, site) = util::spawn_server(env);
+        let (child, _url, admin, site) = util::spawn_server(env);
         Running {
             child,
-            url,
+            admin,
             _site: site,
         }
     }
@@ -253,11 +253,11 @@ fn script(args: &[&str], env: &[(&str, &str)]) -> Output {
 #[test]
 fn cli_status_prints_memory_and_configuration_tables() {
     let server = Running::start(&[]);
-    let output = run(&["status", "--url", &server.url], &[]);
+    let output = run(&["status", "--url", &server.admin], &[]);
     let out = stdout(&output);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
-        out.starts_with(&format!("leanserve at {} (test profile)", server.url)),
+        out.starts_with(&format!("leanserve at {} (test profile)", server.admin)),
         "{out}"
     );
     let line = |name: &str| line_starting(&out, name);
@@ -271,7 +271,7 @@ fn cli_status_prints_memory_and_configuration_tables() {
     assert!(line("server.bind").contains("127.0.0.1:0"), "{out}");
     assert!(line("profiler.heap_profiling").contains("true"), "{out}");
 
-    let script_output = script(&["--action=status", "--url", &server.url], &[]);
+    let script_output = script(&["--action=status", "--url", &server.admin], &[]);
     assert!(script_output.status.success(), "{}", stderr(&script_output));
     assert!(stdout(&script_output).contains("heap allocated"));
 }
@@ -296,7 +296,7 @@ fn cli_status_says_why_it_cannot_ask() {
 
     let token = [("LEANSERVE_ADMIN_TOKEN", "cli-token")];
     let server = Running::start(&token);
-    let refused = run(&["status", "--url", &server.url], &[]);
+    let refused = run(&["status", "--url", &server.admin], &[]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("refused the admin token"),
@@ -304,11 +304,11 @@ fn cli_status_says_why_it_cannot_ask() {
         stderr(&refused)
     );
     let wrong = run(
-        &["status", "--url", &server.url],
+        &["status", "--url", &server.admin],
         &[("LEANSERVE_ADMIN_TOKEN", "wrong")],
     );
     assert_eq!(wrong.status.code(), Some(1));
-    let admitted = run(&["status", "--url", &server.url], &token);
+    let admitted = run(&["status", "--url", &server.admin], &token);
     assert!(admitted.status.success(), "{}", stderr(&admitted));
     assert!(
         !stdout(&admitted).contains("cli-token"),
@@ -323,7 +323,7 @@ fn cli_profile_captures_downloads_and_compares() {
         "LEANSERVE_PROFILER_PROFILES_DIR",
         profiles.path().to_str().unwrap(),
     )]);
-    let output = run(&["profile", "--label", "cli", "--url", &server.url], &[]);
+    let output = run(&["profile", "--label", "cli", "--url", &server.admin], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let written: Vec<_> = std::fs::read_dir(profiles.path())
         .unwrap()
@@ -354,7 +354,7 @@ fn cli_profile_captures_downloads_and_compares() {
             "--label",
             "after",
             "--url",
-            &server.url,
+            &server.admin,
         ],
         &[],
     );
@@ -364,7 +364,14 @@ fn cli_profile_captures_downloads_and_compares() {
     assert!(!util::gunzip(&bytes).is_empty());
 
     let output = run(
-        &["profile", "--compare", "cli", "after", "--url", &server.url],
+        &[
+            "profile",
+            "--compare",
+            "cli",
+            "after",
+            "--url",
+            &server.admin,
+        ],
         &[],
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -378,7 +385,14 @@ fn cli_profile_captures_downloads_and_compares() {
         "{table}"
     );
     let output = run(
-        &["profile", "--compare", "cli", "nope", "--url", &server.url],
+        &[
+            "profile",
+            "--compare",
+            "cli",
+            "nope",
+            "--url",
+            &server.admin,
+        ],
         &[],
     );
     assert_eq!(output.status.code(), Some(1));
@@ -395,7 +409,7 @@ fn cli_profile_captures_downloads_and_compares() {
             "1",
             "latest",
             "--url",
-            &server.url,
+            &server.admin,
         ],
         &[],
     );
@@ -414,7 +428,7 @@ fn cli_profile_with_heap_profiling_off_says_so() {
             "--out",
             out.to_str().unwrap(),
             "--url",
-            &server.url,
+            &server.admin,
         ],
         &[],
     );
@@ -425,7 +439,7 @@ fn cli_profile_with_heap_profiling_off_says_so() {
         "{message}"
     );
     assert!(!out.exists());
-    let status = run(&["status", "--url", &server.url], &[]);
+    let status = run(&["status", "--url", &server.admin], &[]);
     let heap_line = line_starting(&stdout(&status), "heap profiling");
     assert!(heap_line.ends_with("off"), "{heap_line}");
 }
@@ -484,7 +498,7 @@ fn cli_optimize_memory_script_finds_the_built_binary_for_a_newcomer() {
     .env("PATH", format!("{cargo_dir}:/usr/bin:/bin"))
     .envs(std::env::var("CARGO_TARGET_DIR").map(|dir| ("CARGO_TARGET_DIR", dir)))
     .env("RUST_LOG", "warn")
-    .args(["--action=tune", "--url", &server.url])
+    .args(["--action=tune", "--url", &server.admin])
     .output()
     .expect("script runs");
     assert!(output.status.success(), "{}", stderr(&output));
@@ -498,7 +512,7 @@ fn cli_optimize_memory_script_finds_the_built_binary_for_a_newcomer() {
 #[test]
 fn cli_optimize_reports_what_the_template_optimizers_saved() {
     let server = Running::start(&[]);
-    let output = run(&["optimize", "--url", &server.url], &[]);
+    let output = run(&["optimize", "--url", &server.admin], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     let line = |name: &str| line_starting(&out, name);
@@ -510,7 +524,7 @@ fn cli_optimize_reports_what_the_template_optimizers_saved() {
     assert!(line("heap, optimizers off").ends_with(" MB"), "{out}");
     assert!(line("heap, optimized").ends_with(" MB"), "{out}");
     assert!(line("memory reduced").ends_with(" MB"), "{out}");
-    let scripted = script(&["--action=optimize", "--url", &server.url], &[]);
+    let scripted = script(&["--action=optimize", "--url", &server.admin], &[]);
     assert!(scripted.status.success(), "{}", stderr(&scripted));
     assert!(stdout(&scripted).contains("templates optimized"));
 }
@@ -548,11 +562,14 @@ fn cli_optimize_memory_script_runs_the_benchmark() {
 #[test]
 fn cli_tune_prints_the_limit_rss_and_a_row_per_knob() {
     let server = Running::start(&[]);
-    let output = run(&["tune", "--url", &server.url], &[]);
+    let output = run(&["tune", "--url", &server.admin], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     assert!(
-        out.starts_with(&format!("leanserve at {}: tuner in auto mode", server.url)),
+        out.starts_with(&format!(
+            "leanserve at {}: tuner in auto mode",
+            server.admin
+        )),
         "{out}"
     );
     let line = |name: &str| line_starting(&out, name);
@@ -571,7 +588,7 @@ fn cli_tune_prints_the_limit_rss_and_a_row_per_knob() {
     assert!(workers.contains("restart"), "{out}");
     assert!(workers.contains("one HTTP worker per CPU"), "{out}");
 
-    let scripted = script(&["--action=tune", "--url", &server.url], &[]);
+    let scripted = script(&["--action=tune", "--url", &server.admin], &[]);
     assert!(scripted.status.success(), "{}", stderr(&scripted));
     assert!(line_starting(&stdout(&scripted), "server.workers").contains("restart"));
 }
@@ -584,7 +601,7 @@ fn cli_tune_apply_moves_the_cache_budget_and_prints_the_change() {
         ("LEANSERVE_TUNER_MODE", "recommend"),
         ("LEANSERVE_TUNER_CACHE_CEILING_MB", "8"),
     ]);
-    let before = stdout(&run(&["tune", "--url", &server.url], &[]));
+    let before = stdout(&run(&["tune", "--url", &server.admin], &[]));
     assert!(before.contains("tuner in recommend mode"), "{before}");
     let cache = line_starting(&before, "cache_budget_bytes");
     assert!(
@@ -592,7 +609,7 @@ fn cli_tune_apply_moves_the_cache_budget_and_prints_the_change() {
         "{before}"
     );
 
-    let output = run(&["tune", "--apply", "--url", &server.url], &[]);
+    let output = run(&["tune", "--apply", "--url", &server.admin], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let applied = stdout(&output);
     assert!(applied.contains("tuner applied\n\nCHANGED"), "{applied}");
@@ -608,13 +625,13 @@ fn cli_tune_apply_moves_the_cache_budget_and_prints_the_change() {
         "{applied}"
     );
 
-    let after = stdout(&run(&["tune", "--url", &server.url], &[]));
+    let after = stdout(&run(&["tune", "--url", &server.admin], &[]));
     let cache = line_starting(&after, "cache_budget_bytes");
     assert!(
         cache.contains("8.00 MB") && !cache.contains("100.00 MB"),
         "{after}"
     );
-    let again = script(&["--action=tune", "--apply", "--url", &server.url], &[]);
+    let again = script(&["--action=tune", "--apply", "--url", &server.admin], &[]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
         stdout(&again).contains("nothing changed"),
@@ -627,8 +644,8 @@ fn cli_tune_apply_moves_the_cache_budget_and_prints_the_change() {
 fn cli_tune_with_the_tuner_off_exits_1_with_the_reason() {
     let server = Running::start(&[("CONFIG_TUNER_ENABLED", "false")]);
     for args in [
-        &["tune", "--url", &server.url][..],
-        &["tune", "--apply", "--url", &server.url],
+        &["tune", "--url", &server.admin][..],
+        &["tune", "--apply", "--url", &server.admin],
     ] {
         let output = run(args, &[]);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
@@ -639,7 +656,7 @@ fn cli_tune_with_the_tuner_off_exits_1_with_the_reason() {
         );
         assert!(stdout(&output).is_empty(), "{}", stdout(&output));
     }
-    let scripted = script(&["--action=tune", "--url", &server.url], &[]);
+    let scripted = script(&["--action=tune", "--url", &server.admin], &[]);
     assert_eq!(scripted.status.code(), Some(1));
     assert!(stderr(&scripted).contains("tuner.enabled"));
 }

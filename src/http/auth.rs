@@ -1,11 +1,24 @@
-//! Who may use the admin routes (`/admin/*`, `/debug/*`).
+//! Who may use the admin surface (`/admin/*`, `/debug/*`, the monitoring data).
 //!
-//! With a token configured, a request must carry `Authorization: Bearer <token>`; the
-//! comparison takes the same time wherever the first difference is (the length of the
-//! token is not secret). Without a token, only loopback peers are let in, so a fresh
-//! install is never open to the network.
+//! With a token configured, a request must carry `Authorization: Bearer <token>`, from
+//! wherever it comes; the comparison takes the same time wherever the first difference
+//! is (the length of the token is not secret). Without a token, only local peers are let
+//! in (loopback addresses and Unix-socket connections), so a fresh install is never open
+//! to the network; the configuration refuses a non-local admin listener without a
+//! token, and the serving listener does not carry the admin routes at all (a reverse
+//! proxy on the same host connects from loopback).
 
 use std::net::IpAddr;
+
+/// Where a request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Ip(IpAddr),
+    /// A connection over a Unix socket (its file's permissions chose who may connect).
+    UnixSocket,
+    /// Not known: treated as remote.
+    Unknown,
+}
 
 /// The verdict for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,17 +26,13 @@ pub enum Access {
     Granted,
     /// A token is configured and the request's credentials are missing or wrong: 401.
     Unauthorized,
-    /// No token is configured and the peer is not on loopback: 403.
+    /// No token is configured and the peer is not local: 403.
     Forbidden,
 }
 
-/// Decides access from the configured token, the peer's address and the request's
+/// Decides access from the configured token, the peer and the request's
 /// `Authorization` header value.
-pub fn admin_access(
-    token: Option<&str>,
-    peer: Option<IpAddr>,
-    authorization: Option<&[u8]>,
-) -> Access {
+pub fn admin_access(token: Option<&str>, peer: Peer, authorization: Option<&[u8]>) -> Access {
     match token {
         Some(token) => {
             let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer "));
@@ -32,10 +41,11 @@ pub fn admin_access(
                 _ => Access::Unauthorized,
             }
         }
-        None if peer.is_some_and(|ip| ip.is_loopback() || is_mapped_loopback(ip)) => {
-            Access::Granted
-        }
-        None => Access::Forbidden,
+        None => match peer {
+            Peer::Ip(ip) if ip.is_loopback() || is_mapped_loopback(ip) => Access::Granted,
+            Peer::UnixSocket => Access::Granted,
+            Peer::Ip(_) | Peer::Unknown => Access::Forbidden,
+        },
     }
 }
 
@@ -60,26 +70,28 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const LOOPBACK: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    const REMOTE: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)));
+    const LOOPBACK: Peer = Peer::Ip(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    const REMOTE: Peer = Peer::Ip(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)));
+
+    fn ip(text: &str) -> Peer {
+        Peer::Ip(text.parse().unwrap())
+    }
 
     #[test]
-    fn auth_without_token_admits_only_loopback() {
+    fn auth_without_token_admits_only_local_peers() {
         assert_eq!(admin_access(None, LOOPBACK, None), Access::Granted);
+        assert_eq!(admin_access(None, ip("::1"), None), Access::Granted);
         assert_eq!(
-            admin_access(None, Some("::1".parse().unwrap()), None),
+            admin_access(None, ip("::ffff:127.0.0.1"), None),
             Access::Granted
         );
-        assert_eq!(
-            admin_access(None, Some("::ffff:127.0.0.1".parse().unwrap()), None),
-            Access::Granted
-        );
+        assert_eq!(admin_access(None, Peer::UnixSocket, None), Access::Granted);
         assert_eq!(admin_access(None, REMOTE, None), Access::Forbidden);
         assert_eq!(
-            admin_access(None, Some("::ffff:10.0.0.1".parse().unwrap()), None),
+            admin_access(None, ip("::ffff:10.0.0.1"), None),
             Access::Forbidden
         );
-        assert_eq!(admin_access(None, None, None), Access::Forbidden);
+        assert_eq!(admin_access(None, Peer::Unknown, None), Access::Forbidden);
         // A header does not open the door when no token is configured.
         assert_eq!(
             admin_access(None, REMOTE, Some(b"Bearer x")),
@@ -95,6 +107,11 @@ mod tests {
             Access::Granted
         );
         assert_eq!(admin_access(token, LOOPBACK, None), Access::Unauthorized);
+        assert_eq!(
+            admin_access(token, Peer::UnixSocket, None),
+            Access::Unauthorized,
+            "a configured token is needed on a Unix socket too"
+        );
         for wrong in [
             &b"Bearer s3cres"[..],
             b"Bearer s3cret ",

@@ -2,12 +2,12 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::WebError;
-use crate::http::auth::{Access, admin_access};
+use crate::http::auth::{Access, Peer, admin_access};
 use crate::pool::{PoolError, Resize};
 use crate::runtime::Subsystems;
 
@@ -53,7 +53,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
 }
 
 /// Lets a request through only with admin access (see `http::auth`). Unknown paths under
-/// the scope are checked too, so they reveal nothing to strangers.
+/// the scope are checked too, so they reveal nothing to strangers. Requests that change
+/// state (any method but GET and HEAD), let through or refused, go to the audit log
+/// (target `leanserve::audit`) with the peer, the outcome and whether a token came with
+/// them.
 pub(crate) async fn require_admin(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -66,18 +69,74 @@ pub(crate) async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes());
-    let peer = request.peer_addr().map(|addr| addr.ip());
-    let refusal = match admin_access(token, peer, authorization) {
+    let peer = if request.conn_data::<super::UnixPeer>().is_some() {
+        Peer::UnixSocket
+    } else {
+        request
+            .peer_addr()
+            .map_or(Peer::Unknown, |addr| Peer::Ip(addr.ip()))
+    };
+    let access = admin_access(token, peer, authorization);
+    let audit = (!matches!(*request.method(), Method::GET | Method::HEAD)).then(|| Audit {
+        method: request.method().clone(),
+        path: request.path().to_owned(),
+        peer: match (peer, request.peer_addr()) {
+            (Peer::UnixSocket, _) => "unix socket".to_owned(),
+            (_, Some(addr)) => addr.to_string(),
+            (_, None) => "unknown peer".to_owned(),
+        },
+        token: authorization.is_some(),
+    });
+    let refusal = match access {
         Access::Granted => {
-            return next
-                .call(request)
-                .await
-                .map(ServiceResponse::map_into_left_body);
+            let response = next.call(request).await;
+            if let Some(audit) = audit {
+                match &response {
+                    Ok(response) => audit.log(response.status().as_u16(), ""),
+                    Err(error) => audit.log(error.as_response_error().status_code().as_u16(), ""),
+                }
+            }
+            return response.map(ServiceResponse::map_into_left_body);
         }
         Access::Unauthorized => WebError::Unauthorized,
         Access::Forbidden => WebError::Forbidden,
     };
+    if let Some(audit) = audit {
+        let status = actix_web::ResponseError::status_code(&refusal).as_u16();
+        audit.log(status, " refused");
+    }
     Ok(request.error_response(refusal).map_into_right_body())
+}
+
+/// One state-changing admin request, for the audit log.
+struct Audit {
+    method: Method,
+    path: String,
+    peer: String,
+    /// An `Authorization` header came with it (right or wrong).
+    token: bool,
+}
+
+impl Audit {
+    fn log(self, status: u16, refused: &str) {
+        let Audit {
+            method,
+            path,
+            peer,
+            token,
+        } = self;
+        let token = if token {
+            "with a token"
+        } else {
+            "without a token"
+        };
+        let level = if status < 400 {
+            log::Level::Info
+        } else {
+            log::Level::Warn
+        };
+        log::log!(target: "leanserve::audit", level, "{method} {path} from {peer} {token}:{refused} {status}");
+    }
 }
 
 /// `GET /admin/supervisor`: the supervision tree with each child's state, restarts and

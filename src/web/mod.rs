@@ -1,15 +1,32 @@
-//! The actix-web side: [`configure`] mounts every leanserve route into any `App` or
-//! `Scope`, one file per route group.
+//! The actix-web side. leanserve's routes form two surfaces, each mounted by its own
+//! function into any `App` or `Scope`:
+//!
+//! - [`configure_public`], the serving surface: `GET /health`, `GET /ready`, the
+//!   template renders and the static files (and `GET /metrics` when
+//!   `monitoring.public_metrics`). Nothing on it reveals leanserve's internals: the
+//!   admin surface's paths answer 404 to every method, and any other path is a static
+//!   file or a 404.
+//! - [`configure_admin`], the admin surface: `/admin/*`, `/debug/*`, `GET /metrics`,
+//!   `/monitoring*` and the `/dashboard`, plus `/health` and `/ready`. Every route on it
+//!   but the dashboard's own page and assets (which hold no data) passes
+//!   `require_admin`: the bearer token when one is configured, else loopback and
+//!   Unix-socket peers only (see `http::auth`). The binary serves it on `admin.bind`.
+//! - [`configure`]: both on one listener, what `admin.bind = "serving"` does.
+//!
+//! A host that serves the admin surface on a Unix socket passes [`mark_unix_peers`] to
+//! `HttpServer::on_connect`, so its peers count as local.
+//!
+//! One file per route group:
 //!
 //! - `health.rs`: `GET /health`, `GET /ready`
-//! - `admin.rs`: `/admin/*` behind admin auth (`GET /admin/supervisor`,
-//!   `GET /admin/process`, `GET /admin/config`, `GET /admin/cache`,
-//!   `POST /admin/cache/clear`, `GET /admin/pools`, `GET /admin/pools/{name}`,
-//!   `POST /admin/pools/{name}/resize`, `GET /admin/tuner`,
-//!   `GET /admin/tuner/recommendations`, `POST /admin/tuner/apply`, and with the `chaos` feature
-//!   `POST /admin/chaos/panic/{child}`)
+//! - `admin.rs`: `/admin/*` (`GET /admin/supervisor`, `GET /admin/process`,
+//!   `GET /admin/config`, `GET /admin/cache`, `POST /admin/cache/clear`,
+//!   `GET /admin/pools`, `GET /admin/pools/{name}`, `POST /admin/pools/{name}/resize`,
+//!   `GET /admin/tuner`, `GET /admin/tuner/recommendations`, `POST /admin/tuner/apply`,
+//!   and with the `chaos` feature `POST /admin/chaos/panic/{child}`), `require_admin`
+//!   and the audit log of state-changing requests
 //! - `profiler.rs`: `/admin/profiler/*` (stats, snapshots, compare, capture) and
-//!   `GET /debug/pprof/heap`, behind admin auth
+//!   `GET /debug/pprof/heap`
 //! - `monitoring.rs`: the per-request middleware (around the health and admin routes;
 //!   the static file route counts itself), `GET /metrics`, `/monitoring`,
 //!   `/monitoring/history`, `/monitoring/alerts` and the `/dashboard` (when
@@ -37,25 +54,105 @@ use actix_web::web;
 
 use crate::runtime::Subsystems;
 
-/// Mounts leanserve's routes. Use it on an `App` (`App::new().configure(...)`) or under
-/// a prefix (`web::scope("/site").configure(...)`); it registers `subsystems` as
-/// `web::Data` for its own handlers.
+/// Mounts the serving surface: health, readiness, template renders and static files
+/// (and `GET /metrics` when `monitoring.public_metrics`). Use it on an `App`
+/// (`App::new().configure(...)`) or under a prefix (`web::scope("/site").configure(...)`);
+/// it registers `subsystems` as `web::Data` for its own handlers.
+pub fn configure_public(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    mount(subsystems, Surfaces::Public)
+}
+
+/// Mounts the admin surface: `/admin/*`, `/debug/*`, the monitoring routes and the
+/// dashboard, behind admin access, plus health and readiness. Serve it where only
+/// operators reach it (the binary uses `admin.bind`).
+pub fn configure_admin(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    mount(subsystems, Surfaces::Admin)
+}
+
+/// Mounts both surfaces on one listener, as `admin.bind = "serving"` does: the admin
+/// routes then answer wherever the site does, so set `admin.token`.
 pub fn configure(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    mount(subsystems, Surfaces::Both)
+}
+
+/// Marks connections that arrive over a Unix socket, whose peers `require_admin` treats
+/// as local; pass it to `HttpServer::on_connect` on a server listening on one.
+pub fn mark_unix_peers(
+    connection: &dyn std::any::Any,
+    extensions: &mut actix_web::dev::Extensions,
+) {
+    if connection
+        .downcast_ref::<actix_web::rt::net::UnixStream>()
+        .is_some()
+    {
+        extensions.insert(UnixPeer);
+    }
+}
+
+/// A connection's marker: it came over a Unix socket.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnixPeer;
+
+/// On the serving surface alone, the admin surface's paths answer 404 to every method,
+/// as a missing file does: no site file can stand in for them, and a `POST` gets the
+/// same 404 as a `GET` (the static files would answer it 405).
+fn reserve_admin_paths(cfg: &mut web::ServiceConfig, public_metrics: bool) {
+    let mut paths = vec![
+        "/admin",
+        "/admin/{tail:.*}",
+        "/debug",
+        "/debug/{tail:.*}",
+        "/monitoring",
+        "/monitoring/{tail:.*}",
+        "/dashboard",
+        "/dashboard/{tail:.*}",
+    ];
+    if !public_metrics {
+        paths.push("/metrics");
+    }
+    cfg.service(
+        web::resource(paths).to(|| async { Err::<actix_web::HttpResponse, _>(WebError::NotFound) }),
+    );
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surfaces {
+    Public,
+    Admin,
+    Both,
+}
+
+fn mount(
+    subsystems: &Subsystems,
+    surfaces: Surfaces,
+) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     let subsystems = subsystems.clone();
     move |cfg| {
         let monitored = subsystems.monitoring().is_some();
         let templated = subsystems.templates().is_some();
+        let public_metrics = subsystems.opts().monitoring.public_metrics;
+        let admin = surfaces != Surfaces::Public;
+        let public = surfaces != Surfaces::Admin;
         cfg.app_data(web::Data::new(subsystems));
-        if monitored {
+        if monitored && admin {
             // Not measured: scrapes and dashboard polling are not traffic.
             cfg.configure(monitoring::configure);
+        } else if monitored && public_metrics {
+            cfg.configure(monitoring::configure_public_metrics);
         }
-        // Static files last: they take any path.
-        cfg.configure(|cfg| health::configure(cfg, monitored))
-            .configure(|cfg| admin::configure(cfg, monitored));
-        if templated {
-            cfg.configure(|cfg| templates::configure(cfg, monitored));
+        cfg.configure(|cfg| health::configure(cfg, monitored));
+        if admin {
+            cfg.configure(|cfg| admin::configure(cfg, monitored));
         }
-        cfg.configure(files::configure);
+        if public && !admin {
+            cfg.configure(|cfg| reserve_admin_paths(cfg, monitored && public_metrics));
+        }
+        if public {
+            if templated {
+                cfg.configure(|cfg| templates::configure(cfg, monitored));
+            }
+            // Static files last: they take any path.
+            cfg.configure(files::configure);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::Next;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -21,11 +21,19 @@ const DASHBOARD_HTML: &str = include_str!("../../static/dashboard/index.html");
 const DASHBOARD_JS: &str = include_str!("../../static/dashboard/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("../../static/dashboard/dashboard.css");
 
+/// The admin surface's monitoring routes: the data behind admin access, the dashboard's
+/// page and assets (which hold no data; its script sends the token from the page's
+/// `#token=` fragment) open.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics))
-        .route("/monitoring", web::get().to(current))
-        .route("/monitoring/history", web::get().to(history))
-        .route("/monitoring/alerts", web::get().to(alerts))
+    let guarded = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .wrap(from_fn(super::admin::require_admin))
+            .route(route)
+    };
+    cfg.service(guarded("/metrics", web::get().to(metrics)))
+        .service(guarded("/monitoring", web::get().to(current)))
+        .service(guarded("/monitoring/history", web::get().to(history)))
+        .service(guarded("/monitoring/alerts", web::get().to(alerts)))
         .route(
             "/dashboard",
             web::get().to(|| asset(DASHBOARD_HTML, "text/html; charset=utf-8")),
@@ -39,6 +47,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/dashboard/dashboard.css",
             web::get().to(|| asset(DASHBOARD_CSS, "text/css; charset=utf-8")),
         );
+}
+
+/// `GET /metrics` open on the serving surface (`monitoring.public_metrics`).
+pub(crate) fn configure_public_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
 }
 
 /// Counts every request leanserve answers, by status class, with its duration. The

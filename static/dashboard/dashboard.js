@@ -13,6 +13,9 @@
   const HISTORY = new URL('monitoring/history', document.baseURI);
   const MAX_SAMPLES = 3600; // an hour at one sample a second; older ones are dropped
   const FETCH_TIMEOUT_MS = 3000; // a hung server counts as unreachable after this
+  // The admin token, when the server has one: open the page as /dashboard#token=... (a
+  // fragment never leaves the browser, so it is in no request line or log).
+  const TOKEN = new URLSearchParams(location.hash.slice(1)).get('token');
   const RETRY_MS = 1000; // poll period while the server does not answer
 
   const state = {
@@ -62,7 +65,11 @@
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
     try {
-      const response = await fetch(url, { cache: 'no-store', signal: abort.signal });
+      const headers = TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {};
+      const response = await fetch(url, { cache: 'no-store', signal: abort.signal, headers });
+      if (response.status === 401 || response.status === 403) {
+        throw new HttpError('HTTP ' + response.status + ': open the dashboard as /dashboard#token=<admin token>');
+      }
       if (!response.ok) throw new HttpError('HTTP ' + response.status);
       return await response.json();
     } finally {

@@ -141,9 +141,12 @@ pub fn leanserve(args: &[&str], env: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Starts the server binary (test profile) on a free port; answers the process, its
-/// base URL and the site folder it serves (keep it alive as long as the server).
-pub fn spawn_server(env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
+/// Starts the server binary (test profile: serving and admin listeners on free loopback
+/// ports); answers the process, its serving and admin base URLs, and the site folder it
+/// serves (keep it alive as long as the server).
+pub fn spawn_server(
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, String, tempfile::TempDir) {
     let site = site();
     let mut child = leanserve(
         &["--env", "test", "--root", site.path().to_str().unwrap()],
@@ -153,15 +156,42 @@ pub fn spawn_server(env: &[(&str, &str)]) -> (std::process::Child, String, tempf
     .stderr(Stdio::inherit())
     .spawn()
     .unwrap();
+    let (url, admin) = listening(&mut child);
+    (child, url, admin, site)
+}
+
+/// Waits up to 30 s for a signalled server to exit and answers its status; a server
+/// still running then (one listener lingering, say) is killed and fails the test.
+pub fn exit_status(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server was still running 30 s after it was told to stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Reads the serving and admin addresses a starting server prints on stdout:
+/// `http://...` each, or `unix:PATH` for an admin socket.
+pub fn listening(child: &mut std::process::Child) -> (String, String) {
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("leanserve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url, site)
+    let mut lines = BufReader::new(stdout).lines();
+    let mut next = |prefix: &str| {
+        let line = lines.next().expect("a line on stdout").unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .to_owned()
+    };
+    let url = next("leanserve listening on ");
+    let admin = next("leanserve admin listening on ");
+    (url, admin)
 }
 
 /// A response read off a raw socket: nothing between the test and the bytes on the wire.

@@ -364,6 +364,7 @@ mod tests {
     fn opts(rules: Vec<Rule>) -> MonitoringOpts {
         MonitoringOpts {
             enabled: true,
+            public_metrics: false,
             interval: Duration::from_secs(3600),
             history_len: 3,
             webhook_url: None,

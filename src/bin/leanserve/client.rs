@@ -1,15 +1,17 @@
 //! `leanserve status`, `profile`, `optimize` and `tune`: talk to a running server's admin
 //! routes and print what they answer as tables.
 //!
-//! The server is found with `--url`, else from the configuration's `server.bind` (an
+//! The server's admin surface is found with `--url` (`http://HOST:PORT` or `unix:PATH`),
+//! else from the configuration's `admin.bind` (`server.bind` when it is `serving`; an
 //! unspecified address such as `0.0.0.0` means this machine); the admin token is the
-//! configuration's `admin.token` (`LEANSERVE_ADMIN_TOKEN`).
+//! configuration's `admin.token` (`LEANSERVE_ADMIN_TOKEN`). Over a Unix socket the
+//! client speaks HTTP/1.1 itself (`unix_http`): awc connects over TCP only.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use leanserve::config::Opts;
+use leanserve::config::{AdminBind, Opts};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -26,8 +28,13 @@ pub enum ProfileAction {
 /// Largest answer read from the server (heap profiles of big processes run to megabytes).
 const BODY_LIMIT: usize = 256 << 20;
 
+/// Time a request to the server may take (heap captures of big processes are slow).
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
+
 struct Server {
+    /// `http://HOST:PORT` or `unix:PATH`, as printed.
     base: String,
+    socket: Option<PathBuf>,
     token: Option<String>,
     client: awc::Client,
 }
@@ -37,10 +44,16 @@ impl Server {
         let base = match url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
-                let mut addr = opts.server.bind;
+                let (mut addr, key) = match &opts.admin.bind {
+                    AdminBind::Unix(path) => {
+                        return Server::with_base(opts, format!("unix:{}", path.display()));
+                    }
+                    AdminBind::Tcp(addr) => (*addr, "admin.bind"),
+                    AdminBind::Serving => (opts.server.bind, "server.bind"),
+                };
                 if addr.port() == 0 {
                     bail!(
-                        "server.bind is {addr}: the server's port is chosen when it starts; pass --url"
+                        "{key} is {addr}: the admin port is chosen when the server starts; pass --url"
                     );
                 }
                 if addr.ip().is_unspecified() {
@@ -49,33 +62,58 @@ impl Server {
                 format!("http://{addr}")
             }
         };
+        Server::with_base(opts, base)
+    }
+
+    fn with_base(opts: &Opts, base: String) -> anyhow::Result<Server> {
+        let socket = base.strip_prefix("unix:").map(PathBuf::from);
+        if socket.is_none() && !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--url {base:?}: expected http://HOST:PORT or unix:PATH");
+        }
         Ok(Server {
             base,
+            socket,
             token: opts.admin.token.clone(),
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .finish(),
+            client: awc::Client::builder().timeout(TIMEOUT).finish(),
         })
     }
 
     async fn call(&self, method: awc::http::Method, path: &str) -> anyhow::Result<bytes::Bytes> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.client.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request.send().await.map_err(|error| {
+        let unreachable = |error: &dyn std::fmt::Display| {
             anyhow!(
                 "cannot reach leanserve at {}: {error} (is it running? pass --url)",
                 self.base
             )
-        })?;
-        let body = response
-            .body()
-            .limit(BODY_LIMIT)
-            .await
-            .with_context(|| format!("reading the answer of {url}"))?;
-        let status = response.status();
+        };
+        let url = format!("{}{path}", self.base);
+        let (status, body) = match &self.socket {
+            Some(socket) => {
+                let (status, body) = super::unix_http::request(
+                    socket,
+                    method.as_str(),
+                    path,
+                    self.token.as_deref(),
+                    BODY_LIMIT,
+                )
+                .map_err(|error| unreachable(&error))?;
+                let status = awc::http::StatusCode::from_u16(status)
+                    .with_context(|| format!("{url} answered status {status}"))?;
+                (status, bytes::Bytes::from(body))
+            }
+            None => {
+                let mut request = self.client.request(method, &url);
+                if let Some(token) = &self.token {
+                    request = request.bearer_auth(token);
+                }
+                let mut response = request.send().await.map_err(|error| unreachable(&error))?;
+                let body = response
+                    .body()
+                    .limit(BODY_LIMIT)
+                    .await
+                    .with_context(|| format!("reading the answer of {url}"))?;
+                (response.status(), body)
+            }
+        };
         if status.is_success() {
             return Ok(body);
         }

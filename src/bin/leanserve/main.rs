@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
-use leanserve::config::{Config, LoadOptions};
+use leanserve::config::{AdminBind, Config, LoadOptions};
 use leanserve::runtime::Runtime;
 
 mod client;
+mod unix_http;
+mod unix_socket;
 
 #[cfg(feature = "jemalloc")]
 leanserve::use_jemalloc!();
@@ -279,34 +281,72 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let subsystems = Runtime::start(opts.clone())
             .await
             .context("cannot start the runtime")?;
+        let shared = opts.admin.bind == AdminBind::Serving;
         let app_subsystems = subsystems.clone();
         let server = HttpServer::new(move || {
-            App::new().configure(leanserve::web::configure(&app_subsystems))
+            let app = App::new();
+            if shared {
+                app.configure(leanserve::web::configure(&app_subsystems))
+            } else {
+                app.configure(leanserve::web::configure_public(&app_subsystems))
+            }
         })
         .workers(opts.server.workers)
         .shutdown_timeout(opts.server.shutdown_timeout.as_secs())
         .bind(opts.server.bind)
         .with_context(|| format!("cannot listen on {}", opts.server.bind))?;
-        for addr in server.addrs() {
-            // Printed on stdout so scripts and tests can find a port chosen by the OS.
+        let addrs = server.addrs();
+        // `run` installs the SIGINT/SIGTERM handlers, so a signal sent once a line below
+        // is read reaches both servers.
+        let server = server.run();
+        // Printed on stdout so scripts and tests can find ports chosen by the OS: the
+        // serving listener first, then the admin one.
+        for addr in addrs {
             println!("leanserve listening on http://{addr}");
         }
-        let server = server.run();
+        let admin = admin_server(&opts, &subsystems)?;
         let escalated = Arc::new(AtomicBool::new(false));
         {
-            let (handle, subsystems, escalated) =
-                (server.handle(), subsystems.clone(), escalated.clone());
+            let handles: Vec<_> = std::iter::once(server.handle())
+                .chain(admin.as_ref().map(|(server, _)| server.handle()))
+                .collect();
+            let (subsystems, escalated) = (subsystems.clone(), escalated.clone());
             actix_web::rt::spawn(async move {
                 subsystems.escalated().await;
                 escalated.store(true, Ordering::SeqCst);
                 log::error!(
                     "the supervision tree gave up; draining in-flight requests and exiting"
                 );
-                handle.stop(true).await;
+                for handle in handles {
+                    handle.stop(true).await;
+                }
             });
         }
-        // actix-web drains in-flight requests on SIGINT/SIGTERM within shutdown_timeout.
-        server.await.context("HTTP server failed")?;
+        // actix-web drains in-flight requests on SIGINT/SIGTERM within shutdown_timeout;
+        // both servers hear the signal, and either one stopping stops the other, so the
+        // process never lingers with one listener.
+        let (served, admin_served) = match admin {
+            Some((admin, socket)) => {
+                let (server_handle, admin_handle) = (server.handle(), admin.handle());
+                let (served, admin_served) = tokio::join!(
+                    async {
+                        let served = server.await;
+                        admin_handle.stop(true).await;
+                        served
+                    },
+                    async {
+                        let served = admin.await;
+                        server_handle.stop(true).await;
+                        served
+                    }
+                );
+                drop(socket);
+                (served, admin_served)
+            }
+            None => (server.await, Ok(())),
+        };
+        served.context("HTTP server failed")?;
+        admin_served.context("admin HTTP server failed")?;
         if escalated.load(Ordering::SeqCst) {
             return Ok(ExitCode::from(EXIT_ESCALATED));
         }
@@ -314,4 +354,46 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         subsystems.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The admin surface's own server on `admin.bind` (none when it shares the serving
+/// listener), and the Unix socket it listens on, removed when dropped.
+fn admin_server(
+    opts: &leanserve::config::Opts,
+    subsystems: &leanserve::runtime::Subsystems,
+) -> anyhow::Result<Option<(actix_web::dev::Server, Option<unix_socket::Socket>)>> {
+    let app_subsystems = subsystems.clone();
+    let server = HttpServer::new(move || {
+        App::new().configure(leanserve::web::configure_admin(&app_subsystems))
+    })
+    .workers(1)
+    .shutdown_timeout(opts.server.shutdown_timeout.as_secs());
+    match &opts.admin.bind {
+        AdminBind::Serving => Ok(None),
+        AdminBind::Tcp(addr) => {
+            let server = server
+                .bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (admin.bind)"))?;
+            let addrs = server.addrs();
+            let server = server.run();
+            for addr in addrs {
+                println!("leanserve admin listening on http://{addr}");
+            }
+            Ok(Some((server, None)))
+        }
+        AdminBind::Unix(path) => {
+            let socket = unix_socket::Socket::bind(path).with_context(|| {
+                format!("cannot listen on unix:{} (admin.bind)", path.display())
+            })?;
+            let server = server
+                .on_connect(leanserve::web::mark_unix_peers)
+                .listen_uds(socket.listener()?)
+                .with_context(|| {
+                    format!("cannot listen on unix:{} (admin.bind)", path.display())
+                })?;
+            let server = server.run();
+            println!("leanserve admin listening on unix:{}", path.display());
+            Ok(Some((server, Some(socket))))
+        }
+    }
 }
