@@ -85,14 +85,15 @@ rss_kb() { # pid; fails loudly when the server is gone
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # Starts a leanserve in the background; its pid lands in $LAST_PID (no command
-# substitution: a subshell would lose track of it).
+# substitution: a subshell would lose track of it). Its admin surface shares the serving
+# port (loopback only), so /admin/... and /debug/... are read at the same URL.
 start_leanserve() { # port root extra-args...
   local port=$1 root=$2; shift 2
   if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
     echo "port $port is already taken; stop what listens there first" >&2; exit 1
   fi
   RUST_LOG=warn "$LEANSERVE" --config config --env test --bind "127.0.0.1:$port" --workers "$WORKERS" \
-    --root "$root" --set static_files.cache_expiration=3600 --set profiler.heap_profiling=false "$@" \
+    --root "$root" --set static_files.cache_expiration=3600 --set profiler.heap_profiling=false --set admin.bind=serving "$@" \
     >"$LOGS/leanserve-$port.log" 2>&1 &
   pids+=($!)
   LAST_PID=$!

@@ -15,7 +15,12 @@
 #
 #   bench/tuner.sh                       # both sections, about 6 minutes on 2 cores
 #   SECTIONS=overload bench/tuner.sh     # or SECTIONS=memory
-#   ROUNDS=3 DURATION=10 MIN_LIMIT= bench/tuner.sh
+#   ROUNDS=3 DURATION=10 MIN_LIMIT=8 bench/tuner.sh   # a third server, limiter floor 8
+#   SERVER_CPUS=1 CLIENT_CPUS=0 bench/tuner.sh  # overload with servers and oha pinned apart
+#
+# Pinning (taskset) is off by default: on a 2-core machine a server pinned to one core
+# runs its HTTP worker and render threads on that core, and the scheduler's time slices
+# then reach /health too (30 ms probes with the limiter off, 2026-12-02).
 #
 # The machine is shared: each section waits for a quiet machine, and each measured oha
 # run is repeated (at most twice) when other processes took over MAX_FOREIGN of the CPU.
@@ -28,13 +33,16 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}                 # interleaved rounds per offered rate and limiter setting
 DURATION=${DURATION:-8}             # seconds per oha run
 RATES=${RATES:-0.8 2 4}             # offered rates, multiples of C
-MIN_LIMIT=${MIN_LIMIT-8}            # a third overload server with this limiter floor; empty: none
+MIN_LIMIT=${MIN_LIMIT-}             # a third overload server with this limiter floor; empty: none
+                                    # (the files limiter's: the renders' floor is the render workers)
 MEM_LIMIT_MB=${MEM_LIMIT_MB:-96}    # M, the tuner's memory limit
 MEM_SITE_MB=${MEM_SITE_MB:-400}     # text files of 32-64 KB, about 4x M
 MEM_LOAD=${MEM_LOAD:-30}            # seconds of load in the memory run
 MEM_SETTLE=${MEM_SETTLE:-15}        # seconds sampled after the load stops
 MEM_MODES=${MEM_MODES:-untuned tuned tuned-sample-1s}   # untuned and tuned are the targets' pair
 SECTIONS=${SECTIONS:-overload memory}
+SERVER_CPUS=${SERVER_CPUS-}         # overload: taskset CPU list for the servers; empty: no pinning
+CLIENT_CPUS=${CLIENT_CPUS-}         # overload: taskset CPU list for oha and curl
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 OHA=${OHA:-$HOME/.cargo/bin/oha}
@@ -66,8 +74,11 @@ trap cleanup EXIT
 # track of the pid). The port comes from the first stdout line.
 start_leanserve() { # name root VAR=value...
   local name=$1 root=$2; shift 2
-  env -u LEANSERVE_ADMIN_TOKEN LEANSERVE_BIND=127.0.0.1:0 RUST_LOG=info "$@" \
-    "$LEANSERVE" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
+  # The prod profile wants an admin token unless the admin surface is on a Unix socket,
+  # so it is on one (read with `admin_get`); /metrics is public on the serving port.
+  env -u LEANSERVE_ADMIN_TOKEN LEANSERVE_BIND=127.0.0.1:0 LEANSERVE_ADMIN_BIND="unix:$work/$name-admin.sock" \
+    LEANSERVE_MONITORING_PUBLIC_METRICS=true RUST_LOG=info "$@" \
+    ${PIN_SERVER:+taskset -c "$PIN_SERVER"} "$LEANSERVE" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
   LAST_PID=$!
   LAST_URL=
   for _ in $(seq 1 100); do
@@ -78,6 +89,11 @@ start_leanserve() { # name root VAR=value...
   done
   echo "$name did not come up; see $LOGS/$name.log" >&2
   exit 1
+}
+
+# GET an admin path of the server started as NAME, through its admin socket.
+admin_get() { # name path
+  curl -fs --unix-socket "$work/$1-admin.sock" "http://localhost$2"
 }
 
 TIMEFORMAT='%3U %3S'   # `time`: oha's own CPU seconds
@@ -147,6 +163,8 @@ latency_summary() {
 # ---- overload: ~1 ms renders at 0.8, 2 and 4 x capacity, limiter on and off --------------
 if wants overload; then
 wait_quiet
+PIN_SERVER=$SERVER_CPUS
+if [ -n "$CLIENT_CPUS" ]; then OHA_RUN=(taskset -c "$CLIENT_CPUS" "$OHA"); CURL_RUN=(taskset -c "$CLIENT_CPUS" curl); else OHA_RUN=("$OHA"); CURL_RUN=(curl); fi
 mkdir -p "$work/tpl" "$work/site"
 echo '<!doctype html><p>leanserve' >"$work/site/index.html"
 # The loop count comes from the query (?n=), so calibrating needs no restart.
@@ -176,7 +194,7 @@ for s in "${servers[@]}"; do echo "limiter ${LABEL[$s]}: ${URL[$s]} (pid ${PID[$
 # URL, /health there is probed every 100 ms during the run (into $work/health).
 probe_health() { # url out: one curl every 100 ms until killed
   while :; do
-    curl -s -o /dev/null --max-time 2 -w '%{time_total}\n' "$1/health" >>"$2" || echo 2 >>"$2"
+    "${CURL_RUN[@]}" -s -o /dev/null --max-time 2 -w '%{time_total}\n' "$1/health" >>"$2" || echo 2 >>"$2"
     sleep 0.1
   done
 }
@@ -186,7 +204,7 @@ measured_oha() { # out oha-args...; sets FOREIGN
     : >"$work/health"
     if [ -n "${PROBE:-}" ]; then probe_health "$PROBE" "$work/health" & prober=$!; fi
     b0=$(cpu_busy); s0=$(cpu_of "${PID[@]}"); w0=$(date +%s.%N)
-    { time "$OHA" --no-tui "$@" >"$out"; } 2>"$work/oha-time"
+    { time "${OHA_RUN[@]}" --no-tui "$@" >"$out"; } 2>"$work/oha-time"
     b1=$(cpu_busy); s1=$(cpu_of "${PID[@]}"); w1=$(date +%s.%N)
     if [ -n "${PROBE:-}" ]; then kill "$prober" 2>/dev/null || true; wait "$prober" 2>/dev/null || true; fi
     FOREIGN=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v w0="$w0" -v w1="$w1" -v hz="$HZ" -v n="$NCPU" -v t="$(cat "$work/oha-time")" \
@@ -201,7 +219,7 @@ measured_oha() { # out oha-args...; sets FOREIGN
 # end to end on one connection.
 n=600
 for i in 1 2 3; do
-  p50=$("$OHA" --no-tui -c 1 -n 300 --output-format json "${URL[off]}/templates/cpu.html?n=$n&title=bench" |
+  p50=$("${OHA_RUN[@]}" --no-tui -c 1 -n 300 --output-format json "${URL[off]}/templates/cpu.html?n=$n&title=bench" |
     python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["latencyPercentiles"]["p50"] * 1000))')
   echo "calibration: n=$n renders in $p50 ms (p50, one connection)" >&2
   if [ "$i" -lt 3 ]; then
@@ -257,7 +275,7 @@ for round in $(seq 1 "$ROUNDS"); do
       sleep 1
       read -r tput good p99 n503 p99r other p99r_sent slow < <(python3 "$work/oha_csv.py" "$work/run-$tag.csv" "$DURATION" "$GOOD_S" "$C")
       read -r hmax hp99 < <(latency_summary "$work/health-$tag")
-      limiter=$(curl -fs "${URL[$s]}/metrics" | awk '/^leanserve_limiter_(limit|rejected_total|queue_timeouts_total)\{limiter="renders"\}/ { sub(/\{limiter="renders"\}/, ""); sub(/^leanserve_limiter_/, ""); printf " %s=%s", $1, $2 }')
+      limiter=$(curl -fs "${URL[$s]}/metrics" | awk '/^leanserve_limiter_(limit|rejected_total|queue_timeouts_total|queue_displaced_total)\{limiter="renders"\}/ { sub(/\{limiter="renders"\}/, ""); sub(/^leanserve_limiter_/, ""); printf " %s=%s", $1, $2 }')
       echo "round $round: ${mult}C ($rate/s) limiter ${LABEL[$s]}: 2xx $tput/s, goodput ${good}C, 2xx p99 $p99 ms, 503s $n503 (p99 $p99r ms; $p99r_sent ms from send), other $other; 2xx over 50 ms from send / in 250 ms windows: $slow; /health max $hmax ms p99 $hp99 ms;$limiter; other processes: $FOREIGN of the CPU" >&2
       TPUT[$mult,$s]+="$tput "; GOOD[$mult,$s]+="$good "; P99[$mult,$s]+="$p99 "; N503[$mult,$s]+="$n503 "
       if [ "$p99r" != "-" ]; then P99R[$mult,$s]+="$p99r "; P99RS[$mult,$s]+="$p99r_sent "; fi
@@ -271,7 +289,7 @@ done
 echo
 echo "## Overload: ~1 ms renders (n=$n, $render_ms ms alone), C = $C renders/s, unloaded p99 $P99U ms (limiter on: ${UNLOADED[on]} ms)"
 echo
-echo "oha -q RATE --latency-correction -z ${DURATION}s, $ROUNDS interleaved rounds (medians); goodput counts 2xx within 5x the unloaded p99 ($(awk -v g="$GOOD_S" 'BEGIN { printf "%.2f", g * 1000 }') ms)."
+echo "oha -q RATE --latency-correction -z ${DURATION}s, $ROUNDS interleaved rounds (medians); goodput counts 2xx within 5x the unloaded p99 ($(awk -v g="$GOOD_S" 'BEGIN { printf "%.2f", g * 1000 }') ms). Servers on CPU ${SERVER_CPUS:-any}, oha and curl on CPU ${CLIENT_CPUS:-any}."
 echo
 echo "| offered | limiter | goodput/C | 2xx p99 ms | 503s | 503 p99 ms | /health max ms |"
 echo "|---|---|---|---|---|---|---|"
@@ -309,6 +327,7 @@ wait "${PID[@]}" 2>/dev/null || true
 fi
 
 # ---- memory: a working set 4x the limit, tuner on vs off ---------------------------------
+PIN_SERVER=
 if wants memory; then
 wait_quiet
 mkdir -p "$work/mem" "$work/memtpl"
@@ -400,12 +419,12 @@ for mode in $MEM_MODES; do
   out=$(wrk -t1 -c16 -d"${MEM_LOAD}s" -s "$work/random.lua" "$url")
   wait "$renders" || true
   RPS[$mode]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  stats=$(curl -fs "$url/admin/cache")
+  stats=$(admin_get "memory-$mode" /admin/cache)
   read -r "HIT[$mode]" "CACHED[$mode]" "BUDGET[$mode]" < <(python3 -c 'import json,sys; s = json.load(sys.stdin); print("%.3f" % s["hit_ratio"], s["bytes_cached"], s["budget_bytes"])' <<<"$stats")
   wait "$sampler" || true
-  stats=$(curl -fs "$url/admin/cache")
+  stats=$(admin_get "memory-$mode" /admin/cache)
   read -r "ENDCACHED[$mode]" < <(python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_cached"])' <<<"$stats")
-  curl -fs "$url/admin/tuner" >"$LOGS/tuner-$mode.json" || true
+  admin_get "memory-$mode" /admin/tuner >"$LOGS/tuner-$mode.json" || true
   # The allocator's view after the idle period (the monitor samples every 5 s).
   curl -fs "$url/metrics" >"$LOGS/metrics-$mode.txt" || true
   heap=$(awk '/^leanserve_heap_(allocated|active|resident|retained)_bytes / { sub(/^leanserve_heap_/, "", $1); sub(/_bytes$/, "", $1); printf " %s %.1f MB,", $1, $2 / 1048576 }' "$LOGS/metrics-$mode.txt")

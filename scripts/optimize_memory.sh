@@ -33,7 +33,8 @@ actions:
               baseline on a generated site (--templates=N --output=FILE ...)
 
 options (passed on to leanserve):
-  --url URL   the server (default: from the configuration's server.bind)
+  --url URL   the admin surface: http://HOST:PORT or unix:PATH (default:
+              from the configuration's admin.bind)
   -h, --help  this text
 
 The admin token is read from LEANSERVE_ADMIN_TOKEN.
