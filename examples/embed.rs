@@ -1,16 +1,18 @@
 //! leanserve mounted inside a host actix-web application.
 //!
-//! The host keeps its own routes (`/` and `/api/hello`) and mounts leanserve under
-//! `/lean`: its health and readiness, admin routes and static files then live at
-//! `/lean/health`, `/lean/ready`, `/lean/admin/...` and `/lean/...`. The host also puts
-//! one of its own actors (a visit counter) under leanserve's supervisor, and keeps its
-//! connections to a backend service (a line-based upper-casing service on loopback,
-//! started by the example) in a pool under leanserve's pool manager: `/api/shout/{word}`
-//! borrows one, and `/lean/admin/pools` and `/lean/metrics` show the `backend` pool beside
-//! leanserve's own.
+//! The host keeps its own routes (`/` and `/api/hello`) and mounts leanserve's serving
+//! surface under `/lean`: its health, readiness and static files then live at
+//! `/lean/health`, `/lean/ready` and `/lean/...`. leanserve's admin surface (`/admin/...`,
+//! `/metrics`, the dashboard) goes on a second listener that only loopback reaches, as
+//! the server binary's `admin.bind` does, so the host's public port never exposes it.
+//! The host also puts one of its own actors (a visit counter) under leanserve's
+//! supervisor, and keeps its connections to a backend service (a line-based upper-casing
+//! service on loopback, started by the example) in a pool under leanserve's pool
+//! manager: `/api/shout/{word}` borrows one, and the admin listener's `/admin/pools` and
+//! `/metrics` show the `backend` pool beside leanserve's own.
 //!
 //! Run it from the repository root: `cargo run --example embed`, then open
-//! <http://127.0.0.1:8081/>.
+//! <http://127.0.0.1:8080/> (the host) and <http://127.0.0.1:8082/dashboard> (admin).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -143,7 +145,7 @@ pub async fn start(opts: leanserve::config::Opts) -> Host {
     }
 }
 
-/// The host's routes with leanserve mounted under `/lean`.
+/// The host's routes with leanserve's serving surface mounted under `/lean`.
 pub fn host_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     let host = host.clone();
     move |cfg| {
@@ -158,8 +160,13 @@ pub fn host_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> 
                 }),
             )
             .route("/api/hello", web::get().to(hello))
-            .service(web::scope("/lean").configure(leanserve::web::configure(&subsystems)));
+            .service(web::scope("/lean").configure(leanserve::web::configure_public(&subsystems)));
     }
+}
+
+/// leanserve's admin surface, for a listener of its own that only operators reach.
+pub fn admin_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    leanserve::web::configure_admin(&host.subsystems)
 }
 
 async fn hello(visits: web::Data<Handle<Visits>>) -> HttpResponse {
@@ -204,10 +211,18 @@ async fn main() -> std::io::Result<()> {
     });
     let host = start(config.opts).await;
     let app_host = host.clone();
-    HttpServer::new(move || App::new().configure(host_routes(&app_host)))
-        .bind("127.0.0.1:8081")?
-        .run()
-        .await?;
+    let public = HttpServer::new(move || App::new().configure(host_routes(&app_host)))
+        .bind("127.0.0.1:8080")?
+        .run();
+    let admin_host = host.clone();
+    // Loopback only: without an admin token, admin access admits local peers alone.
+    let admin = HttpServer::new(move || App::new().configure(admin_routes(&admin_host)))
+        .workers(1)
+        .bind("127.0.0.1:8082")?
+        .run();
+    let (public, admin) = tokio::join!(public, admin);
+    public?;
+    admin?;
     host.subsystems.shutdown().await;
     Ok(())
 }

@@ -14,13 +14,21 @@
 //!
 //! let config = Config::load(&LoadOptions::from_process_env())?;
 //! let subsystems = leanserve::Runtime::start(config.opts).await?;
-//! let app_subsystems = subsystems.clone();
-//! HttpServer::new(move || {
-//!     App::new().service(web::scope("/lean").configure(leanserve::web::configure(&app_subsystems)))
+//! // The site under /lean on the public listener...
+//! let site = subsystems.clone();
+//! let public = HttpServer::new(move || {
+//!     App::new().service(web::scope("/lean").configure(leanserve::web::configure_public(&site)))
 //! })
-//! .bind("127.0.0.1:8080")?
-//! .run()
-//! .await?;
+//! .bind("0.0.0.0:8080")?
+//! .run();
+//! // ...and the admin surface (admin routes, metrics, dashboard) where only operators reach.
+//! let ops = subsystems.clone();
+//! let admin = HttpServer::new(move || App::new().configure(leanserve::web::configure_admin(&ops)))
+//!     .bind("127.0.0.1:8081")?
+//!     .run();
+//! let (public, admin) = tokio::join!(public, admin);
+//! public?;
+//! admin?;
 //! subsystems.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -57,13 +65,16 @@
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
 //! - [`http`]: pure HTTP decisions without actix: admin access, request path safety,
 //!   preconditions, ranges, Accept-Encoding negotiation.
-//! - [`web`]: the actix-web side; [`web::configure`] mounts every route (health, admin,
-//!   monitoring and dashboard, profiler, templates, static files), `web/error.rs` maps
-//!   failures to statuses.
+//! - [`web`]: the actix-web side in two surfaces: [`web::configure_public`] mounts the
+//!   site (health, templates, static files), [`web::configure_admin`] the admin surface
+//!   (admin, monitoring and dashboard, profiler) behind admin access, [`web::configure`]
+//!   both on one listener; `web/error.rs` maps failures to statuses.
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
 //!   generated site, with a counting allocator, written up as a markdown report.
-//! - `src/bin/leanserve/`: the binary: `main.rs` (`serve`, `config`) and `client.rs`
-//!   (`status`, `profile`, `optimize` against a running server).
+//! - `src/bin/leanserve/`: the binary: `main.rs` (`serve` on the serving and admin
+//!   listeners, `config`), `client.rs` (`status`, `profile`, `optimize`, `tune` against a
+//!   running server's admin surface), `unix_socket.rs` (the admin surface's owner-only
+//!   Unix socket) and `unix_http.rs` (the client's HTTP/1.1 over it).
 
 pub mod actors;
 pub mod alerts;

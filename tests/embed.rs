@@ -1,6 +1,8 @@
-//! `examples/embed.rs` exercised over a real socket: the host's routes and leanserve's
-//! routes under `/lean` live side by side, the host's actor is supervised by leanserve's
-//! tree, and the host's backend connections live in a pool under its pool manager.
+//! `examples/embed.rs` exercised over real sockets: the host's routes and leanserve's
+//! serving surface under `/lean` live side by side on the host's listener, the admin
+//! surface answers only on its own listener, the host's actor is supervised by
+//! leanserve's tree, and the host's backend connections live in a pool under its pool
+//! manager.
 
 mod util;
 
@@ -24,6 +26,16 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
     let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
+    let admin_host = host.clone();
+    let admin_server =
+        HttpServer::new(move || App::new().configure(embed::admin_routes(&admin_host)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let admin = format!("http://{}", admin_server.addrs()[0]);
+    let admin_server = admin_server.run();
+    let admin_handle = admin_server.handle();
+    actix_rt::spawn(admin_server);
 
     let client = awc::Client::default();
     let mut root = client.get(format!("{base}/")).send().await.unwrap();
@@ -37,7 +49,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
     assert_eq!(get_json(&format!("{base}/lean/health"), None).await.0, 200);
     let (status, ready) = get_json(&format!("{base}/lean/ready"), None).await;
     assert_eq!((status, ready["ready"].as_bool()), (200, Some(true)));
-    let (status, tree) = get_json(&format!("{base}/lean/admin/supervisor"), None).await;
+    let (status, tree) = get_json(&format!("{admin}/admin/supervisor"), None).await;
     assert_eq!(status, 200);
     let names: Vec<_> = tree["children"]
         .as_array()
@@ -73,7 +85,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
             (200, Some(word.to_uppercase().as_str()))
         );
     }
-    let (status, pools) = get_json(&format!("{base}/lean/admin/pools"), None).await;
+    let (status, pools) = get_json(&format!("{admin}/admin/pools"), None).await;
     assert_eq!(status, 200);
     let backend = pools["pools"]
         .as_array()
@@ -85,11 +97,7 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
     assert_eq!(backend["created"], 1, "one connection, reused: {backend}");
     assert_eq!(backend["in_use"], 0);
     subsystems.collect_now().await.unwrap();
-    let mut metrics = client
-        .get(format!("{base}/lean/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let mut metrics = client.get(format!("{admin}/metrics")).send().await.unwrap();
     let text = String::from_utf8(metrics.body().await.unwrap().to_vec()).unwrap();
     assert!(
         text.contains("leanserve_pool_acquires_total{pool=\"backend\"} 3"),
@@ -100,9 +108,24 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
     let (status, reply) = get_json(&format!("{base}/api/shout/fresh"), None).await;
     assert_eq!((status, reply["reply"].as_str()), (200, Some("FRESH")));
 
-    // leanserve's routes do not leak to the host's root.
+    // leanserve's routes do not leak to the host's root, and the host's public listener
+    // has none of the admin surface, not even under the prefix.
     assert_eq!(get_json(&format!("{base}/health"), None).await.0, 404);
+    for path in [
+        "admin/supervisor",
+        "admin/pools",
+        "metrics",
+        "monitoring",
+        "dashboard",
+    ] {
+        assert_eq!(
+            get_json(&format!("{base}/lean/{path}"), None).await.0,
+            404,
+            "/lean/{path} on the host's listener"
+        );
+    }
 
     handle.stop(false).await;
+    admin_handle.stop(false).await;
     subsystems.shutdown().await;
 }
