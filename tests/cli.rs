@@ -314,6 +314,16 @@ fn cli_status_says_why_it_cannot_ask() {
         !stdout(&admitted).contains("cli-token"),
         "the token is redacted"
     );
+    // The script passes the token on from the environment too.
+    let script_refused = script(&["--action=status", "--url", &server.admin], &[]);
+    assert_eq!(script_refused.status.code(), Some(1));
+    let script_admitted = script(&["--action=status", "--url", &server.admin], &token);
+    assert!(
+        script_admitted.status.success(),
+        "{}",
+        stderr(&script_admitted)
+    );
+    assert!(stdout(&script_admitted).contains("heap allocated"));
 }
 
 #[test]
