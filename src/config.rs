@@ -338,6 +338,20 @@ pub const KEYS: &[Key] = &[
         "what the cache keeps of a compressible file: both representations, or only gzip (inflated for the rare client without gzip)",
     ),
     key(
+        "static_files.compression_workers",
+        "STATIC_FILE_COMPRESSION_WORKERS",
+        int(1, 64, "files"),
+        Some("1"),
+        "files the cache gzips at once, in the background and hottest first (a miss is answered from the bytes read, never waits for compression)",
+    ),
+    key(
+        "static_files.admission",
+        "STATIC_FILE_ADMISSION",
+        Kind::Choice(&["tinylfu", "lru"]),
+        Some("tinylfu"),
+        "which new files the full cache takes in: tinylfu (only files read more often lately, per byte, than those they would evict) or lru (every file)",
+    ),
+    key(
         "static_files.cache_control",
         "STATIC_FILE_CACHE_CONTROL",
         Kind::Text,
@@ -1637,6 +1651,16 @@ pub enum Store {
     CompressedOnly,
 }
 
+/// Which new files a full file cache takes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// TinyLFU: a file is cached only when it was read more often lately, per byte, than
+    /// the files it would evict.
+    TinyLfu,
+    /// Every file, evicting the least recently used.
+    Lru,
+}
+
 /// Static file options (the file cache and the static file routes use them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticFileOpts {
@@ -1653,6 +1677,8 @@ pub struct StaticFileOpts {
     /// Lower-case extensions without the dot.
     pub compress_extensions: Vec<String>,
     pub store: Store,
+    pub compression_workers: usize,
+    pub admission: Admission,
     pub cache_control: String,
     pub index_file: String,
     pub serve_hidden: bool,
@@ -1988,6 +2014,12 @@ impl Opts {
                     Store::CompressedOnly
                 } else {
                     Store::Both
+                },
+                compression_workers: int("static_files.compression_workers") as usize,
+                admission: if text("static_files.admission").as_deref() == Some("lru") {
+                    Admission::Lru
+                } else {
+                    Admission::TinyLfu
                 },
                 cache_control: text("static_files.cache_control").unwrap_or_default(),
                 index_file: text("static_files.index_file").unwrap_or_default(),

@@ -54,7 +54,8 @@
 //! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
 //!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
-//!   `file_cache`: the byte-bounded LRU of static files with stored gzip; `profiler`:
+//!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
+//!   gzip built in the background; `profiler`:
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
 //!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
 //!   context optimizer; `monitor`: collection, history, alerts and their webhook;

@@ -127,10 +127,37 @@ async fn static_etag_is_a_content_hash_stable_across_runtimes() {
 }
 
 #[actix_rt::test]
+async fn static_a_client_refusing_identity_gets_gzip_before_the_cache_built_it() {
+    let site = Site::new();
+    let (_subsystems, server) = start(&site.root(), &[]).await;
+    let response = get(
+        &server,
+        "/index.html",
+        &[("Accept-Encoding", "gzip, identity;q=0")],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert_eq!(response.header("vary"), Some("Accept-Encoding"));
+    let page = std::fs::read(site.root().join("index.html")).unwrap();
+    assert_eq!(gunzip(&response.body), page);
+    // The cache's own copy, built in the background, has the same validator.
+    let settled = util::gzipped(&server, "/index.html").await;
+    assert_eq!(settled.header("etag"), response.header("etag"));
+}
+
+#[actix_rt::test]
 async fn static_gzip_is_negotiated_with_its_own_etag_and_vary() {
     let site = Site::new();
     let (_subsystems, server) = start(&site.root(), &[]).await;
     let css = CSS_RULE.repeat(160);
+    // A miss is answered at once from the bytes read, uncompressed but already varying.
+    let first = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("content-encoding"), None);
+    assert_eq!(first.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(first.body, css.as_bytes());
+    util::gzipped(&server, "/app.css").await;
     let gzip = get(
         &server,
         "/app.css",
@@ -190,6 +217,8 @@ async fn static_gzip_is_negotiated_with_its_own_etag_and_vary() {
 async fn static_head_has_get_headers_and_no_body() {
     let site = Site::new();
     let (_subsystems, server) = start(&site.root(), &[]).await;
+    // Headers of a settled entry: its gzip built.
+    util::gzipped(&server, "/app.css").await;
     for (path, accept) in [
         ("/app.css", "gzip"),
         ("/app.css", "identity"),
@@ -412,7 +441,7 @@ async fn static_ranges_single_multi_invalid_and_if_range() {
     assert_eq!((stale.status, stale.body.len()), (200, len));
 
     // Ranges apply to the representation sent: here the gzip bytes.
-    let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    let gzip = util::gzipped(&server, "/app.css").await;
     let gzip_part = get(
         &server,
         "/app.css",
@@ -644,7 +673,7 @@ async fn static_compressed_only_store_inflates_for_identity_clients() {
     let (subsystems, server) =
         start(&site.root(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
     let css = CSS_RULE.repeat(160);
-    let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    let gzip = util::gzipped(&server, "/app.css").await;
     assert_eq!(gunzip(&gzip.body), css.as_bytes());
     let identity = get(&server, "/app.css", &[]).await;
     assert_eq!(identity.body, css.as_bytes());
@@ -654,7 +683,8 @@ async fn static_compressed_only_store_inflates_for_identity_clients() {
     );
     let part = get(&server, "/app.css", &[("Range", "bytes=5-9")]).await;
     assert_eq!(part.body, &css.as_bytes()[5..10]);
-    let size = subsystems.cache_size().await.unwrap();
+    let stats = subsystems.cache_stats().await.unwrap();
+    let size = stats.bytes_cached - stats.admission_sketch_bytes;
     assert!(
         size < css.len() as u64,
         "only the gzip bytes are held: {size}"
@@ -665,8 +695,23 @@ async fn static_compressed_only_store_inflates_for_identity_clients() {
 async fn static_cache_stats_and_admin_clear() {
     let site = Site::new();
     let (subsystems, server) = start(&site.root(), &[]).await;
-    for _ in 0..3 {
-        get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    // The miss is answered uncompressed; once the gzip is built, two gzip hits.
+    get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    for _ in 0..200 {
+        if subsystems
+            .cache_stats()
+            .await
+            .unwrap()
+            .background_compressions
+            == 1
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for _ in 0..2 {
+        let hit = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+        assert_eq!(hit.header("content-encoding"), Some("gzip"));
     }
     get(&server, "/tiny.txt", &[]).await;
     let (status, stats) = util::get_json(&server.url("/admin/cache"), None).await;
@@ -677,7 +722,8 @@ async fn static_cache_stats_and_admin_clear() {
         (Some(2), Some(2))
     );
     assert_eq!(stats["hit_ratio"], 0.5);
-    assert_eq!(stats["compressed_served"], 3);
+    assert_eq!(stats["compressed_served"], 2);
+    assert_eq!(stats["background_compressions"], 1);
     assert_eq!(stats["items"], 2);
     assert!(
         stats["compression_ratio"].as_f64().unwrap() > 0.9,
@@ -694,7 +740,9 @@ async fn static_cache_stats_and_admin_clear() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(subsystems.cache_item_count().await.unwrap(), 0);
-    assert_eq!(subsystems.cache_size().await.unwrap(), 0);
+    // What is left is the admission sketch, sized from the default 100 MB budget.
+    assert_eq!(subsystems.cache_size().await.unwrap(), 4 * 16_384 + 2_048);
+    assert_eq!(stats["admission_sketch_bytes"], 4 * 16_384 + 2_048);
     assert_eq!(
         get(&server, "/tiny.txt", &[]).await.body,
         b"hi",

@@ -20,12 +20,14 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 
 use super::error::WebError;
-use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, read_chunk};
+use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, compress, read_chunk};
 use crate::codec::{Codecs, InflateError};
+use crate::config::Store;
 use crate::http::conditional::{self, Conditions, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
 use crate::http::range::{self, RangeOutcome};
+use crate::pool::AcquireError;
 use crate::runtime::Subsystems;
 
 /// Chunk size of streamed (large) files.
@@ -256,6 +258,29 @@ async fn respond_cached(
     codecs: &Codecs,
 ) -> Result<(HttpResponse, bool), WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
+    let file = match negotiate(accept, file.gzip.is_some()) {
+        None if file.gzip_pending && negotiate(accept, true).is_some() => {
+            // A client that refuses identity, for a file whose gzip the cache has not
+            // built yet: build it for this response (the cache builds its own copy).
+            let (key, codecs) = (file.key.clone(), codecs.clone());
+            match web::block(move || compress(&file, Store::Both, &codecs)).await {
+                Ok(Ok(compressed)) => Arc::new(compressed),
+                Ok(Err(error)) => {
+                    // No compressor came free: busy, not broken.
+                    let busy = error
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<AcquireError>())
+                        .cloned();
+                    return Err(match busy {
+                        Some(busy) => WebError::Busy(busy),
+                        None => io_failure(&key, error),
+                    });
+                }
+                Err(error) => return Err(io_failure(&key, io::Error::other(error.to_string()))),
+            }
+        }
+        _ => file,
+    };
     let coding = negotiate(accept, file.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
     let gzip = coding == Coding::Gzip;
     let representation = Representation {

@@ -194,6 +194,20 @@ pub fn listening(child: &mut std::process::Child) -> (String, String) {
     (url, admin)
 }
 
+/// A gzip GET once the cache has built the file's gzip representation (a miss is
+/// answered uncompressed and the gzip bytes are built in the background); panics after
+/// 2 s without one.
+pub async fn gzipped(server: &Server, target: &str) -> RawResponse {
+    for _ in 0..200 {
+        let response = raw(server.addr, "GET", target, &[("Accept-Encoding", "gzip")]).await;
+        if response.header("content-encoding") == Some("gzip") {
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{target} was not served gzip within 2 s");
+}
+
 /// A response read off a raw socket: nothing between the test and the bytes on the wire.
 #[derive(Debug)]
 pub struct RawResponse {

@@ -1,18 +1,19 @@
-//! Reading files from disk for the cache. Everything here blocks and runs on the blocking
-//! pool, never on an actor's or a worker's thread.
+//! Reading files from disk for the cache, and compressing them. Everything here blocks
+//! and runs on the blocking pool, never on an actor's or a worker's thread.
 //!
 //! A path is resolved under the root, canonicalised, and refused (as not found) when it
 //! resolves outside the canonical root, so symlinks cannot lead out. A file up to
-//! `max_file_size` is read whole, hashed for its ETag and, when its extension is listed
-//! and it is at least `min_compress_size`, gzip-compressed once; the gzip bytes are kept
-//! only when they save at least 10%. A precompressed sidecar (`file.gz`, not older than
-//! `file`) is used instead of compressing. Larger files are described, not read: the
-//! caller streams them.
+//! `max_file_size` is read whole and hashed for its ETag; a load never compresses, so a
+//! miss costs a read and a hash. A precompressed sidecar (`file.gz`, not older than
+//! `file`) is read with it and becomes the gzip representation at once. Otherwise a file
+//! whose extension is listed and that is at least `min_compress_size` is marked as
+//! expecting gzip, and the cache actor has [`compress`] build its gzip representation in
+//! the background; the gzip bytes are kept only when they save at least 10%. Larger files
+//! are described, not read: the caller streams them.
 //!
-//! A file to compress takes its compressor from the `gzip` pool *before* it is read, so
-//! the pool's maximum bounds the memory of a burst of misses (read buffers and deflate
-//! state), not just the compressions. When no compressor comes free within the pool's
-//! acquire timeout the file is cached without gzip (logged; the pool counts the timeout).
+//! [`compress`] takes its compressor from the `gzip` pool; when none comes free within
+//! the pool's acquire timeout the file stays without gzip (the pool counts the timeout)
+//! until it is loaded again.
 
 use std::fs;
 use std::io::{self, Read};
@@ -65,7 +66,6 @@ pub fn load(
     key: &str,
     existing: Option<Arc<CachedFile>>,
     opts: &StaticFileOpts,
-    codecs: &Codecs,
     now_ms: u64,
 ) -> io::Result<Found> {
     let path = root.join(key);
@@ -105,28 +105,18 @@ pub fn load(
             content_type,
         }));
     }
-    let (sidecar, mut compressor) = if wants_gzip(key, meta.len(), opts) {
-        match fresh_sidecar(&canonical, modified) {
-            Some(sidecar) => (Some(sidecar), None),
-            None => match codecs.compressor() {
-                Ok(compressor) => (None, Some(compressor)),
-                Err(error) => {
-                    log::warn!("caching {key:?} without gzip: {error}");
-                    (None, None)
-                }
-            },
-        }
+    let expects_gzip = wants_gzip(key, meta.len(), opts);
+    let sidecar = if expects_gzip {
+        fresh_sidecar(&canonical, modified)
     } else {
-        (None, None)
+        None
     };
     let identity = Bytes::from(fs::read(&canonical)?);
     let digest = xxhash_rust::xxh3::xxh3_64(&identity);
-    let gzip = match (sidecar, compressor.as_mut()) {
-        (Some(sidecar), _) => worth_it(fs::read(&sidecar)?, identity.len()),
-        (None, Some(compressor)) => worth_it(compressor.gzip(&identity)?, identity.len()),
-        (None, None) => None,
+    let gzip = match sidecar {
+        Some(sidecar) => worth_it(fs::read(&sidecar)?, identity.len()),
+        None => None,
     };
-    drop(compressor);
     let keep_identity = gzip.is_none() || opts.store == Store::Both;
     Ok(Found::File(Arc::new(CachedFile {
         key: key.to_owned(),
@@ -137,9 +127,37 @@ pub fn load(
         gzip_etag: header(format!("\"{digest:016x}-gz\"")),
         content_type,
         identity: keep_identity.then_some(identity),
+        gzip_pending: expects_gzip && gzip.is_none(),
         gzip,
         checked_at_ms: AtomicU64::new(now_ms),
     })))
+}
+
+/// `file` (loaded with its gzip pending) with its gzip representation built, when gzip
+/// saves at least 10%; under `store = "compressed-only"` the identity bytes are then
+/// dropped. Without a worthwhile gzip, the same bytes with nothing pending.
+pub fn compress(file: &CachedFile, store: Store, codecs: &Codecs) -> io::Result<CachedFile> {
+    let identity = file
+        .identity
+        .clone()
+        .ok_or_else(|| io::Error::other("no identity bytes to compress"))?;
+    let mut compressor = codecs.compressor().map_err(io::Error::other)?;
+    let gzip = worth_it(compressor.gzip(&identity)?, identity.len());
+    drop(compressor);
+    let keep_identity = gzip.is_none() || store == Store::Both;
+    Ok(CachedFile {
+        key: file.key.clone(),
+        len: file.len,
+        modified: file.modified,
+        last_modified: file.last_modified.clone(),
+        etag: file.etag.clone(),
+        gzip_etag: file.gzip_etag.clone(),
+        content_type: file.content_type.clone(),
+        identity: keep_identity.then_some(identity),
+        gzip,
+        gzip_pending: false,
+        checked_at_ms: AtomicU64::new(file.checked_at_ms()),
+    })
 }
 
 /// Whether a file of this name and size is worth a gzip representation.
@@ -249,32 +267,33 @@ mod tests {
     }
 
     #[test]
-    fn load_compresses_listed_text_and_keeps_both_or_gzip_only() {
+    fn load_reads_without_compressing_and_compress_builds_gzip_for_either_store() {
         let (_dir, root) = site();
         let css = "body { color: teal; margin: 0 auto; }\n".repeat(200);
         fs::write(root.join("site.css"), &css).unwrap();
-        let both = file(load(&root, "site.css", None, &opts(Store::Both), &codecs(), 0).unwrap());
+        for store in [Store::Both, Store::CompressedOnly] {
+            let loaded = file(load(&root, "site.css", None, &opts(store), 0).unwrap());
+            assert_eq!(loaded.identity.as_deref(), Some(css.as_bytes()));
+            assert!(loaded.gzip.is_none() && loaded.gzip_pending && loaded.varies());
+            assert_eq!(loaded.content_type, "text/css; charset=utf-8");
+        }
+        let loaded = file(load(&root, "site.css", None, &opts(Store::Both), 0).unwrap());
+        let both = compress(&loaded, Store::Both, &codecs()).unwrap();
         assert_eq!(both.identity.as_deref(), Some(css.as_bytes()));
         let gzip = both.gzip.clone().expect("repetitive css compresses");
         assert!(gzip.len() * 10 < css.len());
         assert_eq!(codecs().inflate(&gzip, both.len).unwrap(), css.as_bytes());
-        assert_eq!(both.content_type, "text/css; charset=utf-8");
+        assert!(!both.gzip_pending && both.varies());
+        assert_eq!(
+            (&both.etag, &both.modified),
+            (&loaded.etag, &loaded.modified)
+        );
         assert_ne!(both.etag, both.gzip_etag);
 
-        let lean = file(
-            load(
-                &root,
-                "site.css",
-                None,
-                &opts(Store::CompressedOnly),
-                &codecs(),
-                0,
-            )
-            .unwrap(),
-        );
-        assert!(lean.identity.is_none() && lean.gzip.is_some());
+        let lean = compress(&loaded, Store::CompressedOnly, &codecs()).unwrap();
+        assert!(lean.identity.is_none() && lean.gzip == both.gzip);
         assert_eq!(lean.etag, both.etag, "the ETag depends on content only");
-        assert!(lean.cost() < both.cost());
+        assert!(lean.cost() < both.cost() && lean.cost() < loaded.cost());
     }
 
     #[test]
@@ -286,15 +305,20 @@ mod tests {
             .flat_map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()).to_le_bytes())
             .collect();
         fs::write(root.join("noise.txt"), &noise).unwrap();
-        for key in ["tiny.css", "photo.png", "noise.txt"] {
-            let entry =
-                file(load(&root, key, None, &opts(Store::CompressedOnly), &codecs(), 0).unwrap());
-            assert!(entry.gzip.is_none(), "{key}");
-            assert!(
-                entry.identity.is_some(),
-                "{key}: identity kept when there is no gzip"
-            );
+        for key in ["tiny.css", "photo.png"] {
+            let entry = file(load(&root, key, None, &opts(Store::CompressedOnly), 0).unwrap());
+            assert!(entry.gzip.is_none() && !entry.gzip_pending, "{key}");
+            assert!(!entry.varies() && entry.identity.is_some(), "{key}");
         }
+        // Listed and large enough, so it is tried; gzip saves nothing and is not kept.
+        let noise = file(load(&root, "noise.txt", None, &opts(Store::CompressedOnly), 0).unwrap());
+        assert!(noise.gzip_pending);
+        let tried = compress(&noise, Store::CompressedOnly, &codecs()).unwrap();
+        assert!(tried.gzip.is_none() && !tried.gzip_pending && !tried.varies());
+        assert!(
+            tried.identity.is_some(),
+            "identity kept when there is no gzip"
+        );
     }
 
     #[test]
@@ -306,8 +330,12 @@ mod tests {
         sidecar.write_all(text.as_bytes()).unwrap();
         let sidecar = sidecar.finish().unwrap();
         fs::write(root.join("a.txt.gz"), &sidecar).unwrap();
-        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 0).unwrap());
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
         assert_eq!(entry.gzip.as_deref(), Some(&sidecar[..]));
+        assert!(
+            !entry.gzip_pending,
+            "a fresh sidecar is the gzip representation at once"
+        );
 
         // Make the original newer than the sidecar: the sidecar is stale.
         let later = SystemTime::now() + std::time::Duration::from_secs(60);
@@ -317,7 +345,9 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 0).unwrap());
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        assert!(entry.gzip.is_none() && entry.gzip_pending);
+        let entry = compress(&entry, Store::Both, &codecs()).unwrap();
         assert_ne!(entry.gzip.as_deref(), Some(&sidecar[..]));
         assert_eq!(
             codecs()
@@ -331,46 +361,20 @@ mod tests {
     fn load_revalidates_unchanged_and_reloads_changed_files() {
         let (_dir, root) = site();
         fs::write(root.join("a.txt"), "one").unwrap();
-        let first = file(load(&root, "a.txt", None, &opts(Store::Both), &codecs(), 5).unwrap());
-        match load(
-            &root,
-            "a.txt",
-            Some(first.clone()),
-            &opts(Store::Both),
-            &codecs(),
-            9,
-        )
-        .unwrap()
-        {
+        let first = file(load(&root, "a.txt", None, &opts(Store::Both), 5).unwrap());
+        match load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 9).unwrap() {
             Found::Unchanged(same) => {
                 assert!(Arc::ptr_eq(&same, &first) && same.checked_at_ms() == 9)
             }
             other => panic!("{other:?}"),
         }
         fs::write(root.join("a.txt"), "three").unwrap();
-        let second = file(
-            load(
-                &root,
-                "a.txt",
-                Some(first.clone()),
-                &opts(Store::Both),
-                &codecs(),
-                10,
-            )
-            .unwrap(),
-        );
+        let second =
+            file(load(&root, "a.txt", Some(first.clone()), &opts(Store::Both), 10).unwrap());
         assert_eq!(second.identity.as_deref(), Some(&b"three"[..]));
         fs::remove_file(root.join("a.txt")).unwrap();
         assert!(matches!(
-            load(
-                &root,
-                "a.txt",
-                Some(second),
-                &opts(Store::Both),
-                &codecs(),
-                11
-            )
-            .unwrap(),
+            load(&root, "a.txt", Some(second), &opts(Store::Both), 11).unwrap(),
             Found::NotFound
         ));
     }
@@ -383,7 +387,7 @@ mod tests {
             max_file_size: 1024,
             ..opts(Store::Both)
         };
-        match load(&root, "big.bin", None, &small_limit, &codecs(), 0).unwrap() {
+        match load(&root, "big.bin", None, &small_limit, 0).unwrap() {
             Found::Large(large) => {
                 assert_eq!(large.len, 4096);
                 assert!(large.etag.to_str().unwrap().starts_with("\"1000-"));
@@ -405,37 +409,37 @@ mod tests {
         fs::create_dir(root.join("docs")).unwrap();
         let o = opts(Store::Both);
         assert!(matches!(
-            load(&root, "link.txt", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "link.txt", None, &o, 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "linkdir/secret.txt", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "linkdir/secret.txt", None, &o, 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "alias.txt", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "alias.txt", None, &o, 0).unwrap(),
             Found::File(_)
         ));
         assert!(matches!(
-            load(&root, "docs", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "docs", None, &o, 0).unwrap(),
             Found::Directory
         ));
         assert!(matches!(
-            load(&root, "inside.txt/x", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "inside.txt/x", None, &o, 0).unwrap(),
             Found::NotFound
         ));
         assert!(matches!(
-            load(&root, "missing", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "missing", None, &o, 0).unwrap(),
             Found::NotFound
         ));
         let long_name = "n".repeat(300);
         assert!(matches!(
-            load(&root, &long_name, None, &o, &codecs(), 0).unwrap(),
+            load(&root, &long_name, None, &o, 0).unwrap(),
             Found::NotFound
         ));
         std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
         assert!(matches!(
-            load(&root, "loop", None, &o, &codecs(), 0).unwrap(),
+            load(&root, "loop", None, &o, 0).unwrap(),
             Found::NotFound
         ));
     }

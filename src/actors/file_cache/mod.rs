@@ -9,6 +9,9 @@
 //!
 //! - [`LoadFile`] (from the static file handler on a miss or an expired hit): loads or
 //!   revalidates on the blocking pool; concurrent requests for one key share one load.
+//!   A load never compresses: a cached file that expects gzip is queued (most read
+//!   first, by the admission sketch) and `compression_workers` blocking tasks build its
+//!   gzip representation, which replaces the entry if it is still the cached one.
 //! - [`ClearCache`], [`GetCacheStats`], [`GetCacheSize`], [`GetCacheItemCount`] (from
 //!   `Subsystems` and the admin routes).
 //!
@@ -16,16 +19,18 @@
 //! unchanged it stays, changed it is reloaded, deleted it is dropped and the request gets
 //! 404. With `cache_expiration = 0` (the dev profile) every request revalidates.
 
+mod admission;
 mod load;
 mod stats;
 mod store;
 
-pub use load::{Found, LargeFile, read_chunk};
+pub use load::{Found, LargeFile, compress, read_chunk};
 pub use stats::{CacheStats, Histogram};
-pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD};
+pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert};
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -36,7 +41,7 @@ use actix_web::http::header::HeaderValue;
 use tokio::sync::oneshot;
 
 use crate::codec::Codecs;
-use crate::config::StaticFileOpts;
+use crate::config::{Admission, StaticFileOpts};
 use crate::metrics::{Collector, Reading, Source};
 use stats::CacheCounters;
 
@@ -131,7 +136,10 @@ impl FileCacheReader {
         })?;
         Ok(FileCacheReader {
             shared: Arc::new(Shared {
-                store: Mutex::new(ByteLru::new(opts.max_cache_size)),
+                store: Mutex::new(match opts.admission {
+                    Admission::Lru => ByteLru::new(opts.max_cache_size),
+                    Admission::TinyLfu => ByteLru::with_admission(opts.max_cache_size),
+                }),
                 counters: CacheCounters::default(),
                 opts,
                 root,
@@ -201,10 +209,11 @@ impl FileCacheReader {
         };
         let counters = &self.shared.counters;
         let (hits, misses) = (load(&counters.hits), load(&counters.misses));
-        let (bytes_cached, budget_bytes, items, compression_ratio) = {
+        let (bytes_cached, admission_sketch_bytes, budget_bytes, items, compression_ratio) = {
             let store = self.store();
             (
                 store.bytes(),
+                store.fixed_bytes(),
                 store.budget(),
                 store.len(),
                 store.compression_ratio(),
@@ -226,6 +235,7 @@ impl FileCacheReader {
             },
             evictions: load(&counters.evictions),
             bytes_cached,
+            admission_sketch_bytes,
             budget_bytes,
             items,
             compressed_served: load(&counters.compressed_served),
@@ -241,6 +251,9 @@ impl FileCacheReader {
                 .map_or(0.0, |us| us as f64 / 1000.0),
             revalidations: load(&counters.revalidations),
             too_large: load(&counters.too_large),
+            admission_rejections: load(&counters.rejections),
+            background_compressions: load(&counters.compressions),
+            compression_queue: load(&counters.compression_queue),
         }
     }
 
@@ -334,6 +347,21 @@ impl Source for FileCacheReader {
             stats.revalidations as f64,
         );
         out.counter(
+            "cache_admission_rejections_total",
+            "Files read but not cached because each file they would evict was read more often.",
+            stats.admission_rejections as f64,
+        );
+        out.counter(
+            "cache_compressions_total",
+            "Gzip representations built in the background.",
+            stats.background_compressions as f64,
+        );
+        out.gauge(
+            "cache_compression_queue",
+            "Cached files waiting for their gzip representation.",
+            stats.compression_queue as f64,
+        );
+        out.counter(
             "cache_too_large_total",
             "Responses streamed because the file exceeds max_file_size.",
             stats.too_large as f64,
@@ -388,6 +416,13 @@ pub struct FileCache {
     reader: FileCacheReader,
     /// Loads in flight, with everyone waiting for each.
     in_flight: HashMap<String, Waiters>,
+    /// Cached files waiting for their gzip representation: the most read first, then
+    /// the longest waiting.
+    compress_queue: BinaryHeap<(u8, Reverse<u64>, String)>,
+    queued: HashSet<String>,
+    enqueued_total: u64,
+    /// Compressions running on the blocking pool.
+    compressing: usize,
 }
 
 impl FileCache {
@@ -396,6 +431,87 @@ impl FileCache {
         FileCache {
             reader,
             in_flight: HashMap::new(),
+            compress_queue: BinaryHeap::new(),
+            queued: HashSet::new(),
+            enqueued_total: 0,
+            compressing: 0,
+        }
+    }
+
+    /// Queues the cached entry of `key` for compression when its gzip is pending.
+    fn want_gzip(&mut self, key: &str) {
+        let store = self.reader.store();
+        let pending = store.peek(key).is_some_and(|file| file.gzip_pending);
+        let frequency = store.frequency(key);
+        drop(store);
+        if pending && self.queued.insert(key.to_owned()) {
+            self.enqueued_total += 1;
+            self.compress_queue
+                .push((frequency, Reverse(self.enqueued_total), key.to_owned()));
+        }
+    }
+
+    /// Starts compressions while workers are free and files wait.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let workers = self.reader.shared.opts.compression_workers;
+        while self.compressing < workers {
+            let Some((_, _, key)) = self.compress_queue.pop() else {
+                break;
+            };
+            self.queued.remove(&key);
+            // Evicted, replaced or cleared since: nothing to do, or another turn.
+            let Some(file) = self.reader.store().peek(&key).filter(|f| f.gzip_pending) else {
+                continue;
+            };
+            self.compressing += 1;
+            let reader = self.reader.clone();
+            let original = Arc::clone(&file);
+            let task = actix_rt::task::spawn_blocking(move || {
+                let shared = &reader.shared;
+                load::compress(&file, shared.opts.store, &shared.codecs)
+            });
+            ctx.spawn(task.into_actor(self).map(move |joined, cache, ctx| {
+                cache.compressing -= 1;
+                cache.finish_compress(original, joined);
+                cache.pump(ctx);
+            }));
+        }
+        CacheCounters::set(
+            &self.reader.shared.counters.compression_queue,
+            self.compress_queue.len() as u64,
+        );
+    }
+
+    /// Puts a built gzip representation in place of the entry it was built from, if that
+    /// entry is still the cached one.
+    fn finish_compress(
+        &mut self,
+        original: Arc<CachedFile>,
+        joined: Result<io::Result<CachedFile>, tokio::task::JoinError>,
+    ) {
+        let compressed = match joined {
+            Ok(Ok(compressed)) => compressed,
+            Ok(Err(error)) => {
+                log::warn!(
+                    "file cache: {:?} stays without gzip until it is loaded again: {error}",
+                    original.key
+                );
+                return;
+            }
+            Err(join) => {
+                log::warn!("file cache: compressing {:?} failed: {join}", original.key);
+                return;
+            }
+        };
+        let counters = &self.reader.shared.counters;
+        let mut store = self.reader.store();
+        let current = store.peek(&original.key);
+        if !current.is_some_and(|current| Arc::ptr_eq(&current, &original)) {
+            return;
+        }
+        CacheCounters::add(&counters.compressions, 1);
+        if let Insert::Admitted { evicted } = store.insert(Arc::new(compressed)) {
+            CacheCounters::add(&counters.evictions, evicted);
         }
     }
 
@@ -413,17 +529,21 @@ impl FileCache {
                 &task_key,
                 existing,
                 &shared.opts,
-                &shared.codecs,
                 reader.now_ms(),
             )
         });
         ctx.spawn(
             task.into_actor(self)
-                .map(move |joined, cache, _| cache.finish(key, joined)),
+                .map(move |joined, cache, ctx| cache.finish(key, joined, ctx)),
         );
     }
 
-    fn finish(&mut self, key: String, joined: Result<io::Result<Found>, tokio::task::JoinError>) {
+    fn finish(
+        &mut self,
+        key: String,
+        joined: Result<io::Result<Found>, tokio::task::JoinError>,
+        ctx: &mut Context<Self>,
+    ) {
         let result = match joined {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(error)) => Err(LoadError::Io {
@@ -441,8 +561,13 @@ impl FileCache {
             let mut store = self.reader.store();
             match &result {
                 Ok(Found::File(file)) if self.reader.shared.opts.enable_cache => {
-                    if let Some(evicted) = store.insert(Arc::clone(file)) {
-                        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
+                    let counters = &self.reader.shared.counters;
+                    match store.insert(Arc::clone(file)) {
+                        Insert::Admitted { evicted } => {
+                            CacheCounters::add(&counters.evictions, evicted)
+                        }
+                        Insert::Rejected => CacheCounters::add(&counters.rejections, 1),
+                        Insert::TooLarge => {}
                     }
                 }
                 Ok(Found::Unchanged(_)) => {}
@@ -456,6 +581,10 @@ impl FileCache {
         }
         for waiter in self.in_flight.remove(&key).unwrap_or_default() {
             let _ = waiter.send(result.clone());
+        }
+        if let Ok(Found::File(_) | Found::Unchanged(_)) = &result {
+            self.want_gzip(&key);
+            self.pump(ctx);
         }
     }
 }
@@ -561,10 +690,15 @@ mod tests {
     use super::*;
 
     fn reader(dir: &std::path::Path, budget: u64) -> FileCacheReader {
+        reader_with(dir, budget, Admission::Lru)
+    }
+
+    fn reader_with(dir: &std::path::Path, budget: u64, admission: Admission) -> FileCacheReader {
         let opts = StaticFileOpts {
             root_dir: dir.to_owned(),
             max_cache_size: budget,
             cache_expiration: Duration::from_secs(3600),
+            admission,
             ..crate::config::Opts::default().static_files
         };
         FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap()
@@ -624,5 +758,74 @@ mod tests {
         assert!(reader.lookup("9.bin").is_some() && reader.lookup("0.bin").is_none());
         assert_eq!(cache.send(ClearCache).await.unwrap(), stats.bytes_cached);
         assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_admission_keeps_what_is_read_and_counts_rejections() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
+        }
+        let entries = 3 * (1000 + ENTRY_OVERHEAD + 10);
+        let budget = entries + ByteLru::with_admission(entries).fixed_bytes();
+        let reader = reader_with(dir.path(), budget, Admission::TinyLfu);
+        let cache = FileCache::new(reader.clone()).start();
+        // As the static handler does: a lookup (counted), then a load on a miss.
+        for i in 0..10 {
+            let key = format!("{i}.bin");
+            let reads = if i < 3 { 4 } else { 1 };
+            for _ in 0..reads {
+                assert!(reader.lookup(&key).is_none() || i < 3);
+            }
+            let found = cache.send(LoadFile { key }).await.unwrap().unwrap();
+            assert!(
+                matches!(found, Found::File(_)),
+                "served even when not cached"
+            );
+        }
+        let stats = cache.send(GetCacheStats).await.unwrap();
+        assert_eq!(
+            (stats.items, stats.evictions, stats.admission_rejections),
+            (3, 0, 7)
+        );
+        assert!(stats.bytes_cached <= stats.budget_bytes);
+        assert!(reader.lookup("0.bin").is_some() && reader.lookup("9.bin").is_none());
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_a_miss_is_answered_uncompressed_and_gzip_joins_the_entry_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let css = "a { color: red }\n".repeat(500);
+        std::fs::write(dir.path().join("a.css"), &css).unwrap();
+        let reader = reader(dir.path(), 1 << 20);
+        let cache = FileCache::new(reader.clone()).start();
+        let found = cache
+            .send(LoadFile {
+                key: "a.css".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let Found::File(first) = found else {
+            panic!("{found:?}")
+        };
+        assert!(first.gzip.is_none() && first.gzip_pending);
+        assert_eq!(first.identity.as_deref(), Some(css.as_bytes()));
+        // The background compression replaces the entry with one that has gzip bytes.
+        let mut compressed = None;
+        for _ in 0..200 {
+            if let Some(file) = reader.lookup("a.css").filter(|file| file.gzip.is_some()) {
+                compressed = Some(file);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let compressed = compressed.expect("gzip built within 2 s");
+        assert!(!compressed.gzip_pending);
+        assert_eq!(compressed.etag, first.etag);
+        let stats = cache.send(GetCacheStats).await.unwrap();
+        assert_eq!((stats.background_compressions, stats.items), (1, 1));
+        assert_eq!(stats.compression_queue, 0);
+        assert_eq!(stats.bytes_cached, compressed.cost());
     }
 }

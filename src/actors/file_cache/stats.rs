@@ -19,12 +19,20 @@ pub struct CacheCounters {
     pub(crate) compressed_served: AtomicU64,
     pub(crate) revalidations: AtomicU64,
     pub(crate) too_large: AtomicU64,
+    pub(crate) rejections: AtomicU64,
+    pub(crate) compressions: AtomicU64,
+    /// Files waiting for their gzip representation (set by the actor).
+    pub(crate) compression_queue: AtomicU64,
     pub(crate) serve_time: Histogram,
 }
 
 impl CacheCounters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Relaxed);
     }
 }
 
@@ -37,7 +45,10 @@ pub struct CacheStats {
     /// hits / (hits + misses); 0 before any lookup.
     pub hit_ratio: f64,
     pub evictions: u64,
+    /// Stored bytes plus per-entry overhead plus the admission sketch.
     pub bytes_cached: u64,
+    /// The admission sketch's part of `bytes_cached` (0 under `admission = "lru"`).
+    pub admission_sketch_bytes: u64,
     pub budget_bytes: u64,
     pub items: usize,
     pub compressed_served: u64,
@@ -49,4 +60,11 @@ pub struct CacheStats {
     pub p99_serve_time_ms: f64,
     pub revalidations: u64,
     pub too_large: u64,
+    /// Files read but not cached: admission judged each file they would have evicted
+    /// more popular.
+    pub admission_rejections: u64,
+    /// Gzip representations built in the background.
+    pub background_compressions: u64,
+    /// Cached files waiting for their gzip representation.
+    pub compression_queue: u64,
 }
