@@ -570,6 +570,7 @@ start_nginx() { # name
   mkdir -p "$work/$name"
   cat >"$work/$name/nginx.conf" <<CONF
 worker_processes $WORKERS;
+worker_rlimit_nofile 65536;   # open_file_cache holds a descriptor per file
 daemon off;
 pid $work/$name/nginx.pid;
 error_log $LOGS/$name.log warn;
@@ -781,7 +782,10 @@ PY
         echo "$name-warmup: ${R[requests]} requests in $WARMUP s, errors $((R[status] + R[connect] + R[read] + R[write] + R[timeout]))" >&2
         measure "$s" "$pid" "$url" "$enc" warm "${R[pos]}" "$name-warm"
       fi
-      [ "$s" = leanserve ] && echo "$name: answers by class and files limiter figures over its life: $(limiter_totals)" >&2
+      if [ "$s" = leanserve ]; then
+        echo "$name: answers by class and files limiter figures over its life: $(limiter_totals)" >&2
+        echo "$name: memory at the end: $(admin_get /admin/profiler/stats | python3 -c 'import json, sys; d = json.load(sys.stdin); print(", ".join(f"{k} {d[k]}" for k in ("rss_mb", "heap_alloc_mb", "heap_active_mb", "heap_resident_mb", "heap_metadata_mb", "heap_retained_mb")), "| file cache accounted", d["accounted_mb"]["file_cache"], "MB")')" >&2
+      fi
       stop_server "$name" "$pid"
     done
   done
@@ -857,5 +861,6 @@ ls_warn=$(cat "$LOGS"/leanserve-*.log | grep -cE ' (WARN|ERROR) ' || true)
 echo "- leanserve: $ls_warn lines at WARN or ERROR$([ "$ls_warn" -gt 0 ] && echo "; most frequent:")"
 cat "$LOGS"/leanserve-*.log | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//; s/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -5 | sed 's/^ */  - /' || true
 ng_err=$(cat "$LOGS"/nginx-*.log | grep -cE '\[(error|crit|alert|emerg)\]' || true)
-echo "- nginx: $ng_err lines at error or worse"
+echo "- nginx: $ng_err lines at error or worse$([ "$ng_err" -gt 0 ] && echo "; most frequent:")"
+cat "$LOGS"/nginx-*.log | grep -E '\[(error|crit|alert|emerg)\]' | sed -E 's/^[^[]*//; s/"[^"]*"/"..."/g; s/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -5 | sed 's/^ */  - /' || true
 printf '%s' "$EXITS"

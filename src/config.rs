@@ -345,6 +345,13 @@ pub const KEYS: &[Key] = &[
         "files the cache gzips at once, in the background and hottest first (a miss is answered from the bytes read, never waits for compression)",
     ),
     key(
+        "static_files.identity_copy_percent",
+        "STATIC_FILE_IDENTITY_COPY_PERCENT",
+        int(0, 100, "percent"),
+        Some("10"),
+        "with store = compressed-only: share of the budget for identity copies of files identity clients read often (0: always inflate)",
+    ),
+    key(
         "static_files.admission",
         "STATIC_FILE_ADMISSION",
         Kind::Choice(&["tinylfu", "lru"]),
@@ -1678,6 +1685,7 @@ pub struct StaticFileOpts {
     pub compress_extensions: Vec<String>,
     pub store: Store,
     pub compression_workers: usize,
+    pub identity_copy_percent: u64,
     pub admission: Admission,
     pub cache_control: String,
     pub index_file: String,
@@ -2016,6 +2024,7 @@ impl Opts {
                     Store::Both
                 },
                 compression_workers: int("static_files.compression_workers") as usize,
+                identity_copy_percent: int("static_files.identity_copy_percent"),
                 admission: if text("static_files.admission").as_deref() == Some("lru") {
                     Admission::Lru
                 } else {

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actors::file_cache::{
-    CacheStats, ClearCache, FileCache, FileCacheReader, Found, GetCacheItemCount, GetCacheSize,
-    GetCacheStats, LoadError, LoadFile,
+    CacheStats, CachedFile, ClearCache, FileCache, FileCacheReader, Found, GetCacheItemCount,
+    GetCacheSize, GetCacheStats, KeepIdentity, LoadError, LoadFile,
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
@@ -389,6 +389,14 @@ impl Subsystems {
     /// Loads (or revalidates) a file through the cache actor.
     pub async fn load_file(&self, key: String) -> Result<Result<Found, LoadError>, CallError> {
         self.inner.file_cache.send(LoadFile { key }).await
+    }
+
+    /// Offers the file cache an identity copy of a compressed-only entry that identity
+    /// clients read often (fire and forget: the cache may decline).
+    pub fn keep_identity(&self, file: Arc<CachedFile>, identity: bytes::Bytes) {
+        self.inner
+            .file_cache
+            .do_send(KeepIdentity { file, identity });
     }
 
     /// The bytes the file cache holds (stored bytes plus per-entry overhead).

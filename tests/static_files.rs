@@ -692,6 +692,57 @@ async fn static_compressed_only_store_inflates_for_identity_clients() {
 }
 
 #[actix_rt::test]
+async fn static_compressed_only_keeps_an_identity_copy_of_a_file_identity_clients_read_often() {
+    let site = Site::new();
+    let (subsystems, server) =
+        start(&site.root(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
+    let css = CSS_RULE.repeat(160);
+    util::gzipped(&server, "/app.css").await;
+    let stats = || async { subsystems.cache_stats().await.unwrap() };
+    // The first identity reads inflate; the third offers the cache a copy.
+    for _ in 0..3 {
+        assert_eq!(get(&server, "/app.css", &[]).await.body, css.as_bytes());
+    }
+    assert_eq!(stats().await.inflations, 3);
+    for _ in 0..200 {
+        if stats().await.identity_copies == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let kept = stats().await;
+    assert_eq!(
+        (kept.identity_copies, kept.identity_copy_bytes),
+        (1, css.len() as u64)
+    );
+    // From now on identity reads cost no inflation, and gzip reads still get gzip.
+    for _ in 0..5 {
+        let identity = get(&server, "/app.css", &[]).await;
+        assert_eq!(identity.body, css.as_bytes());
+        assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
+    }
+    let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gunzip(&gzip.body), css.as_bytes());
+    assert_eq!(stats().await.inflations, 3);
+
+    // With no share for copies, every identity read inflates.
+    let (off, off_server) = start(
+        &site.root(),
+        &[
+            ("STATIC_FILE_STORE", "compressed-only"),
+            ("STATIC_FILE_IDENTITY_COPY_PERCENT", "0"),
+        ],
+    )
+    .await;
+    util::gzipped(&off_server, "/app.css").await;
+    for _ in 0..6 {
+        get(&off_server, "/app.css", &[]).await;
+    }
+    let never = off.cache_stats().await.unwrap();
+    assert_eq!((never.inflations, never.identity_copies), (6, 0));
+}
+
+#[actix_rt::test]
 async fn static_cache_stats_and_admin_clear() {
     let site = Site::new();
     let (subsystems, server) = start(&site.root(), &[]).await;

@@ -20,8 +20,10 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 
 use super::error::WebError;
-use crate::actors::file_cache::{CachedFile, Found, LargeFile, LoadError, compress, read_chunk};
-use crate::codec::{Codecs, InflateError};
+use crate::actors::file_cache::{
+    CachedFile, Found, IDENTITY_COPY_AFTER, LargeFile, LoadError, compress, read_chunk,
+};
+use crate::codec::InflateError;
 use crate::config::Store;
 use crate::http::conditional::{self, Conditions, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
@@ -96,7 +98,7 @@ async fn respond(
     }
     let (response, gzip) = match found {
         Found::File(file) | Found::Unchanged(file) => {
-            respond_cached(request, file, files.cache_control(), files.codecs()).await?
+            respond_cached(request, file, subsystems).await?
         }
         Found::Large(large) => {
             files.record_too_large();
@@ -254,9 +256,10 @@ fn not_modified(representation: &Representation<'_>) -> HttpResponse {
 async fn respond_cached(
     request: &HttpRequest,
     file: Arc<CachedFile>,
-    cache_control: &HeaderValue,
-    codecs: &Codecs,
+    subsystems: &Subsystems,
 ) -> Result<(HttpResponse, bool), WebError> {
+    let files = subsystems.files();
+    let (cache_control, codecs) = (files.cache_control(), files.codecs());
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     let file = match negotiate(accept, file.gzip.is_some()) {
         None if file.gzip_pending && negotiate(accept, true).is_some() => {
@@ -311,7 +314,16 @@ async fn respond_cached(
             let (gzip_bytes, expected) = (gzip_bytes.clone(), file.len);
             let codecs = codecs.clone();
             match web::block(move || codecs.inflate(&gzip_bytes, expected)).await {
-                Ok(Ok(bytes)) => bytes,
+                Ok(Ok(bytes)) => {
+                    files.record_inflation();
+                    // Read often by identity clients: offer the cache a copy to keep.
+                    if file.count_inflation() == IDENTITY_COPY_AFTER
+                        && files.opts().identity_copy_percent > 0
+                    {
+                        subsystems.keep_identity(Arc::clone(&file), bytes.clone());
+                    }
+                    bytes
+                }
                 Ok(Err(InflateError::Busy(error))) => return Err(WebError::Busy(error)),
                 Ok(Err(InflateError::Corrupt(error))) => return Err(io_failure(&file.key, error)),
                 Err(error) => {

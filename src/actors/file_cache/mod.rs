@@ -26,6 +26,8 @@ mod store;
 
 pub use load::{Found, LargeFile, compress, read_chunk};
 pub use stats::{CacheStats, Histogram};
+/// Identity responses inflated from one entry's gzip bytes before it gets an identity copy.
+pub const IDENTITY_COPY_AFTER: u32 = 3;
 pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert};
 
 use std::cmp::Reverse;
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::http::header::HeaderValue;
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::codec::Codecs;
@@ -53,6 +56,16 @@ use stats::CacheCounters;
 #[rtype(result = "Result<Found, LoadError>")]
 pub struct LoadFile {
     pub key: String,
+}
+
+/// Keeps `identity` (the inflated gzip bytes of `file`) beside the gzip bytes, since
+/// identity clients read this file often; sent by the static handler, answered by
+/// nothing. Ignored when the entry changed since or the copies' share is full.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeepIdentity {
+    pub file: Arc<CachedFile>,
+    pub identity: Bytes,
 }
 
 /// Empties the cache; answers the bytes it held.
@@ -192,6 +205,11 @@ impl FileCacheReader {
         counters.serve_time.observe(elapsed);
     }
 
+    /// Counts one identity response inflated from gzip bytes.
+    pub fn record_inflation(&self) {
+        CacheCounters::add(&self.shared.counters.inflations, 1);
+    }
+
     /// Counts one file too large to cache that was streamed.
     pub fn record_too_large(&self) {
         CacheCounters::add(&self.shared.counters.too_large, 1);
@@ -253,6 +271,10 @@ impl FileCacheReader {
             too_large: load(&counters.too_large),
             admission_rejections: load(&counters.rejections),
             background_compressions: load(&counters.compressions),
+            inflations: load(&counters.inflations),
+            identity_copies: load(&counters.identity_copies),
+            identity_copies_refused: load(&counters.identity_copies_refused),
+            identity_copy_bytes: self.store().identity_copy_bytes(),
             compression_queue: load(&counters.compression_queue),
         }
     }
@@ -360,6 +382,16 @@ impl Source for FileCacheReader {
             "cache_compression_queue",
             "Cached files waiting for their gzip representation.",
             stats.compression_queue as f64,
+        );
+        out.counter(
+            "cache_inflations_total",
+            "Identity responses inflated from stored gzip bytes (compressed-only store).",
+            stats.inflations as f64,
+        );
+        out.gauge(
+            "cache_identity_copy_bytes",
+            "Bytes of identity copies kept beside gzip bytes for files identity clients read often.",
+            stats.identity_copy_bytes as f64,
         );
         out.counter(
             "cache_too_large_total",
@@ -632,6 +664,34 @@ impl Handler<LoadFile> for FileCache {
     }
 }
 
+impl Handler<KeepIdentity> for FileCache {
+    type Result = ();
+
+    fn handle(&mut self, message: KeepIdentity, _: &mut Context<Self>) {
+        let KeepIdentity { file, identity } = message;
+        let shared = &self.reader.shared;
+        let mut store = self.reader.store();
+        let current = store.peek(&file.key);
+        if !current.is_some_and(|current| Arc::ptr_eq(&current, &file))
+            || file.identity.is_some()
+            || identity.len() as u64 != file.len
+        {
+            return;
+        }
+        let share = store.budget() / 100 * shared.opts.identity_copy_percent;
+        if store.identity_copy_bytes() + file.len > share {
+            CacheCounters::add(&shared.counters.identity_copies_refused, 1);
+            return;
+        }
+        if let Insert::Admitted { evicted } =
+            store.insert(Arc::new(file.with_identity_copy(identity)))
+        {
+            CacheCounters::add(&shared.counters.evictions, evicted);
+            CacheCounters::add(&shared.counters.identity_copies, 1);
+        }
+    }
+}
+
 impl Handler<ClearCache> for FileCache {
     type Result = u64;
 
@@ -827,5 +887,79 @@ mod tests {
         assert_eq!((stats.background_compressions, stats.items), (1, 1));
         assert_eq!(stats.compression_queue, 0);
         assert_eq!(stats.bytes_cached, compressed.cost());
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_identity_copies_stay_within_their_share_of_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |n: usize| format!("line {n} of a page that compresses well\n").repeat(400);
+        for n in 0..3 {
+            std::fs::write(dir.path().join(format!("{n}.txt")), text(n)).unwrap();
+        }
+        let len = text(0).len() as u64;
+        // Room for one copy: 1% of a budget of 150 copies' length.
+        let opts = StaticFileOpts {
+            root_dir: dir.path().to_owned(),
+            max_cache_size: 150 * len,
+            cache_expiration: Duration::from_secs(3600),
+            store: crate::config::Store::CompressedOnly,
+            identity_copy_percent: 1,
+            ..crate::config::Opts::default().static_files
+        };
+        let reader = FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap();
+        let cache = FileCache::new(reader.clone()).start();
+        let mut entries = Vec::new();
+        for n in 0..3 {
+            let key = format!("{n}.txt");
+            cache
+                .send(LoadFile { key: key.clone() })
+                .await
+                .unwrap()
+                .unwrap();
+            let mut compressed = None;
+            for _ in 0..200 {
+                compressed = reader.lookup(&key).filter(|file| file.gzip.is_some());
+                if compressed.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let compressed = compressed.expect("compressed");
+            assert!(compressed.identity.is_none(), "compressed-only");
+            entries.push((compressed, Bytes::from(text(n))));
+        }
+        for (file, identity) in &entries {
+            cache
+                .send(KeepIdentity {
+                    file: Arc::clone(file),
+                    identity: identity.clone(),
+                })
+                .await
+                .unwrap();
+        }
+        let stats = cache.send(GetCacheStats).await.unwrap();
+        assert_eq!(
+            (stats.identity_copies, stats.identity_copies_refused),
+            (1, 2)
+        );
+        assert_eq!(stats.identity_copy_bytes, len);
+        let kept = reader.lookup("0.txt").unwrap();
+        assert!(kept.identity_copy && kept.gzip.is_some());
+        assert_eq!(kept.identity.as_deref(), Some(text(0).as_bytes()));
+        // An offer for an entry that was replaced since is ignored.
+        cache
+            .send(KeepIdentity {
+                file: Arc::clone(&entries[0].0),
+                identity: entries[0].1.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.send(GetCacheStats).await.unwrap().identity_copies, 1);
+        // Evicting the entry gives its share back.
+        cache.send(ClearCache).await.unwrap();
+        assert_eq!(
+            cache.send(GetCacheStats).await.unwrap().identity_copy_bytes,
+            0
+        );
     }
 }

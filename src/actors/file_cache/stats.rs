@@ -21,6 +21,9 @@ pub struct CacheCounters {
     pub(crate) too_large: AtomicU64,
     pub(crate) rejections: AtomicU64,
     pub(crate) compressions: AtomicU64,
+    pub(crate) inflations: AtomicU64,
+    pub(crate) identity_copies: AtomicU64,
+    pub(crate) identity_copies_refused: AtomicU64,
     /// Files waiting for their gzip representation (set by the actor).
     pub(crate) compression_queue: AtomicU64,
     pub(crate) serve_time: Histogram,
@@ -67,4 +70,12 @@ pub struct CacheStats {
     pub background_compressions: u64,
     /// Cached files waiting for their gzip representation.
     pub compression_queue: u64,
+    /// Identity responses inflated from stored gzip bytes.
+    pub inflations: u64,
+    /// Identity copies kept for files identity clients read often, and those refused
+    /// because the copies' share of the budget was full.
+    pub identity_copies: u64,
+    pub identity_copies_refused: u64,
+    /// Bytes of the identity copies held now.
+    pub identity_copy_bytes: u64,
 }

@@ -19,7 +19,7 @@
 //! against the budget.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use actix_web::http::header::HeaderValue;
@@ -55,6 +55,11 @@ pub struct CachedFile {
     /// The file expects a gzip representation the cache has not built yet: until it
     /// has, responses are identity, with `Vary: Accept-Encoding` already.
     pub gzip_pending: bool,
+    /// The identity bytes are an extra copy beside the gzip bytes, kept under
+    /// `store = "compressed-only"` because identity clients read this file often.
+    pub identity_copy: bool,
+    /// Identity responses inflated from the gzip bytes (compressed-only, no copy yet).
+    pub(crate) inflations: AtomicU32,
     /// When the entry was last loaded or found unchanged on disk, in milliseconds since
     /// the cache's epoch.
     pub(crate) checked_at_ms: AtomicU64,
@@ -73,6 +78,30 @@ impl CachedFile {
     /// every client once gzip exists).
     pub fn varies(&self) -> bool {
         self.gzip.is_some() || self.gzip_pending
+    }
+
+    /// Counts one identity response inflated from the gzip bytes; answers the count.
+    pub fn count_inflation(&self) -> u32 {
+        self.inflations.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// This entry with `identity` (its inflated gzip bytes) kept as an identity copy.
+    pub fn with_identity_copy(&self, identity: Bytes) -> CachedFile {
+        CachedFile {
+            key: self.key.clone(),
+            len: self.len,
+            modified: self.modified,
+            last_modified: self.last_modified.clone(),
+            etag: self.etag.clone(),
+            gzip_etag: self.gzip_etag.clone(),
+            content_type: self.content_type.clone(),
+            identity: Some(identity),
+            gzip: self.gzip.clone(),
+            gzip_pending: self.gzip_pending,
+            identity_copy: true,
+            inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
+            checked_at_ms: AtomicU64::new(self.checked_at_ms()),
+        }
     }
 
     pub(crate) fn mark_checked(&self, now_ms: u64) {
@@ -107,6 +136,8 @@ pub struct ByteLru {
     /// them, for the compression ratio.
     compressible_bytes: u64,
     gzip_saved_bytes: u64,
+    /// Bytes of identity copies (compressed-only store).
+    identity_copy_bytes: u64,
 }
 
 impl ByteLru {
@@ -119,6 +150,7 @@ impl ByteLru {
             admission: None,
             compressible_bytes: 0,
             gzip_saved_bytes: 0,
+            identity_copy_bytes: 0,
         }
     }
 
@@ -224,11 +256,17 @@ impl ByteLru {
         self.bytes = self.fixed_bytes();
         self.compressible_bytes = 0;
         self.gzip_saved_bytes = 0;
+        self.identity_copy_bytes = 0;
     }
 
     /// Bytes held: the entries' costs plus the admission sketch.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Bytes of identity copies held beside gzip bytes.
+    pub fn identity_copy_bytes(&self) -> u64 {
+        self.identity_copy_bytes
     }
 
     /// How often `key` was looked up lately, per the admission sketch (0 without one).
@@ -270,14 +308,17 @@ impl ByteLru {
             Some(gzip) => (file.len, file.len.saturating_sub(gzip.len() as u64)),
             None => (0, 0),
         };
+        let copy = if file.identity_copy { file.len } else { 0 };
         if added {
             self.bytes += cost;
             self.compressible_bytes += compressible;
             self.gzip_saved_bytes += saved;
+            self.identity_copy_bytes += copy;
         } else {
             self.bytes -= cost;
             self.compressible_bytes -= compressible;
             self.gzip_saved_bytes -= saved;
+            self.identity_copy_bytes -= copy;
         }
     }
 }
@@ -299,6 +340,8 @@ pub(crate) mod tests {
             identity: Some(Bytes::from(vec![b'x'; identity])),
             gzip: gzip.map(|n| Bytes::from(vec![b'z'; n])),
             gzip_pending: false,
+            identity_copy: false,
+            inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
         })
     }
@@ -440,6 +483,8 @@ pub(crate) mod tests {
             identity: Some(Bytes::from_static(&ZEROS[..len])),
             gzip: None,
             gzip_pending: false,
+            identity_copy: false,
+            inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
         })
     }
