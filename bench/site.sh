@@ -562,6 +562,10 @@ admin_get() { # path: from the running leanserve's admin socket
 FIRST_PATH=$(head -1 "$SITE_DIR/files.tsv" | cut -f1)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# open_file_cache holds a descriptor per cached file: at most 10,000, and under half of the
+# descriptors a worker may open (raising the limit with worker_rlimit_nofile needs a
+# privilege containers often lack; past the limit nginx answers 500 and stops accepting).
+OFC_MAX=$(( $(ulimit -n) / 2 < 10000 ? $(ulimit -n) / 2 : 10000 ))
 # nginx in the foreground (daemon off) with its own prefix in the work dir; the master's pid
 # in $LAST_PID (its workers are its children).
 start_nginx() { # name
@@ -570,7 +574,6 @@ start_nginx() { # name
   mkdir -p "$work/$name"
   cat >"$work/$name/nginx.conf" <<CONF
 worker_processes $WORKERS;
-worker_rlimit_nofile 65536;   # open_file_cache holds a descriptor per file
 daemon off;
 pid $work/$name/nginx.pid;
 error_log $LOGS/$name.log warn;
@@ -582,7 +585,7 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  open_file_cache max=50000 inactive=60s;
+  open_file_cache max=$OFC_MAX inactive=60s;
   open_file_cache_valid 60s;
   gzip on;
   gzip_comp_level 6;
@@ -796,7 +799,7 @@ budget_mb=$(mb "$BUDGET")
 echo
 echo "## Static files, a site bigger than the cache: $site_files files ($(mb "$site_bytes") MiB), Zipf s=1 stream, leanserve budget $budget_mb MiB"
 echo
-echo "wrk -t1 -c$CONNECTIONS --latency, ${DURATION} s per phase; cold: a fresh server, the stream's first ${DURATION} s; warm: after ${WARMUP} s more of the stream. $ROUNDS interleaved rounds (medians; req/s: 2xx/3xx answers a second; MB/s: all bytes read; peak RSS: the highest; errors: 4xx/5xx answers and socket errors, all rounds). leanserve: prod profile (compressed-only store)${SERVER_SET:+, with $SERVER_SET}, $WORKERS workers; nginx $("$NGINX" -v 2>&1 | sed 's#.*/##'): $WORKERS workers, sendfile, open_file_cache, gzip on the fly at level 6."
+echo "wrk -t1 -c$CONNECTIONS --latency, ${DURATION} s per phase; cold: a fresh server, the stream's first ${DURATION} s; warm: after ${WARMUP} s more of the stream. $ROUNDS interleaved rounds (medians; req/s: 2xx/3xx answers a second; MB/s: all bytes read; peak RSS: the highest; errors: 4xx/5xx answers and socket errors, all rounds). leanserve: prod profile (compressed-only store)${SERVER_SET:+, with $SERVER_SET}, $WORKERS workers; nginx $("$NGINX" -v 2>&1 | sed 's#.*/##'): $WORKERS workers, sendfile, open_file_cache (max $OFC_MAX), gzip on the fly at level 6."
 echo
 echo "| phase | encoding | server | req/s | MB/s | p99 ms | hit ratio | peak RSS MB | errors | leanserve / nginx |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -808,7 +811,9 @@ for phase in cold warm; do
       key=$phase,$enc,$s
       ratio=""
       [ "$s" = leanserve ] && ratio=$(awk -v a="$ls_rps" -v b="$ng_rps" 'BEGIN { printf "%.2fx", a / b }')
-      echo "| $phase | $enc | $s | $(median "${RPS[$key]}") | $(median "${MBS[$key]}") | $(median "${P99[$key]}") | $(median "${HIT[$key]}") | $(highest "${RSS[$key]}") | $(total "${ERR[$key]}") | $ratio |"
+      hit=-
+      [ "$s" = leanserve ] && hit=$(median "${HIT[$key]}")
+      echo "| $phase | $enc | $s | $(median "${RPS[$key]}") | $(median "${MBS[$key]}") | $(median "${P99[$key]}") | $hit | $(highest "${RSS[$key]}") | $(total "${ERR[$key]}") | $ratio |"
     done
   done
 done
