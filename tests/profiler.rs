@@ -470,3 +470,43 @@ async fn profiler_heap_growth_matches_the_cache_accounting() {
         "heap grew {grown} bytes for {cached} bytes the cache counts"
     );
 }
+
+/// The per-entry overhead the cache counts (`ENTRY_OVERHEAD` plus the key twice) is what
+/// jemalloc shows an entry costs beyond its bytes: 4,000 small files loaded, the heap's
+/// growth per file less the file's bytes, against the estimate.
+#[actix_rt::test]
+async fn profiler_per_entry_overhead_matches_what_the_heap_shows() {
+    let _turn = SERIAL.lock().await;
+    let site = site();
+    const FILES: u64 = 4_000;
+    const LEN: usize = 100;
+    for i in 0..FILES {
+        std::fs::write(site.path().join(format!("f{i:05}.bin")), [i as u8; LEN]).unwrap();
+    }
+    let (subsystems, server) = start(site.path(), &[]).await;
+    let client = awc::Client::default();
+    let warm = client.get(server.url("/index.html")).send().await.unwrap();
+    assert_eq!(warm.status(), 200);
+    let heap = || leanserve::alloc::heap_stats().unwrap().allocated;
+    let (heap_before, cache_before) = (heap(), subsystems.cache_size().await.unwrap());
+    for i in 0..FILES {
+        let mut response = client
+            .get(server.url(&format!("/f{i:05}.bin")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.body().await.unwrap();
+    }
+    let counted = subsystems.cache_size().await.unwrap() - cache_before;
+    let grown = heap().saturating_sub(heap_before);
+    let key_len = "f00000.bin".len() as u64;
+    let estimate = leanserve::actors::file_cache::ENTRY_OVERHEAD + 2 * key_len;
+    assert_eq!(counted, FILES * (LEN as u64 + estimate));
+    let measured = (grown / FILES).saturating_sub(LEN as u64);
+    println!("per-entry overhead: counted {estimate} bytes, heap shows {measured} bytes");
+    assert!(
+        measured * 2 >= estimate && measured <= estimate * 3 / 2,
+        "the heap shows {measured} bytes per entry beyond its bytes; the cache counts {estimate}"
+    );
+}
