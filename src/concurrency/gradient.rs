@@ -29,6 +29,12 @@
 //! limit is scaled down towards the middle of the band (`limit × mid / ratio`, at most
 //! halving); under `grow_below`, when the limit was used, it grows by 5% (at least half a
 //! request). In between it holds. It stays within `[min, max]`.
+//!
+//! **Slow start.** Until the first window that does not grow (one that holds or shrinks),
+//! a used limit doubles instead of growing by 5%, as TCP's slow start does: a fresh
+//! server under a steady 32 connections reaches 32 in three windows instead of forty, so
+//! a cold start is not mistaken for overload (the limiter does not treat a queue as
+//! standing while the limit is still in slow start).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +57,8 @@ pub struct LimitConfig {
     /// Latency differences under this are noise: the no-load latency used in the ratio is
     /// at least this (a 50 µs hit that takes 200 µs is not overload).
     pub noise_floor: Duration,
+    /// Double the limit until the first window that does not grow (see the module docs).
+    pub slow_start: bool,
 }
 
 impl Default for LimitConfig {
@@ -65,6 +73,7 @@ impl Default for LimitConfig {
             min_samples: 10,
             history: 100,
             noise_floor: Duration::from_millis(1),
+            slow_start: true,
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct AdaptiveLimit {
     peak_in_flight: usize,
     medians: VecDeque<Duration>,
     last: Option<WindowFigures>,
+    /// Doubling until the first window that does not grow (see the module docs).
+    slow_start: bool,
 }
 
 impl AdaptiveLimit {
@@ -101,7 +112,14 @@ impl AdaptiveLimit {
             peak_in_flight: 0,
             medians: VecDeque::new(),
             last: None,
+            slow_start: config.slow_start && config.min < config.max,
         }
+    }
+
+    /// Whether the limit is still in its slow start: every window so far grew it or
+    /// left it unused at no-load latency.
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
     }
 
     /// Requests allowed in flight now.
@@ -165,7 +183,14 @@ impl AdaptiveLimit {
             let middle = (config.tolerance + config.grow_below) / 2.0;
             self.limit *= (middle / ratio).max(0.5);
         } else if ratio < config.grow_below && used {
-            self.limit += (self.limit * 0.05).max(0.5);
+            self.limit += if self.slow_start {
+                self.limit
+            } else {
+                (self.limit * 0.05).max(0.5)
+            };
+        }
+        if ratio >= config.grow_below {
+            self.slow_start = false;
         }
         self.limit = self.limit.clamp(config.min as f64, config.max as f64);
         self.last = Some(WindowFigures {
@@ -204,12 +229,56 @@ mod tests {
     }
 
     #[test]
+    fn limiter_slow_start_doubles_until_a_window_does_not_grow() {
+        let start = Instant::now();
+        let mut limit = AdaptiveLimit::new(
+            LimitConfig {
+                noise_floor: Duration::ZERO,
+                ..LimitConfig::default()
+            },
+            start,
+        );
+        let mut t = 0;
+        assert!(limit.in_slow_start());
+        window(&mut limit, start, &mut t, 1000, 4);
+        window(&mut limit, start, &mut t, 1000, 3);
+        assert_eq!(
+            limit.limit(),
+            8,
+            "used: doubled; unused: held, still starting"
+        );
+        window(&mut limit, start, &mut t, 1000, 8);
+        assert_eq!(limit.limit(), 16);
+        assert!(limit.in_slow_start());
+        // 15% over the no-load latency: in the band, held; the slow start is over.
+        window(&mut limit, start, &mut t, 1150, 16);
+        assert_eq!(limit.limit(), 16);
+        assert!(!limit.in_slow_start());
+        window(&mut limit, start, &mut t, 1000, 16);
+        assert_eq!(limit.limit(), 16, "+5% of 16 is 0.8: 16.8 floors to 16");
+        window(&mut limit, start, &mut t, 1000, 16);
+        assert_eq!(limit.limit(), 17, "then 5% a window");
+        // A fixed limit has nothing to learn.
+        let fixed = AdaptiveLimit::new(
+            LimitConfig {
+                initial: 2,
+                min: 2,
+                max: 2,
+                ..LimitConfig::default()
+            },
+            start,
+        );
+        assert!(!fixed.in_slow_start());
+    }
+
+    #[test]
     fn limiter_grows_only_while_used_and_fast() {
         let start = Instant::now();
         let mut limit = AdaptiveLimit::new(
             LimitConfig {
                 initial: 20,
                 noise_floor: Duration::ZERO,
+                slow_start: false,
                 ..LimitConfig::default()
             },
             start,
@@ -228,6 +297,7 @@ mod tests {
             LimitConfig {
                 initial: 20,
                 noise_floor: Duration::ZERO,
+                slow_start: false,
                 ..LimitConfig::default()
             },
             start,
@@ -253,6 +323,7 @@ mod tests {
             LimitConfig {
                 initial: 20,
                 noise_floor: Duration::ZERO,
+                slow_start: false,
                 ..LimitConfig::default()
             },
             start,

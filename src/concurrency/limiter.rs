@@ -21,7 +21,11 @@
 //! clumps (a load generator or a proxy descheduled for a few milliseconds), the queue
 //! drains meanwhile, and the first arrival after the gap finds a slot; ending the state
 //! there would give the next `overload_after` of arrivals the long burst wait, and
-//! requests admitted 50–100 ms late. A full queue refuses at once. A refusal is fast and costs the service nothing; the caller answers
+//! requests admitted 50–100 ms late. While the adaptive limit is still in its slow start
+//! (see `gradient.rs`) no queue is standing: the limit is still too low to know, and a
+//! fresh server under a steady load must not refuse requests while it learns it (a cold
+//! start under 32 connections used to refuse 5–8% of its requests). A full queue refuses
+//! at once. A refusal is fast and costs the service nothing; the caller answers
 //! 503 with `Retry-After`.
 //!
 //! A [`Permit`] is held for the whole request, body included: dropping it frees the slot,
@@ -237,7 +241,10 @@ impl Limiter {
         let (ticket, receiver, timeout) = {
             let mut state = lock(&inner.state);
             let free = state.in_flight < state.limit.limit() && state.queue.is_empty();
-            let standing = state.arrive(started, free, &inner.config);
+            // While the limit is in slow start a queue means it is still too low to know,
+            // not that the server is overloaded.
+            let standing =
+                state.arrive(started, free, &inner.config) && !state.limit.in_slow_start();
             if free {
                 state.in_flight += 1;
                 state.admitted += 1;

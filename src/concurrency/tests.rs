@@ -321,6 +321,56 @@ impl FixedOne {
     }
 }
 
+/// A fresh adaptive limit is in slow start: a queue behind it means the limit is still
+/// too low to know, so no waiter is displaced or cut to the overload timeout; each waits
+/// its full queue timeout. The same queue behind a fixed limit is standing.
+#[tokio::test(start_paused = true)]
+async fn limiter_a_queue_during_slow_start_is_not_standing() {
+    for (max, displaced) in [(100, false), (2, true)] {
+        let config = LimiterConfig {
+            limit: LimitConfig {
+                initial: 2,
+                min: 2,
+                max,
+                ..LimitConfig::default()
+            },
+            queue_size: 16,
+            ..LimiterConfig::default()
+        };
+        let limiter = Limiter::with_clock("start", config, paused);
+        let _held = [
+            limiter.acquire().await.unwrap(),
+            limiter.acquire().await.unwrap(),
+        ];
+        tokio::time::advance(Duration::from_millis(150)).await;
+        let mut waiters = Vec::new();
+        for _ in 0..6 {
+            let limiter = limiter.clone();
+            waiters.push(tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let result = limiter.acquire().await;
+                (started.elapsed(), result.is_err())
+            }));
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let mut waits = Vec::new();
+        for waiter in waiters {
+            let (waited, refused) = waiter.await.unwrap();
+            assert!(refused, "max {max}: no slot ever came free");
+            waits.push(waited);
+        }
+        let stats = limiter.stats();
+        assert_eq!(stats.displaced_total > 0, displaced, "max {max}: {stats:?}");
+        if !displaced {
+            assert!(
+                waits.iter().all(|&w| w >= Duration::from_millis(100)),
+                "max {max}: every waiter waits its queue timeout: {waits:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn limiter_a_full_standing_queue_refuses_its_oldest_waiter_at_once() {
     let config = LimiterConfig {
