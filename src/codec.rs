@@ -1,12 +1,14 @@
 //! gzip and gunzip with reusable state, pooled.
 //!
-//! A fresh `flate2::write::GzEncoder` allocates 344–429 KiB (the deflate state) for every
-//! gzip; a kept `flate2::Compress` is `reset()` for the next one and allocates nothing.
-//! So leanserve compresses with raw deflate state it keeps in a pool (`gzip`) and writes
-//! the gzip framing itself (RFC 1952: a ten-byte header, the deflate stream, CRC-32 and
-//! length), and inflates with kept raw inflate state (`inflate`). The `gzip` pool's
-//! maximum also bounds how many compressions, and so how much compression memory, run
-//! at once.
+//! Whole buffers are compressed and inflated with libdeflate (`libdeflater`): on the
+//! Rust documentation's text (`bench/compress`), at gzip's default level 6 it compresses
+//! at 145 MB/s against flate2's miniz_oxide's 68 MB/s (zlib-rs: 113) with a slightly
+//! smaller output (0.204 against 0.208 of the original), and inflates at 1.4 GB/s
+//! against 0.57. A compressor's state is allocated once and kept in a pool (`gzip`),
+//! with its output scratch; an inflater likewise (`inflate`). The `gzip` pool's maximum
+//! also bounds how many compressions, and so how much compression memory, run at once.
+//! gzip files libdeflate does not inflate in one go with the expected length (several
+//! members) go to flate2's multi-member decoder, so every valid gzip file inflates.
 //!
 //! [`Codecs`] is what the file cache and the template renders hold. With the pool
 //! manager off it makes fresh state for every call and behaves identically.
@@ -14,7 +16,7 @@
 use std::io::{self, Read};
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
+use libdeflater::{CompressionLvl, Compressor as Deflater, Decompressor};
 
 use crate::pool::{AcquireError, Manager, Pool, Pooled};
 
@@ -25,12 +27,9 @@ pub const INFLATE_POOL: &str = "inflate";
 /// A compressor's output scratch larger than this is given back on return.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
-/// gzip header: magic, deflate, no flags, no mtime, no extra flags, unknown OS.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-/// Kept deflate state and its output scratch.
+/// Kept libdeflate compressor state (level 6) and its output scratch.
 pub struct Gzipper {
-    deflate: Compress,
+    deflate: Deflater,
     scratch: Vec<u8>,
 }
 
@@ -38,39 +37,22 @@ impl Gzipper {
     /// Fresh state at gzip's default level (6).
     pub fn new() -> Gzipper {
         Gzipper {
-            deflate: Compress::new(Compression::default(), false),
+            deflate: Deflater::new(CompressionLvl::default()),
             scratch: Vec::new(),
         }
     }
 
     /// `data` as one gzip member, in a buffer of exactly its length.
     pub fn gzip(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
-        self.deflate.reset();
-        self.scratch.clear();
-        self.scratch.reserve(data.len() / 3 + 64);
-        let mut consumed = 0;
-        loop {
-            if self.scratch.len() == self.scratch.capacity() {
-                self.scratch.reserve(self.scratch.capacity().max(4096));
-            }
-            let before = self.deflate.total_in();
-            let status = self
-                .deflate
-                .compress_vec(&data[consumed..], &mut self.scratch, FlushCompress::Finish)
-                .map_err(io::Error::other)?;
-            consumed += (self.deflate.total_in() - before) as usize;
-            if status == Status::StreamEnd {
-                break;
-            }
+        let bound = self.deflate.gzip_compress_bound(data.len());
+        if self.scratch.len() < bound {
+            self.scratch.resize(bound, 0);
         }
-        let mut crc = Crc::new();
-        crc.update(data);
-        let mut out = Vec::with_capacity(GZIP_HEADER.len() + self.scratch.len() + 8);
-        out.extend_from_slice(&GZIP_HEADER);
-        out.extend_from_slice(&self.scratch);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        Ok(out)
+        let written = self
+            .deflate
+            .gzip_compress(data, &mut self.scratch[..bound])
+            .map_err(|error| io::Error::other(format!("gzip: {error:?}")))?;
+        Ok(self.scratch[..written].to_vec())
     }
 }
 
@@ -80,22 +62,23 @@ impl Default for Gzipper {
     }
 }
 
-/// Kept raw inflate state.
+/// Kept libdeflate inflate state.
 pub struct Inflater {
-    inflate: Decompress,
+    inflate: Decompressor,
 }
 
 impl Inflater {
     /// Fresh state.
     pub fn new() -> Inflater {
         Inflater {
-            inflate: Decompress::new(false),
+            inflate: Decompressor::new(),
         }
     }
 
-    /// Inflates one gzip member of `expected_len` bytes. Anything unusual (several
-    /// members, a length other than expected) is handed to flate2's own multi-member
-    /// decoder, so every valid gzip file inflates.
+    /// Inflates gzip bytes whose inflated length is `expected_len`. One member of that
+    /// length (what leanserve and the gzip tool write) inflates in one go, its CRC and
+    /// length checked; anything else (several members, another length) is handed to
+    /// flate2's multi-member decoder.
     pub fn gunzip(&mut self, gzip: &[u8], expected_len: u64) -> io::Result<Vec<u8>> {
         match self.single_member(gzip, expected_len) {
             Some(out) => Ok(out),
@@ -108,24 +91,10 @@ impl Inflater {
     }
 
     fn single_member(&mut self, gzip: &[u8], expected_len: u64) -> Option<Vec<u8>> {
-        let body = deflate_body(gzip)?;
-        let capacity = usize::try_from(expected_len).ok()?;
-        self.inflate.reset(false);
-        let mut out = Vec::with_capacity(capacity);
-        let status = self
-            .inflate
-            .decompress_vec(body, &mut out, FlushDecompress::Finish)
-            .ok()?;
-        let used = self.inflate.total_in() as usize;
-        if status != Status::StreamEnd || body.len() != used + 8 || out.len() != capacity {
-            return None;
-        }
-        let trailer = &body[used..];
-        let mut crc = Crc::new();
-        crc.update(&out);
-        let crc_ok = trailer[..4] == crc.sum().to_le_bytes();
-        let len_ok = trailer[4..] == (out.len() as u32).to_le_bytes();
-        (crc_ok && len_ok).then_some(out)
+        let len = usize::try_from(expected_len).ok()?;
+        let mut out = vec![0; len];
+        let written = self.inflate.gzip_decompress(gzip, &mut out).ok()?;
+        (written == len).then_some(out)
     }
 }
 
@@ -133,33 +102,6 @@ impl Default for Inflater {
     fn default() -> Self {
         Inflater::new()
     }
-}
-
-/// The deflate stream and trailer after a gzip header (RFC 1952 §2.3), or `None` for a
-/// header this parser does not take (flate2's decoder then decides).
-fn deflate_body(gzip: &[u8]) -> Option<&[u8]> {
-    const FHCRC: u8 = 2;
-    const FEXTRA: u8 = 4;
-    const FNAME: u8 = 8;
-    const FCOMMENT: u8 = 16;
-    if gzip.len() < 18 || gzip[..3] != [0x1f, 0x8b, 8] || gzip[3] & 0xe0 != 0 {
-        return None;
-    }
-    let flags = gzip[3];
-    let mut at = 10;
-    if flags & FEXTRA != 0 {
-        let len = u16::from_le_bytes([*gzip.get(at)?, *gzip.get(at + 1)?]) as usize;
-        at += 2 + len;
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            at += gzip.get(at..)?.iter().position(|&b| b == 0)? + 1;
-        }
-    }
-    if flags & FHCRC != 0 {
-        at += 2;
-    }
-    gzip.get(at..)
 }
 
 /// Makes [`Gzipper`]s for the `gzip` pool.
@@ -314,7 +256,12 @@ mod tests {
             .unwrap();
         assert_eq!(inflated, data);
         assert!(first.len() * 5 < data.len());
-        assert_eq!(gzipper.gzip(b"").unwrap().len(), 20, "an empty member");
+        let empty = gzipper.gzip(b"").unwrap();
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(&empty[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert!(inflated.is_empty(), "an empty member");
     }
 
     #[test]
@@ -328,10 +275,9 @@ mod tests {
             .filename("site.css")
             .comment("made by hand")
             .extra(vec![1, 2, 3])
-            .write(Vec::new(), Compression::best());
+            .write(Vec::new(), flate2::Compression::best());
         named.write_all(&data).unwrap();
         let named = named.finish().unwrap();
-        assert!(deflate_body(&named).is_some());
         assert_eq!(inflater.gunzip(&named, data.len() as u64).unwrap(), data);
         // Two members (concatenated gzip files) inflate through the fallback.
         let mut two = ours.clone();
