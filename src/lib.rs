@@ -49,7 +49,7 @@
 //!   for renders.
 //! - [`tuner`]: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
 //!   configured, total) and the rules that turn readings into recommendations.
-//! - [`codec`]: gzip and gunzip with reusable deflate/inflate state, from the `gzip` and
+//! - [`codec`]: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
 //!   `inflate` pools (the file cache's and the template renders' compression).
 //! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
 //!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
