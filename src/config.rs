@@ -978,6 +978,7 @@ impl Config {
         } else {
             Opts::resolve(profile_value, &settings)?
         };
+        fit_default_cache_floor(&mut opts, &settings);
         check_pools(&opts, &settings)?;
         check_admin(&opts, &settings)?;
         opts.described = describe(&profile, &settings, &opts);
@@ -1506,6 +1507,20 @@ fn check_admin(opts: &Opts, settings: &BTreeMap<&'static str, Setting>) -> Resul
         });
     }
     Ok(())
+}
+
+/// A cache budget smaller than the tuner's default floor (8 MiB) lowers the floor to the
+/// budget: only a floor the user chose (in a profile file, the environment or a flag) is
+/// held against the ceiling and refused when above it.
+fn fit_default_cache_floor(opts: &mut Opts, settings: &BTreeMap<&'static str, Setting>) {
+    let chosen = match settings.get("tuner.cache_floor_mb").map(|s| &s.source) {
+        None | Some(Source::Default) => false,
+        Some(Source::File(path)) => path.file_name() != Some(std::ffi::OsStr::new("default.toml")),
+        Some(_) => true,
+    };
+    if !chosen && opts.tuner.cache_floor > opts.tuner.cache_ceiling {
+        opts.tuner.cache_floor = opts.tuner.cache_ceiling;
+    }
 }
 
 /// Checks every pool's options against each other (`min_idle <= max_size`, the scale

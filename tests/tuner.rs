@@ -234,4 +234,22 @@ fn tuner_bad_settings_stop_start_up_naming_the_key() {
         ]),
         "tuner.cache_floor_mb"
     );
+    // A small cache with the default floor (8 MiB) starts: the floor follows the budget.
+    let mut vars = std::collections::HashMap::new();
+    vars.insert(
+        "STATIC_FILE_ROOT_DIR".to_owned(),
+        site.path().display().to_string(),
+    );
+    vars.insert("STATIC_FILE_MAX_CACHE_SIZE".to_owned(), "4194304".to_owned());
+    let small = Config::load(&LoadOptions {
+        config_dir: Some(config_dir()),
+        profile: Some("prod".into()),
+        env: vars
+            .into_iter()
+            .chain([("LEANSERVE_ADMIN_TOKEN".to_owned(), "t".to_owned())])
+            .collect(),
+        ..LoadOptions::default()
+    })
+    .expect("a 4 MiB cache starts with the default tuner floor");
+    assert_eq!(small.opts.tuner.cache_floor, 4 << 20);
 }
