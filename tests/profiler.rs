@@ -502,8 +502,9 @@ async fn profiler_per_entry_overhead_matches_what_the_heap_shows() {
     let grown = heap().saturating_sub(heap_before);
     let key_len = "f00000.bin".len() as u64;
     let estimate = leanserve::actors::file_cache::ENTRY_OVERHEAD + 2 * key_len;
-    assert_eq!(counted, FILES * (LEN as u64 + estimate));
-    let measured = (grown / FILES).saturating_sub(LEN as u64);
+    let stored = leanserve::actors::file_cache::allocation_size(LEN);
+    assert_eq!(counted, FILES * (stored + estimate));
+    let measured = (grown / FILES).saturating_sub(stored);
     println!("per-entry overhead: counted {estimate} bytes, heap shows {measured} bytes");
     assert!(
         measured * 2 >= estimate && measured <= estimate * 3 / 2,

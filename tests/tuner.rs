@@ -240,7 +240,10 @@ fn tuner_bad_settings_stop_start_up_naming_the_key() {
         "STATIC_FILE_ROOT_DIR".to_owned(),
         site.path().display().to_string(),
     );
-    vars.insert("STATIC_FILE_MAX_CACHE_SIZE".to_owned(), "4194304".to_owned());
+    vars.insert(
+        "STATIC_FILE_MAX_CACHE_SIZE".to_owned(),
+        "4194304".to_owned(),
+    );
     let small = Config::load(&LoadOptions {
         config_dir: Some(config_dir()),
         profile: Some("prod".into()),

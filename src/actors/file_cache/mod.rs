@@ -28,7 +28,7 @@ pub use load::{Found, LargeFile, compress, read_chunk};
 pub use stats::{CacheStats, Histogram};
 /// Identity responses inflated from one entry's gzip bytes before it gets an identity copy.
 pub const IDENTITY_COPY_AFTER: u32 = 3;
-pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert};
+pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert, allocation_size};
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
@@ -800,7 +800,7 @@ mod tests {
         for i in 0..10 {
             std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
         }
-        let budget = 3 * (1000 + ENTRY_OVERHEAD + 10);
+        let budget = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
         let reader = reader(dir.path(), budget);
         let cache = FileCache::new(reader.clone()).start();
         for i in 0..10 {
@@ -826,7 +826,7 @@ mod tests {
         for i in 0..10 {
             std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
         }
-        let entries = 3 * (1000 + ENTRY_OVERHEAD + 10);
+        let entries = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
         let budget = entries + ByteLru::with_admission(entries).fixed_bytes();
         let reader = reader_with(dir.path(), budget, Admission::TinyLfu);
         let cache = FileCache::new(reader.clone()).start();
