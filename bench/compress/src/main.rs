@@ -11,14 +11,20 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-const EXTENSIONS: &[&str] = &["html", "htm", "css", "js", "json", "txt", "md", "svg", "xml"];
+const EXTENSIONS: &[&str] = &[
+    "html", "htm", "css", "js", "json", "txt", "md", "svg", "xml",
+];
 const ROUNDS: usize = 5;
 
 fn collect(dir: &Path, out: &mut Vec<Vec<u8>>, total: &mut usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         if meta.is_dir() {
             collect(&path, out, total);
         } else if meta.is_file()
@@ -99,14 +105,23 @@ fn main() {
     type Run = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
     let mut cases: Vec<(String, Run)> = Vec::new();
     for level in [1u32, 6, 9] {
-        cases.push((format!("flate2 + miniz_oxide, level {level}"), Box::new(move |d| miniz(level, d))));
+        cases.push((
+            format!("flate2 + miniz_oxide, level {level}"),
+            Box::new(move |d| miniz(level, d)),
+        ));
     }
     for level in [1i32, 6, 9] {
-        cases.push((format!("zlib-rs, level {level}"), Box::new(move |d| zlib_rs(level, d))));
+        cases.push((
+            format!("zlib-rs, level {level}"),
+            Box::new(move |d| zlib_rs(level, d)),
+        ));
     }
     for level in [1i32, 6, 9, 12] {
         let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
-        cases.push((format!("libdeflate, level {level}"), Box::new(move |d| libdeflate(&mut c, d))));
+        cases.push((
+            format!("libdeflate, level {level}"),
+            Box::new(move |d| libdeflate(&mut c, d)),
+        ));
     }
     let mut speeds = vec![Vec::new(); cases.len()];
     let mut ratios = vec![0.0; cases.len()];
@@ -130,7 +145,11 @@ fn main() {
     println!("| compressor | MB/s | compressed / original |");
     println!("|---|---|---|");
     for (i, (name, _)) in cases.iter().enumerate() {
-        println!("| {name} | {:.1} | {:.3} |", median(speeds[i].clone()), ratios[i]);
+        println!(
+            "| {name} | {:.1} | {:.3} |",
+            median(speeds[i].clone()),
+            ratios[i]
+        );
     }
 
     // Inflating level-6 gzip back, the original length known (as the cache knows it).
@@ -142,7 +161,8 @@ fn main() {
         let started = Instant::now();
         for (gzip, len) in &gzipped {
             let mut out = Vec::with_capacity(*len);
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut out).unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut out)
+                .unwrap();
             assert_eq!(out.len(), *len);
         }
         flate2_speeds.push(total as f64 / 1e6 / started.elapsed().as_secs_f64());
