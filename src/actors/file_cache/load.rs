@@ -147,21 +147,7 @@ pub fn compress(file: &CachedFile, store: Store, codecs: &Codecs) -> io::Result<
     let gzip = worth_it(compressor.gzip(&identity)?, identity.len());
     drop(compressor);
     let keep_identity = gzip.is_none() || store == Store::Both;
-    Ok(CachedFile {
-        key: file.key.clone(),
-        len: file.len,
-        modified: file.modified,
-        last_modified: file.last_modified.clone(),
-        etag: file.etag.clone(),
-        gzip_etag: file.gzip_etag.clone(),
-        content_type: file.content_type.clone(),
-        identity: keep_identity.then_some(identity),
-        gzip,
-        gzip_pending: false,
-        identity_copy: false,
-        inflations: AtomicU32::new(0),
-        checked_at_ms: AtomicU64::new(file.checked_at_ms()),
-    })
+    Ok(file.with_bytes(keep_identity.then_some(identity), gzip, false))
 }
 
 /// Whether a file of this name and size is worth a gzip representation.

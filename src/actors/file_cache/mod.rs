@@ -227,11 +227,19 @@ impl FileCacheReader {
         };
         let counters = &self.shared.counters;
         let (hits, misses) = (load(&counters.hits), load(&counters.misses));
-        let (bytes_cached, admission_sketch_bytes, budget_bytes, items, compression_ratio) = {
+        let (
+            bytes_cached,
+            admission_sketch_bytes,
+            identity_copy_bytes,
+            budget_bytes,
+            items,
+            compression_ratio,
+        ) = {
             let store = self.store();
             (
                 store.bytes(),
                 store.fixed_bytes(),
+                store.identity_copy_bytes(),
                 store.budget(),
                 store.len(),
                 store.compression_ratio(),
@@ -274,7 +282,7 @@ impl FileCacheReader {
             inflations: load(&counters.inflations),
             identity_copies: load(&counters.identity_copies),
             identity_copies_refused: load(&counters.identity_copies_refused),
-            identity_copy_bytes: self.store().identity_copy_bytes(),
+            identity_copy_bytes,
             compression_queue: load(&counters.compression_queue),
         }
     }
@@ -537,8 +545,7 @@ impl FileCache {
         };
         let counters = &self.reader.shared.counters;
         let mut store = self.reader.store();
-        let current = store.peek(&original.key);
-        if !current.is_some_and(|current| Arc::ptr_eq(&current, &original)) {
+        if !store.is_current(&original) {
             return;
         }
         CacheCounters::add(&counters.compressions, 1);
@@ -671,10 +678,7 @@ impl Handler<KeepIdentity> for FileCache {
         let KeepIdentity { file, identity } = message;
         let shared = &self.reader.shared;
         let mut store = self.reader.store();
-        let current = store.peek(&file.key);
-        if !current.is_some_and(|current| Arc::ptr_eq(&current, &file))
-            || file.identity.is_some()
-            || identity.len() as u64 != file.len
+        if !store.is_current(&file) || file.identity.is_some() || identity.len() as u64 != file.len
         {
             return;
         }
@@ -762,6 +766,17 @@ mod tests {
             ..crate::config::Opts::default().static_files
         };
         FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap()
+    }
+
+    /// The cached entry of `key` once its gzip bytes are built (at most 2 s).
+    async fn compressed(reader: &FileCacheReader, key: &str) -> Arc<CachedFile> {
+        for _ in 0..200 {
+            if let Some(file) = reader.lookup(key).filter(|file| file.gzip.is_some()) {
+                return file;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no gzip for {key} within 2 s");
     }
 
     #[actix_rt::test]
@@ -872,15 +887,7 @@ mod tests {
         assert!(first.gzip.is_none() && first.gzip_pending);
         assert_eq!(first.identity.as_deref(), Some(css.as_bytes()));
         // The background compression replaces the entry with one that has gzip bytes.
-        let mut compressed = None;
-        for _ in 0..200 {
-            if let Some(file) = reader.lookup("a.css").filter(|file| file.gzip.is_some()) {
-                compressed = Some(file);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let compressed = compressed.expect("gzip built within 2 s");
+        let compressed = compressed(&reader, "a.css").await;
         assert!(!compressed.gzip_pending);
         assert_eq!(compressed.etag, first.etag);
         let stats = cache.send(GetCacheStats).await.unwrap();
@@ -916,15 +923,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            let mut compressed = None;
-            for _ in 0..200 {
-                compressed = reader.lookup(&key).filter(|file| file.gzip.is_some());
-                if compressed.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            let compressed = compressed.expect("compressed");
+            let compressed = compressed(&reader, &key).await;
             assert!(compressed.identity.is_none(), "compressed-only");
             entries.push((compressed, Bytes::from(text(n))));
         }

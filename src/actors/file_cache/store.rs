@@ -106,6 +106,20 @@ impl CachedFile {
     /// This entry with `identity` (its inflated gzip bytes) kept as an identity copy.
     pub fn with_identity_copy(&self, identity: Bytes) -> CachedFile {
         CachedFile {
+            identity_copy: true,
+            inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
+            ..self.with_bytes(Some(identity), self.gzip.clone(), self.gzip_pending)
+        }
+    }
+
+    /// The same file (key, validators, headers, check time) with other stored bytes.
+    pub fn with_bytes(
+        &self,
+        identity: Option<Bytes>,
+        gzip: Option<Bytes>,
+        gzip_pending: bool,
+    ) -> CachedFile {
+        CachedFile {
             key: self.key.clone(),
             len: self.len,
             modified: self.modified,
@@ -113,11 +127,11 @@ impl CachedFile {
             etag: self.etag.clone(),
             gzip_etag: self.gzip_etag.clone(),
             content_type: self.content_type.clone(),
-            identity: Some(identity),
-            gzip: self.gzip.clone(),
-            gzip_pending: self.gzip_pending,
-            identity_copy: true,
-            inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
+            identity,
+            gzip,
+            gzip_pending,
+            identity_copy: false,
+            inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(self.checked_at_ms()),
         }
     }
@@ -189,6 +203,14 @@ impl ByteLru {
             admission.record(Admission::hash(key));
         }
         self.entries.get(key).cloned()
+    }
+
+    /// Whether `file` is still the cached entry for its key (not evicted, replaced or
+    /// cleared since it was read).
+    pub fn is_current(&self, file: &Arc<CachedFile>) -> bool {
+        self.entries
+            .peek(&file.key)
+            .is_some_and(|current| Arc::ptr_eq(current, file))
     }
 
     /// Looks an entry up without touching its recency.
