@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actors::file_cache::{
-    CacheStats, CachedFile, ClearCache, FileCache, FileCacheReader, Found, GetCacheItemCount,
-    GetCacheSize, GetCacheStats, KeepIdentity, LoadError, LoadFile,
+    BuildGzip, CacheStats, CachedFile, ClearCache, FileCache, FileCacheReader, Found,
+    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepIdentity, LoadError, LoadFile,
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
@@ -386,9 +386,20 @@ impl Subsystems {
         &self.inner.files
     }
 
-    /// Loads (or revalidates) a file through the cache actor.
-    pub async fn load_file(&self, key: String) -> Result<Result<Found, LoadError>, CallError> {
-        self.inner.file_cache.send(LoadFile { key }).await
+    /// Loads (or revalidates) the file at `key` through the cache actor; `gzip`: the
+    /// client takes gzip, so a file expecting gzip is queued for it.
+    pub async fn load_file(
+        &self,
+        key: String,
+        gzip: bool,
+    ) -> Result<Result<Found, LoadError>, CallError> {
+        self.inner.file_cache.send(LoadFile { key, gzip }).await
+    }
+
+    /// Asks the file cache to build the gzip representation of a cached file a client
+    /// taking gzip asked for (fire and forget).
+    pub fn build_gzip(&self, key: String) {
+        self.inner.file_cache.do_send(BuildGzip { key });
     }
 
     /// Offers the file cache an identity copy of a compressed-only entry that identity

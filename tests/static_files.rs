@@ -692,6 +692,35 @@ async fn static_compressed_only_store_inflates_for_identity_clients() {
 }
 
 #[actix_rt::test]
+async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_for_it() {
+    let site = Site::new();
+    let (subsystems, server) =
+        start(&site.root(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
+    let css = CSS_RULE.repeat(160);
+    // Only identity clients: the file stays as read, every hit served without inflating.
+    for _ in 0..5 {
+        let identity = get(&server, "/app.css", &[]).await;
+        assert_eq!(identity.body, css.as_bytes());
+        assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stats = subsystems.cache_stats().await.unwrap();
+    assert_eq!(
+        (stats.background_compressions, stats.inflations),
+        (0, 0),
+        "nothing compressed or inflated for identity clients"
+    );
+    let held = stats.bytes_cached - stats.admission_sketch_bytes;
+    assert!(held >= css.len() as u64, "the identity bytes are held: {held}");
+    // The first gzip client gets identity (the gzip is not built yet) and asks for it.
+    let gzip = util::gzipped(&server, "/app.css").await;
+    assert_eq!(gunzip(&gzip.body), css.as_bytes());
+    let stats = subsystems.cache_stats().await.unwrap();
+    assert_eq!(stats.background_compressions, 1);
+    assert!(stats.bytes_cached - stats.admission_sketch_bytes < css.len() as u64);
+}
+
+#[actix_rt::test]
 async fn static_compressed_only_keeps_an_identity_copy_of_a_file_identity_clients_read_often() {
     let site = Site::new();
     let (subsystems, server) =

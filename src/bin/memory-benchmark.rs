@@ -886,7 +886,7 @@ mod pooling {
                 .map_err(|error| error.to_string())?;
             let before = LIVE.load(Ordering::Relaxed);
             PEAK.store(before, Ordering::Relaxed);
-            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css")));
+            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css"), true));
             for result in futures_util::future::join_all(loads).await {
                 match result {
                     Ok(Ok(leanserve::actors::file_cache::Found::File(_))) => {}
@@ -1108,7 +1108,7 @@ mod tuning {
                         }
                     } else {
                         subsystems
-                            .load_file(format!("f{n}.bin"))
+                            .load_file(format!("f{n}.bin"), true)
                             .await
                             .map_err(|error| error.to_string())?
                             .map_err(|error| error.to_string())?;

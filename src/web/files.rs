@@ -81,7 +81,9 @@ async fn respond(
     let tail = request.match_info().get("tail").unwrap_or("");
     let requested = path::parse_relative(tail, opts.serve_hidden).map_err(WebError::BadPath)?;
     let mut key = requested.key;
-    let mut found = find(subsystems, &key).await?;
+    let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
+    let takes_gzip = negotiate(accept, true) == Some(Coding::Gzip);
+    let mut found = find(subsystems, &key, takes_gzip).await?;
     if let Found::Directory = found {
         if !requested.trailing_slash && !key.is_empty() {
             return Ok(redirect_to_directory(request));
@@ -91,7 +93,7 @@ async fn respond(
         } else {
             format!("{key}/{}", opts.index_file)
         };
-        found = find(subsystems, &key).await?;
+        found = find(subsystems, &key, takes_gzip).await?;
     } else if requested.trailing_slash && !key.is_empty() {
         // `/file.txt/` names a directory that does not exist.
         return Err(WebError::NotFound);
@@ -110,15 +112,19 @@ async fn respond(
     Ok(response)
 }
 
-/// A fresh cache entry, or whatever the cache actor finds on disk.
-async fn find(subsystems: &Subsystems, key: &str) -> Result<Found, WebError> {
+/// A fresh cache entry, or whatever the cache actor finds on disk. `gzip`: the client
+/// takes gzip, so a file whose gzip is pending gets it built (once per entry).
+async fn find(subsystems: &Subsystems, key: &str, gzip: bool) -> Result<Found, WebError> {
     let files = subsystems.files();
     if let Some(file) = files.lookup(key) {
         files.record_hit();
+        if gzip && file.ask_gzip() {
+            subsystems.build_gzip(file.key.clone());
+        }
         return Ok(Found::File(file));
     }
     files.record_miss();
-    match subsystems.load_file(key.to_owned()).await {
+    match subsystems.load_file(key.to_owned(), gzip).await {
         Ok(Ok(found)) => Ok(found),
         Ok(Err(LoadError::Io {
             kind: io::ErrorKind::PermissionDenied,

@@ -19,7 +19,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::SystemTime;
 
 use super::store::CachedFile;
@@ -129,6 +129,7 @@ pub fn load(
         identity: keep_identity.then_some(identity),
         gzip_pending: expects_gzip && gzip.is_none(),
         gzip,
+        gzip_asked: AtomicBool::new(false),
         identity_copy: false,
         inflations: AtomicU32::new(0),
         checked_at_ms: AtomicU64::new(now_ms),

@@ -9,9 +9,12 @@
 //!
 //! - [`LoadFile`] (from the static file handler on a miss or an expired hit): loads or
 //!   revalidates on the blocking pool; concurrent requests for one key share one load.
-//!   A load never compresses: a cached file that expects gzip is queued (most read
-//!   first, by the admission sketch) and `compression_workers` blocking tasks build its
-//!   gzip representation, which replaces the entry if it is still the cached one.
+//!   A load never compresses. A cached file that expects gzip is queued for it once a
+//!   client that takes gzip asks for the file (the loading request, or later a hit:
+//!   [`BuildGzip`]); `compression_workers` blocking tasks build gzip representations,
+//!   most read first (by the admission sketch), each replacing its entry if that is
+//!   still the cached one. A file only identity clients read is never compressed: under
+//!   `store = "compressed-only"` its gzip would only be inflated again for every hit.
 //! - [`ClearCache`], [`GetCacheStats`], [`GetCacheSize`], [`GetCacheItemCount`] (from
 //!   `Subsystems` and the admin routes).
 //!
@@ -35,6 +38,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -55,6 +59,17 @@ use stats::CacheCounters;
 #[derive(Message)]
 #[rtype(result = "Result<Found, LoadError>")]
 pub struct LoadFile {
+    pub key: String,
+    /// The requesting client takes gzip: a file expecting gzip is queued for it.
+    pub gzip: bool,
+}
+
+/// Queues the cached file at `key` for its gzip representation, if still pending: a
+/// client that takes gzip asked for it (sent once per entry, see
+/// [`CachedFile::ask_gzip`]); answered by nothing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BuildGzip {
     pub key: String,
 }
 
@@ -449,7 +464,12 @@ impl Source for FileCacheReader {
 
 // ---- the actor -----------------------------------------------------------------------
 
-type Waiters = Vec<oneshot::Sender<Result<Found, LoadError>>>;
+/// Everyone waiting for one load, and whether any of them takes gzip.
+#[derive(Default)]
+struct Waiters {
+    senders: Vec<oneshot::Sender<Result<Found, LoadError>>>,
+    gzip: bool,
+}
 
 /// The cache actor (see the module docs).
 pub struct FileCache {
@@ -533,13 +553,15 @@ impl FileCache {
             Ok(Ok(compressed)) => compressed,
             Ok(Err(error)) => {
                 log::warn!(
-                    "file cache: {:?} stays without gzip until it is loaded again: {error}",
+                    "file cache: {:?} stays without gzip until a client asks for it again: {error}",
                     original.key
                 );
+                original.gzip_asked.store(false, Ordering::Relaxed);
                 return;
             }
             Err(join) => {
                 log::warn!("file cache: compressing {:?} failed: {join}", original.key);
+                original.gzip_asked.store(false, Ordering::Relaxed);
                 return;
             }
         };
@@ -618,10 +640,14 @@ impl FileCache {
         if let Err(error) = &result {
             log::warn!("file cache: {error}");
         }
-        for waiter in self.in_flight.remove(&key).unwrap_or_default() {
+        let waiters = self.in_flight.remove(&key).unwrap_or_default();
+        for waiter in waiters.senders {
             let _ = waiter.send(result.clone());
         }
-        if let Ok(Found::File(_) | Found::Unchanged(_)) = &result {
+        if let Ok(Found::File(file) | Found::Unchanged(file)) = &result
+            && waiters.gzip
+            && file.ask_gzip()
+        {
             self.want_gzip(&key);
             self.pump(ctx);
         }
@@ -652,22 +678,31 @@ impl Actor for FileCache {
 impl Handler<LoadFile> for FileCache {
     type Result = ResponseFuture<Result<Found, LoadError>>;
 
-    fn handle(&mut self, LoadFile { key }: LoadFile, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        LoadFile { key, gzip }: LoadFile,
+        ctx: &mut Context<Self>,
+    ) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        let first = match self.in_flight.entry(key.clone()) {
-            Entry::Occupied(mut waiting) => {
-                waiting.get_mut().push(tx);
-                false
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(vec![tx]);
-                true
-            }
+        let (waiters, first) = match self.in_flight.entry(key.clone()) {
+            Entry::Occupied(waiting) => (waiting.into_mut(), false),
+            Entry::Vacant(slot) => (slot.insert(Waiters::default()), true),
         };
+        waiters.senders.push(tx);
+        waiters.gzip |= gzip;
         if first {
             self.start_load(key, ctx);
         }
         Box::pin(async move { rx.await.unwrap_or(Err(LoadError::Interrupted)) })
+    }
+}
+
+impl Handler<BuildGzip> for FileCache {
+    type Result = ();
+
+    fn handle(&mut self, BuildGzip { key }: BuildGzip, ctx: &mut Context<Self>) {
+        self.want_gzip(&key);
+        self.pump(ctx);
     }
 }
 
@@ -789,6 +824,7 @@ mod tests {
             .map(|_| {
                 cache.send(LoadFile {
                     key: "a.css".into(),
+                    gzip: true,
                 })
             })
             .collect();
@@ -822,6 +858,7 @@ mod tests {
             cache
                 .send(LoadFile {
                     key: format!("{i}.bin"),
+                    gzip: true,
                 })
                 .await
                 .unwrap()
@@ -852,7 +889,11 @@ mod tests {
             for _ in 0..reads {
                 assert!(reader.lookup(&key).is_none() || i < 3);
             }
-            let found = cache.send(LoadFile { key }).await.unwrap().unwrap();
+            let found = cache
+                .send(LoadFile { key, gzip: true })
+                .await
+                .unwrap()
+                .unwrap();
             assert!(
                 matches!(found, Found::File(_)),
                 "served even when not cached"
@@ -874,19 +915,40 @@ mod tests {
         std::fs::write(dir.path().join("a.css"), &css).unwrap();
         let reader = reader(dir.path(), 1 << 20);
         let cache = FileCache::new(reader.clone()).start();
-        let found = cache
-            .send(LoadFile {
+        let load = |gzip| {
+            cache.send(LoadFile {
                 key: "a.css".into(),
+                gzip,
             })
-            .await
-            .unwrap()
-            .unwrap();
-        let Found::File(first) = found else {
-            panic!("{found:?}")
+        };
+        // Loaded for a client without gzip: nothing is compressed, even when another
+        // such client revalidates it.
+        let Found::File(first) = load(false).await.unwrap().unwrap() else {
+            panic!("not a file")
         };
         assert!(first.gzip.is_none() && first.gzip_pending);
         assert_eq!(first.identity.as_deref(), Some(css.as_bytes()));
-        // The background compression replaces the entry with one that has gzip bytes.
+        assert!(matches!(
+            load(false).await.unwrap().unwrap(),
+            Found::Unchanged(_)
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stats = cache.send(GetCacheStats).await.unwrap();
+        assert_eq!(
+            (stats.background_compressions, stats.compression_queue),
+            (0, 0)
+        );
+        assert!(reader.lookup("a.css").unwrap().gzip_pending);
+        // A hit from a client taking gzip asks once; the background compression then
+        // replaces the entry with one that has gzip bytes.
+        let hit = reader.lookup("a.css").unwrap();
+        assert!(hit.ask_gzip() && !hit.ask_gzip());
+        cache
+            .send(BuildGzip {
+                key: "a.css".into(),
+            })
+            .await
+            .unwrap();
         let compressed = compressed(&reader, "a.css").await;
         assert!(!compressed.gzip_pending);
         assert_eq!(compressed.etag, first.etag);
@@ -919,7 +981,10 @@ mod tests {
         for n in 0..3 {
             let key = format!("{n}.txt");
             cache
-                .send(LoadFile { key: key.clone() })
+                .send(LoadFile {
+                    key: key.clone(),
+                    gzip: true,
+                })
                 .await
                 .unwrap()
                 .unwrap();

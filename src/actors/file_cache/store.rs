@@ -19,7 +19,7 @@
 //! against the budget.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use actix_web::http::header::HeaderValue;
@@ -71,8 +71,12 @@ pub struct CachedFile {
     /// at least 10%.
     pub gzip: Option<Bytes>,
     /// The file expects a gzip representation the cache has not built yet: until it
-    /// has, responses are identity, with `Vary: Accept-Encoding` already.
+    /// has, responses are identity, with `Vary: Accept-Encoding` already. The cache
+    /// builds it once a client that takes gzip asks for the file (see `gzip_asked`).
     pub gzip_pending: bool,
+    /// A client that takes gzip asked for this file while its gzip was pending, so the
+    /// cache was (or is being) asked to build it; set once, by whoever asked first.
+    pub(crate) gzip_asked: AtomicBool,
     /// The identity bytes are an extra copy beside the gzip bytes, kept under
     /// `store = "compressed-only"` because identity clients read this file often.
     pub identity_copy: bool,
@@ -96,6 +100,12 @@ impl CachedFile {
     /// every client once gzip exists).
     pub fn varies(&self) -> bool {
         self.gzip.is_some() || self.gzip_pending
+    }
+
+    /// Records that a client taking gzip asked for this file; answers true the first
+    /// time only while the gzip is pending, so one request per entry asks the cache.
+    pub fn ask_gzip(&self) -> bool {
+        self.gzip_pending && !self.gzip_asked.swap(true, Ordering::Relaxed)
     }
 
     /// Counts one identity response inflated from the gzip bytes; answers the count.
@@ -130,6 +140,7 @@ impl CachedFile {
             identity,
             gzip,
             gzip_pending,
+            gzip_asked: AtomicBool::new(self.gzip_asked.load(Ordering::Relaxed)),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(self.checked_at_ms()),
@@ -380,6 +391,7 @@ pub(crate) mod tests {
             identity: Some(Bytes::from(vec![b'x'; identity])),
             gzip: gzip.map(|n| Bytes::from(vec![b'z'; n])),
             gzip_pending: false,
+            gzip_asked: AtomicBool::new(false),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
@@ -546,6 +558,7 @@ pub(crate) mod tests {
             identity: Some(Bytes::from_static(&ZEROS[..len])),
             gzip: None,
             gzip_pending: false,
+            gzip_asked: AtomicBool::new(false),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
