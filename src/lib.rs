@@ -55,7 +55,8 @@
 //!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
-//!   gzip built in the background; `profiler`:
+//!   gzip built in the background and misses the kernel can answer at once read without
+//!   blocking; `profiler`:
 //!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
 //!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
 //!   context optimizer; `monitor`: collection, history, alerts and their webhook;

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actors::file_cache::{
-    BuildGzip, CacheStats, CachedFile, ClearCache, FileCache, FileCacheReader, Found,
-    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepIdentity, LoadError, LoadFile,
+    BuildGzip, CacheStats, CachedFile, Claim, ClearCache, FileCache, FileCacheReader, Found,
+    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepIdentity, LoadError, StartLoad,
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
@@ -386,14 +386,34 @@ impl Subsystems {
         &self.inner.files
     }
 
-    /// Loads (or revalidates) the file at `key` through the cache actor; `gzip`: the
-    /// client takes gzip, so a file expecting gzip is queued for it.
+    /// Loads (or revalidates) the file at `key`, or joins its load in flight: on this
+    /// thread when that needs no waiting, else on the blocking pool through the cache
+    /// actor. `gzip`: the client takes gzip, so a file expecting gzip is queued for it.
     pub async fn load_file(
         &self,
         key: String,
         gzip: bool,
     ) -> Result<Result<Found, LoadError>, CallError> {
-        self.inner.file_cache.send(LoadFile { key, gzip }).await
+        let files = &self.inner.files;
+        let receiver = match files.claim(&key, gzip) {
+            Claim::Wait(receiver) => receiver,
+            Claim::Lead(claim) => {
+                if let Some(found) = files.load_now(&key) {
+                    let result = Ok(found);
+                    if claim.complete(&result)
+                        && let Ok(Found::File(file) | Found::Unchanged(file)) = &result
+                        && file.ask_gzip()
+                    {
+                        self.build_gzip(key);
+                    }
+                    return Ok(result);
+                }
+                // The claim travels with the message: if the actor never handles it (a
+                // restart, a cancelled call), dropping it answers everyone waiting.
+                self.inner.file_cache.send(StartLoad { claim }).await?
+            }
+        };
+        Ok(receiver.await.unwrap_or(Err(LoadError::Interrupted)))
     }
 
     /// Asks the file cache to build the gzip representation of a cached file a client

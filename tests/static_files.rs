@@ -711,7 +711,10 @@ async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_f
         "nothing compressed or inflated for identity clients"
     );
     let held = stats.bytes_cached - stats.admission_sketch_bytes;
-    assert!(held >= css.len() as u64, "the identity bytes are held: {held}");
+    assert!(
+        held >= css.len() as u64,
+        "the identity bytes are held: {held}"
+    );
     // The first gzip client gets identity (the gzip is not built yet) and asks for it.
     let gzip = util::gzipped(&server, "/app.css").await;
     assert_eq!(gunzip(&gzip.body), css.as_bytes());

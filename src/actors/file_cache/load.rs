@@ -1,5 +1,7 @@
 //! Reading files from disk for the cache, and compressing them. Everything here blocks
-//! and runs on the blocking pool, never on an actor's or a worker's thread.
+//! and runs on the blocking pool, never on an actor's or a worker's thread (a miss the
+//! kernel can answer without waiting is read on the worker by `nowait.rs` instead, into
+//! the same [`entry`]).
 //!
 //! A path is resolved under the root, canonicalised, and refused (as not found) when it
 //! resolves outside the canonical root, so symlinks cannot lead out. A file up to
@@ -13,7 +15,7 @@
 //!
 //! [`compress`] takes its compressor from the `gzip` pool; when none comes free within
 //! the pool's acquire timeout the file stays without gzip (the pool counts the timeout)
-//! until it is loaded again.
+//! until a client that takes gzip asks for it again.
 
 use std::fs;
 use std::io::{self, Read};
@@ -93,7 +95,6 @@ pub fn load(
         existing.mark_checked(now_ms);
         return Ok(Found::Unchanged(existing));
     }
-    let content_type = content_type(key);
     if meta.len() > opts.max_file_size {
         let etag = format!("\"{:x}-{:x}\"", meta.len(), unix_nanos(modified));
         return Ok(Found::Large(LargeFile {
@@ -102,7 +103,7 @@ pub fn load(
             modified,
             last_modified: modified.and_then(http_date),
             etag: header(etag),
-            content_type,
+            content_type: content_type(key),
         }));
     }
     let expects_gzip = wants_gzip(key, meta.len(), opts);
@@ -112,20 +113,42 @@ pub fn load(
         None
     };
     let identity = Bytes::from(fs::read(&canonical)?);
-    let digest = xxhash_rust::xxh3::xxh3_64(&identity);
     let gzip = match sidecar {
         Some(sidecar) => worth_it(fs::read(&sidecar)?, identity.len()),
         None => None,
     };
+    Ok(Found::File(Arc::new(entry(
+        key,
+        identity,
+        modified,
+        gzip,
+        expects_gzip,
+        opts,
+        now_ms,
+    ))))
+}
+
+/// The cache entry for the file at `key` read as `identity` (and a sidecar's `gzip`
+/// bytes, if any), hashed for its validators.
+pub(super) fn entry(
+    key: &str,
+    identity: Bytes,
+    modified: Option<SystemTime>,
+    gzip: Option<Bytes>,
+    expects_gzip: bool,
+    opts: &StaticFileOpts,
+    now_ms: u64,
+) -> CachedFile {
+    let digest = xxhash_rust::xxh3::xxh3_64(&identity);
     let keep_identity = gzip.is_none() || opts.store == Store::Both;
-    Ok(Found::File(Arc::new(CachedFile {
+    CachedFile {
         key: key.to_owned(),
         len: identity.len() as u64,
         modified,
         last_modified: modified.and_then(http_date),
         etag: header(format!("\"{digest:016x}\"")),
         gzip_etag: header(format!("\"{digest:016x}-gz\"")),
-        content_type,
+        content_type: content_type(key),
         identity: keep_identity.then_some(identity),
         gzip_pending: expects_gzip && gzip.is_none(),
         gzip,
@@ -133,7 +156,7 @@ pub fn load(
         identity_copy: false,
         inflations: AtomicU32::new(0),
         checked_at_ms: AtomicU64::new(now_ms),
-    })))
+    }
 }
 
 /// `file` (loaded with its gzip pending) with its gzip representation built, when gzip
@@ -152,7 +175,7 @@ pub fn compress(file: &CachedFile, store: Store, codecs: &Codecs) -> io::Result<
 }
 
 /// Whether a file of this name and size is worth a gzip representation.
-fn wants_gzip(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
+pub(super) fn wants_gzip(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
     opts.enable_compression
         && len >= opts.min_compress_size
         && extension(key).is_some_and(|ext| opts.compress_extensions.contains(&ext))

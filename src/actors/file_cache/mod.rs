@@ -7,9 +7,13 @@
 //! DESIGN.md's hot-path measurement). Misses, revalidations and administration go through
 //! messages:
 //!
-//! - [`LoadFile`] (from the static file handler on a miss or an expired hit): loads or
-//!   revalidates on the blocking pool; concurrent requests for one key share one load.
-//!   A load never compresses. A cached file that expects gzip is queued for it once a
+//! - Loads: a miss or an expired hit is first tried on the handler's own thread with
+//!   calls that cannot block ([`FileCacheReader::load_now`], `nowait.rs`: a file the
+//!   kernel holds in its caches costs a few system calls and no thread handoff);
+//!   otherwise [`StartLoad`] (or [`LoadFile`]) loads or revalidates it on the blocking
+//!   pool. Either way concurrent requests for one key share one load: the first claims
+//!   the key ([`FileCacheReader::claim`]), the others wait for what it finds, and its
+//!   completion caches the file and answers them all. A load never compresses. A cached file that expects gzip is queued for it once a
 //!   client that takes gzip asks for the file (the loading request, or later a hit:
 //!   [`BuildGzip`]); `compression_workers` blocking tasks build gzip representations,
 //!   most read first (by the admission sketch), each replacing its entry if that is
@@ -24,6 +28,7 @@
 
 mod admission;
 mod load;
+mod nowait;
 mod stats;
 mod store;
 
@@ -34,7 +39,6 @@ pub const IDENTITY_COPY_AFTER: u32 = 3;
 pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert, allocation_size};
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
@@ -55,13 +59,22 @@ use stats::CacheCounters;
 // ---- messages ------------------------------------------------------------------------
 
 /// Loads (or revalidates) the file at `key`, a path relative to the root from
-/// `http::path`. Answers what was found; a file that fits is cached on the way.
+/// `http::path`, on the blocking pool, or joins the load in flight. Answers what was
+/// found; a file that fits is cached on the way.
 #[derive(Message)]
 #[rtype(result = "Result<Found, LoadError>")]
 pub struct LoadFile {
     pub key: String,
     /// The requesting client takes gzip: a file expecting gzip is queued for it.
     pub gzip: bool,
+}
+
+/// Loads a claimed key on the blocking pool, for a caller that could not load it
+/// without blocking (see [`LoadClaim`]); answers where the result arrives.
+#[derive(Message)]
+#[rtype(result = "LoadReceiver")]
+pub struct StartLoad {
+    pub claim: LoadClaim,
 }
 
 /// Queues the cached file at `key` for its gzip representation, if still pending: a
@@ -128,10 +141,69 @@ pub enum LoadError {
 
 // ---- the read handle -----------------------------------------------------------------
 
+/// Everyone waiting for one load, and whether any of them takes gzip.
+#[derive(Debug, Default)]
+struct Waiters {
+    senders: Vec<oneshot::Sender<Result<Found, LoadError>>>,
+    gzip: bool,
+}
+
+/// Where a load's result arrives.
+pub type LoadReceiver = oneshot::Receiver<Result<Found, LoadError>>;
+
+/// A caller's part in the load of a key (see [`FileCacheReader::claim`]).
+pub enum Claim {
+    /// Nobody was loading it: the caller loads it.
+    Lead(LoadClaim),
+    /// Another caller is loading it: wait for its result.
+    Wait(LoadReceiver),
+}
+
+/// The claim on a key's load: whoever holds it must end the load, by completing it or by
+/// handing it to the cache actor's blocking load. Dropped otherwise (a panic, a
+/// cancelled request), it answers everyone waiting with [`LoadError::Interrupted`], so
+/// no request waits for a load nobody runs.
+pub struct LoadClaim {
+    reader: FileCacheReader,
+    key: String,
+    receiver: Option<LoadReceiver>,
+}
+
+impl LoadClaim {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Ends the load with `result` (see [`FileCacheReader::complete`]).
+    pub fn complete(mut self, result: &Result<Found, LoadError>) -> bool {
+        self.receiver = None;
+        self.reader.complete(&self.key, result)
+    }
+
+    /// The cache actor's blocking load took the key over: answers where its result
+    /// (like everyone else's) arrives.
+    pub fn hand_over(mut self) -> LoadReceiver {
+        self.receiver.take().expect("a claim is handed over once")
+    }
+}
+
+impl Drop for LoadClaim {
+    fn drop(&mut self) {
+        if self.receiver.is_some() {
+            self.reader
+                .complete(&self.key, &Err(LoadError::Interrupted));
+        }
+    }
+}
+
 /// State shared by the actor (writer) and the request handlers (readers).
 #[derive(Debug)]
 struct Shared {
     store: Mutex<ByteLru>,
+    /// Loads in flight, with everyone waiting for each.
+    in_flight: Mutex<HashMap<String, Waiters>>,
+    /// The root held open for loads that cannot block (`None`: every load blocks).
+    nowait_root: Option<nowait::Root>,
     counters: CacheCounters,
     opts: StaticFileOpts,
     /// The root, canonicalised once: loads refuse anything resolving outside it.
@@ -168,6 +240,8 @@ impl FileCacheReader {
                     Admission::Lru => ByteLru::new(opts.max_cache_size),
                     Admission::TinyLfu => ByteLru::with_admission(opts.max_cache_size),
                 }),
+                in_flight: Mutex::new(HashMap::new()),
+                nowait_root: nowait::Root::open(&root),
                 counters: CacheCounters::default(),
                 opts,
                 root,
@@ -302,9 +376,84 @@ impl FileCacheReader {
         }
     }
 
+    /// Joins the load of `key` in flight, or claims it for the caller ([`Claim`]).
+    /// `gzip`: the caller's client takes gzip.
+    pub fn claim(&self, key: &str, gzip: bool) -> Claim {
+        let (sender, receiver) = oneshot::channel();
+        let mut in_flight = self.in_flight();
+        let (waiters, lead) = match in_flight.get_mut(key) {
+            Some(waiters) => (waiters, false),
+            None => (in_flight.entry(key.to_owned()).or_default(), true),
+        };
+        waiters.senders.push(sender);
+        waiters.gzip |= gzip;
+        if lead {
+            Claim::Lead(LoadClaim {
+                reader: self.clone(),
+                key: key.to_owned(),
+                receiver: Some(receiver),
+            })
+        } else {
+            Claim::Wait(receiver)
+        }
+    }
+
+    /// Loads the claimed `key` on this thread if that needs no waiting (see
+    /// `nowait.rs`); `None`: it needs the blocking pool.
+    pub fn load_now(&self, key: &str) -> Option<Found> {
+        let shared = &self.shared;
+        let root = shared.nowait_root.as_ref()?;
+        let existing = self.store().peek(key);
+        let found = root.load(key, existing.clone(), &shared.opts, self.now_ms())?;
+        if existing.is_some() {
+            CacheCounters::add(&shared.counters.revalidations, 1);
+        }
+        Some(found)
+    }
+
+    /// Ends the load of `key`: caches what was found (a file that fits is offered to the
+    /// store, a vanished or unreadable one is dropped) and answers everyone waiting.
+    /// Answers whether any of them takes gzip.
+    fn complete(&self, key: &str, result: &Result<Found, LoadError>) -> bool {
+        {
+            let mut store = self.store();
+            match result {
+                Ok(Found::File(file)) if self.shared.opts.enable_cache => {
+                    let counters = &self.shared.counters;
+                    match store.insert(Arc::clone(file)) {
+                        Insert::Admitted { evicted } => {
+                            CacheCounters::add(&counters.evictions, evicted)
+                        }
+                        Insert::Rejected => CacheCounters::add(&counters.rejections, 1),
+                        Insert::TooLarge => {}
+                    }
+                }
+                Ok(Found::Unchanged(_)) | Err(LoadError::Interrupted) => {}
+                _ => {
+                    store.remove(key);
+                }
+            }
+        }
+        if let Err(error @ LoadError::Io { .. }) = result {
+            log::warn!("file cache: {error}");
+        }
+        let waiters = self.in_flight().remove(key).unwrap_or_default();
+        for sender in waiters.senders {
+            let _ = sender.send(result.clone());
+        }
+        waiters.gzip
+    }
+
     fn store(&self) -> MutexGuard<'_, ByteLru> {
         self.shared
             .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Waiters>> {
+        self.shared
+            .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -464,18 +613,9 @@ impl Source for FileCacheReader {
 
 // ---- the actor -----------------------------------------------------------------------
 
-/// Everyone waiting for one load, and whether any of them takes gzip.
-#[derive(Default)]
-struct Waiters {
-    senders: Vec<oneshot::Sender<Result<Found, LoadError>>>,
-    gzip: bool,
-}
-
 /// The cache actor (see the module docs).
 pub struct FileCache {
     reader: FileCacheReader,
-    /// Loads in flight, with everyone waiting for each.
-    in_flight: HashMap<String, Waiters>,
     /// Cached files waiting for their gzip representation: the most read first, then
     /// the longest waiting.
     compress_queue: BinaryHeap<(u8, Reverse<u64>, String)>,
@@ -490,7 +630,6 @@ impl FileCache {
     pub fn new(reader: FileCacheReader) -> Self {
         FileCache {
             reader,
-            in_flight: HashMap::new(),
             compress_queue: BinaryHeap::new(),
             queued: HashSet::new(),
             enqueued_total: 0,
@@ -618,34 +757,9 @@ impl FileCache {
                 message: format!("the loader failed: {join}"),
             }),
         };
-        {
-            let mut store = self.reader.store();
-            match &result {
-                Ok(Found::File(file)) if self.reader.shared.opts.enable_cache => {
-                    let counters = &self.reader.shared.counters;
-                    match store.insert(Arc::clone(file)) {
-                        Insert::Admitted { evicted } => {
-                            CacheCounters::add(&counters.evictions, evicted)
-                        }
-                        Insert::Rejected => CacheCounters::add(&counters.rejections, 1),
-                        Insert::TooLarge => {}
-                    }
-                }
-                Ok(Found::Unchanged(_)) => {}
-                _ => {
-                    store.remove(&key);
-                }
-            }
-        }
-        if let Err(error) = &result {
-            log::warn!("file cache: {error}");
-        }
-        let waiters = self.in_flight.remove(&key).unwrap_or_default();
-        for waiter in waiters.senders {
-            let _ = waiter.send(result.clone());
-        }
+        let gzip = self.reader.complete(&key, &result);
         if let Ok(Found::File(file) | Found::Unchanged(file)) = &result
-            && waiters.gzip
+            && gzip
             && file.ask_gzip()
         {
             self.want_gzip(&key);
@@ -658,8 +772,11 @@ impl Actor for FileCache {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        // A new incarnation starts empty: whatever the last one held is dropped.
+        // A new incarnation starts empty: whatever the last one held is dropped, and
+        // the loads it was running are lost, so their waiters are answered (their
+        // receivers see `LoadError::Interrupted`).
         self.reader.store().clear();
+        self.reader.in_flight().clear();
         let opts = &self.reader.shared.opts;
         log::info!(
             "file cache: root {}, cache {} ({} bytes, expiry {:?}), compression {} ({:?} store, from {} bytes), files over {} bytes streamed",
@@ -683,17 +800,23 @@ impl Handler<LoadFile> for FileCache {
         LoadFile { key, gzip }: LoadFile,
         ctx: &mut Context<Self>,
     ) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        let (waiters, first) = match self.in_flight.entry(key.clone()) {
-            Entry::Occupied(waiting) => (waiting.into_mut(), false),
-            Entry::Vacant(slot) => (slot.insert(Waiters::default()), true),
+        let receiver = match self.reader.claim(&key, gzip) {
+            Claim::Lead(claim) => {
+                self.start_load(key, ctx);
+                claim.hand_over()
+            }
+            Claim::Wait(receiver) => receiver,
         };
-        waiters.senders.push(tx);
-        waiters.gzip |= gzip;
-        if first {
-            self.start_load(key, ctx);
-        }
-        Box::pin(async move { rx.await.unwrap_or(Err(LoadError::Interrupted)) })
+        Box::pin(async move { receiver.await.unwrap_or(Err(LoadError::Interrupted)) })
+    }
+}
+
+impl Handler<StartLoad> for FileCache {
+    type Result = MessageResult<StartLoad>;
+
+    fn handle(&mut self, StartLoad { claim }: StartLoad, ctx: &mut Context<Self>) -> Self::Result {
+        self.start_load(claim.key().to_owned(), ctx);
+        MessageResult(claim.hand_over())
     }
 }
 
@@ -843,6 +966,45 @@ mod tests {
         assert!(reader.lookup("a.css").is_some());
         assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 1);
         assert_eq!(reader.stats().revalidations, 0);
+    }
+
+    #[actix_rt::test]
+    async fn file_cache_a_claimed_load_answers_everyone_and_a_dropped_claim_interrupts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
+        let reader = reader(dir.path(), 1 << 20);
+        let Claim::Lead(claim) = reader.claim("a.css", false) else {
+            panic!("the first caller leads")
+        };
+        let Claim::Wait(waiter) = reader.claim("a.css", true) else {
+            panic!("the second caller waits")
+        };
+        let found = reader.load_now("a.css").or_else(|| {
+            let root = load::canonical_root(dir.path()).unwrap();
+            Some(load::load(&root, "a.css", None, reader.opts(), 0).unwrap())
+        });
+        let result = Ok(found.unwrap());
+        assert!(claim.complete(&result), "the waiter takes gzip");
+        let Ok(Found::File(file)) = waiter.await.unwrap() else {
+            panic!("the waiter gets the leader's file")
+        };
+        assert!(
+            reader
+                .lookup("a.css")
+                .is_some_and(|cached| Arc::ptr_eq(&cached, &file))
+        );
+        // A claim dropped without an answer (a panic, a cancelled request) answers its
+        // waiters, leaves the cache alone and frees the key.
+        let Claim::Lead(claim) = reader.claim("a.css", false) else {
+            panic!("the key is free again")
+        };
+        let Claim::Wait(waiter) = reader.claim("a.css", false) else {
+            panic!("the second caller waits")
+        };
+        drop(claim);
+        assert!(matches!(waiter.await.unwrap(), Err(LoadError::Interrupted)));
+        assert!(reader.lookup("a.css").is_some());
+        assert!(matches!(reader.claim("a.css", false), Claim::Lead(_)));
     }
 
     #[actix_rt::test]
