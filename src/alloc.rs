@@ -124,6 +124,52 @@ pub fn purge() -> bool {
     imp::purge()
 }
 
+/// What the file cache's arena holds, in bytes (see [`into_cache_arena`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ArenaStats {
+    /// Bytes of live allocations (at their size class).
+    pub allocated: u64,
+    /// Bytes in pages holding live allocations: `allocated` plus the free space of
+    /// partly used slabs (fragmentation).
+    pub active: u64,
+    /// Bytes in freed pages not yet returned to the system (none at decay 0, at most the
+    /// pages of frees since the last purge).
+    pub dirty: u64,
+    /// Bytes of jemalloc's metadata for this arena.
+    pub metadata: u64,
+}
+
+impl ArenaStats {
+    /// What the arena costs in memory beyond its live allocations.
+    pub fn overhead(&self) -> u64 {
+        (self.active + self.dirty + self.metadata).saturating_sub(self.allocated)
+    }
+}
+
+/// Moves `bytes` into the file cache's own jemalloc arena and answers them from there;
+/// answers `bytes` themselves where jemalloc is not the global allocator.
+///
+/// The arena holds only cached file bytes, allocated without thread caches and with
+/// dirty and muzzy decay 0: an evicted file's pages go back to the system at once instead
+/// of staying resident for the decay time, and the arena's figures ([`cache_arena_stats`])
+/// are exactly what the cache costs the allocator: its fragmentation and metadata can be
+/// counted against the cache's budget. Copying costs one `memcpy` per cached file (a
+/// file is copied when it is admitted, not when it is read, so files the cache turns
+/// away never touch the arena).
+pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
+    imp::into_cache_arena(bytes)
+}
+
+/// Whether cached file bytes live in an arena of their own ([`into_cache_arena`]).
+pub fn cache_arena_enabled() -> bool {
+    imp::cache_arena().is_some()
+}
+
+/// The file cache arena's figures, refreshed now; `None` without it.
+pub fn cache_arena_stats() -> Option<ArenaStats> {
+    imp::cache_arena_stats()
+}
+
 /// Installs jemalloc as the global allocator of the crate that invokes it (a binary),
 /// with heap profiling compiled in but inactive until the profiler switches it on
 /// (`profiler.heap_profiling`). The `leanserve` binary invokes it; an application that
@@ -229,12 +275,125 @@ mod imp {
         // SAFETY: "arenas.dirty_decay_ms" (the default of new arenas) and
         // "arena.<MALLCTL_ARENAS_ALL = 4096>.dirty_decay_ms" (every existing arena) are
         // documented as writable ssize_t; "background_thread" as a writable bool.
-        unsafe {
+        let set = unsafe {
             let new = raw::write::<isize>(b"arenas.dirty_decay_ms\0", ms).is_ok();
             let all = raw::write::<isize>(b"arena.4096.dirty_decay_ms\0", ms).is_ok();
             let thread = raw::write::<bool>(b"background_thread\0", background_thread).is_ok();
             new && all && thread
+        };
+        // "Every arena" included the file cache's, which keeps its own decay of 0.
+        if let Some(arena) = cache_arena() {
+            set_arena_decay(arena, 0);
         }
+        set
+    }
+
+    /// The file cache's arena (see `super::into_cache_arena`), created on first use.
+    pub fn cache_arena() -> Option<u32> {
+        static ARENA: OnceLock<Option<u32>> = OnceLock::new();
+        *ARENA.get_or_init(|| {
+            if allocator() != Allocator::Jemalloc {
+                return None;
+            }
+            // SAFETY: "arenas.create" is documented as a readable unsigned (the new
+            // arena's index).
+            let arena = match unsafe { raw::read::<u32>(b"arenas.create\0") } {
+                Ok(arena) => arena,
+                Err(error) => {
+                    log::warn!("file cache: no arena of its own ({error}); files share the heap");
+                    return None;
+                }
+            };
+            set_arena_decay(arena, 0);
+            Some(arena)
+        })
+    }
+
+    fn set_arena_decay(arena: u32, ms: isize) {
+        for knob in ["dirty_decay_ms", "muzzy_decay_ms"] {
+            let name = format!("arena.{arena}.{knob}\0");
+            // SAFETY: "arena.<i>.dirty_decay_ms" and "arena.<i>.muzzy_decay_ms" are
+            // documented as writable ssize_t.
+            if let Err(error) = unsafe { raw::write::<isize>(name.as_bytes(), ms) } {
+                log::warn!("file cache arena: cannot set {knob}: {error}");
+            }
+        }
+    }
+
+    /// Cached bytes in the file cache's arena, freed with the size they were allocated
+    /// with and without a thread cache, like they were allocated.
+    struct ArenaBytes {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: the allocation is owned by this value alone and never written after it is
+    // built; jemalloc frees from any thread.
+    unsafe impl Send for ArenaBytes {}
+    // SAFETY: shared access only reads.
+    unsafe impl Sync for ArenaBytes {}
+
+    impl AsRef<[u8]> for ArenaBytes {
+        fn as_ref(&self) -> &[u8] {
+            // SAFETY: `len` initialised bytes at `ptr`, alive as long as `self`.
+            unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        }
+    }
+
+    impl Drop for ArenaBytes {
+        fn drop(&mut self) {
+            // SAFETY: allocated by mallocx with this size and the same tcache flag.
+            unsafe {
+                tikv_jemalloc_sys::sdallocx(
+                    self.ptr.as_ptr().cast(),
+                    self.len,
+                    tikv_jemalloc_sys::MALLOCX_TCACHE_NONE,
+                )
+            }
+        }
+    }
+
+    pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
+        let Some(arena) = cache_arena() else {
+            return bytes;
+        };
+        if bytes.is_empty() {
+            return bytes;
+        }
+        let flags = tikv_jemalloc_sys::MALLOCX_ARENA(arena as usize)
+            | tikv_jemalloc_sys::MALLOCX_TCACHE_NONE;
+        // SAFETY: mallocx with a non-zero size; the result is checked.
+        let ptr = unsafe { tikv_jemalloc_sys::mallocx(bytes.len(), flags) };
+        let Some(ptr) = std::ptr::NonNull::new(ptr.cast::<u8>()) else {
+            return bytes; // out of memory in the arena: keep them where they are
+        };
+        // SAFETY: `ptr` has room for `bytes.len()` bytes and does not overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
+        bytes::Bytes::from_owner(ArenaBytes {
+            ptr,
+            len: bytes.len(),
+        })
+    }
+
+    pub fn cache_arena_stats() -> Option<super::ArenaStats> {
+        let arena = cache_arena()?;
+        epoch::advance().ok()?;
+        let read = |stat: &str| -> Option<u64> {
+            let name = format!("stats.arenas.{arena}.{stat}\0");
+            // SAFETY: these "stats.arenas.<i>.*" entries are documented as readable
+            // size_t.
+            unsafe { raw::read::<usize>(name.as_bytes()) }
+                .ok()
+                .map(|value| value as u64)
+        };
+        // SAFETY: "arenas.page" is documented as a readable size_t.
+        let page = unsafe { raw::read::<usize>(b"arenas.page\0") }.ok()? as u64;
+        Some(super::ArenaStats {
+            allocated: read("small.allocated")? + read("large.allocated")?,
+            active: read("pactive")? * page,
+            dirty: (read("pdirty")? + read("pmuzzy")?) * page,
+            metadata: read("base")?,
+        })
     }
 
     pub fn heap_stats() -> Option<HeapStats> {
@@ -375,5 +534,17 @@ mod imp {
 
     pub fn purge() -> bool {
         false
+    }
+
+    pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
+        bytes
+    }
+
+    pub fn cache_arena() -> Option<u32> {
+        None
+    }
+
+    pub fn cache_arena_stats() -> Option<super::ArenaStats> {
+        None
     }
 }

@@ -51,8 +51,9 @@
 //!   configured, total) and the rules that turn readings into recommendations.
 //! - [`codec`]: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
 //!   `inflate` pools (the file cache's and the template renders' compression).
-//! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, and
-//!   [`use_jemalloc!`] for binaries (the library never sets a global allocator).
+//! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
+//!   file cache's own arena, and [`use_jemalloc!`] for binaries (the library never sets a
+//!   global allocator).
 //! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
 //!   gzip built in the background and misses the kernel can answer at once read without

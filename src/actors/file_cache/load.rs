@@ -168,7 +168,8 @@ pub fn compress(file: &CachedFile, store: Store, codecs: &Codecs) -> io::Result<
         .clone()
         .ok_or_else(|| io::Error::other("no identity bytes to compress"))?;
     let mut compressor = codecs.compressor().map_err(io::Error::other)?;
-    let gzip = worth_it(compressor.gzip(&identity)?, identity.len());
+    let gzip =
+        worth_it(compressor.gzip(&identity)?, identity.len()).map(crate::alloc::into_cache_arena);
     drop(compressor);
     let keep_identity = gzip.is_none() || store == Store::Both;
     Ok(file.with_bytes(keep_identity.then_some(identity), gzip, false))

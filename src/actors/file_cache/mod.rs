@@ -36,6 +36,8 @@ pub use load::{Found, LargeFile, compress, read_chunk};
 pub use stats::{CacheStats, Histogram};
 /// Identity responses inflated from one entry's gzip bytes before it gets an identity copy.
 pub const IDENTITY_COPY_AFTER: u32 = 3;
+/// How often the cache measures its arena's overhead (see `alloc::into_cache_arena`).
+const ARENA_CHECK: Duration = Duration::from_secs(1);
 pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert, allocation_size};
 
 use std::cmp::Reverse;
@@ -320,6 +322,7 @@ impl FileCacheReader {
             bytes_cached,
             admission_sketch_bytes,
             identity_copy_bytes,
+            allocator_overhead_bytes,
             budget_bytes,
             items,
             compression_ratio,
@@ -329,6 +332,7 @@ impl FileCacheReader {
                 store.bytes(),
                 store.fixed_bytes(),
                 store.identity_copy_bytes(),
+                store.allocator_overhead(),
                 store.budget(),
                 store.len(),
                 store.compression_ratio(),
@@ -372,6 +376,7 @@ impl FileCacheReader {
             identity_copies: load(&counters.identity_copies),
             identity_copies_refused: load(&counters.identity_copies_refused),
             identity_copy_bytes,
+            allocator_overhead_bytes,
             compression_queue: load(&counters.compression_queue),
         }
     }
@@ -415,12 +420,25 @@ impl FileCacheReader {
     /// store, a vanished or unreadable one is dropped) and answers everyone waiting.
     /// Answers whether any of them takes gzip.
     fn complete(&self, key: &str, result: &Result<Found, LoadError>) -> bool {
+        // A file the store would take moves to the cache's arena first (outside the
+        // lock); one it would turn away is served from where it was read and freed.
+        let settled = match result {
+            Ok(Found::File(file)) if self.shared.opts.enable_cache => {
+                let admitted = self.store().would_admit(file);
+                Some(if admitted {
+                    file.settled()
+                } else {
+                    Arc::clone(file)
+                })
+            }
+            _ => None,
+        };
         {
             let mut store = self.store();
             match result {
-                Ok(Found::File(file)) if self.shared.opts.enable_cache => {
+                Ok(Found::File(_)) if self.shared.opts.enable_cache => {
                     let counters = &self.shared.counters;
-                    match store.insert(Arc::clone(file)) {
+                    match store.insert(settled.expect("settled above")) {
                         Insert::Admitted { evicted } => {
                             CacheCounters::add(&counters.evictions, evicted)
                         }
@@ -468,9 +486,10 @@ impl crate::actors::profiler::MemoryAccount for FileCacheReader {
         "file_cache"
     }
 
-    /// Stored bytes plus the per-entry overhead, as the byte budget counts them.
+    /// What the byte budget counts: stored bytes, per-entry overhead, the admission
+    /// sketch and the allocator's overhead on the stored bytes.
     fn accounted_bytes(&self) -> u64 {
-        self.store().bytes()
+        self.store().held()
     }
 }
 
@@ -564,6 +583,11 @@ impl Source for FileCacheReader {
             "cache_identity_copy_bytes",
             "Bytes of identity copies kept beside gzip bytes for files identity clients read often.",
             stats.identity_copy_bytes as f64,
+        );
+        out.gauge(
+            "cache_allocator_overhead_bytes",
+            "What the allocator holds for cached bytes beyond the bytes (fragmentation, metadata, pages not yet returned), counted against the budget.",
+            stats.allocator_overhead_bytes as f64,
         );
         out.counter(
             "cache_too_large_total",
@@ -715,6 +739,19 @@ impl FileCache {
         }
     }
 
+    /// Counts what the cache's arena holds beyond the cached bytes against the budget
+    /// (at most a quarter of it, so a measurement gone wrong cannot empty the cache).
+    fn count_arena_overhead(&mut self) {
+        let Some(arena) = crate::alloc::cache_arena_stats() else {
+            return;
+        };
+        let mut store = self.reader.store();
+        log::debug!("file cache arena: {arena:?}");
+        let overhead = arena.overhead().min(store.budget() / 4);
+        let evicted = store.set_allocator_overhead(overhead);
+        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
+    }
+
     fn start_load(&mut self, key: String, ctx: &mut Context<Self>) {
         let reader = self.reader.clone();
         let existing = reader.store().peek(&key);
@@ -771,12 +808,15 @@ impl FileCache {
 impl Actor for FileCache {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         // A new incarnation starts empty: whatever the last one held is dropped, and
         // the loads it was running are lost, so their waiters are answered (their
         // receivers see `LoadError::Interrupted`).
         self.reader.store().clear();
         self.reader.in_flight().clear();
+        if crate::alloc::cache_arena_enabled() {
+            ctx.run_interval(ARENA_CHECK, |cache, _| cache.count_arena_overhead());
+        }
         let opts = &self.reader.shared.opts;
         log::info!(
             "file cache: root {}, cache {} ({} bytes, expiry {:?}), compression {} ({:?} store, from {} bytes), files over {} bytes streamed",
@@ -845,6 +885,7 @@ impl Handler<KeepIdentity> for FileCache {
             CacheCounters::add(&shared.counters.identity_copies_refused, 1);
             return;
         }
+        let identity = crate::alloc::into_cache_arena(identity);
         if let Insert::Admitted { evicted } =
             store.insert(Arc::new(file.with_identity_copy(identity)))
         {

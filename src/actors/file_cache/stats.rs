@@ -78,4 +78,8 @@ pub struct CacheStats {
     pub identity_copies_refused: u64,
     /// Bytes of the identity copies held now.
     pub identity_copy_bytes: u64,
+    /// What the allocator holds for the cached bytes beyond the bytes themselves
+    /// (fragmentation, metadata, pages not yet returned), as last measured in the cache's
+    /// own arena; counted against the budget beside `bytes_cached`. 0 without jemalloc.
+    pub allocator_overhead_bytes: u64,
 }

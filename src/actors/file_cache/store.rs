@@ -122,6 +122,20 @@ impl CachedFile {
         }
     }
 
+    /// The same entry, flags and counts included, with its bytes moved to the file
+    /// cache's arena (`alloc::into_cache_arena`); itself where there is none.
+    pub fn settled(self: &Arc<Self>) -> Arc<CachedFile> {
+        if !crate::alloc::cache_arena_enabled() {
+            return Arc::clone(self);
+        }
+        let arena = |bytes: &Option<Bytes>| bytes.clone().map(crate::alloc::into_cache_arena);
+        Arc::new(CachedFile {
+            identity_copy: self.identity_copy,
+            inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
+            ..self.with_bytes(arena(&self.identity), arena(&self.gzip), self.gzip_pending)
+        })
+    }
+
     /// The same file (key, validators, headers, check time) with other stored bytes.
     pub fn with_bytes(
         &self,
@@ -181,6 +195,10 @@ pub struct ByteLru {
     gzip_saved_bytes: u64,
     /// Bytes of identity copies (compressed-only store).
     identity_copy_bytes: u64,
+    /// What the allocator holds for the stored bytes beyond the bytes themselves
+    /// (fragmentation, metadata, pages not yet returned), as last measured; counted
+    /// against the budget beside `bytes`.
+    allocator_overhead: u64,
 }
 
 impl ByteLru {
@@ -194,6 +212,7 @@ impl ByteLru {
             compressible_bytes: 0,
             gzip_saved_bytes: 0,
             identity_copy_bytes: 0,
+            allocator_overhead: 0,
         }
     }
 
@@ -229,20 +248,27 @@ impl ByteLru {
         self.entries.peek(key).cloned()
     }
 
+    /// Whether [`insert`](Self::insert) would cache `file` now (without touching
+    /// anything), so its bytes can be moved to their final place first.
+    pub fn would_admit(&self, file: &CachedFile) -> bool {
+        let cost = file.cost();
+        cost <= self.room() && (self.entries.contains(&file.key) || self.admits(&file.key, cost))
+    }
+
     /// Inserts (or replaces) an entry, evicting least recently used ones until it fits,
     /// unless admission turns it away (a replacement is always admitted). Nothing is
     /// evicted for an entry that is not cached.
     pub fn insert(&mut self, file: Arc<CachedFile>) -> Insert {
         let cost = file.cost();
         let replaced = self.remove(&file.key);
-        if cost > self.budget.saturating_sub(self.fixed_bytes()) {
+        if cost > self.room() {
             return Insert::TooLarge;
         }
         if !replaced && !self.admits(&file.key, cost) {
             return Insert::Rejected;
         }
         let mut evicted = 0;
-        while self.bytes + cost > self.budget {
+        while self.held() + cost > self.budget {
             let Some((_, old)) = self.entries.pop_lru() else {
                 break;
             };
@@ -262,7 +288,7 @@ impl ByteLru {
             return true;
         };
         let candidate = u64::from(admission.estimate(Admission::hash(key)));
-        let (mut bytes, mut victims, mut victim_bytes) = (self.bytes, 0u64, 0u64);
+        let (mut bytes, mut victims, mut victim_bytes) = (self.held(), 0u64, 0u64);
         for (victim_key, victim) in self.entries.iter().rev() {
             if bytes + cost <= self.budget {
                 break;
@@ -279,8 +305,37 @@ impl ByteLru {
     /// answers how many were evicted.
     pub fn set_budget(&mut self, budget: u64) -> u64 {
         self.budget = budget;
+        self.fit()
+    }
+
+    /// Records what the allocator holds for the stored bytes beyond the bytes
+    /// themselves (see `alloc::cache_arena_stats`), evicting least recently used entries
+    /// until the entries and that overhead fit the budget; answers how many were evicted.
+    pub fn set_allocator_overhead(&mut self, bytes: u64) -> u64 {
+        self.allocator_overhead = bytes;
+        self.fit()
+    }
+
+    /// The allocator overhead last recorded.
+    pub fn allocator_overhead(&self) -> u64 {
+        self.allocator_overhead
+    }
+
+    /// Everything counted against the budget: entries, sketch and allocator overhead.
+    pub fn held(&self) -> u64 {
+        self.bytes + self.allocator_overhead
+    }
+
+    /// The most one entry may cost.
+    fn room(&self) -> u64 {
+        self.budget
+            .saturating_sub(self.fixed_bytes() + self.allocator_overhead)
+    }
+
+    /// Evicts least recently used entries until everything fits the budget.
+    fn fit(&mut self) -> u64 {
         let mut evicted = 0;
-        while self.bytes > self.budget {
+        while self.held() > self.budget {
             let Some((_, old)) = self.entries.pop_lru() else {
                 break;
             };
