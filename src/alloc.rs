@@ -160,6 +160,12 @@ pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
     imp::into_cache_arena(bytes)
 }
 
+/// What jemalloc allocates for a request of `len` bytes (`nallocx`); `None` where it is
+/// not the global allocator.
+pub fn usable_size(len: usize) -> Option<u64> {
+    imp::usable_size(len)
+}
+
 /// Whether cached file bytes live in an arena of their own ([`into_cache_arena`]).
 pub fn cache_arena_enabled() -> bool {
     imp::cache_arena().is_some()
@@ -353,6 +359,14 @@ mod imp {
         }
     }
 
+    pub fn usable_size(len: usize) -> Option<u64> {
+        if len == 0 || allocator() != Allocator::Jemalloc {
+            return None;
+        }
+        // SAFETY: nallocx only computes a size, for a non-zero request.
+        Some(unsafe { tikv_jemalloc_sys::nallocx(len, 0) } as u64)
+    }
+
     pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
         let Some(arena) = cache_arena() else {
             return bytes;
@@ -538,6 +552,10 @@ mod imp {
 
     pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
         bytes
+    }
+
+    pub fn usable_size(_: usize) -> Option<u64> {
+        None
     }
 
     pub fn cache_arena() -> Option<u32> {

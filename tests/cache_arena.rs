@@ -35,6 +35,19 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
         "{before:?} -> {after:?}"
     );
     assert_eq!(after.dirty, 0, "freed pages go back at once: {after:?}");
+    // What the cache counts for stored bytes is what the arena allocates for them, at
+    // jemalloc's size classes (small) and page rounding (large).
+    for len in [100, 5_000, 14_000, 40_000, 70_001] {
+        let before = arena().allocated;
+        let bytes = leanserve::alloc::into_cache_arena(bytes::Bytes::from(vec![7u8; len]));
+        let grown = arena().allocated - before;
+        assert_eq!(
+            grown,
+            leanserve::actors::file_cache::allocation_size(len),
+            "{len} bytes"
+        );
+        drop(bytes);
+    }
 
     // A cache of many small files of mixed sizes, churned through a small budget, so
     // slabs are left partly used: the measured overhead joins the budget's count.

@@ -34,10 +34,14 @@ pub const ENTRY_OVERHEAD: u64 = 512;
 
 /// What jemalloc allocates for a request of `len` bytes: its size class (16-byte
 /// quantum, then four classes per doubling, so up to 25% more than asked; 8% more on
-/// average for web-sized files). A heap profile of a full cache showed its stored bytes
-/// taking that much more than the bytes themselves; counting it keeps the budget what the
-/// heap holds.
+/// average for web-sized files; above 32 KiB jemalloc rounds to pages instead, which it
+/// is asked for where it is the allocator). A heap profile of a full cache showed its
+/// stored bytes taking that much more than the bytes themselves; counting it keeps the
+/// budget what the heap holds.
 pub fn allocation_size(len: usize) -> u64 {
+    if let Some(size) = crate::alloc::usable_size(len) {
+        return size;
+    }
     let len = len as u64;
     match len {
         0 => 0,
