@@ -160,6 +160,59 @@ pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
     imp::into_cache_arena(bytes)
 }
 
+/// A zeroed buffer for a file being read for the cache, in the cache's arena (a `Vec`
+/// without it): a file the cache then admits stays where it was read, without a copy,
+/// and one it turns away is freed there, its pages returned at once instead of lingering
+/// as dirty pages of the shared heap for the decay time.
+pub struct CacheBuffer(Buffer);
+
+enum Buffer {
+    Heap(Vec<u8>),
+    #[cfg(feature = "jemalloc")]
+    Arena(imp::ArenaBytes),
+}
+
+impl CacheBuffer {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> CacheBuffer {
+        #[cfg(feature = "jemalloc")]
+        if let Some(bytes) = imp::arena_zeroed(len) {
+            return CacheBuffer(Buffer::Arena(bytes));
+        }
+        CacheBuffer(Buffer::Heap(vec![0; len]))
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Buffer::Heap(vec) => vec,
+            #[cfg(feature = "jemalloc")]
+            Buffer::Arena(bytes) => bytes.as_mut_slice(),
+        }
+    }
+
+    /// Keeps the first `len` bytes (a file shorter than its length said).
+    pub fn truncate(&mut self, len: usize) {
+        match &mut self.0 {
+            Buffer::Heap(vec) => vec.truncate(len),
+            #[cfg(feature = "jemalloc")]
+            Buffer::Arena(bytes) => bytes.truncate(len),
+        }
+    }
+
+    pub fn freeze(self) -> bytes::Bytes {
+        match self.0 {
+            Buffer::Heap(vec) => bytes::Bytes::from(vec),
+            #[cfg(feature = "jemalloc")]
+            Buffer::Arena(bytes) => bytes::Bytes::from_owner(bytes),
+        }
+    }
+}
+
+/// Whether `bytes` already live in the file cache's arena.
+pub fn in_cache_arena(bytes: &[u8]) -> bool {
+    imp::in_cache_arena(bytes)
+}
+
 /// What jemalloc allocates for a request of `len` bytes (`nallocx`); `None` where it is
 /// not the global allocator.
 pub fn usable_size(len: usize) -> Option<u64> {
@@ -328,9 +381,65 @@ mod imp {
 
     /// Cached bytes in the file cache's arena, freed with the size they were allocated
     /// with and without a thread cache, like they were allocated.
-    struct ArenaBytes {
+    pub struct ArenaBytes {
         ptr: std::ptr::NonNull<u8>,
         len: usize,
+        capacity: usize,
+    }
+
+    impl ArenaBytes {
+        pub fn as_mut_slice(&mut self) -> &mut [u8] {
+            // SAFETY: `len` initialised bytes at `ptr`, owned by `self`.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        }
+
+        pub fn truncate(&mut self, len: usize) {
+            self.len = self.len.min(len);
+        }
+    }
+
+    fn arena_flags(arena: u32) -> std::ffi::c_int {
+        tikv_jemalloc_sys::MALLOCX_ARENA(arena as usize) | tikv_jemalloc_sys::MALLOCX_TCACHE_NONE
+    }
+
+    /// `len` zero bytes in the cache's arena; `None` without it (or for nothing).
+    pub fn arena_zeroed(len: usize) -> Option<ArenaBytes> {
+        let arena = cache_arena()?;
+        if len == 0 {
+            return None;
+        }
+        let flags = arena_flags(arena) | tikv_jemalloc_sys::MALLOCX_ZERO;
+        // SAFETY: mallocx with a non-zero size; the result is checked.
+        let ptr = unsafe { tikv_jemalloc_sys::mallocx(len, flags) };
+        Some(ArenaBytes {
+            ptr: std::ptr::NonNull::new(ptr.cast::<u8>())?,
+            len,
+            capacity: len,
+        })
+    }
+
+    pub fn in_cache_arena(bytes: &[u8]) -> bool {
+        let Some(arena) = cache_arena() else {
+            return false;
+        };
+        if bytes.is_empty() {
+            return false;
+        }
+        let mut ptr = bytes.as_ptr().cast::<std::ffi::c_void>();
+        let mut found: std::ffi::c_uint = 0;
+        let mut found_len = std::mem::size_of::<std::ffi::c_uint>();
+        // SAFETY: "arenas.lookup" takes a pointer to an allocation (written as the new
+        // value) and answers its arena's index as an unsigned.
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"arenas.lookup".as_ptr(),
+                (&mut found as *mut std::ffi::c_uint).cast(),
+                &mut found_len,
+                (&mut ptr as *mut *const std::ffi::c_void).cast(),
+                std::mem::size_of::<*const std::ffi::c_void>(),
+            )
+        };
+        status == 0 && found == arena
     }
 
     // SAFETY: the allocation is owned by this value alone and never written after it is
@@ -352,7 +461,7 @@ mod imp {
             unsafe {
                 tikv_jemalloc_sys::sdallocx(
                     self.ptr.as_ptr().cast(),
-                    self.len,
+                    self.capacity,
                     tikv_jemalloc_sys::MALLOCX_TCACHE_NONE,
                 )
             }
@@ -374,10 +483,8 @@ mod imp {
         if bytes.is_empty() {
             return bytes;
         }
-        let flags = tikv_jemalloc_sys::MALLOCX_ARENA(arena as usize)
-            | tikv_jemalloc_sys::MALLOCX_TCACHE_NONE;
         // SAFETY: mallocx with a non-zero size; the result is checked.
-        let ptr = unsafe { tikv_jemalloc_sys::mallocx(bytes.len(), flags) };
+        let ptr = unsafe { tikv_jemalloc_sys::mallocx(bytes.len(), arena_flags(arena)) };
         let Some(ptr) = std::ptr::NonNull::new(ptr.cast::<u8>()) else {
             return bytes; // out of memory in the arena: keep them where they are
         };
@@ -386,6 +493,7 @@ mod imp {
         bytes::Bytes::from_owner(ArenaBytes {
             ptr,
             len: bytes.len(),
+            capacity: bytes.len(),
         })
     }
 
@@ -556,6 +664,10 @@ mod imp {
 
     pub fn usable_size(_: usize) -> Option<u64> {
         None
+    }
+
+    pub fn in_cache_arena(_: &[u8]) -> bool {
+        false
     }
 
     pub fn cache_arena() -> Option<u32> {

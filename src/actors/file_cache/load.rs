@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::SystemTime;
 
 use super::store::CachedFile;
+use crate::alloc::CacheBuffer;
 use crate::codec::{Codecs, worth_it};
 use crate::config::{StaticFileOpts, Store};
 use actix_web::http::header::HeaderValue;
@@ -112,7 +113,7 @@ pub fn load(
     } else {
         None
     };
-    let identity = Bytes::from(fs::read(&canonical)?);
+    let identity = read_whole(&canonical, meta.len())?;
     let gzip = match sidecar {
         Some(sidecar) => worth_it(fs::read(&sidecar)?, identity.len()),
         None => None,
@@ -126,6 +127,35 @@ pub fn load(
         opts,
         now_ms,
     ))))
+}
+
+/// The bytes of the file at `path`, `len` long by its metadata, read into a
+/// [`CacheBuffer`] (whatever length it has by the time it is read).
+fn read_whole(path: &Path, len: u64) -> io::Result<Bytes> {
+    let mut file = fs::File::open(path)?;
+    let mut buffer = CacheBuffer::zeroed(usize::try_from(len).map_err(io::Error::other)?);
+    let mut filled = 0;
+    loop {
+        let spare = &mut buffer.as_mut_slice()[filled..];
+        if spare.is_empty() {
+            break;
+        }
+        match file.read(spare) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    buffer.truncate(filled);
+    let mut more = Vec::new();
+    if filled as u64 == len && file.read_to_end(&mut more)? > 0 {
+        // It grew since its metadata was read: all of it, in one piece.
+        let mut whole = buffer.freeze().to_vec();
+        whole.extend_from_slice(&more);
+        return Ok(Bytes::from(whole));
+    }
+    Ok(buffer.freeze())
 }
 
 /// The cache entry for the file at `key` read as `identity` (and a sidecar's `gzip`

@@ -63,9 +63,12 @@ mod linux {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+    use bytes::Bytes;
+
     use super::NOWAIT_MAX;
     use crate::actors::file_cache::load::{self, Found};
     use crate::actors::file_cache::store::CachedFile;
+    use crate::alloc::CacheBuffer;
     use crate::config::StaticFileOpts;
 
     /// `struct open_how` of linux/openat2.h (libc's is non-exhaustive).
@@ -153,7 +156,7 @@ mod linux {
             let bytes = read_nowait(&file, len as usize)?;
             Some(Found::File(Arc::new(load::entry(
                 key,
-                bytes.into(),
+                bytes,
                 modified,
                 None,
                 expects_gzip,
@@ -229,28 +232,29 @@ mod linux {
 
     /// Exactly `len` bytes from the start of `file`, or `None` as soon as the kernel
     /// would have to wait for the disk (or the file turns out shorter).
-    fn read_nowait(file: &OwnedFd, len: usize) -> Option<Vec<u8>> {
-        let mut buffer = Vec::<u8>::with_capacity(len);
-        while buffer.len() < len {
-            let spare = buffer.spare_capacity_mut();
+    fn read_nowait(file: &OwnedFd, len: usize) -> Option<Bytes> {
+        let mut buffer = CacheBuffer::zeroed(len);
+        let mut filled = 0;
+        while filled < len {
+            let spare = &mut buffer.as_mut_slice()[filled..];
             let iov = libc::iovec {
                 iov_base: spare.as_mut_ptr().cast(),
                 iov_len: spare.len(),
             };
-            // SAFETY: preadv2(2) into the vector's spare capacity, whose length the
-            // iovec states; the bytes it reports are initialised before `set_len`.
+            // SAFETY: preadv2(2) into the unfilled part of the buffer, whose length the
+            // iovec states.
             let read = unsafe {
                 libc::preadv2(
                     file.as_raw_fd(),
                     &iov,
                     1,
-                    buffer.len() as libc::off_t,
+                    filled as libc::off_t,
                     libc::RWF_NOWAIT,
                 )
             };
             match read {
                 0 => return None, // shorter than its fstat said: it changed meanwhile
-                n if n > 0 => unsafe { buffer.set_len(buffer.len() + n as usize) },
+                n if n > 0 => filled += n as usize,
                 _ => {
                     let error = io::Error::last_os_error();
                     match error.raw_os_error() {
@@ -262,7 +266,7 @@ mod linux {
                 }
             }
         }
-        Some(buffer)
+        Some(buffer.freeze())
     }
 
     #[cfg(test)]

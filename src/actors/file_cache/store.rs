@@ -132,7 +132,15 @@ impl CachedFile {
         if !crate::alloc::cache_arena_enabled() {
             return Arc::clone(self);
         }
-        let arena = |bytes: &Option<Bytes>| bytes.clone().map(crate::alloc::into_cache_arena);
+        let arena = |bytes: &Option<Bytes>| {
+            bytes.clone().map(|bytes| {
+                if crate::alloc::in_cache_arena(&bytes) {
+                    bytes
+                } else {
+                    crate::alloc::into_cache_arena(bytes)
+                }
+            })
+        };
         Arc::new(CachedFile {
             identity_copy: self.identity_copy,
             inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
