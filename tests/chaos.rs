@@ -309,3 +309,88 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
         .unwrap();
     assert_eq!(restarted.restarts, 1);
 }
+
+/// Alert states, timers and cooldowns survive the monitor's restarts: a condition that
+/// holds throughout fires, and reaches the webhook, once; so does the restart alert,
+/// however many restarts follow the first.
+#[actix_rt::test]
+async fn chaos_alerts_fire_once_across_monitor_restarts() {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use std::sync::{Arc, Mutex};
+
+    let received = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = received.clone();
+    let hook = HttpServer::new(move || {
+        let sink = sink.clone();
+        App::new().route(
+            "/hook",
+            web::post().to(move |body: web::Json<serde_json::Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(body.into_inner());
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://{}/hook", hook.addrs()[0]);
+    let hook = hook.run();
+    let hook_handle = hook.handle();
+    actix_rt::spawn(hook);
+
+    let site = site();
+    let mut opts = test_opts(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
+    opts.monitoring.webhook_url = Some(url);
+    opts.monitoring.alerts.push(leanserve::alerts::Rule {
+        name: "always".into(),
+        metric: "requests_total".into(),
+        comparison: leanserve::alerts::Comparison::AtLeast,
+        threshold: 0.0,
+        for_duration: Duration::from_millis(200),
+        cooldown: Duration::from_secs(3600),
+        severity: leanserve::alerts::Severity::Warning,
+        message: "holds throughout".into(),
+        over: None,
+        min_requests: None,
+    });
+    let subsystems = Runtime::start(opts).await.unwrap();
+    let server = serve(&subsystems);
+    let firing = |name: &'static str| {
+        let received = received.clone();
+        move || {
+            received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|post| {
+                    post["status"] == "firing" && post["alerts"][0]["labels"]["alertname"] == name
+                })
+                .count()
+        }
+    };
+    let (always, restarts) = (firing("always"), firing("actor_restarts"));
+    eventually("the condition fires", || async { always() == 1 }).await;
+    for n in 1..=3 {
+        assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
+        eventually("the monitor restarted", || async {
+            let (status, body) = get_json(&server.url("/monitoring"), None).await;
+            status == 200
+                && body["children"].as_array().is_some_and(|children| {
+                    children.iter().any(|c| {
+                        c["name"] == "monitor" && c["restarts"] == n && c["state"] == "running"
+                    })
+                })
+        })
+        .await;
+        // Several collections by the new incarnation.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(always(), 1, "{:?}", received.lock().unwrap());
+    assert_eq!(restarts(), 1, "{:?}", received.lock().unwrap());
+    let status = util::alert_named(&server, "always").await;
+    assert_eq!(status["state"], "firing");
+    hook_handle.stop(false).await;
+}

@@ -5,9 +5,11 @@
 //! It publishes through a [`MonitorReader`] that the HTTP side reads without messages:
 //! the latest sample with its metric families (`/metrics`, `/monitoring`), the history
 //! (`/monitoring/history`) and the alert states (`/monitoring/alerts`). It answers
-//! [`CheckAlerts`] (the firing alerts) from `Subsystems`. On restart the alert states
-//! start afresh; the published history is kept (it is the record of what happened, and
-//! windowed rules need it to see, for instance, the restart that just happened).
+//! [`CheckAlerts`] (the firing alerts) from `Subsystems`. A restart keeps both the
+//! published history (the record of what happened, which windowed rules need to see,
+//! for instance, the restart that just happened) and the alert states with their timers
+//! and cooldowns: a condition that holds across restarts fires, and notifies the
+//! webhook, once.
 
 mod webhook;
 
@@ -70,6 +72,8 @@ pub struct AlertStatus {
 struct Published {
     history: VecDeque<Arc<Sample>>,
     alerts: Vec<AlertStatus>,
+    /// The rules' states as of the last collection, for the next incarnation.
+    trackers: Vec<Tracker>,
 }
 
 /// The HTTP side's view of the monitor.
@@ -143,10 +147,17 @@ impl Monitor {
         opts: &MonitoringOpts,
     ) -> Self {
         let now = Instant::now();
+        // A restarted monitor carries on from its predecessor's last collection.
+        let saved = reader.read().trackers.clone();
+        let trackers = if saved.len() == opts.alerts.len() {
+            saved
+        } else {
+            opts.alerts.iter().map(|_| Tracker::new(now)).collect()
+        };
         Monitor {
             reader,
             sources,
-            trackers: opts.alerts.iter().map(|_| Tracker::new(now)).collect(),
+            trackers,
             rules: opts.alerts.clone(),
             history_len: opts.history_len,
             webhook: opts.webhook_url.as_ref().map(|url| Webhook {
@@ -201,6 +212,7 @@ impl Monitor {
             published.history.pop_front();
         }
         published.alerts = alerts;
+        published.trackers = self.trackers.clone();
     }
 
     fn evaluate(
