@@ -2443,6 +2443,36 @@ mod tests {
         assert!(!format!("{rows:?}{:?}", config.opts).contains("s3cret"));
     }
 
+    /// REDbot flags `public` on responses to requests without credentials as
+    /// unnecessary; the shipped profiles must not send it.
+    #[test]
+    fn config_shipped_profiles_send_no_unneeded_public_cache_control() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for profile in ["dev", "test", "prod"] {
+            let options = LoadOptions {
+                config_dir: Some(shipped.clone()),
+                profile: Some(profile.into()),
+                env: HashMap::from([
+                    (
+                        "STATIC_FILE_ROOT_DIR".to_owned(),
+                        shipped.display().to_string(),
+                    ),
+                    (
+                        "LEANSERVE_ADMIN_BIND".to_owned(),
+                        "unix:/run/l.sock".to_owned(),
+                    ),
+                ]),
+                ..LoadOptions::default()
+            };
+            let control = Config::load(&options)
+                .unwrap()
+                .opts
+                .static_files
+                .cache_control;
+            assert!(!control.contains("public"), "{profile}: {control}");
+        }
+    }
+
     #[test]
     fn config_shipped_default_toml_matches_compiled_defaults() {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");

@@ -469,6 +469,15 @@ async fn monitoring_dashboard_and_its_assets_are_served_from_the_binary() {
             "{path}"
         );
         assert!(!response.body().await.unwrap().is_empty());
+        // A validator, so a browser's revalidation (no-cache) costs a 304, not the file.
+        let first = util::raw(server.addr, "GET", path, &[]).await;
+        let etag = first.header("etag").expect("an ETag").to_owned();
+        assert_eq!(first.header("cache-control"), Some("no-cache"));
+        let again = util::raw(server.addr, "GET", path, &[("If-None-Match", &etag)]).await;
+        assert_eq!((again.status, again.body.len()), (304, 0), "{path}");
+        assert_eq!(again.header("etag"), Some(etag.as_str()));
+        let other = util::raw(server.addr, "GET", path, &[("If-None-Match", "\"x\"")]).await;
+        assert_eq!(other.status, 200, "{path}");
     }
     let redirect = util::raw(server.addr, "GET", "/dashboard/", &[]).await;
     assert_eq!(

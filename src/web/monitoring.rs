@@ -10,10 +10,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::actors::monitor::{MonitorReader, Sample};
+use crate::http::conditional::{self, Conditions, Precondition, Validators};
 use crate::metrics::exposition;
 use crate::runtime::Subsystems;
 
@@ -36,16 +37,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(guarded("/monitoring/alerts", web::get().to(alerts)))
         .route(
             "/dashboard",
-            web::get().to(|| asset(DASHBOARD_HTML, "text/html; charset=utf-8")),
+            web::get().to(|request| asset(request, DASHBOARD_HTML, "text/html; charset=utf-8")),
         )
         .route("/dashboard/", web::get().to(dashboard_slash))
         .route(
             "/dashboard/dashboard.js",
-            web::get().to(|| asset(DASHBOARD_JS, "text/javascript; charset=utf-8")),
+            web::get().to(|request| asset(request, DASHBOARD_JS, "text/javascript; charset=utf-8")),
         )
         .route(
             "/dashboard/dashboard.css",
-            web::get().to(|| asset(DASHBOARD_CSS, "text/css; charset=utf-8")),
+            web::get().to(|request| asset(request, DASHBOARD_CSS, "text/css; charset=utf-8")),
         );
 }
 
@@ -151,9 +152,43 @@ async fn dashboard_slash() -> HttpResponse {
         .finish()
 }
 
-async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body)
+/// A dashboard file, with a strong validator (a hash of its bytes) so a browser's
+/// revalidation (`no-cache`) gets a 304 instead of the file again.
+async fn asset(
+    request: HttpRequest,
+    body: &'static str,
+    content_type: &'static str,
+) -> HttpResponse {
+    let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(body.as_bytes()));
+    let headers = request.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|value: &header::HeaderValue| value.to_str().ok())
+    };
+    let conditions = Conditions {
+        if_match: text(header::IF_MATCH),
+        if_none_match: text(header::IF_NONE_MATCH),
+        if_modified_since: None,
+        if_unmodified_since: None,
+    };
+    let validators = Validators {
+        etag: &etag,
+        last_modified: None,
+    };
+    let precondition = conditional::evaluate(&conditions, &validators, true);
+    let mut builder = match precondition {
+        Precondition::Proceed => HttpResponse::Ok(),
+        Precondition::NotModified => HttpResponse::NotModified(),
+        Precondition::Failed => HttpResponse::PreconditionFailed(),
+    };
+    builder
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    match precondition {
+        Precondition::Proceed => builder
+            .insert_header((header::CONTENT_TYPE, content_type))
+            .body(body),
+        _ => builder.finish(),
+    }
 }
