@@ -389,22 +389,45 @@ impl Subsystems {
     /// Loads (or revalidates) the file at `key`, or joins its load in flight: on this
     /// thread when that needs no waiting, else on the blocking pool through the cache
     /// actor. `gzip`: the client takes gzip, so a file expecting gzip is queued for it.
+    ///
+    /// A load that dies with the cache actor (a restart while it ran) is retried, on this
+    /// thread or by the next incarnation, for up to the actor's call timeout: a restart
+    /// costs a request some latency, not an error.
     pub async fn load_file(
         &self,
         key: String,
         gzip: bool,
     ) -> Result<Result<Found, LoadError>, CallError> {
+        let deadline = tokio::time::Instant::now() + self.inner.file_cache.call_timeout();
+        loop {
+            let attempt = self.load_file_once(&key, gzip).await;
+            let lost = matches!(
+                attempt,
+                Ok(Err(LoadError::Interrupted)) | Err(CallError::Crashed { .. })
+            );
+            if !lost || tokio::time::Instant::now() >= deadline {
+                return attempt;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn load_file_once(
+        &self,
+        key: &str,
+        gzip: bool,
+    ) -> Result<Result<Found, LoadError>, CallError> {
         let files = &self.inner.files;
-        let receiver = match files.claim(&key, gzip) {
+        let receiver = match files.claim(key, gzip) {
             Claim::Wait(receiver) => receiver,
             Claim::Lead(claim) => {
-                if let Some(found) = files.load_now(&key) {
+                if let Some(found) = files.load_now(key) {
                     let result = Ok(found);
                     if claim.complete(&result)
                         && let Ok(Found::File(file) | Found::Unchanged(file)) = &result
                         && file.ask_gzip()
                     {
-                        self.build_gzip(key);
+                        self.build_gzip(key.to_owned());
                     }
                     return Ok(result);
                 }

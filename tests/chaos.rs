@@ -394,3 +394,84 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     assert_eq!(status["state"], "firing");
     hook_handle.stop(false).await;
 }
+
+/// Requests for existing files never fail while the file cache restarts under load: a
+/// load that dies with an incarnation is retried (on the request's thread or by the next
+/// incarnation). Files over the non-blocking read limit go through the actor's blocking
+/// loads, the ones a restart interrupts.
+#[actix_rt::test]
+async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_load() {
+    let site = site();
+    let big = |i: usize| format!("/big{i}.txt");
+    for i in 0..16 {
+        let text = format!("line {i} of a file too large to read on a worker\n").repeat(8_000);
+        std::fs::write(site.path().join(&big(i)[1..]), text).unwrap();
+    }
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (url, stop) = (server.url(""), stop.clone());
+            actix_rt::spawn(async move {
+                let client = awc::Client::default();
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                let mut n = c;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = if n % 3 == 0 {
+                        "/app.css".to_owned()
+                    } else {
+                        big(n % 16)
+                    };
+                    n += 1;
+                    match client.get(format!("{url}{path}")).send().await {
+                        Ok(mut response) if response.status() == 200 => {
+                            response.body().limit(1 << 20).await.unwrap();
+                            ok += 1;
+                        }
+                        Ok(response) => failed.push(format!("{path}: {}", response.status())),
+                        Err(error) => failed.push(format!("{path}: {error}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    for n in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            post(&server.url("/admin/chaos/panic/file_cache")).await,
+            202
+        );
+        eventually("the file cache restarted", || async {
+            let report = subsystems.supervisor_report();
+            let cache = report
+                .children
+                .iter()
+                .find(|c| c.name == "file_cache")
+                .unwrap();
+            cache.restarts == n && cache.state == leanserve::supervisor::ChildState::Running
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut served, mut failures) = (0, Vec::new());
+    for client in clients {
+        let (ok, failed) = client.await.unwrap();
+        served += ok;
+        failures.extend(failed);
+    }
+    println!("{served} requests served across 3 restarts of the file cache");
+    assert!(served > 100, "the clients kept sending: {served}");
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+}

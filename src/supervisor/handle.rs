@@ -185,7 +185,8 @@ impl<A: Actor> Handle<A> {
         }
     }
 
-    fn call_timeout(&self) -> Duration {
+    /// How long a call waits for a restarting child's next incarnation.
+    pub(crate) fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.slot.call_timeout_ms.load(Ordering::Relaxed))
     }
 
