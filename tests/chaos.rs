@@ -475,3 +475,105 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
         failures.len()
     );
 }
+
+/// Every supervised child panicked in turn, three times over, while clients keep requesting static
+/// files (cached, and large enough to take the blocking path) and template renders: the
+/// server stays ready and no request fails.
+#[actix_rt::test]
+async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
+    let site = site();
+    for i in 0..8 {
+        let text = format!("line {i} of a file read on the blocking pool\n").repeat(8_000);
+        std::fs::write(site.path().join(format!("big{i}.txt")), text).unwrap();
+    }
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join("t.txt"), "n = {{ n }}").unwrap();
+    let subsystems = Runtime::start(test_opts(
+        site.path(),
+        &[
+            ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
+            ("STATIC_FILE_MAX_CACHE_SIZE", "1048576"),
+            ("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "100"),
+            ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
+        ],
+    ))
+    .await
+    .unwrap();
+    let server = serve(&subsystems);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8usize)
+        .map(|c| {
+            let (url, stop) = (server.url(""), stop.clone());
+            actix_rt::spawn(async move {
+                let client = awc::Client::default();
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                let mut n = c;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (path, expected) = match n % 4 {
+                        0 => ("/app.css".to_owned(), None),
+                        1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
+                        _ => (format!("/big{}.txt", n % 8), None),
+                    };
+                    n += 1;
+                    match client.get(format!("{url}{path}")).send().await {
+                        Ok(mut response) if response.status() == 200 => {
+                            let body = response.body().limit(1 << 20).await.unwrap();
+                            match expected {
+                                Some(text) if body != text.as_bytes() => {
+                                    failed.push(format!("{path}: {body:?}"))
+                                }
+                                _ => ok += 1,
+                            }
+                        }
+                        Ok(response) => failed.push(format!("{path}: {}", response.status())),
+                        Err(error) => failed.push(format!("{path}: {error}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let children: Vec<String> = subsystems
+        .supervisor_report()
+        .children
+        .iter()
+        .map(|child| child.name.clone())
+        .collect();
+    assert!(children.len() >= 5, "{children:?}");
+    for round in 1..=3u64 {
+        for child in &children {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                post(&server.url(&format!("/admin/chaos/panic/{child}"))).await,
+                202,
+                "{child}"
+            );
+            eventually("the child restarted", || async {
+                let report = subsystems.supervisor_report();
+                let it = report.children.iter().find(|c| &c.name == child).unwrap();
+                it.restarts == round && it.state == leanserve::supervisor::ChildState::Running
+            })
+            .await;
+            let (status, _) = get_json(&server.url("/ready"), None).await;
+            assert_eq!(status, 200, "ready after {child}'s restart");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut served, mut failures) = (0, Vec::new());
+    for client in clients {
+        let (ok, failed) = client.await.unwrap();
+        served += ok;
+        failures.extend(failed);
+    }
+    println!(
+        "{served} requests served across {} restarts ({children:?} three times)",
+        3 * children.len()
+    );
+    assert!(served > 200, "the clients kept sending: {served}");
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+}
