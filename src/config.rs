@@ -223,6 +223,41 @@ pub const KEYS: &[Key] = &[
         "time in-flight requests get to finish on SIGINT/SIGTERM",
     ),
     key(
+        "server.client_request_timeout_ms",
+        "LEANSERVE_CLIENT_REQUEST_TIMEOUT_MS",
+        int(0, 600_000, "milliseconds"),
+        Some("5000"),
+        "time a client gets to send a request's head (line and headers) before the connection is closed (408 if anything arrived); 0: no limit",
+    ),
+    key(
+        "server.keep_alive_s",
+        "LEANSERVE_KEEP_ALIVE_S",
+        int(0, 3600, "seconds"),
+        Some("5"),
+        "how long an idle keep-alive connection stays open; 0: one request per connection",
+    ),
+    key(
+        "server.client_disconnect_timeout_ms",
+        "LEANSERVE_CLIENT_DISCONNECT_TIMEOUT_MS",
+        int(0, 600_000, "milliseconds"),
+        Some("1000"),
+        "time a client gets to close its side once the server is done with a connection",
+    ),
+    key(
+        "server.max_connections",
+        "LEANSERVE_MAX_CONNECTIONS",
+        int(1, 1_000_000, "connections"),
+        Some("25000"),
+        "open connections per worker; past it the worker stops accepting until one closes",
+    ),
+    key(
+        "server.max_header_bytes",
+        "LEANSERVE_MAX_HEADER_BYTES",
+        int(1024, 131_072, "bytes"),
+        Some("32768"),
+        "largest request head (line and headers) answered; larger gets 431 (actix-http refuses heads over 128 KiB itself)",
+    ),
+    key(
         "admin.bind",
         "LEANSERVE_ADMIN_BIND",
         Kind::Listen,
@@ -1587,6 +1622,16 @@ pub struct ServerOpts {
     pub workers: usize,
     /// Time in-flight requests get to finish when the server stops.
     pub shutdown_timeout: Duration,
+    /// Time a client gets to send a request head (zero: no limit).
+    pub client_request_timeout: Duration,
+    /// How long an idle keep-alive connection stays open (zero: no keep-alive).
+    pub keep_alive: Duration,
+    /// Time a client gets to close its side of a finished connection.
+    pub client_disconnect_timeout: Duration,
+    /// Open connections per worker.
+    pub max_connections: usize,
+    /// Largest request head answered (431 above).
+    pub max_header_bytes: usize,
 }
 
 /// Where the admin surface listens.
@@ -1997,6 +2042,11 @@ impl Opts {
                 bind,
                 workers,
                 shutdown_timeout: secs("server.shutdown_timeout"),
+                client_request_timeout: millis("server.client_request_timeout_ms"),
+                keep_alive: secs("server.keep_alive_s"),
+                client_disconnect_timeout: millis("server.client_disconnect_timeout_ms"),
+                max_connections: int("server.max_connections") as usize,
+                max_header_bytes: int("server.max_header_bytes") as usize,
             },
             admin: AdminOpts {
                 bind: match text("admin.bind").as_deref().and_then(AdminBind::parse) {

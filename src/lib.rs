@@ -71,7 +71,8 @@
 //! - [`web`]: the actix-web side in two surfaces: [`web::configure_public`] mounts the
 //!   site (health, templates, static files), [`web::configure_admin`] the admin surface
 //!   (admin, monitoring and dashboard, profiler) behind admin access, [`web::configure`]
-//!   both on one listener; `web/error.rs` maps failures to statuses.
+//!   both on one listener, [`web::limit_head`] the request-head limit; `web/error.rs`
+//!   maps failures to statuses.
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
 //!   generated site, with a counting allocator, written up as a markdown report.
 //! - `src/bin/leanserve/`: the binary: `main.rs` (`serve` on the serving and admin

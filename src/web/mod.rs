@@ -37,6 +37,7 @@
 //!   the file cache
 //! - `limit.rs`: the in-flight limiters on static files and renders, the permit held
 //!   until the response body has been sent
+//! - `server.rs`: the request-head limit of `server.max_header_bytes` ([`limit_head`])
 //! - `error.rs`: the single mapping from failures to statuses
 
 mod admin;
@@ -46,9 +47,11 @@ mod health;
 mod limit;
 mod monitoring;
 mod profiler;
+mod server;
 mod templates;
 
 pub use error::WebError;
+pub use server::limit_head;
 
 use actix_web::web;
 

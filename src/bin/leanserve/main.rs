@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 use leanserve::config::{AdminBind, Config, LoadOptions};
@@ -275,6 +276,24 @@ fn print_config(config: &Config) {
     }
 }
 
+/// An `HttpServer` with the client timeouts, keep-alive and connection limit of
+/// `server.*` (`ServerOpts`).
+macro_rules! limited {
+    ($server:expr, $opts:expr) => {{
+        let opts = &$opts;
+        let keep_alive = if opts.keep_alive.is_zero() {
+            actix_web::http::KeepAlive::Disabled
+        } else {
+            actix_web::http::KeepAlive::Timeout(opts.keep_alive)
+        };
+        $server
+            .client_request_timeout(opts.client_request_timeout)
+            .client_disconnect_timeout(opts.client_disconnect_timeout)
+            .keep_alive(keep_alive)
+            .max_connections(opts.max_connections)
+    }};
+}
+
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
     actix_web::rt::System::new().block_on(async move {
@@ -283,14 +302,20 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .context("cannot start the runtime")?;
         let shared = opts.admin.bind == AdminBind::Serving;
         let app_subsystems = subsystems.clone();
-        let server = HttpServer::new(move || {
-            let app = App::new();
-            if shared {
-                app.configure(leanserve::web::configure(&app_subsystems))
-            } else {
-                app.configure(leanserve::web::configure_public(&app_subsystems))
-            }
-        })
+        let max_head = opts.server.max_header_bytes;
+        let server = limited!(
+            HttpServer::new(move || {
+                let app = App::new().wrap(from_fn(move |request, next| {
+                    leanserve::web::limit_head(max_head, request, next)
+                }));
+                if shared {
+                    app.configure(leanserve::web::configure(&app_subsystems))
+                } else {
+                    app.configure(leanserve::web::configure_public(&app_subsystems))
+                }
+            }),
+            opts.server
+        )
         .workers(opts.server.workers)
         .shutdown_timeout(opts.server.shutdown_timeout.as_secs())
         .bind(opts.server.bind)
@@ -363,9 +388,17 @@ fn admin_server(
     subsystems: &leanserve::runtime::Subsystems,
 ) -> anyhow::Result<Option<(actix_web::dev::Server, Option<unix_socket::Socket>)>> {
     let app_subsystems = subsystems.clone();
-    let server = HttpServer::new(move || {
-        App::new().configure(leanserve::web::configure_admin(&app_subsystems))
-    })
+    let max_head = opts.server.max_header_bytes;
+    let server = limited!(
+        HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(move |request, next| {
+                    leanserve::web::limit_head(max_head, request, next)
+                }))
+                .configure(leanserve::web::configure_admin(&app_subsystems))
+        }),
+        opts.server
+    )
     .workers(1)
     .shutdown_timeout(opts.server.shutdown_timeout.as_secs());
     match &opts.admin.bind {
