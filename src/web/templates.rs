@@ -196,4 +196,49 @@ mod tests {
             );
         }
     }
+
+    /// Any JSON value: the context is exactly the objects, as they were.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            // Decimal fractions: serde_json (without `float_roundtrip`) may change the
+            // last bit of extreme floats such as subnormals on the way through text.
+            any::<i32>().prop_map(|n| serde_json::Value::from(f64::from(n) / 1000.0)),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn templates_any_body_or_query_is_a_context_or_an_error(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            query in proptest::prelude::any::<String>(),
+            value in json_value(),
+        ) {
+            let _ = json_context(&body);
+            let _ = query_context(&query);
+            let text = serde_json::to_vec(&value).unwrap();
+            match (json_context(&text), &value) {
+                (Ok(context), serde_json::Value::Object(object)) => {
+                    proptest::prop_assert_eq!(&context, object)
+                }
+                (Err(WebError::Render(RenderError::BadContext(_))), other) => {
+                    proptest::prop_assert!(!other.is_object())
+                }
+                (other, value) => proptest::prop_assert!(false, "{value} -> {other:?}"),
+            }
+        }
+    }
 }
