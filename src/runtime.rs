@@ -702,6 +702,13 @@ impl Subsystems {
     /// `Some(false)`: it has no running incarnation.
     #[cfg(feature = "chaos")]
     pub fn inject_panic(&self, child: &str) -> Option<bool> {
-        self.inner.root.handle().status().inject_panic(child)
+        self.inner.root.handle().status().inject_panic(child, false)
+    }
+
+    /// Starts a restart storm: `child` panics now and every incarnation after it panics as
+    /// soon as it starts, until its supervisor gives up (chaos builds).
+    #[cfg(feature = "chaos")]
+    pub fn inject_restart_storm(&self, child: &str) -> Option<bool> {
+        self.inner.root.handle().status().inject_panic(child, true)
     }
 }

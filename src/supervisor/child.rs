@@ -65,14 +65,16 @@ pub(crate) trait Starter {
     fn nested(&self) -> Option<std::sync::Arc<TreeStatus>> {
         None
     }
-    /// Makes the current incarnation panic inside its own task.
+    /// Makes the current incarnation panic inside its own task (with `storm`, every
+    /// later incarnation too, as soon as it starts).
     #[cfg(feature = "chaos")]
     fn chaos_trigger(&self) -> ChaosTrigger;
 }
 
-/// Fault injection for chaos builds: returns false when no incarnation runs.
+/// Fault injection for chaos builds, called with `storm`: returns false when no
+/// incarnation runs.
 #[cfg(feature = "chaos")]
-pub(crate) type ChaosTrigger = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+pub(crate) type ChaosTrigger = std::sync::Arc<dyn Fn(bool) -> bool + Send + Sync>;
 
 /// Starts incarnations of actor `A` built by a factory and published through a [`Handle`].
 pub(crate) struct WorkerStarter<A: Actor<Context = Context<A>>> {
@@ -102,7 +104,7 @@ impl<A: Actor<Context = Context<A>>> Starter for WorkerStarter<A> {
     #[cfg(feature = "chaos")]
     fn chaos_trigger(&self) -> ChaosTrigger {
         let handle = self.handle.clone();
-        std::sync::Arc::new(move || handle.inject_panic())
+        std::sync::Arc::new(move |storm| handle.inject_panic(storm))
     }
 }
 
@@ -117,6 +119,10 @@ where
     #[cfg(feature = "chaos")]
     let chaos = {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if handle.in_storm() {
+            // A restart storm: this incarnation panics as soon as it runs.
+            let _ = tx.send(());
+        }
         handle.set_chaos(tx);
         rx
     };

@@ -45,6 +45,9 @@ pub(crate) struct Slot<A: Actor> {
     call_timeout_ms: AtomicU64,
     #[cfg(feature = "chaos")]
     chaos: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<()>>>,
+    /// Every new incarnation panics as soon as it starts (chaos builds).
+    #[cfg(feature = "chaos")]
+    storm: AtomicBool,
 }
 
 /// A cloneable, stable reference to a supervised actor.
@@ -80,6 +83,8 @@ impl<A: Actor> Handle<A> {
                 call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
                 #[cfg(feature = "chaos")]
                 chaos: std::sync::Mutex::new(None),
+                #[cfg(feature = "chaos")]
+                storm: AtomicBool::new(false),
             }),
         }
     }
@@ -237,7 +242,16 @@ impl<A: Actor> Handle<A> {
     }
 
     #[cfg(feature = "chaos")]
-    pub(crate) fn inject_panic(&self) -> bool {
+    pub(crate) fn in_storm(&self) -> bool {
+        self.slot.storm.load(Ordering::Acquire)
+    }
+
+    /// Makes the running incarnation panic; with `storm`, every later one too.
+    #[cfg(feature = "chaos")]
+    pub(crate) fn inject_panic(&self, storm: bool) -> bool {
+        if storm {
+            self.slot.storm.store(true, Ordering::Release);
+        }
         self.slot
             .chaos
             .lock()

@@ -235,16 +235,16 @@ impl TreeStatus {
     /// Makes the child named `name`, anywhere below this supervisor, panic. `None` when no
     /// child has that name; `Some(false)` when it has no running incarnation.
     #[cfg(feature = "chaos")]
-    pub(crate) fn inject_panic(&self, name: &str) -> Option<bool> {
+    pub(crate) fn inject_panic(&self, name: &str, storm: bool) -> Option<bool> {
         let node = self.node.read().unwrap_or_else(PoisonError::into_inner);
         node.children.iter().find_map(|child| {
             if child.report.name == name {
-                Some((child.chaos)())
+                Some((child.chaos)(storm))
             } else {
                 child
                     .nested
                     .as_ref()
-                    .and_then(|nested| nested.inject_panic(name))
+                    .and_then(|nested| nested.inject_panic(name, storm))
             }
         })
     }

@@ -245,7 +245,7 @@ impl Starter for SupervisorStarter {
     #[cfg(feature = "chaos")]
     fn chaos_trigger(&self) -> super::child::ChaosTrigger {
         let handle = self.handle.clone();
-        Arc::new(move || handle.inject_panic())
+        Arc::new(move |storm| handle.inject_panic(storm))
     }
 }
 

@@ -357,13 +357,20 @@ async fn clear_cache(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, 
 }
 
 /// `POST /admin/chaos/panic/{child}` (chaos builds only): makes that child panic inside
-/// its own task; its supervisor restarts it.
+/// its own task; its supervisor restarts it. With `?storm=true` every later incarnation
+/// panics as soon as it starts too, until the supervisor gives up.
 #[cfg(feature = "chaos")]
 async fn chaos_panic(
     subsystems: web::Data<Subsystems>,
     child: web::Path<String>,
+    query: web::Query<ChaosQuery>,
 ) -> Result<HttpResponse, WebError> {
-    match subsystems.inject_panic(&child) {
+    let injected = if query.storm {
+        subsystems.inject_restart_storm(&child)
+    } else {
+        subsystems.inject_panic(&child)
+    };
+    match injected {
         None => Err(WebError::NotFound),
         Some(false) => Err(WebError::Unavailable(
             crate::supervisor::CallError::Unavailable {
@@ -371,9 +378,18 @@ async fn chaos_panic(
                 waited: std::time::Duration::ZERO,
             },
         )),
-        Some(true) => Ok(HttpResponse::Accepted()
-            .json(serde_json::json!({ "child": child.into_inner(), "injected": "panic" }))),
+        Some(true) => Ok(HttpResponse::Accepted().json(serde_json::json!({
+            "child": child.into_inner(),
+            "injected": if query.storm { "restart storm" } else { "panic" },
+        }))),
     }
+}
+
+#[cfg(feature = "chaos")]
+#[derive(serde::Deserialize)]
+struct ChaosQuery {
+    #[serde(default)]
+    storm: bool,
 }
 
 pub(crate) fn no_store() -> actix_web::HttpResponseBuilder {
