@@ -186,7 +186,8 @@ impl TunerShared {
             rss: crate::actors::process::current_rss()
                 .or_else(|| inputs.process.latest().map(|sample| sample.rss_bytes)),
             cache_budget: stats.budget_bytes,
-            cache_bytes: stats.bytes_cached,
+            cache_bytes: stats.bytes_cached + stats.allocator_overhead_bytes,
+            cache_counts_allocator: crate::alloc::cache_arena_enabled(),
             dirty_decay_ms: decay.map(|d| d.dirty_decay_ms),
             background_thread: decay.map(|d| d.background_thread),
             pools: inputs

@@ -35,7 +35,8 @@ pub const LOW_HEADROOM: f64 = 0.30;
 /// their throughput (the per-response inflate buffer); 100 ms cost under 5%, and the purge
 /// that comes with it returns what is free now.
 pub const TIGHT_DECAY_MS: i64 = 100;
-/// Allowance for the allocator's overhead on cached bytes.
+/// Allowance for the allocator's overhead on cached bytes, where the cache does not
+/// measure and count it itself (without its jemalloc arena).
 pub const CACHE_OVERHEAD: f64 = 1.15;
 /// A budget change smaller than this share of the budget (or 1 MiB) is not worth making.
 pub const CACHE_DEADBAND: f64 = 0.02;
@@ -46,7 +47,11 @@ pub struct Readings {
     pub limit: Option<MemoryLimit>,
     pub rss: Option<u64>,
     pub cache_budget: u64,
+    /// What the cache counts against its budget now.
     pub cache_bytes: u64,
+    /// The cache counts the allocator's overhead on its bytes itself (its own jemalloc
+    /// arena, measured): no allowance on top.
+    pub cache_counts_allocator: bool,
     /// `None` without jemalloc.
     pub dirty_decay_ms: Option<i64>,
     pub background_thread: Option<bool>,
@@ -150,7 +155,12 @@ fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
     };
     let target = limit.bytes as f64 * t.target_share;
     let others = rss.saturating_sub(r.cache_bytes) as f64;
-    let room = ((target - others) / CACHE_OVERHEAD).max(0.0);
+    let allowance = if r.cache_counts_allocator {
+        1.0
+    } else {
+        CACHE_OVERHEAD
+    };
+    let room = ((target - others) / allowance).max(0.0);
     let mut recommended = room
         .clamp(t.cache_floor as f64, t.cache_ceiling as f64)
         .floor();
@@ -360,6 +370,7 @@ mod tests {
             rss: Some(rss_mb * MB),
             cache_budget: budget_mb * MB,
             cache_bytes: cache_mb * MB,
+            cache_counts_allocator: false,
             dirty_decay_ms: Some(1000),
             background_thread: Some(false),
             pools: vec![("gzip".into(), 8, 1, 8), ("inflate".into(), 4, 1, 4)],
@@ -406,6 +417,19 @@ mod tests {
                 .iter()
                 .any(|e| e.metric == "process_rss_bytes")
         );
+    }
+
+    #[test]
+    fn tuner_cache_budget_adds_no_allowance_where_the_cache_counts_its_overhead() {
+        // The same figures, with a cache that counts its arena's overhead in its bytes:
+        // the whole 130 MB of room.
+        let mut counted = readings(200, 140, 100, 256);
+        counted.cache_counts_allocator = true;
+        let cache = recommend(&counted, &TARGETS)
+            .into_iter()
+            .find(|r| r.knob == "cache_budget_bytes")
+            .unwrap();
+        assert_eq!(cache.recommended, (130 * MB) as f64);
     }
 
     #[test]
