@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use crate::actors::file_cache::{
 };
 use crate::codec::InflateError;
 use crate::config::Store;
-use crate::http::conditional::{self, Conditions, Precondition, Validators};
+use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
 use crate::http::range::{self, RangeOutcome};
@@ -146,18 +146,7 @@ fn redirect_to_directory(request: &HttpRequest) -> HttpResponse {
         .finish()
 }
 
-fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-fn conditions(headers: &HeaderMap) -> Conditions<'_> {
-    Conditions {
-        if_match: header_str(headers, header::IF_MATCH),
-        if_none_match: header_str(headers, header::IF_NONE_MATCH),
-        if_modified_since: header_str(headers, header::IF_MODIFIED_SINCE),
-        if_unmodified_since: header_str(headers, header::IF_UNMODIFIED_SINCE),
-    }
-}
+use super::{conditions, header_str};
 
 /// The headers every answer about one representation carries (200, 206, 304).
 struct Representation<'a> {

@@ -53,9 +53,36 @@ mod templates;
 pub use error::WebError;
 pub use server::limit_head;
 
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::web;
 
+use crate::http::conditional::Conditions;
 use crate::runtime::Subsystems;
+
+/// A header's value as text; `None` when absent or not visible ASCII.
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The request's preconditions (`If-Match`, `If-None-Match`, and the two dates).
+fn conditions(headers: &HeaderMap) -> Conditions<'_> {
+    Conditions {
+        if_match: header_str(headers, header::IF_MATCH),
+        if_none_match: header_str(headers, header::IF_NONE_MATCH),
+        if_modified_since: header_str(headers, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_str(headers, header::IF_UNMODIFIED_SINCE),
+    }
+}
+
+/// The entity-tag preconditions only, for representations without a modification time
+/// (renders, the dashboard's compiled-in files).
+fn etag_conditions(headers: &HeaderMap) -> Conditions<'_> {
+    Conditions {
+        if_modified_since: None,
+        if_unmodified_since: None,
+        ..conditions(headers)
+    }
+}
 
 /// Mounts the serving surface: health, readiness, template renders and static files
 /// (and `GET /metrics` when `monitoring.public_metrics`). Use it on an `App`

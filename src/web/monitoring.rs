@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::actors::monitor::{MonitorReader, Sample};
-use crate::http::conditional::{self, Conditions, Precondition, Validators};
+use crate::http::conditional::{self, Precondition, Validators};
 use crate::metrics::exposition;
 use crate::runtime::Subsystems;
 
@@ -160,18 +160,7 @@ async fn asset(
     content_type: &'static str,
 ) -> HttpResponse {
     let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(body.as_bytes()));
-    let headers = request.headers();
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|value: &header::HeaderValue| value.to_str().ok())
-    };
-    let conditions = Conditions {
-        if_match: text(header::IF_MATCH),
-        if_none_match: text(header::IF_NONE_MATCH),
-        if_modified_since: None,
-        if_unmodified_since: None,
-    };
+    let conditions = super::etag_conditions(request.headers());
     let validators = Validators {
         etag: &etag,
         last_modified: None,

@@ -13,7 +13,7 @@
 //!
 //! `GET /admin/templates` and `POST /admin/templates/reload` live in `admin.rs`.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,7 +21,7 @@ use futures_util::StreamExt as _;
 
 use super::error::WebError;
 use crate::actors::templates::RenderError;
-use crate::http::conditional::{self, Conditions, Precondition, Validators};
+use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
 use crate::runtime::Subsystems;
@@ -103,18 +103,7 @@ async fn render_limited(
     };
     let get_or_head = request.method() != Method::POST;
     if get_or_head {
-        let text = |name| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|value: &HeaderValue| value.to_str().ok())
-        };
-        let conditions = Conditions {
-            if_match: text(header::IF_MATCH),
-            if_none_match: text(header::IF_NONE_MATCH),
-            if_modified_since: None,
-            if_unmodified_since: None,
-        };
+        let conditions = super::etag_conditions(request.headers());
         let validators = Validators {
             etag,
             last_modified: None,
