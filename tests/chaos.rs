@@ -395,6 +395,61 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     hook_handle.stop(false).await;
 }
 
+/// Eight clients requesting, until finished, the path (and, if given, the exact body)
+/// `pick` chooses for each request number; every answer but a 200 with that body is a
+/// failure.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<actix_rt::task::JoinHandle<(u32, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(url: &str, pick: fn(usize) -> (String, Option<String>)) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..8usize)
+            .map(|c| {
+                let (url, stop) = (url.to_owned(), stop.clone());
+                actix_rt::spawn(async move {
+                    let client = awc::Client::default();
+                    let (mut ok, mut failed) = (0u32, Vec::new());
+                    let mut n = c;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (path, expected) = pick(n);
+                        n += 1;
+                        match client.get(format!("{url}{path}")).send().await {
+                            Ok(mut response) if response.status() == 200 => {
+                                let body = response.body().limit(1 << 20).await.unwrap();
+                                match expected {
+                                    Some(text) if body != text.as_bytes() => {
+                                        failed.push(format!("{path}: {body:?}"))
+                                    }
+                                    _ => ok += 1,
+                                }
+                            }
+                            Ok(response) => failed.push(format!("{path}: {}", response.status())),
+                            Err(error) => failed.push(format!("{path}: {error}")),
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients; answers the requests served and the failures.
+    async fn finish(self) -> (u32, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut served, mut failures) = (0, Vec::new());
+        for client in self.clients {
+            let (ok, failed) = client.await.unwrap();
+            served += ok;
+            failures.extend(failed);
+        }
+        (served, failures)
+    }
+}
+
 /// Requests for existing files never fail while the file cache restarts under load: a
 /// load that dies with an incarnation is retried (on the request's thread or by the next
 /// incarnation). Files over the non-blocking read limit go through the actor's blocking
@@ -414,34 +469,14 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
     .await
     .unwrap();
     let server = serve(&subsystems);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|c| {
-            let (url, stop) = (server.url(""), stop.clone());
-            actix_rt::spawn(async move {
-                let client = awc::Client::default();
-                let (mut ok, mut failed) = (0u32, Vec::new());
-                let mut n = c;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let path = if n % 3 == 0 {
-                        "/app.css".to_owned()
-                    } else {
-                        big(n % 16)
-                    };
-                    n += 1;
-                    match client.get(format!("{url}{path}")).send().await {
-                        Ok(mut response) if response.status() == 200 => {
-                            response.body().limit(1 << 20).await.unwrap();
-                            ok += 1;
-                        }
-                        Ok(response) => failed.push(format!("{path}: {}", response.status())),
-                        Err(error) => failed.push(format!("{path}: {error}")),
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect();
+    let load = Load::start(&server.url(""), |n| {
+        let path = if n % 3 == 0 {
+            "/app.css".to_owned()
+        } else {
+            format!("/big{}.txt", n % 16)
+        };
+        (path, None)
+    });
     for n in 1..=3 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(
@@ -460,13 +495,7 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
         .await;
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut served, mut failures) = (0, Vec::new());
-    for client in clients {
-        let (ok, failed) = client.await.unwrap();
-        served += ok;
-        failures.extend(failed);
-    }
+    let (served, failures) = load.finish().await;
     println!("{served} requests served across 3 restarts of the file cache");
     assert!(served > 100, "the clients kept sending: {served}");
     assert!(
@@ -500,39 +529,11 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
     .await
     .unwrap();
     let server = serve(&subsystems);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..8usize)
-        .map(|c| {
-            let (url, stop) = (server.url(""), stop.clone());
-            actix_rt::spawn(async move {
-                let client = awc::Client::default();
-                let (mut ok, mut failed) = (0u32, Vec::new());
-                let mut n = c;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (path, expected) = match n % 4 {
-                        0 => ("/app.css".to_owned(), None),
-                        1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
-                        _ => (format!("/big{}.txt", n % 8), None),
-                    };
-                    n += 1;
-                    match client.get(format!("{url}{path}")).send().await {
-                        Ok(mut response) if response.status() == 200 => {
-                            let body = response.body().limit(1 << 20).await.unwrap();
-                            match expected {
-                                Some(text) if body != text.as_bytes() => {
-                                    failed.push(format!("{path}: {body:?}"))
-                                }
-                                _ => ok += 1,
-                            }
-                        }
-                        Ok(response) => failed.push(format!("{path}: {}", response.status())),
-                        Err(error) => failed.push(format!("{path}: {error}")),
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect();
+    let load = Load::start(&server.url(""), |n| match n % 4 {
+        0 => ("/app.css".to_owned(), None),
+        1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
+        _ => (format!("/big{}.txt", n % 8), None),
+    });
     let children: Vec<String> = subsystems
         .supervisor_report()
         .children
@@ -559,13 +560,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
         }
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut served, mut failures) = (0, Vec::new());
-    for client in clients {
-        let (ok, failed) = client.await.unwrap();
-        served += ok;
-        failures.extend(failed);
-    }
+    let (served, failures) = load.finish().await;
     println!(
         "{served} requests served across {} restarts ({children:?} three times)",
         3 * children.len()
