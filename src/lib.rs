@@ -95,3 +95,49 @@ pub mod tuner;
 pub mod web;
 
 pub use runtime::{Runtime, Subsystems};
+
+#[cfg(test)]
+mod tests {
+    /// The crates only the binaries use stay out of the library's dependency set: an
+    /// embedding application that leaves out the `cli` feature compiles none of them.
+    #[test]
+    fn binary_only_crates_are_behind_the_cli_feature() {
+        let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        let dependencies = manifest["dependencies"].as_table().unwrap();
+        let cli: Vec<&str> = manifest["features"]["cli"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|feature| feature.as_str().unwrap())
+            .collect();
+        for name in ["anyhow", "env_logger", "lexopt", "tempfile"] {
+            let optional = dependencies[name].get("optional").and_then(|o| o.as_bool());
+            assert_eq!(
+                optional,
+                Some(true),
+                "{name} must be an optional dependency"
+            );
+            assert!(
+                cli.contains(&format!("dep:{name}").as_str()),
+                "{name} must come with `cli`"
+            );
+        }
+        assert!(
+            !dependencies.contains_key("actix-files"),
+            "actix-files is for examples only"
+        );
+        let default = manifest["features"]["default"].as_array().unwrap();
+        for bin in manifest["bin"].as_array().unwrap() {
+            let required = bin["required-features"].as_array();
+            assert!(
+                required.is_some_and(|r| r.iter().any(|f| f.as_str() == Some("cli"))),
+                "binary {} must require `cli`",
+                bin["name"]
+            );
+        }
+        assert!(
+            default.iter().any(|f| f.as_str() == Some("cli")),
+            "`cargo run` builds the server"
+        );
+    }
+}
