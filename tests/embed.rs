@@ -129,3 +129,118 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
     admin_handle.stop(false).await;
     subsystems.shutdown().await;
 }
+
+/// Mounted at the root, leanserve's static files shadow none of the host's routes,
+/// registered before or after it: a `POST` to a host route reaches the host (the static
+/// files would answer 405), a `GET` to one gets the host's answer (not a file of the same
+/// name), and every other path is still a file.
+#[actix_rt::test]
+async fn embed_at_the_root_shadows_no_host_route() {
+    let site = site();
+    std::fs::create_dir(site.path().join("api")).unwrap();
+    std::fs::write(site.path().join("api/before"), "a file").unwrap();
+    std::fs::write(site.path().join("api/after"), "a file").unwrap();
+    let subsystems = leanserve::Runtime::start(test_opts(site.path(), &[]))
+        .await
+        .unwrap();
+    let app = subsystems.clone();
+    let server = HttpServer::new(move || {
+        let host = |name: &'static str| move || async move { format!("host {name}") };
+        App::new()
+            .route(
+                "/api/before",
+                actix_web::web::post().to(host("before, POST")),
+            )
+            .route(
+                "/api/get-before",
+                actix_web::web::get().to(host("before, GET")),
+            )
+            .configure(leanserve::web::configure_public(&app))
+            .route("/api/after", actix_web::web::post().to(host("after, POST")))
+            .route(
+                "/api/get-after",
+                actix_web::web::get().to(host("after, GET")),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+
+    let client = awc::Client::default();
+    for (method, path, want) in [
+        ("POST", "/api/before", "host before, POST"),
+        ("POST", "/api/after", "host after, POST"),
+        ("GET", "/api/get-before", "host before, GET"),
+        ("GET", "/api/get-after", "host after, GET"),
+        ("GET", "/app.css", "body { color: teal }"),
+        ("GET", "/", "<h1>fixture site</h1>"),
+    ] {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut response = client
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {path}");
+        assert_eq!(response.body().await.unwrap(), want, "{method} {path}");
+    }
+    // A path no route claims is a static file, with a static file's answers.
+    let response = client.post(format!("{base}/app.css")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let response = client
+        .get(format!("{base}/missing.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(get_json(&format!("{base}/health"), None).await.0, 200);
+
+    handle.stop(false).await;
+    subsystems.shutdown().await;
+}
+
+/// Under a prefix, the prefix itself is the site's root directory without its slash:
+/// redirected (308) to the prefix with one, as any directory is.
+#[actix_rt::test]
+async fn embed_prefix_without_slash_redirects_to_the_site_root() {
+    let site = site();
+    let subsystems = leanserve::Runtime::start(test_opts(site.path(), &[]))
+        .await
+        .unwrap();
+    let app = subsystems.clone();
+    let server = HttpServer::new(move || {
+        App::new().service(
+            actix_web::web::scope("/lean").configure(leanserve::web::configure_public(&app)),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+
+    let client = awc::Client::builder().disable_redirects().finish();
+    let response = client.get(format!("{base}/lean?x=1")).send().await.unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(response.headers().get("location").unwrap(), "/lean/?x=1");
+    let mut index = client.get(format!("{base}/lean/")).send().await.unwrap();
+    assert_eq!(index.body().await.unwrap(), "<h1>fixture site</h1>");
+    let mut css = client
+        .get(format!("{base}/lean/app.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.body().await.unwrap(), "body { color: teal }");
+    // Outside the prefix nothing of leanserve answers.
+    let response = client.get(format!("{base}/app.css")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+
+    handle.stop(false).await;
+    subsystems.shutdown().await;
+}

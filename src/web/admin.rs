@@ -37,7 +37,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
         .route("/pools", web::get().to(pools))
         .route("/pools/{name}", web::get().to(pool))
         .route("/pools/{name}/resize", web::post().to(resize_pool))
-        .service(web::scope("/profiler").configure(super::profiler::admin_routes));
+        .service(web::scope("/profiler").configure(super::profiler::admin_routes))
+        .default_service(web::to(not_found));
     #[cfg(feature = "chaos")]
     let scope = scope.route("/chaos/panic/{child}", web::post().to(chaos_panic));
     cfg.service(scope);
@@ -48,8 +49,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
                 measured,
                 from_fn(super::monitoring::measure),
             ))
-            .route("/heap", web::get().to(super::profiler::pprof_heap)),
+            .route("/heap", web::get().to(super::profiler::pprof_heap))
+            .default_service(web::to(not_found)),
     );
+}
+
+/// Unknown paths under the admin scopes: 404 (behind admin access like the rest), not
+/// the static files that answer elsewhere when both surfaces share a listener.
+async fn not_found() -> Result<HttpResponse, WebError> {
+    Err(WebError::NotFound)
 }
 
 /// Lets a request through only with admin access (see `http::auth`). Unknown paths under

@@ -35,8 +35,11 @@ use crate::runtime::Subsystems;
 /// Chunk size of streamed (large) files.
 const STREAM_CHUNK: u64 = 64 * 1024;
 
+/// Static files are the default service of the app or scope they are mounted in, not a
+/// catch-all route: a host route matches first wherever it is registered, so mounting
+/// leanserve at the root never shadows it (a `POST` to it reaches it, not a 405).
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{tail:.*}", web::route().to(serve));
+    cfg.default_service(web::to(serve));
 }
 
 /// Serves one static file request. This route is the hot path, so it counts itself in
@@ -78,14 +81,20 @@ async fn respond(
     }
     let files = subsystems.files();
     let opts = files.opts();
-    let tail = request.match_info().get("tail").unwrap_or("");
+    // The path below the mount point: `/a/b` at the root, and under `/site` too for
+    // `/site/a/b`; empty for `/site` itself, a directory without its trailing slash.
+    let below = request.match_info().unprocessed();
+    let (tail, mount_point) = match below.strip_prefix('/') {
+        Some(tail) => (tail, false),
+        None => (below, true),
+    };
     let requested = path::parse_relative(tail, opts.serve_hidden).map_err(WebError::BadPath)?;
     let mut key = requested.key;
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     let takes_gzip = negotiate(accept, true) == Some(Coding::Gzip);
     let mut found = find(subsystems, &key, takes_gzip).await?;
     if let Found::Directory = found {
-        if !requested.trailing_slash && !key.is_empty() {
+        if !requested.trailing_slash && (!key.is_empty() || mount_point) {
             return Ok(redirect_to_directory(request));
         }
         key = if key.is_empty() {

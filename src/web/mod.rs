@@ -33,8 +33,8 @@
 //!   `monitoring.enabled`; these are not counted as requests)
 //! - `templates.rs`: `GET`/`HEAD`/`POST /templates/{name}` renders (when
 //!   `templates.enabled`)
-//! - `files.rs`: static files from `static_files.root_dir` for every other path, through
-//!   the file cache
+//! - `files.rs`: static files from `static_files.root_dir` for every other path (the
+//!   default service, so a host's routes are never shadowed), through the file cache
 //! - `limit.rs`: the in-flight limiters on static files and renders, the permit held
 //!   until the response body has been sent
 //! - `server.rs`: the request-head limit of `server.max_header_bytes` ([`limit_head`])
@@ -87,7 +87,10 @@ fn etag_conditions(headers: &HeaderMap) -> Conditions<'_> {
 /// Mounts the serving surface: health, readiness, template renders and static files
 /// (and `GET /metrics` when `monitoring.public_metrics`). Use it on an `App`
 /// (`App::new().configure(...)`) or under a prefix (`web::scope("/site").configure(...)`);
-/// it registers `subsystems` as `web::Data` for its own handlers.
+/// it registers `subsystems` as `web::Data` for its own handlers. Static files are the
+/// default service of that app or scope, so the host's own routes match first wherever
+/// they are registered; a host that wants its own default service mounts leanserve under
+/// a prefix.
 pub fn configure_public(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     mount(subsystems, Surfaces::Public)
 }
@@ -181,7 +184,7 @@ fn mount(
             if templated {
                 cfg.configure(|cfg| templates::configure(cfg, monitored));
             }
-            // Static files last: they take any path.
+            // Static files answer what no route claims, leanserve's or the host's.
             cfg.configure(files::configure);
         }
     }
