@@ -133,7 +133,7 @@ pub async fn start(opts: leanserve::config::Opts) -> Host {
     let (spec, visits) = ChildSpec::worker("visits", || Visits { count: 0 });
     let subsystems = Runtime::new(opts)
         .child(spec)
-        .launch()
+        .start()
         .await
         .expect("leanserve runtime starts");
     let addr = start_backend().expect("the backend listens on loopback");

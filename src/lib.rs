@@ -13,7 +13,7 @@
 //! use leanserve::config::{Config, LoadOptions};
 //!
 //! let config = Config::load(&LoadOptions::from_process_env())?;
-//! let subsystems = leanserve::Runtime::start(config.opts).await?;
+//! let subsystems = leanserve::Runtime::new(config.opts).start().await?;
 //! // The site under /lean on the public listener...
 //! let site = subsystems.clone();
 //! let public = HttpServer::new(move || {

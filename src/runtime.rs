@@ -88,16 +88,11 @@ impl Runtime {
         self
     }
 
-    /// Starts the tree with leanserve's own subsystems only, answering once every child
-    /// has been started. Call it inside a running actix System (`#[actix_web::main]`,
-    /// `actix_rt::System`).
-    pub async fn start(opts: Opts) -> Result<Subsystems, StartError> {
-        Runtime::new(opts).launch().await
-    }
-
     /// Starts the tree, host children included, answering once every child has been
-    /// started.
-    pub async fn launch(self) -> Result<Subsystems, StartError> {
+    /// started: `Runtime::new(opts).start().await`, or with host actors
+    /// `Runtime::new(opts).child(spec).start().await`. Call it inside a running actix
+    /// System (`#[actix_web::main]`, `actix_rt::System`).
+    pub async fn start(self) -> Result<Subsystems, StartError> {
         let opts = self.opts;
         if !opts.static_files.root_dir.is_dir() {
             return Err(StartError::RootDir {

@@ -17,7 +17,10 @@ async fn status_from(
     path: &str,
 ) -> (u16, String) {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), env)).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), env))
+        .start()
+        .await
+        .unwrap();
     let app =
         test::init_service(App::new().configure(leanserve::web::configure(&subsystems))).await;
     let mut request = test::TestRequest::get()
@@ -97,7 +100,8 @@ async fn admin_public_routes_need_no_credentials() {
 #[actix_rt::test]
 async fn admin_token_over_a_real_socket_401_then_200() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[("LEANSERVE_ADMIN_TOKEN", TOKEN)]))
+    let subsystems = Runtime::new(test_opts(site.path(), &[("LEANSERVE_ADMIN_TOKEN", TOKEN)]))
+        .start()
         .await
         .unwrap();
     let server = serve(&subsystems);
@@ -124,7 +128,10 @@ async fn admin_token_over_a_real_socket_401_then_200() {
 #[actix_rt::test]
 async fn admin_chaos_route_does_not_exist_in_a_default_build() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let app =
         test::init_service(App::new().configure(leanserve::web::configure(&subsystems))).await;
     let request = test::TestRequest::post()

@@ -65,7 +65,7 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
             ("STATIC_FILE_ADMISSION", "lru"),
         ],
     );
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let server = serve(&subsystems);
     let client = awc::Client::default();
     for i in (0..3_000u32).chain(0..1_500) {

@@ -24,7 +24,10 @@ async fn post(url: &str) -> u16 {
 #[actix_rt::test]
 async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 202);
     eventually("process restarted", || async {
@@ -55,7 +58,10 @@ async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
 #[actix_rt::test]
 async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let numbers = subsystems
         .create_pool(
@@ -105,10 +111,11 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
 #[actix_rt::test]
 async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -166,7 +173,10 @@ async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
 #[actix_rt::test]
 async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let client = awc::Client::default();
     let mut first = client.get(server.url("/app.css")).send().await.unwrap();
@@ -205,10 +215,11 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
 #[actix_rt::test]
 async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -238,7 +249,10 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
 #[actix_rt::test]
 async fn chaos_profiler_restart_keeps_its_snapshots() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let before = subsystems
         .take_snapshot(Some("before".into()))
@@ -269,13 +283,14 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
     let site = site();
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "before {{ n }}").unwrap();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
             ("TEMPLATE_RELOAD_INTERVAL", "0"),
         ],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -356,7 +371,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
         over: None,
         min_requests: None,
     });
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let server = serve(&subsystems);
     let firing = |name: &'static str| {
         let received = received.clone();
@@ -462,10 +477,11 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
         let text = format!("line {i} of a file too large to read on a worker\n").repeat(8_000);
         std::fs::write(site.path().join(&big(i)[1..]), text).unwrap();
     }
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -517,7 +533,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
     }
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "n = {{ n }}").unwrap();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
@@ -526,6 +542,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
             ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
         ],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);

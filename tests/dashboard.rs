@@ -197,7 +197,8 @@ async fn start(site: &Path, env: &[(&str, &str)]) -> Subsystems {
     let interval = INTERVAL_MS.to_string();
     let mut vars = vec![("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())];
     vars.extend_from_slice(env);
-    Runtime::start(test_opts(site, &vars))
+    Runtime::new(test_opts(site, &vars))
+        .start()
         .await
         .expect("leanserve starts")
 }
@@ -638,7 +639,7 @@ async fn dashboard_keeps_working_through_a_child_restart() {
     let (spec, fragile) = leanserve::supervisor::ChildSpec::worker("fragile", || Fragile);
     let subsystems = Runtime::new(opts)
         .child(spec)
-        .launch()
+        .start()
         .await
         .expect("leanserve starts");
     let server = serve(&subsystems);

@@ -140,7 +140,8 @@ async fn embed_at_the_root_shadows_no_host_route() {
     std::fs::create_dir(site.path().join("api")).unwrap();
     std::fs::write(site.path().join("api/before"), "a file").unwrap();
     std::fs::write(site.path().join("api/after"), "a file").unwrap();
-    let subsystems = leanserve::Runtime::start(test_opts(site.path(), &[]))
+    let subsystems = leanserve::Runtime::new(test_opts(site.path(), &[]))
+        .start()
         .await
         .unwrap();
     let app = subsystems.clone();
@@ -208,7 +209,8 @@ async fn embed_at_the_root_shadows_no_host_route() {
 #[actix_rt::test]
 async fn embed_prefix_without_slash_redirects_to_the_site_root() {
     let site = site();
-    let subsystems = leanserve::Runtime::start(test_opts(site.path(), &[]))
+    let subsystems = leanserve::Runtime::new(test_opts(site.path(), &[]))
+        .start()
         .await
         .unwrap();
     let app = subsystems.clone();

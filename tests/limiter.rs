@@ -26,7 +26,8 @@ fn one_slot() -> Vec<(&'static str, &'static str)> {
 async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_meanwhile() {
     let site = site();
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::start(test_opts(site.path(), &one_slot()))
+    let subsystems = Runtime::new(test_opts(site.path(), &one_slot()))
+        .start()
         .await
         .unwrap();
     let server = serve(&subsystems);
@@ -87,7 +88,10 @@ async fn limiter_off_admits_everything() {
     let mut env = one_slot();
     env[0] = ("LEANSERVE_LIMITER_ENABLED", "false");
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::start(test_opts(site.path(), &env)).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &env))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n")

@@ -16,7 +16,7 @@ use leanserve::runtime::{Runtime, Subsystems};
 use util::{Server, eventually, get_json, serve, site, test_opts};
 
 async fn start(opts: Opts) -> (Subsystems, Server) {
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let server = serve(&subsystems);
     (subsystems, server)
 }

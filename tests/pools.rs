@@ -35,7 +35,7 @@ fn pool<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 async fn pools_serve_gzip_inserts_identity_inflates_and_renders_from_pooled_objects() {
     let site = text_site();
     let opts = test_opts(site.path(), &[("STATIC_FILE_STORE", "compressed-only")]);
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let server = serve(&subsystems);
     for n in 0..6 {
         // Compressed in the background with a pooled compressor.
@@ -93,7 +93,7 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
                 ("RESOURCE_POOL_MANAGER_ENABLED", enabled),
             ],
         );
-        let subsystems = Runtime::start(opts).await.unwrap();
+        let subsystems = Runtime::new(opts).start().await.unwrap();
         let server = serve(&subsystems);
         let mut seen = Vec::new();
         for (path, encoding) in [
@@ -145,7 +145,10 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
 #[actix_rt::test]
 async fn pools_admin_resize_answers_400_naming_the_limit_and_404_for_unknown_pools() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let post = |path: String| {
         let url = server.url(&path);

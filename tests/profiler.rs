@@ -73,7 +73,7 @@ fn site_with_big_file() -> tempfile::TempDir {
 }
 
 async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
-    let subsystems = Runtime::start(test_opts(root, env)).await.unwrap();
+    let subsystems = Runtime::new(test_opts(root, env)).start().await.unwrap();
     let server = serve(&subsystems);
     (subsystems, server)
 }
@@ -334,7 +334,7 @@ async fn profiler_threshold_raises_memory_high_through_the_monitor() {
     for rule in &mut opts.monitoring.alerts {
         rule.for_duration = Duration::ZERO;
     }
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let stats = subsystems.memory_stats().await.unwrap();
     assert_eq!(stats.threshold_mb, 1);
     assert!(stats.over_threshold, "{stats:?}");

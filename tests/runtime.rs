@@ -35,7 +35,7 @@ async fn start_with_fragile(
 ) -> (Subsystems, Handle<Fragile>) {
     let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
     let (spec, fragile) = ChildSpec::worker("fragile", || Fragile);
-    let subsystems = Runtime::new(opts).child(spec).launch().await.unwrap();
+    let subsystems = Runtime::new(opts).child(spec).start().await.unwrap();
     (subsystems, fragile)
 }
 
@@ -48,7 +48,10 @@ fn runtime_subsystems_are_send_and_sync() {
 #[actix_rt::test]
 async fn runtime_health_and_ready_answer_200_when_all_children_run() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let (status, body) = get_json(&server.url("/health"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -136,7 +139,10 @@ async fn runtime_escalation_makes_ready_503_while_health_stays_200() {
 async fn runtime_two_runtimes_in_one_process_share_nothing() {
     let (site_a, site_b) = (site(), site());
     let (first, fragile) = start_with_fragile(site_a.path(), "0").await;
-    let second = Runtime::start(test_opts(site_b.path(), &[])).await.unwrap();
+    let second = Runtime::new(test_opts(site_b.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     assert!(fragile.send(Crash).await.is_err());
     tokio::time::timeout(std::time::Duration::from_secs(5), first.escalated())
         .await
@@ -150,7 +156,10 @@ async fn runtime_two_runtimes_in_one_process_share_nothing() {
 #[actix_rt::test]
 async fn runtime_shutdown_stops_children_and_readiness_drops() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     assert!(subsystems.sample_process().await.is_ok());
     subsystems.shutdown().await;
     let readiness = subsystems.readiness();
@@ -161,7 +170,10 @@ async fn runtime_shutdown_stops_children_and_readiness_drops() {
 #[actix_rt::test]
 async fn runtime_serves_the_static_root_and_nothing_outside_it() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let server = serve(&subsystems);
     let client = awc::Client::default();
     let mut index = client.get(server.url("/")).send().await.unwrap();
@@ -182,7 +194,7 @@ async fn runtime_refuses_a_missing_static_root() {
     let site = site();
     let mut opts = test_opts(site.path(), &[]);
     opts.static_files.root_dir = site.path().join("missing");
-    let error = Runtime::start(opts).await.err().unwrap();
+    let error = Runtime::new(opts).start().await.err().unwrap();
     assert!(error.to_string().contains("is not a directory"), "{error}");
 }
 
@@ -191,7 +203,10 @@ async fn runtime_refuses_a_missing_static_root() {
 #[actix_rt::test]
 async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[])).await.unwrap();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
     let stats = subsystems.memory_stats().await.unwrap();
     assert_eq!(stats.allocator, leanserve::alloc::Allocator::System);
     assert_eq!((stats.heap_alloc_mb, stats.heap_resident_mb), (None, None));

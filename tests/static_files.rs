@@ -61,7 +61,7 @@ fn big_bytes() -> Vec<u8> {
 async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
     let mut vars = vec![("STATIC_FILE_MAX_FILE_SIZE", "65536")];
     vars.extend_from_slice(env);
-    let subsystems = Runtime::start(test_opts(root, &vars)).await.unwrap();
+    let subsystems = Runtime::new(test_opts(root, &vars)).start().await.unwrap();
     let server = serve(&subsystems);
     (subsystems, server)
 }

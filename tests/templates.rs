@@ -18,7 +18,7 @@ async fn start(dir: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
     let opts = test_opts(site.path(), &vars);
     // The static root is only read at start-up checks; keep it alive anyway.
     std::mem::forget(site);
-    let subsystems = Runtime::start(opts).await.unwrap();
+    let subsystems = Runtime::new(opts).start().await.unwrap();
     let server = serve(&subsystems);
     (subsystems, server)
 }

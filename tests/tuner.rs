@@ -25,10 +25,11 @@ fn knob<'a>(knobs: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[actix_rt::test]
 async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[("LEANSERVE_LIMITER_ENABLED", "true")],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -70,7 +71,7 @@ async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
 #[actix_rt::test]
 async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[
             // 1 MiB: this process is far over it, and not because of the cache.
@@ -79,6 +80,7 @@ async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
             ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
         ],
     ))
+    .start()
     .await
     .unwrap();
     let server = serve(&subsystems);
@@ -145,13 +147,14 @@ async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
 #[actix_rt::test]
 async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(
+    let subsystems = Runtime::new(test_opts(
         site.path(),
         &[
             ("LEANSERVE_TUNER_MEMORY_LIMIT_MB", "1"),
             ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
         ],
     ))
+    .start()
     .await
     .unwrap();
     // No apply asked for and the interval is 30 s: the first round runs at start.
@@ -168,7 +171,8 @@ async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
 #[actix_rt::test]
 async fn tuner_off_has_no_actor_and_refuses_apply_with_409() {
     let site = site();
-    let subsystems = Runtime::start(test_opts(site.path(), &[("CONFIG_TUNER_ENABLED", "false")]))
+    let subsystems = Runtime::new(test_opts(site.path(), &[("CONFIG_TUNER_ENABLED", "false")]))
+        .start()
         .await
         .unwrap();
     let server = serve(&subsystems);

@@ -881,7 +881,8 @@ mod pooling {
         opts.profiler.heap_profiling = false;
         opts.pools.enabled = pools;
         actix_rt::System::new().block_on(async move {
-            let subsystems = leanserve::Runtime::start(opts)
+            let subsystems = leanserve::Runtime::new(opts)
+                .start()
                 .await
                 .map_err(|error| error.to_string())?;
             let before = LIVE.load(Ordering::Relaxed);
@@ -1092,7 +1093,8 @@ mod tuning {
         opts.tuner.memory_limit = Some(limit);
         opts.tuner.cache_ceiling = opts.static_files.max_cache_size;
         actix_rt::System::new().block_on(async move {
-            let subsystems = leanserve::Runtime::start(opts)
+            let subsystems = leanserve::Runtime::new(opts)
+                .start()
                 .await
                 .map_err(|error| error.to_string())?;
             let mut max_rss = rss();

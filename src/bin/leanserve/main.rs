@@ -297,7 +297,8 @@ macro_rules! limited {
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
     actix_web::rt::System::new().block_on(async move {
-        let subsystems = Runtime::start(opts.clone())
+        let subsystems = Runtime::new(opts.clone())
+            .start()
             .await
             .context("cannot start the runtime")?;
         let shared = opts.admin.bind == AdminBind::Serving;
