@@ -11,6 +11,9 @@
 //! manager: `/api/shout/{word}` borrows one, and the admin listener's `/admin/pools` and
 //! `/metrics` show the `backend` pool beside leanserve's own.
 //!
+//! When leanserve's supervision tree gives up, the host drains both listeners and exits
+//! with status 3 (as the `leanserve` binary does), for its process manager to restart it ([`serve`]).
+//!
 //! Run it from the repository root: `cargo run --example embed`, then open
 //! <http://127.0.0.1:8080/> (the host) and <http://127.0.0.1:8082/dashboard> (admin).
 
@@ -19,6 +22,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use leanserve::config::{Config, LoadOptions};
 use leanserve::pool::{FnManager, Pool, PoolSpec};
@@ -201,6 +205,39 @@ async fn shout(backend: web::Data<Connections>, word: web::Path<String>) -> Http
     }
 }
 
+/// How the host's listeners ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// They stopped on their own: SIGINT or SIGTERM drained them.
+    Stopped,
+    /// leanserve's supervision tree gave up (a child failed past its restart intensity)
+    /// and the host drained its listeners: it exits so that what runs it (systemd's
+    /// `Restart=on-failure`, Kubernetes) starts it again with fresh state.
+    Escalated,
+}
+
+/// Runs the host's listeners until they stop, or until leanserve's supervision tree gives
+/// up; then drains them (in-flight requests finish within their shutdown timeout).
+pub async fn serve(subsystems: &Subsystems, servers: Vec<Server>) -> io::Result<Ended> {
+    let handles: Vec<_> = servers.iter().map(Server::handle).collect();
+    tokio::select! {
+        served = futures_util::future::try_join_all(servers) => {
+            served?;
+            Ok(Ended::Stopped)
+        }
+        () = subsystems.escalated() => {
+            log::error!("leanserve's supervision tree gave up; draining the host's listeners");
+            for handle in handles {
+                handle.stop(true).await;
+            }
+            Ok(Ended::Escalated)
+        }
+    }
+}
+
+/// The exit status after an escalation, the one the `leanserve` binary uses.
+const EXIT_ESCALATED: i32 = 3;
+
 #[allow(dead_code)] // the tests include this file for its functions, not for `main`
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -220,9 +257,11 @@ async fn main() -> std::io::Result<()> {
         .workers(1)
         .bind("127.0.0.1:8082")?
         .run();
-    let (public, admin) = tokio::join!(public, admin);
-    public?;
-    admin?;
-    host.subsystems.shutdown().await;
-    Ok(())
+    match serve(&host.subsystems, vec![public, admin]).await? {
+        Ended::Stopped => {
+            host.subsystems.shutdown().await;
+            Ok(())
+        }
+        Ended::Escalated => std::process::exit(EXIT_ESCALATED),
+    }
 }

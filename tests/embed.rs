@@ -10,7 +10,7 @@ mod util;
 mod embed;
 
 use actix_web::{App, HttpServer};
-use util::{get_json, site, test_opts};
+use util::{Crash, eventually, get_json, site, start_with_fragile, test_opts};
 
 #[actix_rt::test]
 async fn embed_host_routes_and_leanserve_under_a_prefix() {
@@ -245,4 +245,47 @@ async fn embed_prefix_without_slash_redirects_to_the_site_root() {
 
     handle.stop(false).await;
     subsystems.shutdown().await;
+}
+
+/// Escalation reaches the host: when leanserve's tree gives up, the example's `serve`
+/// drains the host's listener and answers `Escalated`, and the port closes.
+#[actix_rt::test]
+async fn embed_escalation_stops_the_host() {
+    let site = site();
+    let (subsystems, fragile) = start_with_fragile(site.path(), "1").await;
+    let app = subsystems.clone();
+    let server =
+        HttpServer::new(move || App::new().configure(leanserve::web::configure_public(&app)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let addr = server.addrs()[0];
+    let serving = actix_rt::spawn({
+        let subsystems = subsystems.clone();
+        let server = server.run();
+        async move { embed::serve(&subsystems, vec![server]).await }
+    });
+    assert_eq!(
+        get_json(&format!("http://{addr}/health"), None).await.0,
+        200
+    );
+
+    assert!(fragile.send(Crash).await.is_err());
+    eventually("the first restart", || async { fragile.is_alive() }).await;
+    assert_eq!(
+        get_json(&format!("http://{addr}/health"), None).await.0,
+        200
+    );
+    assert!(!serving.is_finished(), "one restart is within intensity");
+    assert!(fragile.send(Crash).await.is_err());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+        .await
+        .expect("the host stops once the tree gives up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, embed::Ended::Escalated);
+    eventually("the host's port closes", || async {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
 }

@@ -3,41 +3,8 @@
 
 mod util;
 
-use actix::prelude::*;
 use leanserve::runtime::{Runtime, Subsystems};
-use leanserve::supervisor::{ChildSpec, Handle};
-use util::{eventually, get_json, serve, site, test_opts};
-
-/// A host actor that panics on request.
-struct Fragile;
-
-impl Actor for Fragile {
-    type Context = Context<Self>;
-}
-
-/// Panics in the handler.
-struct Crash;
-
-impl Message for Crash {
-    type Result = ();
-}
-
-impl Handler<Crash> for Fragile {
-    type Result = ();
-    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
-        panic!("fragile host actor crashed");
-    }
-}
-
-async fn start_with_fragile(
-    root: &std::path::Path,
-    max_restarts: &str,
-) -> (Subsystems, Handle<Fragile>) {
-    let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
-    let (spec, fragile) = ChildSpec::worker("fragile", || Fragile);
-    let subsystems = Runtime::new(opts).child(spec).start().await.unwrap();
-    (subsystems, fragile)
-}
+use util::{Crash, eventually, get_json, serve, site, start_with_fragile, test_opts};
 
 #[test]
 fn runtime_subsystems_are_send_and_sync() {

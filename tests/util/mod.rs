@@ -323,3 +323,40 @@ pub async fn metrics_text(server: &Server) -> String {
     );
     String::from_utf8(response.body().limit(1 << 22).await.unwrap().to_vec()).unwrap()
 }
+
+/// A host actor that panics on request.
+pub struct Fragile;
+
+impl actix::Actor for Fragile {
+    type Context = actix::Context<Self>;
+}
+
+/// Panics in the handler.
+pub struct Crash;
+
+impl actix::Message for Crash {
+    type Result = ();
+}
+
+impl actix::Handler<Crash> for Fragile {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut actix::Context<Self>) {
+        panic!("fragile host actor crashed");
+    }
+}
+
+/// A runtime whose tree also holds a [`Fragile`] child, with `supervisor.max_restarts`
+/// set to `max_restarts` (so one more crash than that makes the tree give up).
+pub async fn start_with_fragile(
+    root: &std::path::Path,
+    max_restarts: &str,
+) -> (Subsystems, leanserve::supervisor::Handle<Fragile>) {
+    let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
+    let (spec, fragile) = leanserve::supervisor::ChildSpec::worker("fragile", || Fragile);
+    let subsystems = leanserve::Runtime::new(opts)
+        .child(spec)
+        .start()
+        .await
+        .unwrap();
+    (subsystems, fragile)
+}
