@@ -553,8 +553,9 @@ mod imp {
         if let Err(reason) = compiled_in() {
             return HeapProfiling::Unavailable { reason };
         }
-        // SAFETY: "prof.active" is readable and a bool; "prof.lg_sample" a size_t.
+        // SAFETY: "prof.active" is readable and a bool.
         let active = unsafe { raw::read::<bool>(b"prof.active\0") };
+        // SAFETY: "prof.lg_sample" is readable and a size_t.
         let lg_sample = unsafe { raw::read::<usize>(b"prof.lg_sample\0") };
         match (active, lg_sample) {
             (Ok(true), Ok(lg)) => HeapProfiling::On {

@@ -80,8 +80,14 @@
 //!   running server's admin surface), `unix_socket.rs` (the admin surface's owner-only
 //!   Unix socket) and `unix_http.rs` (the client's HTTP/1.1 over it).
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod actors;
 pub mod alerts;
+// jemalloc's control interface and the cache's arena are FFI; every block says why it
+// is sound.
+#[allow(unsafe_code)]
 pub mod alloc;
 pub mod codec;
 pub mod concurrency;

@@ -101,8 +101,8 @@ mod linux {
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                 )
             };
-            // SAFETY: a descriptor this call just opened and nothing else owns.
             (fd >= 0).then(|| Root {
+                // SAFETY: a descriptor this call just opened and nothing else owns.
                 fd: unsafe { OwnedFd::from_raw_fd(fd) },
             })
         }
