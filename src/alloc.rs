@@ -56,8 +56,8 @@ pub enum HeapProfiling {
 pub enum ProfileError {
     #[error("heap profiling is unavailable: {0}")]
     Unavailable(String),
-    #[error("heap profiling is off (set profiler.heap_profiling = true and restart)")]
-    Off,
+    #[error(transparent)]
+    Off(#[from] crate::off::Off),
     #[error("jemalloc could not write the heap profile: {0}")]
     Dump(String),
 }
@@ -581,7 +581,7 @@ mod imp {
     pub fn dump_pprof() -> Result<Vec<u8>, ProfileError> {
         match heap_profiling() {
             HeapProfiling::On { .. } => {}
-            HeapProfiling::Off => return Err(ProfileError::Off),
+            HeapProfiling::Off => return Err(ProfileError::Off(crate::off::Off::HeapProfiles)),
             HeapProfiling::Unavailable { reason } => {
                 return Err(ProfileError::Unavailable(reason));
             }

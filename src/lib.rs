@@ -63,6 +63,8 @@
 //!   context optimizer; `monitor`: collection, history, alerts and their webhook;
 //!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing;
 //!   `tuner`: reads the figures every interval, recommends and applies the live knobs).
+//! - [`off`]: [`off::Off`], what every route and method that needs a switched-off
+//!   subsystem answers (409 on the admin surface, naming the key that switches it on).
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -94,6 +96,7 @@ pub mod concurrency;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod off;
 pub mod pool;
 pub mod runtime;
 pub mod supervisor;

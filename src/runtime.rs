@@ -41,6 +41,7 @@ use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager}
 use crate::concurrency::Limiters;
 use crate::config::{Opts, TunerMode};
 use crate::metrics::{RequestMetrics, Source};
+use crate::off::Off;
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
 use crate::supervisor::{
     CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
@@ -639,7 +640,10 @@ impl Subsystems {
     }
 
     fn pool_manager(&self) -> Result<&Handle<PoolManager>, PoolError> {
-        self.inner.pool_manager.as_ref().ok_or(PoolError::Disabled)
+        self.inner
+            .pool_manager
+            .as_ref()
+            .ok_or(PoolError::Off(Off::Pools))
     }
 
     /// The in-flight limiters of static files and renders; `None` when

@@ -414,7 +414,7 @@ async fn monitoring_dead_webhook_receiver_does_not_stop_serving_or_collecting() 
 }
 
 #[actix_rt::test]
-async fn monitoring_switched_off_mounts_nothing_and_counts_nothing() {
+async fn monitoring_switched_off_answers_409_and_counts_nothing() {
     let site = site();
     let (subsystems, server) = start(test_opts(
         site.path(),
@@ -422,8 +422,15 @@ async fn monitoring_switched_off_mounts_nothing_and_counts_nothing() {
     ))
     .await;
     traffic(&server, 5).await;
-    for path in ["/metrics", "/monitoring", "/dashboard"] {
-        assert_eq!(get_json(&server.url(path), None).await.0, 404, "{path}");
+    for path in [
+        "/metrics",
+        "/monitoring",
+        "/monitoring/alerts",
+        "/dashboard",
+    ] {
+        let (status, off) = get_json(&server.url(path), None).await;
+        assert_eq!(status, 409, "{path}: {off}");
+        assert_eq!(off["switch"], "monitoring.enabled", "{path}");
     }
     assert_eq!(subsystems.requests().total(), 0);
     assert!(subsystems.monitoring().is_none());

@@ -110,9 +110,11 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
         assert_eq!(body["enabled"], enabled == "true");
         if enabled == "false" {
             assert_eq!(body["pools"], serde_json::json!([]));
+            let (status, off) = get_json(&server.url("/admin/pools/gzip"), None).await;
+            assert_eq!(status, 409, "{off}");
             assert_eq!(
-                get_json(&server.url("/admin/pools/gzip"), None).await.0,
-                404
+                (off["subsystem"].as_str(), off["switch"].as_str()),
+                (Some("pools"), Some("pools.enabled"))
             );
             let names: Vec<_> = subsystems
                 .supervisor_report()
@@ -130,7 +132,7 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
                     )
                     .await
                     .unwrap_err(),
-                PoolError::Disabled
+                PoolError::Off(leanserve::off::Off::Pools)
             );
         }
         bodies.push(seen);

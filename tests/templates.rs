@@ -549,6 +549,23 @@ async fn templates_off_mounts_nothing() {
     );
     let (_, listed) = get_json(&server.url("/admin/templates"), None).await;
     assert_eq!(listed["enabled"], false);
+    // What needs the store answers as every switched-off subsystem does.
+    for path in ["/admin/templates/variables"] {
+        let (status, off) = get_json(&server.url(path), None).await;
+        assert_eq!(
+            (status, off["subsystem"].as_str()),
+            (409, Some("templates")),
+            "{path}"
+        );
+    }
+    for path in ["/admin/templates/optimize", "/admin/templates/reload"] {
+        let (status, off) = util::post_json(&server.url(path)).await;
+        assert_eq!(
+            (status, off["switch"].as_str()),
+            (409, Some("templates.enabled")),
+            "{path}"
+        );
+    }
 }
 
 #[actix_rt::test]

@@ -48,8 +48,8 @@ pub enum PoolError {
     #[error("the pool manager did not answer: {0}")]
     Unavailable(String),
     /// The pool manager is switched off (`pools.enabled = false`).
-    #[error("the resource pool manager is off (pools.enabled = false)")]
-    Disabled,
+    #[error(transparent)]
+    Off(#[from] crate::off::Off),
 }
 
 /// A change of a pool's limits; unset fields stay as they are.

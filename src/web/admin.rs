@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::WebError;
 use crate::http::auth::{Access, Peer, admin_access};
+use crate::off::Off;
 use crate::pool::{PoolError, Resize};
 use crate::runtime::Subsystems;
 
@@ -221,9 +222,7 @@ async fn template_variables(
     query: web::Query<TopQuery>,
 ) -> Result<HttpResponse, WebError> {
     let top = query.top.unwrap_or(10).min(1000);
-    let report = subsystems
-        .template_variables(top)
-        .ok_or(WebError::NotFound)?;
+    let report = subsystems.template_variables(top).ok_or(Off::Templates)?;
     Ok(no_store().json(report))
 }
 
@@ -233,14 +232,14 @@ async fn optimize_templates(subsystems: web::Data<Subsystems>) -> Result<HttpRes
         .optimize_templates()
         .await
         .map_err(WebError::Unavailable)?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Off::Templates)?;
     Ok(no_store().json(report))
 }
 
 /// `POST /admin/templates/reload`: re-reads changed templates now.
 async fn reload_templates(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebError> {
     if subsystems.templates().is_none() {
-        return Err(WebError::NotFound);
+        return Err(Off::Templates.into());
     }
     let summary = subsystems
         .reload_templates()
@@ -261,7 +260,7 @@ async fn tuner(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, WebErr
             .tune(false)
             .await
             .map_err(WebError::Unavailable)?
-            .ok_or(WebError::TunerOff)?,
+            .ok_or(WebError::Off(Off::Tuner))?,
     };
     let opts = tuner.opts();
     Ok(no_store().json(serde_json::json!({
@@ -280,7 +279,7 @@ async fn tuner_recommendations(
     subsystems: web::Data<Subsystems>,
 ) -> Result<HttpResponse, WebError> {
     if subsystems.tuner().is_none() {
-        return Err(WebError::TunerOff);
+        return Err(WebError::Off(Off::Tuner));
     }
     let tuner = subsystems.tuner().expect("checked above").clone();
     let report = tuner.round(false).await;
@@ -293,7 +292,7 @@ async fn tuner_apply(subsystems: web::Data<Subsystems>) -> Result<HttpResponse, 
         .tune(true)
         .await
         .map_err(WebError::Unavailable)?
-        .ok_or(WebError::TunerOff)?;
+        .ok_or(WebError::Off(Off::Tuner))?;
     Ok(no_store().json(serde_json::json!({
         "applied": report.applied,
         "knobs": report.knobs,
@@ -317,7 +316,7 @@ async fn pool(
     name: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     if !subsystems.opts().pools.enabled {
-        return Err(PoolError::Disabled.into());
+        return Err(PoolError::Off(Off::Pools).into());
     }
     Ok(no_store().json(subsystems.pools().stats_of(&name)?))
 }

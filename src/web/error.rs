@@ -11,6 +11,7 @@ use crate::actors::templates::RenderError;
 use crate::alloc::ProfileError;
 use crate::concurrency::Overloaded;
 use crate::http::path::PathError;
+use crate::off::Off;
 use crate::pool::{AcquireError, PoolError};
 use crate::supervisor::CallError;
 
@@ -78,9 +79,11 @@ pub enum WebError {
     /// (or the queue is full): 503 with `Retry-After: 1`, answered at once.
     #[error("the server is at capacity; retry shortly")]
     Overloaded(#[source] Overloaded),
-    /// A tuner request while the tuner is off: 409, saying how to switch it on.
-    #[error("the tuner is off (tuner.enabled = false or tuner.mode = \"off\")")]
-    TunerOff,
+    /// A request that needs a subsystem switched off in the configuration: 409, with
+    /// the subsystem and the key that switches it on. Switched-off subsystems inside
+    /// other failures (a pool request, a heap profile) answer the same.
+    #[error(transparent)]
+    Off(#[from] Off),
     /// A pool request failed: 404 for an unknown pool or when the pool manager is off,
     /// 400 for a bad name or limits, 409 for a name taken or a pool of leanserve's own
     /// that cannot be removed, 503 when the pool manager does not answer. The reason is in the body
@@ -115,9 +118,10 @@ impl ResponseError for WebError {
             WebError::MethodNotAllowedFor(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Busy(_) | WebError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::TunerOff => StatusCode::CONFLICT,
+            WebError::Off(_) => StatusCode::CONFLICT,
             WebError::Pool(error) => match error {
-                PoolError::NotFound { .. } | PoolError::Disabled => StatusCode::NOT_FOUND,
+                PoolError::Off(_) => StatusCode::CONFLICT,
+                PoolError::NotFound { .. } => StatusCode::NOT_FOUND,
                 PoolError::InvalidName { .. }
                 | PoolError::Invalid { .. }
                 | PoolError::WrongType { .. } => StatusCode::BAD_REQUEST,
@@ -138,7 +142,7 @@ impl ResponseError for WebError {
                 ProfilerError::UnknownSnapshot(_) => StatusCode::NOT_FOUND,
                 ProfilerError::Busy
                 | ProfilerError::ProfilesDir { .. }
-                | ProfilerError::Profile(ProfileError::Off | ProfileError::Unavailable(_)) => {
+                | ProfilerError::Profile(ProfileError::Off(_) | ProfileError::Unavailable(_)) => {
                     StatusCode::CONFLICT
                 }
                 ProfilerError::Profile(ProfileError::Dump(_)) | ProfilerError::Write { .. } => {
@@ -185,9 +189,27 @@ impl ResponseError for WebError {
             }
             _ => {}
         }
-        response
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({ "error": self.to_string() }))
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self.off() {
+            Some(off) => response.json(serde_json::json!({
+                "error": off.to_string(),
+                "subsystem": off.subsystem(),
+                "switch": off.switch(),
+            })),
+            None => response.json(serde_json::json!({ "error": self.to_string() })),
+        }
+    }
+}
+
+impl WebError {
+    /// The switched-off subsystem behind this failure, wherever it is wrapped.
+    fn off(&self) -> Option<Off> {
+        match self {
+            WebError::Off(off)
+            | WebError::Pool(PoolError::Off(off))
+            | WebError::Profiler(ProfilerError::Profile(ProfileError::Off(off))) => Some(*off),
+            _ => None,
+        }
     }
 }
 

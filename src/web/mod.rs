@@ -170,6 +170,8 @@ fn mount(
         if monitored && admin {
             // Not measured: scrapes and dashboard polling are not traffic.
             cfg.configure(monitoring::configure);
+        } else if admin {
+            cfg.configure(monitoring::configure_off);
         } else if monitored && public_metrics {
             cfg.configure(monitoring::configure_public_metrics);
         }

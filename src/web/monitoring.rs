@@ -13,9 +13,11 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::error::WebError;
 use crate::actors::monitor::{MonitorReader, Sample};
 use crate::http::conditional::{self, Precondition, Validators};
 use crate::metrics::exposition;
+use crate::off::Off;
 use crate::runtime::Subsystems;
 
 const DASHBOARD_HTML: &str = include_str!("../../static/dashboard/index.html");
@@ -48,6 +50,23 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/dashboard/dashboard.css",
             web::get().to(|request| asset(request, DASHBOARD_CSS, "text/css; charset=utf-8")),
         );
+}
+
+/// The admin surface's monitoring paths while monitoring is off: 409 naming
+/// `monitoring.enabled` (behind admin access, as when it is on), for every method.
+pub(crate) fn configure_off(cfg: &mut web::ServiceConfig) {
+    let paths = [
+        "/metrics",
+        "/monitoring",
+        "/monitoring/{tail:.*}",
+        "/dashboard",
+        "/dashboard/{tail:.*}",
+    ];
+    cfg.service(
+        web::resource(paths)
+            .wrap(from_fn(super::admin::require_admin))
+            .to(|| async { Err::<HttpResponse, _>(WebError::Off(Off::Monitoring)) }),
+    );
 }
 
 /// `GET /metrics` open on the serving surface (`monitoring.public_metrics`).
