@@ -464,11 +464,13 @@ impl FileCacheReader {
         waiters.gzip
     }
 
-    fn store(&self) -> MutexGuard<'_, ByteLru> {
-        self.shared
-            .store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn store(&self) -> StoreGuard<'_> {
+        StoreGuard(Some(
+            self.shared
+                .store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Waiters>> {
@@ -807,6 +809,50 @@ impl FileCache {
     }
 }
 
+/// The store, locked. Entries it lets go of are freed after the lock is released, so
+/// requests waiting on the lock never wait for pages going back to the system.
+struct StoreGuard<'a>(Option<MutexGuard<'a, ByteLru>>);
+
+impl StoreGuard<'_> {
+    /// Unlocks the store and frees what it let go of on the blocking pool: for changes
+    /// that may release many entries at once (clearing, a smaller budget), which the
+    /// actor's thread should not spend its time freeing.
+    fn unlock_and_free_elsewhere(mut self) {
+        let Some(mut store) = self.0.take() else {
+            return;
+        };
+        let released = store.take_released();
+        drop(store);
+        if !released.is_empty() {
+            actix_rt::task::spawn_blocking(move || drop(released));
+        }
+    }
+}
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = ByteLru;
+
+    fn deref(&self) -> &ByteLru {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ByteLru {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut store) = self.0.take() {
+            let released = store.take_released();
+            drop(store);
+            drop(released);
+        }
+    }
+}
+
 impl Actor for FileCache {
     type Context = Context<Self>;
 
@@ -814,7 +860,9 @@ impl Actor for FileCache {
         // A new incarnation starts empty: whatever the last one held is dropped, and
         // the loads it was running are lost, so their waiters are answered (their
         // receivers see `LoadError::Interrupted`).
-        self.reader.store().clear();
+        let mut store = self.reader.store();
+        store.clear();
+        store.unlock_and_free_elsewhere();
         self.reader.in_flight().clear();
         if crate::alloc::cache_arena_enabled() {
             ctx.run_interval(ARENA_CHECK, |cache, _| cache.count_arena_overhead());
@@ -877,17 +925,30 @@ impl Handler<KeepIdentity> for FileCache {
     fn handle(&mut self, message: KeepIdentity, _: &mut Context<Self>) {
         let KeepIdentity { file, identity } = message;
         let shared = &self.reader.shared;
-        let mut store = self.reader.store();
-        if !store.is_current(&file) || file.identity.is_some() || identity.len() as u64 != file.len
+        let fits = |store: &ByteLru| {
+            let share = store.budget() / 100 * shared.opts.identity_copy_percent;
+            store.identity_copy_bytes() + file.len <= share
+        };
         {
-            return;
+            let store = self.reader.store();
+            if !store.is_current(&file)
+                || file.identity.is_some()
+                || identity.len() as u64 != file.len
+            {
+                return;
+            }
+            if !fits(&store) {
+                CacheCounters::add(&shared.counters.identity_copies_refused, 1);
+                return;
+            }
         }
-        let share = store.budget() / 100 * shared.opts.identity_copy_percent;
-        if store.identity_copy_bytes() + file.len > share {
-            CacheCounters::add(&shared.counters.identity_copies_refused, 1);
-            return;
-        }
+        // The copy (up to `max_file_size` bytes) is made outside the lock; the entry may
+        // have changed meanwhile, so it is checked again.
         let identity = crate::alloc::into_cache_arena(identity);
+        let mut store = self.reader.store();
+        if !store.is_current(&file) || !fits(&store) {
+            return;
+        }
         if let Insert::Admitted { evicted } =
             store.insert(Arc::new(file.with_identity_copy(identity)))
         {
@@ -904,6 +965,7 @@ impl Handler<ClearCache> for FileCache {
         let mut store = self.reader.store();
         let freed = store.bytes();
         store.clear();
+        store.unlock_and_free_elsewhere();
         log::info!("file cache cleared ({freed} bytes)");
         freed
     }
@@ -916,7 +978,7 @@ impl Handler<SetCacheBudget> for FileCache {
         let mut store = self.reader.store();
         let from = store.budget();
         let evicted = store.set_budget(message.bytes);
-        drop(store);
+        store.unlock_and_free_elsewhere();
         CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
         log::info!(
             "file cache budget {from} -> {} bytes ({evicted} evicted)",

@@ -211,6 +211,13 @@ pub struct ByteLru {
     /// (fragmentation, metadata, pages not yet returned), as last measured; counted
     /// against the budget beside `bytes`.
     allocator_overhead: u64,
+    /// Entries evicted, replaced, removed or cleared, not yet freed: the caller frees
+    /// them after releasing the lock around the store ([`take_released`]), since freeing
+    /// cached bytes hands their pages back to the system (the cache's arena does not
+    /// wait), which requests waiting on the lock should not pay for.
+    ///
+    /// [`take_released`]: Self::take_released
+    released: Vec<Arc<CachedFile>>,
 }
 
 impl ByteLru {
@@ -225,6 +232,7 @@ impl ByteLru {
             gzip_saved_bytes: 0,
             identity_copy_bytes: 0,
             allocator_overhead: 0,
+            released: Vec::new(),
         }
     }
 
@@ -284,7 +292,7 @@ impl ByteLru {
             let Some((_, old)) = self.entries.pop_lru() else {
                 break;
             };
-            self.account(&old, false);
+            self.release(old);
             evicted += 1;
         }
         self.account(&file, true);
@@ -351,7 +359,7 @@ impl ByteLru {
             let Some((_, old)) = self.entries.pop_lru() else {
                 break;
             };
-            self.account(&old, false);
+            self.release(old);
             evicted += 1;
         }
         evicted
@@ -361,7 +369,7 @@ impl ByteLru {
     pub fn remove(&mut self, key: &str) -> bool {
         match self.entries.pop(key) {
             Some(old) => {
-                self.account(&old, false);
+                self.release(old);
                 true
             }
             None => false,
@@ -370,7 +378,9 @@ impl ByteLru {
 
     /// Drops every entry (the admission sketch keeps its counts).
     pub fn clear(&mut self) {
-        self.entries.clear();
+        let entries = std::mem::replace(&mut self.entries, LruCache::unbounded());
+        self.released
+            .extend(entries.into_iter().map(|(_, file)| file));
         self.bytes = self.fixed_bytes();
         self.compressible_bytes = 0;
         self.gzip_saved_bytes = 0;
@@ -418,6 +428,18 @@ impl ByteLru {
         } else {
             self.gzip_saved_bytes as f64 / self.compressible_bytes as f64
         }
+    }
+
+    /// Takes an entry out of the accounts and keeps it for the caller to free.
+    fn release(&mut self, file: Arc<CachedFile>) {
+        self.account(&file, false);
+        self.released.push(file);
+    }
+
+    /// The entries this store let go of since the last call, for the caller to free
+    /// once it has released the lock around the store.
+    pub fn take_released(&mut self) -> Vec<Arc<CachedFile>> {
+        std::mem::take(&mut self.released)
     }
 
     fn account(&mut self, file: &CachedFile, added: bool) {
@@ -510,6 +532,27 @@ pub(crate) mod tests {
         assert!(lru.peek("b").is_none());
         assert!(lru.peek("a").is_some() && lru.peek("c").is_some() && lru.peek("d").is_some());
         assert!(lru.bytes() <= lru.budget());
+    }
+
+    #[test]
+    fn byte_lru_keeps_what_it_lets_go_of_for_the_caller_to_free() {
+        let mut lru = ByteLru::new(2 * cost(1000, "a"));
+        let (a, b) = (file("a", 1000, None), file("b", 1000, None));
+        lru.insert(Arc::clone(&a));
+        lru.insert(Arc::clone(&b));
+        assert!(lru.take_released().is_empty());
+        lru.insert(file("c", 1000, None)); // evicts a
+        lru.insert(file("b", 1000, None)); // replaces b
+        let released = lru.take_released();
+        assert_eq!(released.len(), 2);
+        assert!(Arc::ptr_eq(&released[0], &a) && Arc::ptr_eq(&released[1], &b));
+        assert!(lru.take_released().is_empty(), "handed over once");
+        lru.clear();
+        assert_eq!(lru.take_released().len(), 2);
+        assert_eq!((lru.len(), lru.bytes()), (0, lru.fixed_bytes()));
+        lru.insert(file("d", 1000, None));
+        lru.set_budget(0);
+        assert_eq!(lru.take_released().len(), 1);
     }
 
     #[test]
