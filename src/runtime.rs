@@ -95,11 +95,6 @@ impl Runtime {
     /// System (`#[actix_web::main]`, `actix_rt::System`).
     pub async fn start(self) -> Result<Subsystems, StartError> {
         let opts = self.opts;
-        if !opts.static_files.root_dir.is_dir() {
-            return Err(StartError::RootDir {
-                path: opts.static_files.root_dir.clone(),
-            });
-        }
         let pools = Pools::new();
         let (codecs, buffers) = if opts.pools.enabled {
             let pool_error = |error: PoolError| StartError::Pools(error);
@@ -116,12 +111,24 @@ impl Runtime {
         } else {
             (Codecs::direct(), None)
         };
-        let files =
-            FileCacheReader::new(opts.static_files.clone(), codecs.clone()).map_err(|_| {
-                StartError::RootDir {
-                    path: opts.static_files.root_dir.clone(),
+        // The root is checked and opened on the blocking pool: it may be a network mount,
+        // and a host may start the runtime on a thread that already serves.
+        let files = {
+            let (static_files, codecs) = (opts.static_files.clone(), codecs.clone());
+            let opened = actix_web::rt::task::spawn_blocking(move || {
+                let root = static_files.root_dir.clone();
+                if root.is_dir() {
+                    FileCacheReader::new(static_files, codecs).ok()
+                } else {
+                    None
                 }
-            })?;
+            })
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+            opened.ok_or_else(|| StartError::RootDir {
+                path: opts.static_files.root_dir.clone(),
+            })?
+        };
         let (file_cache_spec, file_cache) = {
             let reader = files.clone();
             ChildSpec::worker("file_cache", move || FileCache::new(reader.clone()))

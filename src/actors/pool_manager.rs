@@ -119,36 +119,55 @@ impl<M: Manager> Handler<CreatePool<M>> for PoolManager {
     }
 }
 
+/// Resizing and removing run the pool's `cleanup` on the objects it lets go of, which
+/// for a host's pool may block (closing a connection): they run on the blocking pool,
+/// like upkeep, not on the thread the actors share.
+async fn off_the_actor_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PoolError> + Send + 'static,
+) -> Result<T, PoolError> {
+    actix_rt::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| Err(PoolError::Unavailable(join.to_string())))
+}
+
 impl Handler<ResizePool> for PoolManager {
-    type Result = Result<PoolStats, PoolError>;
+    type Result = ResponseFuture<Result<PoolStats, PoolError>>;
 
     fn handle(&mut self, message: ResizePool, _: &mut Context<Self>) -> Self::Result {
-        let stats = self
-            .pools
-            .resize(&message.name, &message.resize, &message.by)?;
-        log::info!(
-            "pool `{}` resized by {}: max_size {}, min_idle {}, scale {}..={}",
-            message.name,
-            message.by,
-            stats.max_size,
-            stats.spec.min_idle,
-            stats.spec.scale_min,
-            stats.spec.scale_max
-        );
-        Ok(stats)
+        let pools = self.pools.clone();
+        Box::pin(async move {
+            let ResizePool { name, resize, by } = message;
+            let stats = {
+                let (name, by) = (name.clone(), by.clone());
+                off_the_actor_thread(move || pools.resize(&name, &resize, &by)).await?
+            };
+            log::info!(
+                "pool `{name}` resized by {by}: max_size {}, min_idle {}, scale {}..={}",
+                stats.max_size,
+                stats.spec.min_idle,
+                stats.spec.scale_min,
+                stats.spec.scale_max
+            );
+            Ok(stats)
+        })
     }
 }
 
 impl Handler<RemovePool> for PoolManager {
-    type Result = Result<(), PoolError>;
+    type Result = ResponseFuture<Result<(), PoolError>>;
 
     fn handle(&mut self, message: RemovePool, _: &mut Context<Self>) -> Self::Result {
-        if BUILTIN_POOLS.contains(&message.name.as_str()) {
-            return Err(PoolError::Protected { name: message.name });
-        }
-        self.pools.remove(&message.name)?;
-        log::info!("pool `{}` removed", message.name);
-        Ok(())
+        let pools = self.pools.clone();
+        Box::pin(async move {
+            let name = message.name;
+            if BUILTIN_POOLS.contains(&name.as_str()) {
+                return Err(PoolError::Protected { name });
+            }
+            let removing = name.clone();
+            off_the_actor_thread(move || pools.remove(&removing)).await?;
+            log::info!("pool `{name}` removed");
+            Ok(())
+        })
     }
 }
 

@@ -590,7 +590,14 @@ impl Handler<CaptureHeapProfile> for Profiler {
             let label = label?;
             let claim = claim.ok_or(ProfilerError::Busy)?;
             let dir = claim.0.inner.opts.profiles_dir.clone();
-            prepare_dir(&dir)?;
+            // The folder may sit on a slow disk: checked and made on the blocking pool.
+            let checking = dir.clone();
+            actix_web::rt::task::spawn_blocking(move || prepare_dir(&checking))
+                .await
+                .map_err(|error| ProfilerError::ProfilesDir {
+                    path: dir.clone(),
+                    reason: error.to_string(),
+                })??;
             let profile = dump(&claim.0).await?;
             let taken_at = jiff::Timestamp::now();
             let name = profile_file_name(taken_at, label.as_deref());

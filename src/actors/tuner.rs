@@ -92,6 +92,14 @@ pub struct TunerShared {
     state: Arc<Mutex<State>>,
 }
 
+/// Runs `work` on the blocking pool; a panic in it carries on here.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match actix_rt::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -216,9 +224,15 @@ impl TunerShared {
         }
     }
 
-    /// One round: read, recommend, and apply the live changes when `apply`.
+    /// One round: read, recommend, and apply the live changes when `apply`. The
+    /// readings (procfs, the cgroup's files, the allocator's statistics) are taken on
+    /// the blocking pool, as are the allocator and pool changes: none of them belongs
+    /// on the async thread that runs the actors.
     pub async fn round(&self, apply: bool) -> TunerReport {
-        let readings = self.readings();
+        let readings = {
+            let shared = self.clone();
+            blocking(move || shared.readings()).await
+        };
         let targets = Targets {
             target_share: self.opts.target_share,
             cache_floor: self.opts.cache_floor,
@@ -254,25 +268,33 @@ impl TunerShared {
                 .await
                 .is_ok(),
             "allocator_dirty_decay_ms" => {
-                let tight = to <= crate::tuner::rules::TIGHT_DECAY_MS as f64;
-                let set = crate::alloc::set_decay(to as i64, tight);
-                if tight {
-                    crate::alloc::purge();
-                }
-                set
+                blocking(move || {
+                    let tight = to <= crate::tuner::rules::TIGHT_DECAY_MS as f64;
+                    let set = crate::alloc::set_decay(to as i64, tight);
+                    if tight {
+                        crate::alloc::purge();
+                    }
+                    set
+                })
+                .await
             }
             name => match name.strip_prefix("pool_scale_max:") {
                 Some(pool) => {
-                    let Ok(stats) = self.inputs.pools.stats_of(pool) else {
-                        return false;
-                    };
-                    let ceiling = to as usize;
-                    let resize = Resize {
-                        max_size: Some(stats.max_size.min(ceiling)),
-                        scale_max: Some(ceiling),
-                        ..Resize::default()
-                    };
-                    self.inputs.pools.resize(pool, &resize, "tuner").is_ok()
+                    let (pools, pool) = (self.inputs.pools.clone(), pool.to_owned());
+                    // Shrinking a pool cleans up the objects it lets go of.
+                    blocking(move || {
+                        let Ok(stats) = pools.stats_of(&pool) else {
+                            return false;
+                        };
+                        let ceiling = to as usize;
+                        let resize = Resize {
+                            max_size: Some(stats.max_size.min(ceiling)),
+                            scale_max: Some(ceiling),
+                            ..Resize::default()
+                        };
+                        pools.resize(&pool, &resize, "tuner").is_ok()
+                    })
+                    .await
                 }
                 None => false,
             },

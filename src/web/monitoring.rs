@@ -133,10 +133,22 @@ struct Since {
 }
 
 /// `GET /monitoring/history[?since=<ms>]`: the kept samples (newer than `since`), oldest
-/// first.
-async fn history(subsystems: web::Data<Subsystems>, query: web::Query<Since>) -> HttpResponse {
-    let reader = reader(&subsystems);
+/// first. Up to `monitoring.history_size` samples of every figure: the body is built on
+/// the blocking pool, not on the worker other admin requests wait for.
+async fn history(
+    subsystems: web::Data<Subsystems>,
+    query: web::Query<Since>,
+) -> actix_web::Result<HttpResponse> {
+    let reader = reader(&subsystems).clone();
     let since = query.since.unwrap_or(0);
+    let body = web::block(move || history_json(&reader, since).to_string()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type(header::ContentType::json())
+        .body(body))
+}
+
+fn history_json(reader: &MonitorReader, since: u64) -> serde_json::Value {
     let samples: Vec<serde_json::Value> = reader
         .history()
         .iter()
@@ -150,7 +162,7 @@ async fn history(subsystems: web::Data<Subsystems>, query: web::Query<Since>) ->
             json!({ "timestamp_ms": sample.timestamp_ms, "metrics": sample.metrics, "restarts": restarts })
         })
         .collect();
-    no_store(json!({ "interval_seconds": reader.interval().as_secs_f64(), "samples": samples }))
+    json!({ "interval_seconds": reader.interval().as_secs_f64(), "samples": samples })
 }
 
 /// `GET /monitoring/alerts`: every rule with its state.

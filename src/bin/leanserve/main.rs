@@ -296,6 +296,15 @@ macro_rules! limited {
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
+    // Binding the admin surface's Unix socket checks, removes and renames files: done
+    // before the actors and the site run on the System thread it would otherwise stall.
+    let admin_socket =
+        match &opts.admin.bind {
+            AdminBind::Unix(path) => Some(unix_socket::Socket::bind(path).with_context(|| {
+                format!("cannot listen on unix:{} (admin.bind)", path.display())
+            })?),
+            _ => None,
+        };
     actix_web::rt::System::new().block_on(async move {
         let subsystems = Runtime::new(opts.clone())
             .start()
@@ -330,7 +339,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         for addr in addrs {
             println!("leanserve listening on http://{addr}");
         }
-        let admin = admin_server(&opts, &subsystems)?;
+        let admin = admin_server(&opts, &subsystems, admin_socket)?;
         let escalated = Arc::new(AtomicBool::new(false));
         {
             let handles: Vec<_> = std::iter::once(server.handle())
@@ -383,10 +392,12 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// The admin surface's own server on `admin.bind` (none when it shares the serving
-/// listener), and the Unix socket it listens on, removed when dropped.
+/// listener), and the Unix socket it listens on (`socket`, bound already when
+/// `admin.bind` names one), removed when dropped.
 fn admin_server(
     opts: &leanserve::config::Opts,
     subsystems: &leanserve::runtime::Subsystems,
+    socket: Option<unix_socket::Socket>,
 ) -> anyhow::Result<Option<(actix_web::dev::Server, Option<unix_socket::Socket>)>> {
     let app_subsystems = subsystems.clone();
     let max_head = opts.server.max_header_bytes;
@@ -416,9 +427,7 @@ fn admin_server(
             Ok(Some((server, None)))
         }
         AdminBind::Unix(path) => {
-            let socket = unix_socket::Socket::bind(path).with_context(|| {
-                format!("cannot listen on unix:{} (admin.bind)", path.display())
-            })?;
+            let socket = socket.context("the admin socket is bound before the runtime starts")?;
             let server = server
                 .on_connect(leanserve::web::mark_unix_peers)
                 .listen_uds(socket.listener()?)
