@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::keys::{KEYS, POOL_FIELDS};
-use super::load::{describe, find_key};
+use super::keys::POOL_FIELDS;
+use super::load::{compiled_defaults, describe, find_key};
 use super::opts::{
     AdminBind, AdminOpts, Admission, ContextOptimizerOpts, LimiterOpts, MemoryOptimizerOpts,
     MonitoringOpts, Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, Store,
     SupervisorOpts, TemplateOpts, TunerMode, TunerOpts,
 };
-use super::parse::{invalid, parse_text};
+use super::parse::invalid;
 use super::value::{AlertSpec, Setting, Value};
 use super::{ConfigError, DEFAULT_PROFILE, Profile, Source};
 
@@ -20,19 +20,7 @@ impl Default for Opts {
     /// The compiled defaults (dev profile), without reading files or the environment and
     /// without checking that the root folder exists.
     fn default() -> Self {
-        let settings = KEYS
-            .iter()
-            .filter_map(|key| {
-                let value = parse_text(key, key.default?, &Source::Default).ok()?;
-                Some((
-                    key.path,
-                    Setting {
-                        value,
-                        source: Source::Default,
-                    },
-                ))
-            })
-            .collect();
+        let settings = compiled_defaults().expect("every compiled default is valid");
         let mut opts = Opts::build(DEFAULT_PROFILE, &settings);
         let profile = Setting {
             value: Value::Text(DEFAULT_PROFILE.name().to_owned()),

@@ -54,19 +54,7 @@ impl Config {
     /// Reads every layer, checks every value and resolves [`Opts`].
     pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
         let (profile_value, profile) = resolve_profile(options)?;
-        let mut settings = BTreeMap::new();
-        for key in KEYS {
-            if let Some(default) = key.default {
-                let value = parse_text(key, default, &Source::Default)?;
-                settings.insert(
-                    key.path,
-                    Setting {
-                        value,
-                        source: Source::Default,
-                    },
-                );
-            }
-        }
+        let mut settings = compiled_defaults()?;
         let mut warnings = Vec::new();
         if let Some(dir) = config_dir(options)? {
             for file in ["default.toml".to_owned(), format!("{profile_value}.toml")] {
@@ -76,22 +64,8 @@ impl Config {
                 }
             }
         }
-        for key in KEYS {
-            if let Some(text) = options.env.get(key.env) {
-                let source = Source::Env(key.env);
-                let value = parse_text(key, text, &source)?;
-                settings.insert(key.path, Setting { value, source });
-            }
-        }
-        for (path, text, flag) in &options.flags {
-            let source = Source::Flag(flag.clone());
-            let key = find_key(path).ok_or_else(|| ConfigError::UnknownKey {
-                key: path.clone(),
-                origin: source.clone(),
-            })?;
-            let value = parse_text(key, text, &source)?;
-            settings.insert(key.path, Setting { value, source });
-        }
+        read_env(&options.env, &mut settings)?;
+        read_flags(&options.flags, &mut settings)?;
         let mut opts = if options.skip_root_check {
             Opts::build(profile_value, &settings)
         } else {
@@ -113,6 +87,56 @@ impl Config {
     pub fn describe(&self) -> Vec<(String, String, String)> {
         self.opts.described.clone()
     }
+}
+
+/// Every key's compiled default, the lowest layer.
+pub(super) fn compiled_defaults() -> Result<BTreeMap<&'static str, Setting>, ConfigError> {
+    let mut settings = BTreeMap::new();
+    for key in KEYS {
+        if let Some(default) = key.default {
+            let value = parse_text(key, default, &Source::Default)?;
+            settings.insert(
+                key.path,
+                Setting {
+                    value,
+                    source: Source::Default,
+                },
+            );
+        }
+    }
+    Ok(settings)
+}
+
+/// Reads each key's environment variable into `settings`.
+fn read_env(
+    env: &HashMap<String, String>,
+    settings: &mut BTreeMap<&'static str, Setting>,
+) -> Result<(), ConfigError> {
+    for key in KEYS {
+        if let Some(text) = env.get(key.env) {
+            let source = Source::Env(key.env);
+            let value = parse_text(key, text, &source)?;
+            settings.insert(key.path, Setting { value, source });
+        }
+    }
+    Ok(())
+}
+
+/// Reads command-line overrides into `settings`, in order; an unknown key is an error.
+fn read_flags(
+    flags: &[(String, String, String)],
+    settings: &mut BTreeMap<&'static str, Setting>,
+) -> Result<(), ConfigError> {
+    for (path, text, flag) in flags {
+        let source = Source::Flag(flag.clone());
+        let key = find_key(path).ok_or_else(|| ConfigError::UnknownKey {
+            key: path.clone(),
+            origin: source.clone(),
+        })?;
+        let value = parse_text(key, text, &source)?;
+        settings.insert(key.path, Setting { value, source });
+    }
+    Ok(())
 }
 
 /// A cache budget smaller than the tuner's default floor (8 MiB) lowers the floor to the
