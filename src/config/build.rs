@@ -1,27 +1,29 @@
-//! Building [`Opts`] from the winning settings.
+//! Building [`Opts`] from the winning settings: every key read once through its typed
+//! constant, converted to the unit and shape its subsystem takes (seconds to
+//! [`Duration`], MiB to bytes, `[pools]` values to a [`PoolSpec`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::keys::POOL_FIELDS;
-use super::load::{compiled_defaults, describe, find_key};
+use super::keys as k;
+use super::load::{compiled_defaults, describe};
 use super::opts::{
-    AdminBind, AdminOpts, Admission, ContextOptimizerOpts, LimiterOpts, MemoryOptimizerOpts,
-    MonitoringOpts, Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, Store,
-    SupervisorOpts, TemplateOpts, TunerMode, TunerOpts,
+    AdminBind, AdminOpts, ContextOptimizerOpts, LimiterOpts, MemoryOptimizerOpts, MonitoringOpts,
+    Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, SupervisorOpts,
+    TemplateOpts, TunerMode, TunerOpts,
 };
 use super::parse::invalid;
-use super::value::{AlertSpec, Setting, Value};
+use super::value::{AlertSpec, Setting, Value, Values};
 use super::{ConfigError, DEFAULT_PROFILE, Profile, Source};
+use crate::concurrency::{LimitConfig, LimiterConfig};
+use crate::pool::PoolSpec;
 
 impl Default for Opts {
     /// The compiled defaults (dev profile), without reading files or the environment and
     /// without checking that the root folder exists.
     fn default() -> Self {
         let settings = compiled_defaults().expect("every compiled default is valid");
-        let mut opts = Opts::build(DEFAULT_PROFILE, &settings);
+        let mut opts = Opts::build(DEFAULT_PROFILE, &Values::new(&settings));
         let profile = Setting {
             value: Value::Text(DEFAULT_PROFILE.name().to_owned()),
             source: Source::Default,
@@ -32,14 +34,15 @@ impl Default for Opts {
 }
 
 impl Opts {
+    /// Builds options and checks that the static root is a directory.
     pub(super) fn resolve(
         profile: Profile,
         settings: &BTreeMap<&'static str, Setting>,
     ) -> Result<Opts, ConfigError> {
-        let opts = Opts::build(profile, settings);
+        let opts = Opts::build(profile, &Values::new(settings));
         let root = &opts.static_files.root_dir;
         if !root.is_dir() {
-            let key = find_key("static_files.root_dir").expect("declared key");
+            let key = &k::STATIC_FILES_ROOT_DIR.key;
             let source = settings
                 .get(key.path)
                 .map_or(Source::Default, |s| s.source.clone());
@@ -49,222 +52,249 @@ impl Opts {
     }
 
     /// Builds options from checked settings; every key with a compiled default is present.
-    pub(super) fn build(profile: Profile, settings: &BTreeMap<&'static str, Setting>) -> Opts {
-        let int = |path: &str| match settings.get(path).map(|s| &s.value) {
-            Some(Value::Int(n)) => *n,
-            _ => 0,
-        };
-        let flag = |path: &str| {
-            matches!(
-                settings.get(path).map(|s| &s.value),
-                Some(Value::Bool(true))
-            )
-        };
-        let text = |path: &str| match settings.get(path).map(|s| &s.value) {
-            Some(Value::Text(t)) => Some(t.clone()),
-            _ => None,
-        };
-        let secs = |path: &str| Duration::from_secs(int(path));
-        let millis = |path: &str| Duration::from_millis(int(path));
-        let workers = match settings.get("server.workers") {
-            Some(_) => int("server.workers") as usize,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let bind = text("server.bind")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    pub(super) fn build(profile: Profile, values: &Values) -> Opts {
+        let server = server(values);
         Opts {
             profile,
-            server: ServerOpts {
-                bind,
-                workers,
-                shutdown_timeout: secs("server.shutdown_timeout"),
-                client_request_timeout: millis("server.client_request_timeout_ms"),
-                keep_alive: secs("server.keep_alive_s"),
-                client_disconnect_timeout: millis("server.client_disconnect_timeout_ms"),
-                max_connections: int("server.max_connections") as usize,
-                max_header_bytes: int("server.max_header_bytes") as usize,
-            },
-            admin: AdminOpts {
-                bind: match text("admin.bind").as_deref().and_then(AdminBind::parse) {
-                    Some(AdminBind::Tcp(addr)) if addr == bind && addr.port() != 0 => {
-                        AdminBind::Serving
-                    }
-                    Some(admin) => admin,
-                    None => AdminBind::Tcp(SocketAddr::from(([127, 0, 0, 1], 8081))),
-                },
-                token: text("admin.token"),
-            },
-            supervisor: SupervisorOpts {
-                max_restarts: int("supervisor.max_restarts") as u32,
-                period: secs("supervisor.period"),
-                backoff: millis("supervisor.backoff_ms"),
-                max_backoff: millis("supervisor.max_backoff_ms"),
-                call_timeout: millis("supervisor.call_timeout_ms"),
-            },
-            static_files: StaticFileOpts {
-                root_dir: PathBuf::from(text("static_files.root_dir").unwrap_or_default()),
-                enable_cache: flag("static_files.enable_cache"),
-                enable_compression: flag("static_files.enable_compression"),
-                max_cache_size: int("static_files.max_cache_size"),
-                cache_expiration: secs("static_files.cache_expiration"),
-                max_file_size: int("static_files.max_file_size"),
-                min_compress_size: int("static_files.min_compress_size"),
-                compress_extensions: match settings
-                    .get("static_files.compress_extensions")
-                    .map(|s| &s.value)
-                {
-                    Some(Value::List(words)) => words
-                        .iter()
-                        .map(|word| word.trim_start_matches('.').to_ascii_lowercase())
-                        .collect(),
-                    _ => Vec::new(),
-                },
-                store: if text("static_files.store").as_deref() == Some("compressed-only") {
-                    Store::CompressedOnly
-                } else {
-                    Store::Both
-                },
-                compression_workers: int("static_files.compression_workers") as usize,
-                identity_copy_percent: int("static_files.identity_copy_percent"),
-                admission: if text("static_files.admission").as_deref() == Some("lru") {
-                    Admission::Lru
-                } else {
-                    Admission::TinyLfu
-                },
-                cache_control: text("static_files.cache_control").unwrap_or_default(),
-                index_file: text("static_files.index_file").unwrap_or_default(),
-                serve_hidden: flag("static_files.serve_hidden"),
-            },
+            admin: admin(values, server.bind),
+            server,
+            supervisor: supervisor(values),
+            static_files: static_files(values),
             process: ProcessOpts {
-                sample_interval: secs("process.sample_interval"),
+                sample_interval: secs(values.get(&k::PROCESS_SAMPLE_INTERVAL)),
             },
-            monitoring: {
-                let interval = millis("monitoring.interval_ms").max(Duration::from_millis(100));
-                let history = secs("monitoring.history_seconds");
-                MonitoringOpts {
-                    enabled: flag("monitoring.enabled"),
-                    public_metrics: flag("monitoring.public_metrics"),
-                    interval,
-                    history_len: ((history.as_millis() / interval.as_millis()).max(2) as usize)
-                        .min(10_000),
-                    webhook_url: text("monitoring.webhook_url"),
-                    webhook_timeout: millis("monitoring.webhook_timeout_ms"),
-                    webhook_retries: int("monitoring.webhook_retries") as u32,
-                    alerts: match settings.get("monitoring.alerts").map(|s| &s.value) {
-                        Some(Value::Alerts(specs)) => {
-                            alert_rules(int("profiler.memory_threshold_mb"), specs)
-                        }
-                        _ => alert_rules(int("profiler.memory_threshold_mb"), &[]),
-                    },
-                }
-            },
-            profiler: ProfilerOpts {
-                memory_threshold_mb: int("profiler.memory_threshold_mb"),
-                interval: secs("profiler.interval"),
-                snapshots: int("profiler.snapshots") as usize,
-                heap_profiling: flag("profiler.heap_profiling"),
-                profiles_dir: PathBuf::from(text("profiler.profiles_dir").unwrap_or_default()),
-            },
-            templates: TemplateOpts {
-                memory: MemoryOptimizerOpts {
-                    enabled: flag("memory_optimizer.enabled"),
-                    deduplication: flag("memory_optimizer.enable_deduplication"),
-                    lazy_loading: flag("memory_optimizer.enable_lazy_loading"),
-                    compression: flag("memory_optimizer.enable_compression"),
-                    gc_hints: flag("memory_optimizer.enable_gc_hints"),
-                },
-                context: ContextOptimizerOpts {
-                    enabled: flag("context_optimizer.enabled"),
-                    deduplication: flag("context_optimizer.enable_deduplication"),
-                    lazy_loading: flag("context_optimizer.enable_lazy_loading"),
-                    compression: flag("context_optimizer.enable_compression"),
-                },
-                enabled: flag("templates.enabled"),
-                dir: PathBuf::from(text("templates.dir").unwrap_or_default()),
-                reload_interval: Some(secs("templates.reload_interval"))
-                    .filter(|interval| !interval.is_zero()),
-                render_workers: int("templates.render_workers") as usize,
-                max_fuel: int("templates.max_fuel"),
-                max_output_bytes: int("templates.max_output_bytes"),
-                max_context_bytes: int("templates.max_context_bytes") as usize,
-                max_inheritance_depth: int("templates.max_inheritance_depth") as usize,
-                flatten_inheritance: flag("templates.flatten_inheritance"),
-                cache_optimized_templates: flag("templates.cache_optimized_templates"),
-            },
-            pools: {
-                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let values: Vec<(&'static str, u64)> = POOL_FIELDS
-                    .iter()
-                    .filter_map(|field| {
-                        let path = format!("pools.{field}");
-                        match settings.get(path.as_str()).map(|s| &s.value) {
-                            Some(Value::Int(n)) => Some((*field, *n)),
-                            Some(Value::Bool(b)) => Some((*field, u64::from(*b))),
-                            _ => None,
-                        }
-                    })
-                    .collect();
-                let defaults = pool_spec(crate::pool::PoolSpec::new(cpus), &values);
-                let overrides = match settings.get("pools.overrides").map(|s| &s.value) {
-                    Some(Value::PoolOverrides(overrides)) => overrides
-                        .iter()
-                        .map(|o| {
-                            let mut merged = values.clone();
-                            merged.extend(o.values.iter().copied());
-                            (
-                                o.pool.clone(),
-                                pool_spec(crate::pool::PoolSpec::new(cpus), &merged),
-                            )
-                        })
-                        .collect(),
-                    _ => BTreeMap::new(),
-                };
-                PoolOpts {
-                    enabled: flag("pools.enabled"),
-                    defaults,
-                    overrides,
-                    maintenance_interval: millis("pools.maintenance_interval_ms"),
-                }
-            },
-            limiter: LimiterOpts {
-                enabled: flag("limiter.enabled"),
-                config: crate::concurrency::LimiterConfig {
-                    limit: crate::concurrency::LimitConfig {
-                        initial: int("limiter.min_limit") as usize,
-                        min: int("limiter.min_limit") as usize,
-                        max: int("limiter.max_limit") as usize,
-                        tolerance: int("limiter.latency_tolerance_percent") as f64 / 100.0,
-                        grow_below: 1.0
-                            + (int("limiter.latency_tolerance_percent") as f64 / 100.0 - 1.0) * 0.4,
-                        ..crate::concurrency::LimitConfig::default()
-                    },
-                    queue_size: int("limiter.queue_size") as usize,
-                    queue_timeout: millis("limiter.queue_timeout_ms"),
-                    overload_timeout: millis("limiter.overload_timeout_ms"),
-                    overload_after: millis("limiter.queue_timeout_ms"),
-                },
-            },
-            tuner: TunerOpts {
-                mode: match text("tuner.mode").as_deref() {
-                    _ if !flag("tuner.enabled") => TunerMode::Off,
-                    Some("off") => TunerMode::Off,
-                    Some("recommend") => TunerMode::Recommend,
-                    _ => TunerMode::Auto,
-                },
-                interval: secs("tuner.interval"),
-                memory_limit: settings
-                    .get("tuner.memory_limit_mb")
-                    .map(|_| int("tuner.memory_limit_mb") << 20),
-                target_share: int("tuner.target_memory_percent") as f64 / 100.0,
-                cache_floor: int("tuner.cache_floor_mb") << 20,
-                cache_ceiling: match settings.get("tuner.cache_ceiling_mb") {
-                    Some(_) => int("tuner.cache_ceiling_mb") << 20,
-                    None => int("static_files.max_cache_size"),
-                },
-            },
+            monitoring: monitoring(values),
+            profiler: profiler(values),
+            templates: templates(values),
+            pools: pools(values),
+            limiter: limiter(values),
+            tuner: tuner(values),
             described: Vec::new(),
         }
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn millis(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn server(values: &Values) -> ServerOpts {
+    ServerOpts {
+        bind: values.get(&k::SERVER_BIND),
+        workers: values
+            .get(&k::SERVER_WORKERS)
+            .map_or_else(cpus, |n| n as usize),
+        shutdown_timeout: secs(values.get(&k::SERVER_SHUTDOWN_TIMEOUT)),
+        client_request_timeout: millis(values.get(&k::SERVER_CLIENT_REQUEST_TIMEOUT_MS)),
+        keep_alive: secs(values.get(&k::SERVER_KEEP_ALIVE_S)),
+        client_disconnect_timeout: millis(values.get(&k::SERVER_CLIENT_DISCONNECT_TIMEOUT_MS)),
+        max_connections: values.get(&k::SERVER_MAX_CONNECTIONS) as usize,
+        max_header_bytes: values.get(&k::SERVER_MAX_HEADER_BYTES) as usize,
+    }
+}
+
+/// `admin.bind` equal to `server.bind` (and not an ephemeral port) is the serving listener.
+fn admin(values: &Values, server_bind: std::net::SocketAddr) -> AdminOpts {
+    AdminOpts {
+        bind: match values.get(&k::ADMIN_BIND) {
+            AdminBind::Tcp(addr) if addr == server_bind && addr.port() != 0 => AdminBind::Serving,
+            admin => admin,
+        },
+        token: values.get(&k::ADMIN_TOKEN),
+    }
+}
+
+fn supervisor(values: &Values) -> SupervisorOpts {
+    SupervisorOpts {
+        max_restarts: values.get(&k::SUPERVISOR_MAX_RESTARTS) as u32,
+        period: secs(values.get(&k::SUPERVISOR_PERIOD)),
+        backoff: millis(values.get(&k::SUPERVISOR_BACKOFF_MS)),
+        max_backoff: millis(values.get(&k::SUPERVISOR_MAX_BACKOFF_MS)),
+        call_timeout: millis(values.get(&k::SUPERVISOR_CALL_TIMEOUT_MS)),
+    }
+}
+
+fn static_files(values: &Values) -> StaticFileOpts {
+    StaticFileOpts {
+        root_dir: values.get(&k::STATIC_FILES_ROOT_DIR),
+        enable_cache: values.get(&k::STATIC_FILES_ENABLE_CACHE),
+        enable_compression: values.get(&k::STATIC_FILES_ENABLE_COMPRESSION),
+        max_cache_size: values.get(&k::STATIC_FILES_MAX_CACHE_SIZE),
+        cache_expiration: secs(values.get(&k::STATIC_FILES_CACHE_EXPIRATION)),
+        max_file_size: values.get(&k::STATIC_FILES_MAX_FILE_SIZE),
+        min_compress_size: values.get(&k::STATIC_FILES_MIN_COMPRESS_SIZE),
+        compress_extensions: values
+            .get(&k::STATIC_FILES_COMPRESS_EXTENSIONS)
+            .iter()
+            .map(|word| word.trim_start_matches('.').to_ascii_lowercase())
+            .collect(),
+        store: values.get(&k::STATIC_FILES_STORE),
+        compression_workers: values.get(&k::STATIC_FILES_COMPRESSION_WORKERS) as usize,
+        identity_copy_percent: values.get(&k::STATIC_FILES_IDENTITY_COPY_PERCENT),
+        admission: values.get(&k::STATIC_FILES_ADMISSION),
+        cache_control: values.get(&k::STATIC_FILES_CACHE_CONTROL),
+        index_file: values.get(&k::STATIC_FILES_INDEX_FILE),
+        serve_hidden: values.get(&k::STATIC_FILES_SERVE_HIDDEN),
+    }
+}
+
+/// The history holds `history_seconds / interval` samples, at least 2 and at most 10,000.
+fn monitoring(values: &Values) -> MonitoringOpts {
+    let interval = millis(values.get(&k::MONITORING_INTERVAL_MS)).max(Duration::from_millis(100));
+    let history = secs(values.get(&k::MONITORING_HISTORY_SECONDS));
+    let specs = values.get(&k::MONITORING_ALERTS).unwrap_or_default();
+    MonitoringOpts {
+        enabled: values.get(&k::MONITORING_ENABLED),
+        public_metrics: values.get(&k::MONITORING_PUBLIC_METRICS),
+        interval,
+        history_len: ((history.as_millis() / interval.as_millis()).max(2) as usize).min(10_000),
+        webhook_url: values.get(&k::MONITORING_WEBHOOK_URL),
+        webhook_timeout: millis(values.get(&k::MONITORING_WEBHOOK_TIMEOUT_MS)),
+        webhook_retries: values.get(&k::MONITORING_WEBHOOK_RETRIES) as u32,
+        alerts: alert_rules(values.get(&k::PROFILER_MEMORY_THRESHOLD_MB), &specs),
+    }
+}
+
+fn profiler(values: &Values) -> ProfilerOpts {
+    ProfilerOpts {
+        memory_threshold_mb: values.get(&k::PROFILER_MEMORY_THRESHOLD_MB),
+        interval: secs(values.get(&k::PROFILER_INTERVAL)),
+        snapshots: values.get(&k::PROFILER_SNAPSHOTS) as usize,
+        heap_profiling: values.get(&k::PROFILER_HEAP_PROFILING),
+        profiles_dir: values.get(&k::PROFILER_PROFILES_DIR),
+    }
+}
+
+fn templates(values: &Values) -> TemplateOpts {
+    TemplateOpts {
+        memory: MemoryOptimizerOpts {
+            enabled: values.get(&k::MEMORY_OPTIMIZER_ENABLED),
+            deduplication: values.get(&k::MEMORY_OPTIMIZER_ENABLE_DEDUPLICATION),
+            lazy_loading: values.get(&k::MEMORY_OPTIMIZER_ENABLE_LAZY_LOADING),
+            compression: values.get(&k::MEMORY_OPTIMIZER_ENABLE_COMPRESSION),
+            gc_hints: values.get(&k::MEMORY_OPTIMIZER_ENABLE_GC_HINTS),
+        },
+        context: ContextOptimizerOpts {
+            enabled: values.get(&k::CONTEXT_OPTIMIZER_ENABLED),
+            deduplication: values.get(&k::CONTEXT_OPTIMIZER_ENABLE_DEDUPLICATION),
+            lazy_loading: values.get(&k::CONTEXT_OPTIMIZER_ENABLE_LAZY_LOADING),
+            compression: values.get(&k::CONTEXT_OPTIMIZER_ENABLE_COMPRESSION),
+        },
+        enabled: values.get(&k::TEMPLATES_ENABLED),
+        dir: values.get(&k::TEMPLATES_DIR),
+        reload_interval: Some(secs(values.get(&k::TEMPLATES_RELOAD_INTERVAL)))
+            .filter(|interval| !interval.is_zero()),
+        render_workers: values.get(&k::TEMPLATES_RENDER_WORKERS) as usize,
+        max_fuel: values.get(&k::TEMPLATES_MAX_FUEL),
+        max_output_bytes: values.get(&k::TEMPLATES_MAX_OUTPUT_BYTES),
+        max_context_bytes: values.get(&k::TEMPLATES_MAX_CONTEXT_BYTES) as usize,
+        max_inheritance_depth: values.get(&k::TEMPLATES_MAX_INHERITANCE_DEPTH) as usize,
+        flatten_inheritance: values.get(&k::TEMPLATES_FLATTEN_INHERITANCE),
+        cache_optimized_templates: values.get(&k::TEMPLATES_CACHE_OPTIMIZED_TEMPLATES),
+    }
+}
+
+/// The `[pools]` values as the (field, value) pairs `[pools.overrides.<pool>]` tables
+/// add to, in the order of [`POOL_FIELDS`](super::keys::POOL_FIELDS); unset keys are left
+/// out, so they follow `max_size`.
+fn pool_values(values: &Values) -> Vec<(&'static str, u64)> {
+    [
+        ("max_size", values.get(&k::POOLS_MAX_SIZE)),
+        ("min_idle", Some(values.get(&k::POOLS_MIN_IDLE))),
+        (
+            "autoscale",
+            Some(u64::from(values.get(&k::POOLS_AUTOSCALE))),
+        ),
+        ("scale_min", Some(values.get(&k::POOLS_SCALE_MIN))),
+        ("scale_max", values.get(&k::POOLS_SCALE_MAX)),
+        ("wait_target_ms", Some(values.get(&k::POOLS_WAIT_TARGET_MS))),
+        (
+            "acquire_timeout_ms",
+            Some(values.get(&k::POOLS_ACQUIRE_TIMEOUT_MS)),
+        ),
+        ("idle_timeout", Some(values.get(&k::POOLS_IDLE_TIMEOUT))),
+        ("max_lifetime", Some(values.get(&k::POOLS_MAX_LIFETIME))),
+        ("validate_after", Some(values.get(&k::POOLS_VALIDATE_AFTER))),
+        (
+            "leak_threshold_ms",
+            Some(values.get(&k::POOLS_LEAK_THRESHOLD_MS)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field, value?)))
+    .collect()
+}
+
+fn pools(values: &Values) -> PoolOpts {
+    let fields = pool_values(values);
+    let overrides = values
+        .get(&k::POOLS_OVERRIDES)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| {
+            let mut merged = fields.clone();
+            merged.extend(o.values.iter().copied());
+            (o.pool, pool_spec(PoolSpec::new(cpus()), &merged))
+        })
+        .collect();
+    PoolOpts {
+        enabled: values.get(&k::POOLS_ENABLED),
+        defaults: pool_spec(PoolSpec::new(cpus()), &fields),
+        overrides,
+        maintenance_interval: millis(values.get(&k::POOLS_MAINTENANCE_INTERVAL_MS)),
+    }
+}
+
+/// Each limit starts at `min_limit`; a limit grows again below 40% of the tolerance.
+fn limiter(values: &Values) -> LimiterOpts {
+    let min = values.get(&k::LIMITER_MIN_LIMIT) as usize;
+    let tolerance = values.get(&k::LIMITER_LATENCY_TOLERANCE_PERCENT) as f64 / 100.0;
+    let queue_timeout = millis(values.get(&k::LIMITER_QUEUE_TIMEOUT_MS));
+    LimiterOpts {
+        enabled: values.get(&k::LIMITER_ENABLED),
+        config: LimiterConfig {
+            limit: LimitConfig {
+                initial: min,
+                min,
+                max: values.get(&k::LIMITER_MAX_LIMIT) as usize,
+                tolerance,
+                grow_below: 1.0 + (tolerance - 1.0) * 0.4,
+                ..LimitConfig::default()
+            },
+            queue_size: values.get(&k::LIMITER_QUEUE_SIZE) as usize,
+            queue_timeout,
+            overload_timeout: millis(values.get(&k::LIMITER_OVERLOAD_TIMEOUT_MS)),
+            overload_after: queue_timeout,
+        },
+    }
+}
+
+/// The tuner is off when `tuner.enabled` is false, whatever `tuner.mode` says; an unset
+/// ceiling is the file cache budget.
+fn tuner(values: &Values) -> TunerOpts {
+    let mode = values.get(&k::TUNER_MODE);
+    let cache_budget = values.get(&k::STATIC_FILES_MAX_CACHE_SIZE);
+    TunerOpts {
+        mode: if values.get(&k::TUNER_ENABLED) {
+            mode
+        } else {
+            TunerMode::Off
+        },
+        interval: secs(values.get(&k::TUNER_INTERVAL)),
+        memory_limit: values.get(&k::TUNER_MEMORY_LIMIT_MB).map(|mb| mb << 20),
+        target_share: values.get(&k::TUNER_TARGET_MEMORY_PERCENT) as f64 / 100.0,
+        cache_floor: values.get(&k::TUNER_CACHE_FLOOR_MB) << 20,
+        cache_ceiling: values
+            .get(&k::TUNER_CACHE_CEILING_MB)
+            .map_or(cache_budget, |mb| mb << 20),
     }
 }
 
@@ -328,7 +358,7 @@ fn alert_rules(memory_threshold_mb: u64, specs: &[AlertSpec]) -> Vec<crate::aler
 
 /// A pool spec from `[pools]` field values applied in order over `base`: `max_size`
 /// first, so an unset `scale_max` follows it (4 x max_size).
-fn pool_spec(base: crate::pool::PoolSpec, values: &[(&'static str, u64)]) -> crate::pool::PoolSpec {
+fn pool_spec(base: PoolSpec, values: &[(&'static str, u64)]) -> PoolSpec {
     let get = |field: &str| {
         values
             .iter()
@@ -337,9 +367,9 @@ fn pool_spec(base: crate::pool::PoolSpec, values: &[(&'static str, u64)]) -> cra
             .map(|(_, v)| *v)
     };
     let mut spec = match get("max_size") {
-        Some(max) => crate::pool::PoolSpec {
+        Some(max) => PoolSpec {
             scale_min: base.scale_min,
-            ..crate::pool::PoolSpec::new(max as usize)
+            ..PoolSpec::new(max as usize)
         },
         None => base,
     };

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::key::Key;
-use super::keys::KEYS;
+use super::keys::{self, KEYS};
 use super::opts::Opts;
 use super::parse::{parse_text, parse_toml};
 use super::validate::{check_admin, check_pools};
-use super::value::{Setting, Value};
+use super::value::{Setting, Value, Values};
 use super::{ConfigError, DEFAULT_CONFIG_DIR, DEFAULT_PROFILE, PROFILE_ENV, Profile, Source};
 
 /// What the caller knows before configuration is read: the binary fills it from its
@@ -67,7 +67,7 @@ impl Config {
         read_env(&options.env, &mut settings)?;
         read_flags(&options.flags, &mut settings)?;
         let mut opts = if options.skip_root_check {
-            Opts::build(profile_value, &settings)
+            Opts::build(profile_value, &Values::new(&settings))
         } else {
             Opts::resolve(profile_value, &settings)?
         };
@@ -143,7 +143,10 @@ fn read_flags(
 /// budget: only a floor the user chose (in a profile file, the environment or a flag) is
 /// held against the ceiling and refused when above it.
 fn fit_default_cache_floor(opts: &mut Opts, settings: &BTreeMap<&'static str, Setting>) {
-    let chosen = match settings.get("tuner.cache_floor_mb").map(|s| &s.source) {
+    let chosen = match settings
+        .get(keys::TUNER_CACHE_FLOOR_MB.path())
+        .map(|s| &s.source)
+    {
         None | Some(Source::Default) => false,
         Some(Source::File(path)) => path.file_name() != Some(std::ffi::OsStr::new("default.toml")),
         Some(_) => true,
@@ -168,7 +171,7 @@ pub(super) fn describe(
         let row = match settings.get(key.path) {
             Some(setting) if key.secret => ("<redacted>".to_owned(), setting.source.to_string()),
             Some(setting) => (setting.value.to_string(), setting.source.to_string()),
-            None if key.path == "server.workers" => {
+            None if key.path == keys::SERVER_WORKERS.path() => {
                 (opts.server.workers.to_string(), "number of CPUs".to_owned())
             }
             None => ("(unset)".to_owned(), Source::Default.to_string()),
@@ -217,7 +220,7 @@ fn config_dir(options: &LoadOptions) -> Result<Option<PathBuf>, ConfigError> {
     }
 }
 
-pub(super) fn find_key(path: &str) -> Option<&'static Key> {
+fn find_key(path: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.path == path)
 }
 

@@ -4,17 +4,31 @@
 //! `config/<profile>.toml`, `config/default.toml`, compiled defaults. The profile (dev,
 //! test, prod; default dev) comes from `--env` or `LEANSERVE_ENV`.
 //!
-//! Every key is declared once in [`KEYS`] with its kind, range, environment variable and
+//! Every key is declared once, in [`keys`], with its kind, range, environment variable and
 //! compiled default. Each layer is parsed and checked against that table as it is read, so
 //! a bad value names its key, where it came from and what is allowed, whichever layer it
 //! is in; the table also drives `leanserve config` (each value with its source) and the
 //! README's configuration table, which a test keeps in step.
 //!
+//! # Why typed keys
+//!
+//! Each key is a constant such as [`keys::SERVER_WORKERS`], a [`TypedKey`]`<Option<u64>>`:
+//! one typed kind fixes both what the layers accept and the Rust type read (`int(..)`
+//! reads a `u64`, `BOOL` a `bool`, `LISTEN` an [`AdminBind`]), and a key without a
+//! compiled default reads as an `Option`. [`Opts`] is built by
+//! `values.get(&keys::SERVER_WORKERS)`, so a misspelt key is an unknown constant and a
+//! read as the wrong type is a type error, both at compile time, where reading by string
+//! gave 0, `false` or `""` without a word. The value store remembers every key read; a
+//! test builds [`Opts`] and fails on any key of the table that was never read. A
+//! `macro_rules!` table, not a derive on [`Opts`], because the struct does not mirror the
+//! keys: several keys feed one field (`tuner.enabled` and `tuner.mode`), one key feeds
+//! several (`limiter.queue_timeout_ms`), and values change unit and shape on the way.
+//!
 //! # Layout
 //!
-//! - `key`: kinds and [`Key`];
-//! - `keys`: the key table, [`KEYS`];
-//! - `value`: parsed values and their sources;
+//! - `key`: kinds, [`Key`], and [`TypedKey`], which ties a kind to the type read;
+//! - [`keys`]: the key table, one typed constant per key, and [`KEYS`];
+//! - `value`: parsed values, their sources, and typed reads that remember what was read;
 //! - `parse`: one value from text or TOML, checked against its key;
 //! - `load`: the layers, [`Config::load`] and the rows of `leanserve config`;
 //! - `opts`: [`Opts`] and its parts, one per subsystem;
@@ -24,7 +38,7 @@
 
 mod build;
 mod key;
-mod keys;
+pub mod keys;
 mod load;
 mod opts;
 mod parse;
@@ -37,7 +51,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use key::{Key, Kind};
+pub use key::{Key, Kind, TypedKey};
 pub use keys::{BUILTIN_POOLS, KEYS};
 pub use load::{Config, LoadOptions};
 pub use opts::{

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Profile;
+use super::key::Choice;
 
 /// HTTP server options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +113,18 @@ pub enum Store {
     CompressedOnly,
 }
 
+impl Choice for Store {
+    const WORDS: &'static [&'static str] = &["both", "compressed-only"];
+
+    fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "both" => Some(Store::Both),
+            "compressed-only" => Some(Store::CompressedOnly),
+            _ => None,
+        }
+    }
+}
+
 /// Which new files a full file cache takes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -120,6 +133,18 @@ pub enum Admission {
     TinyLfu,
     /// Every file, evicting the least recently used.
     Lru,
+}
+
+impl Choice for Admission {
+    const WORDS: &'static [&'static str] = &["tinylfu", "lru"];
+
+    fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "tinylfu" => Some(Admission::TinyLfu),
+            "lru" => Some(Admission::Lru),
+            _ => None,
+        }
+    }
 }
 
 /// Static file options (the file cache and the static file routes use them).
@@ -267,6 +292,16 @@ impl TunerMode {
             TunerMode::Recommend => "recommend",
             TunerMode::Auto => "auto",
         }
+    }
+}
+
+impl Choice for TunerMode {
+    const WORDS: &'static [&'static str] = &["off", "recommend", "auto"];
+
+    fn from_word(word: &str) -> Option<Self> {
+        [TunerMode::Off, TunerMode::Recommend, TunerMode::Auto]
+            .into_iter()
+            .find(|mode| mode.name() == word)
     }
 }
 

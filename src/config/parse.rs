@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 
 use super::key::{Key, Kind};
-use super::keys::{BUILTIN_POOLS, POOL_FIELDS};
-use super::load::find_key;
+use super::keys::{BUILTIN_POOLS, POOL_FIELDS, pool_field_names};
 use super::opts::AdminBind;
 use super::value::{AlertSpec, PoolOverride, Value};
 use super::{ConfigError, Source};
@@ -132,15 +131,14 @@ fn parse_pool_override(
     };
     let mut values = Vec::new();
     for (field, value) in table {
-        let Some(name) = POOL_FIELDS.iter().find(|name| **name == field.as_str()) else {
+        let Some((name, pools_key)) = POOL_FIELDS.iter().find(|(name, _)| *name == field.as_str())
+        else {
             return Err(field_error(
                 field,
                 value.to_string(),
-                format!("one of the fields {}", POOL_FIELDS.join(", ")),
+                format!("one of the fields {}", pool_field_names()),
             ));
         };
-        let pools_key =
-            find_key(&format!("pools.{name}")).expect("every pool field is a [pools] key");
         let number = match (pools_key.kind, value) {
             (Kind::Bool, toml::Value::Boolean(b)) => Some(u64::from(*b)),
             (Kind::Int { min, max, .. }, toml::Value::Integer(n)) => {
@@ -287,7 +285,7 @@ fn split_list(text: &str) -> Vec<String> {
 }
 
 /// Range and shape checks shared by every layer.
-fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError> {
+pub(super) fn check(key: &Key, value: Value, source: &Source) -> Result<Value, ConfigError> {
     let ok = match (&value, key.kind) {
         (Value::Int(n), Kind::Int { min, max, .. }) => (min..=max).contains(n),
         (Value::Text(t), Kind::Addr) => t.parse::<SocketAddr>().is_ok(),

@@ -1,11 +1,11 @@
-//! The configuration tests: layering, per-key checks, the key table, and the README's
-//! configuration table.
+//! The configuration tests: layering, per-key checks, typed reads and the key table, and
+//! the README's configuration table.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::load::read_file;
+use super::load::{compiled_defaults, read_file};
 use super::parse::parse_text;
 use super::*;
 
@@ -449,6 +449,56 @@ fn config_every_key_has_a_unique_path_and_env_var() {
         );
         assert_eq!(key.path.matches('.').count(), 1, "{}", key.path);
     }
+}
+
+#[test]
+fn config_opts_build_reads_every_key_of_the_table() {
+    let settings = compiled_defaults().unwrap();
+    let values = super::value::Values::new(&settings);
+    Opts::build(Profile::Dev, &values);
+    assert_eq!(
+        values.unread(),
+        Vec::<&str>::new(),
+        "keys of the table that Opts::build never reads"
+    );
+}
+
+#[test]
+#[should_panic(expected = "`server.workers` holds Bool(true)")]
+fn config_typed_read_of_a_value_of_another_kind_panics_naming_the_key() {
+    let mut settings = compiled_defaults().unwrap();
+    settings.insert(
+        keys::SERVER_WORKERS.path(),
+        Setting {
+            value: Value::Bool(true),
+            source: Source::Default,
+        },
+    );
+    super::value::Values::new(&settings).get(&keys::SERVER_WORKERS);
+}
+
+#[test]
+fn config_key_constants_are_named_after_their_paths() {
+    assert_eq!(keys::NAMES.len(), KEYS.len());
+    for (name, key) in keys::NAMES.iter().zip(KEYS) {
+        assert_eq!(*name, key.path.to_uppercase().replace('.', "_"));
+    }
+}
+
+#[test]
+fn config_pool_override_fields_are_the_pools_keys() {
+    for (field, key) in keys::POOL_FIELDS {
+        assert_eq!(key.path, format!("pools.{field}"));
+    }
+}
+
+#[test]
+fn config_every_choice_word_reads_as_a_value() {
+    use super::key::Choice;
+    fn all_read<T: Choice>() -> bool {
+        T::WORDS.iter().all(|word| T::from_word(word).is_some())
+    }
+    assert!(all_read::<Store>() && all_read::<Admission>() && all_read::<TunerMode>());
 }
 
 /// The README's configuration table, generated from [`KEYS`] and the shipped profile
