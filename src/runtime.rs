@@ -60,6 +60,10 @@ pub enum StartError {
     /// The supervision tree is malformed (for example two children with one name).
     #[error(transparent)]
     Tree(#[from] SupervisorError),
+    /// Hand-built `Opts` that [`Opts::validate`] refuses (`Config::load` runs the same
+    /// checks).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// leanserve's own pools could not be made (only possible with hand-built `Opts`;
     /// `Config::load` checks their options).
     #[error(transparent)]
@@ -104,6 +108,7 @@ impl Runtime {
                 path: opts.static_files.root_dir.clone(),
             });
         }
+        opts.validate()?;
         let pools = Pools::new();
         let (codecs, buffers) = if opts.pools.enabled {
             let pool_error = |error: PoolError| StartError::Pools(error);

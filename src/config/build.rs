@@ -2,7 +2,6 @@
 //! constant, converted to the unit and shape its subsystem takes (seconds to
 //! [`Duration`], MiB to bytes, `[pools]` values to a [`PoolSpec`]).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::keys as k;
@@ -12,9 +11,8 @@ use super::opts::{
     Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, SupervisorOpts,
     TemplateOpts, TunerMode, TunerOpts,
 };
-use super::parse::invalid;
 use super::value::{AlertSpec, Setting, Value, Values};
-use super::{ConfigError, DEFAULT_PROFILE, Profile, Source};
+use super::{DEFAULT_PROFILE, Profile, Source};
 use crate::concurrency::{LimitConfig, LimiterConfig};
 use crate::pool::PoolSpec;
 
@@ -34,23 +32,6 @@ impl Default for Opts {
 }
 
 impl Opts {
-    /// Builds options and checks that the static root is a directory.
-    pub(super) fn resolve(
-        profile: Profile,
-        settings: &BTreeMap<&'static str, Setting>,
-    ) -> Result<Opts, ConfigError> {
-        let opts = Opts::build(profile, &Values::new(settings));
-        let root = &opts.static_files.root_dir;
-        if !root.is_dir() {
-            let key = &k::STATIC_FILES_ROOT_DIR.key;
-            let source = settings
-                .get(key.path)
-                .map_or(Source::Default, |s| s.source.clone());
-            return Err(invalid(key, &source, root.display().to_string()));
-        }
-        Ok(opts)
-    }
-
     /// Builds options from checked settings; every key with a compiled default is present.
     pub(super) fn build(profile: Profile, values: &Values) -> Opts {
         let server = server(values);

@@ -8,7 +8,7 @@ use super::key::Key;
 use super::keys::{self, KEYS};
 use super::opts::Opts;
 use super::parse::{parse_text, parse_toml};
-use super::validate::{check_admin, check_pools};
+use super::validate::{Origins, check_across_keys, check_root_dir};
 use super::value::{Setting, Value, Values};
 use super::{ConfigError, DEFAULT_CONFIG_DIR, DEFAULT_PROFILE, PROFILE_ENV, Profile, Source};
 
@@ -66,14 +66,13 @@ impl Config {
         }
         read_env(&options.env, &mut settings)?;
         read_flags(&options.flags, &mut settings)?;
-        let mut opts = if options.skip_root_check {
-            Opts::build(profile_value, &Values::new(&settings))
-        } else {
-            Opts::resolve(profile_value, &settings)?
-        };
+        let mut opts = Opts::build(profile_value, &Values::new(&settings));
+        let origins = Origins::Loaded(&settings);
+        if !options.skip_root_check {
+            check_root_dir(&opts, &origins)?;
+        }
         fit_default_cache_floor(&mut opts, &settings);
-        check_pools(&opts, &settings)?;
-        check_admin(&opts, &settings)?;
+        check_across_keys(&opts, &origins)?;
         opts.described = describe(&profile, &settings, &opts);
         Ok(Config {
             profile,

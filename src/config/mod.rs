@@ -8,7 +8,10 @@
 //! compiled default. Each layer is parsed and checked against that table as it is read, so
 //! a bad value names its key, where it came from and what is allowed, whichever layer it
 //! is in; the table also drives `leanserve config` (each value with its source) and the
-//! README's configuration table, which a test keeps in step.
+//! README's configuration table, which a test keeps in step. Options that must fit
+//! together are checked once all layers are in, by the same functions
+//! [`Opts::validate`] runs on options built in code, which the runtime calls before it
+//! starts.
 //!
 //! # Why typed keys
 //!
@@ -33,7 +36,7 @@
 //! - `load`: the layers, [`Config::load`] and the rows of `leanserve config`;
 //! - `opts`: [`Opts`] and its parts, one per subsystem;
 //! - `build`: [`Opts`] from the winning settings;
-//! - `validate`: checks across keys;
+//! - `validate`: checks across keys, shared by [`Config::load`] and [`Opts::validate`];
 //! - `tests`: the tests of all of the above, and the README's configuration table.
 
 mod build;
@@ -110,6 +113,8 @@ pub enum Source {
     Env(&'static str),
     /// A command-line flag, as written (`--bind`, `--set server.workers=4`).
     Flag(String),
+    /// A field of an [`Opts`] set in code, found by [`Opts::validate`].
+    Code,
 }
 
 impl fmt::Display for Source {
@@ -119,6 +124,7 @@ impl fmt::Display for Source {
             Source::File(path) => write!(f, "file {}", path.display()),
             Source::Env(name) => write!(f, "env {name}"),
             Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Code => f.write_str("options set in code"),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The configuration tests: layering, per-key checks, typed reads and the key table, and
-//! the README's configuration table.
+//! The configuration tests: layering, per-key checks, typed reads and the key table,
+//! validation of loaded and hand-built options, and the README's configuration table.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -499,6 +499,132 @@ fn config_every_choice_word_reads_as_a_value() {
         T::WORDS.iter().all(|word| T::from_word(word).is_some())
     }
     assert!(all_read::<Store>() && all_read::<Admission>() && all_read::<TunerMode>());
+}
+
+#[test]
+fn config_loaded_opts_pass_validate() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for profile in Profile::ALL {
+        let options = LoadOptions {
+            config_dir: Some(shipped.clone()),
+            profile: Some(profile.name().into()),
+            env: HashMap::from([
+                (
+                    "STATIC_FILE_ROOT_DIR".to_owned(),
+                    shipped.display().to_string(),
+                ),
+                ("LEANSERVE_ADMIN_TOKEN".to_owned(), "t".to_owned()),
+                // A budget under 1 MiB: the ceiling follows it, in bytes.
+                ("STATIC_FILE_MAX_CACHE_SIZE".to_owned(), "1000".to_owned()),
+                (
+                    "LEANSERVE_TUNER_MEMORY_LIMIT_MB".to_owned(),
+                    "64".to_owned(),
+                ),
+            ]),
+            ..LoadOptions::default()
+        };
+        let opts = Config::load(&options).unwrap().opts;
+        assert_eq!(opts.validate(), Ok(()), "{profile}");
+    }
+}
+
+/// Each case: environment variables that `Config::load` refuses, and the same mistake
+/// made in code on options that loaded fine.
+#[test]
+fn config_validate_refuses_hand_built_opts_with_the_error_load_gives() {
+    type Mistake = fn(&mut Opts);
+    let cases: [(&[(&str, &str)], Mistake); 5] = [
+        (
+            &[
+                ("LEANSERVE_TUNER_CACHE_FLOOR_MB", "64"),
+                ("LEANSERVE_TUNER_CACHE_CEILING_MB", "16"),
+            ],
+            |opts| (opts.tuner.cache_floor, opts.tuner.cache_ceiling) = (64 << 20, 16 << 20),
+        ),
+        (
+            &[
+                ("LEANSERVE_LIMITER_MIN_LIMIT", "50"),
+                ("LEANSERVE_LIMITER_MAX_LIMIT", "10"),
+            ],
+            |opts| {
+                let limit = &mut opts.limiter.config.limit;
+                (limit.min, limit.max) = (50, 10);
+            },
+        ),
+        (
+            &[
+                ("LEANSERVE_POOLS_MAX_SIZE", "2"),
+                ("LEANSERVE_POOLS_MIN_IDLE", "3"),
+            ],
+            |opts| {
+                let spec = &mut opts.pools.defaults;
+                (spec.max_size, spec.min_idle) = (2, 3);
+            },
+        ),
+        (&[("LEANSERVE_PROCESS_SAMPLE_INTERVAL", "0")], |opts| {
+            opts.process.sample_interval = Duration::ZERO
+        }),
+        (&[("LEANSERVE_SUPERVISOR_CALL_TIMEOUT_MS", "0")], |opts| {
+            opts.supervisor.call_timeout = Duration::ZERO
+        }),
+    ];
+    let fixture = Fixture::new(&[]);
+    for (env, mistake) in cases {
+        let mut options = fixture.options();
+        for (name, value) in env {
+            options.env.insert((*name).into(), (*value).into());
+        }
+        let ConfigError::Invalid {
+            key,
+            value,
+            allowed,
+            ..
+        } = Config::load(&options).unwrap_err()
+        else {
+            panic!("{env:?}: not an invalid value")
+        };
+        let mut opts = Config::load(&fixture.options()).unwrap().opts;
+        mistake(&mut opts);
+        assert_eq!(
+            opts.validate(),
+            Err(ConfigError::Invalid {
+                key,
+                origin: Source::Code,
+                value,
+                allowed
+            }),
+            "{env:?}"
+        );
+    }
+}
+
+#[test]
+fn config_validate_refuses_an_open_admin_surface_set_in_code() {
+    let fixture = Fixture::new(&[]);
+    let mut options = fixture.options();
+    options
+        .env
+        .insert("LEANSERVE_ADMIN_BIND".into(), "0.0.0.0:8081".into());
+    let loaded = Config::load(&options).unwrap_err().to_string();
+    let mut opts = Config::load(&fixture.options()).unwrap().opts;
+    opts.admin.bind = AdminBind::Tcp("0.0.0.0:8081".parse().unwrap());
+    let refused = opts.validate().unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        loaded.replace("env LEANSERVE_ADMIN_BIND", "options set in code")
+    );
+}
+
+#[test]
+fn config_validate_refuses_a_missing_root_dir_set_in_code() {
+    let fixture = Fixture::new(&[]);
+    let mut opts = Config::load(&fixture.options()).unwrap().opts;
+    opts.static_files.root_dir = fixture.path("missing");
+    let error = opts.validate().unwrap_err().to_string();
+    assert!(
+        error.starts_with("invalid value for `static_files.root_dir` from options set in code"),
+        "{error}"
+    );
 }
 
 /// The README's configuration table, generated from [`KEYS`] and the shipped profile
