@@ -137,8 +137,8 @@ pub(crate) trait Choice: Sized {
 }
 
 /// A key of the table, typed by what [`Opts`](super::Opts) reads from it: `T` when it has
-/// a compiled default, `Option<T>` when it is unset by default. Made only by [`key`] and
-/// [`unset`].
+/// a compiled default, `Option<T>` when it is unset by default. Only the table in
+/// [`keys`](super::keys) makes them.
 pub struct TypedKey<T> {
     pub(crate) key: Key,
     read_as: PhantomData<fn() -> T>,
