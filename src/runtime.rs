@@ -61,6 +61,10 @@ pub enum StartError {
     /// The supervision tree is malformed (for example two children with one name).
     #[error(transparent)]
     Tree(#[from] SupervisorError),
+    /// Hand-built `Opts` that [`Opts::validate`] refuses (`Config::load` runs the same
+    /// checks).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// leanserve's own pools could not be made (only possible with hand-built `Opts`;
     /// `Config::load` checks their options).
     #[error(transparent)]
@@ -95,6 +99,22 @@ impl Runtime {
     /// System (`#[actix_web::main]`, `actix_rt::System`).
     pub async fn start(self) -> Result<Subsystems, StartError> {
         let opts = self.opts;
+        // Checked on the blocking pool: the checks look at the static root, which may be
+        // a network mount, and a host may start the runtime on a thread that serves.
+        let checked = {
+            let opts = opts.clone();
+            actix_web::rt::task::spawn_blocking(move || {
+                if !opts.static_files.root_dir.is_dir() {
+                    return Err(StartError::RootDir {
+                        path: opts.static_files.root_dir.clone(),
+                    });
+                }
+                opts.validate().map_err(StartError::from)
+            })
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        };
+        checked?;
         let pools = Pools::new();
         let (codecs, buffers) = if opts.pools.enabled {
             let pool_error = |error: PoolError| StartError::Pools(error);
@@ -111,8 +131,7 @@ impl Runtime {
         } else {
             (Codecs::direct(), None)
         };
-        // The root is checked and opened on the blocking pool: it may be a network mount,
-        // and a host may start the runtime on a thread that already serves.
+        // The root is opened on the blocking pool too.
         let files = {
             let (static_files, codecs) = (opts.static_files.clone(), codecs.clone());
             let opened = actix_web::rt::task::spawn_blocking(move || {

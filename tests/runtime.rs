@@ -165,6 +165,20 @@ async fn runtime_refuses_a_missing_static_root() {
     assert!(error.to_string().contains("is not a directory"), "{error}");
 }
 
+#[actix_rt::test]
+async fn runtime_refuses_hand_built_opts_that_config_would_refuse() {
+    let site = site();
+    let mut opts = test_opts(site.path(), &[]);
+    opts.limiter.config.limit.min = opts.limiter.config.limit.max + 1;
+    let error = Runtime::new(opts).start().await.err().unwrap();
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid value for `limiter.min_limit` from options set in code"),
+        "{error}"
+    );
+}
+
 /// This test binary keeps the system allocator, as an embedding application may: the
 /// profiler says which figures it cannot give, and refuses heap profiles with a reason.
 #[actix_rt::test]
