@@ -63,6 +63,9 @@
 //!   context optimizer; `monitor`: collection, history, alerts and their webhook;
 //!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing;
 //!   `tuner`: reads the figures every interval, recommends and applies the live knobs).
+//! - [`templates`]: the template engine on minijinja, pure (no actix): the extends-chain
+//!   flattener, the context optimizer's tools, the memory optimizer's rewrites and bounded
+//!   renders.
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -91,6 +94,7 @@ pub mod metrics;
 pub mod pool;
 pub mod runtime;
 pub mod supervisor;
+pub mod templates;
 pub mod tuner;
 pub mod web;
 

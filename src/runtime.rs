@@ -31,7 +31,6 @@ use crate::actors::profiler::{
     CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
     MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
 };
-use crate::actors::templates::render::{BUFFER_POOL, BufferManager, Resources};
 use crate::actors::templates::{
     OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, RenderError, Rendered,
     TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
@@ -46,6 +45,7 @@ use crate::supervisor::{
     CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
     SupervisorSpec,
 };
+use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
 
 /// Name of the root supervisor.
 pub const ROOT_NAME: &str = "leanserve";

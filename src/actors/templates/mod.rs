@@ -1,5 +1,5 @@
 //! The template store: every template under `templates.dir`, compiled by minijinja into
-//! one `Environment`, optimized (extends chains flattened, see [`inheritance`]), and
+//! one `Environment`, optimized (extends chains flattened, see [`flatten`]), and
 //! published through [`TemplatesShared`] so a render needs no message to the actor.
 //!
 //! Loading and optimizing are CPU and disk work, so they run on the blocking pool (the
@@ -8,23 +8,19 @@
 //! [`ReloadTemplates`]. A reload stats every file and reads only the changed ones. A
 //! template that fails to parse keeps its previous good version in service, and its error
 //! is reported (log, [`TemplateInfo`]); cycles, missing parents and chains over
-//! [`inheritance::MAX_CHAIN`] are load errors naming the chain. The published state
+//! [`flatten::MAX_CHAIN`] are load errors naming the chain. The published state
 //! survives a restart of the actor, which then reloads from disk.
 //!
 //! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
 //! bounded in instructions and output (see [`render`]).
 //!
-//! The optimizers run in the build: [`inheritance`] flattens chains, [`memory`] rewrites
+//! The optimizers run in the build: [`flatten`] flattens chains, [`memory`] rewrites
 //! the compiled set (aliases for duplicates, shared static sections, lazy compilation,
 //! compressed sources) and [`context`] layers the variables renders start from (interned
 //! global context, lazily loaded data files and live values, read counts per variable).
 //! [`OptimizeTemplates`] re-runs them from scratch and measures what they save.
 
-pub mod context;
-pub mod inheritance;
 pub mod load;
-pub mod memory;
-pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +33,7 @@ use serde::Serialize;
 
 use crate::config::TemplateOpts;
 use crate::metrics::{Collector, Histogram, Source};
+use crate::templates::{context, flatten, memory, render};
 use load::{Scan, Stamp};
 pub use render::{RenderError, Rendered};
 
@@ -397,7 +394,7 @@ impl TemplatesShared {
         baseline_opts.memory.enabled = false;
         baseline_opts.context.enabled = false;
         baseline_opts.flatten_inheritance = false;
-        baseline_opts.max_inheritance_depth = inheritance::MAX_CHAIN;
+        baseline_opts.max_inheritance_depth = flatten::MAX_CHAIN;
         let heap = || crate::alloc::heap_stats().map(|stats| stats.allocated);
         // The baseline is built on a copy of the state, measured and dropped.
         let mut scratch = state.clone();
@@ -953,7 +950,7 @@ fn build(
     let chains: BTreeMap<&str, Result<Vec<String>, String>> = goods
         .keys()
         .map(|name| {
-            let chain = inheritance::chain(name, lookup).map_err(|error| error.to_string());
+            let chain = flatten::chain(name, lookup).map_err(|error| error.to_string());
             if let Err(message) = &chain {
                 log::warn!("templates: {name}: {message}");
             }
@@ -1229,9 +1226,9 @@ fn flatten_all<'s>(
                     chunk
                         .iter()
                         .map(|(name, print)| {
-                            let result = inheritance::flatten(name, lookup)
+                            let result = flatten::flatten(name, lookup)
                                 .map_err(|error| match error {
-                                    inheritance::FlattenError::Unflattenable(why) => why.reason,
+                                    flatten::FlattenError::Unflattenable(why) => why.reason,
                                     other => other.to_string(),
                                 })
                                 .and_then(|flat| {
