@@ -8,7 +8,7 @@
 //! [`ReloadTemplates`]. A reload stats every file and reads only the changed ones. A
 //! template that fails to parse keeps its previous good version in service, and its error
 //! is reported (log, [`TemplateInfo`]); cycles, missing parents and chains over
-//! [`flatten::MAX_CHAIN`] are load errors naming the chain. The published state
+//! [`chain::MAX_CHAIN`] are load errors naming the chain. The published state
 //! survives a restart of the actor, which then reloads from disk.
 //!
 //! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::config::TemplateOpts;
 use crate::metrics::{Collector, Histogram, Source};
-use crate::templates::{context, flatten, memory, render};
+use crate::templates::{chain, context, flatten, memory, render};
 use load::{Scan, Stamp};
 pub use render::{RenderError, Rendered};
 
@@ -394,7 +394,7 @@ impl TemplatesShared {
         baseline_opts.memory.enabled = false;
         baseline_opts.context.enabled = false;
         baseline_opts.flatten_inheritance = false;
-        baseline_opts.max_inheritance_depth = flatten::MAX_CHAIN;
+        baseline_opts.max_inheritance_depth = chain::MAX_CHAIN;
         let heap = || crate::alloc::heap_stats().map(|stats| stats.allocated);
         // The baseline is built on a copy of the state, measured and dropped.
         let mut scratch = state.clone();
@@ -950,7 +950,7 @@ fn build(
     let chains: BTreeMap<&str, Result<Vec<String>, String>> = goods
         .keys()
         .map(|name| {
-            let chain = flatten::chain(name, lookup).map_err(|error| error.to_string());
+            let chain = chain::chain(name, lookup).map_err(|error| error.to_string());
             if let Err(message) = &chain {
                 log::warn!("templates: {name}: {message}");
             }

@@ -52,7 +52,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use minijinja::machinery::ast;
+use super::machinery::{self, ast};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 use serde::Serialize;
@@ -148,12 +148,7 @@ pub fn analyse(env: &Environment<'_>, name: &str, nested: bool) -> Result<Analys
         analysis
             .variables
             .extend(template.undeclared_variables(nested));
-        let compiled = minijinja::machinery::get_compiled_template(&template);
-        let ast = minijinja::machinery::parse(
-            template.source(),
-            template.name(),
-            compiled.syntax_config.clone(),
-        )?;
+        let ast = machinery::parse_loaded(&template)?;
         let mut refs = References::default();
         refs.walk(&ast);
         if refs.dynamic {
