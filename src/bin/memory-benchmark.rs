@@ -349,7 +349,7 @@ struct Measured {
     notes: String,
     /// Kept alive for the throughput rounds.
     store: TemplatesShared,
-    published: Arc<leanserve::actors::templates::Published>,
+    published: Arc<leanserve::templates::Published>,
     contexts: Contexts,
     pages: Vec<String>,
 }
