@@ -214,3 +214,44 @@ pub(super) fn classify_extends(children: &[Stmt<'_>]) -> ExtendsInfo {
         _ => ExtendsInfo::Dynamic("extends an expression, not a string literal"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extends_kinds() {
+        assert_eq!(extends("a", "hello"), Ok(Extends::None));
+        assert_eq!(
+            extends("a", "{% extends 'base.html' %}x"),
+            Ok(Extends::Static("base.html".into()))
+        );
+        assert_eq!(
+            extends("a", "  {%- extends \"b\" -%}{% block x %}{% endblock %}"),
+            Ok(Extends::Static("b".into()))
+        );
+        assert_eq!(extends("a", "{% extends parent %}"), Ok(Extends::Dynamic));
+        assert_eq!(
+            extends("a", "{% extends 'a' ~ 'b' %}"),
+            Ok(Extends::Dynamic)
+        );
+        assert_eq!(extends("a", "{% extends 42 %}"), Ok(Extends::Dynamic));
+        assert_eq!(
+            extends("a", "{% if x %}{% extends 'b' %}{% endif %}"),
+            Ok(Extends::Dynamic)
+        );
+        assert_eq!(
+            extends("a", "{% block q %}{% extends 'b' %}{% endblock %}"),
+            Ok(Extends::Dynamic)
+        );
+        assert_eq!(
+            extends("a", "{% extends 'b' %}{% extends 'b' %}"),
+            Ok(Extends::Dynamic)
+        );
+        let Err(ChainError::Syntax { template, message }) = extends("bad", "{% if %}") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!(template, "bad");
+        assert!(message.contains("syntax error"), "{message}");
+    }
+}

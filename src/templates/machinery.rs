@@ -5,8 +5,9 @@
 //! Three parts of the engine read it: [`chain`](super::chain) and
 //! [`flatten`](super::flatten) parse sources and copy tags token by token,
 //! [`memory`](super::memory) cuts static text out of sources by token span, and
-//! [`analysis`](super::analysis) walks a loaded template's syntax tree for the templates
-//! it references. Everything here uses minijinja's default syntax, as the flattener does.
+//! [`analysis`](super::context::analysis) walks a loaded template's syntax tree for the
+//! templates it references. Everything but [`parse_loaded`] uses minijinja's default
+//! syntax, as the flattener does.
 //!
 //! # Upgrading minijinja
 //!

@@ -5,13 +5,13 @@
 //! Loading and building are CPU and disk work, so they run on the blocking pool (the
 //! flattening spread over `templates.render_workers` threads); the [`TemplateStore`] actor
 //! only schedules them: at start, every `templates.reload_interval`, and on
-//! [`ReloadTemplates`] (from [`Subsystems::reload_templates`](crate::Subsystems::reload_templates)). A
-//! reload stats every file and reads only the changed ones. A template that fails to parse
-//! keeps its previous good version in service, and its error is reported (log,
-//! [`TemplateInfo`](crate::templates::TemplateInfo)); cycles, missing parents and chains
-//! over [`MAX_CHAIN`](crate::templates::chain::MAX_CHAIN) are load errors naming the
-//! chain. The published state lives in [`TemplatesShared`] and so survives a restart of
-//! the actor, which then reloads from disk.
+//! [`ReloadTemplates`] and [`OptimizeTemplates`] (sent by the runtime's
+//! [`Subsystems`](crate::Subsystems)). A reload stats every file and reads only the changed
+//! ones. A template that fails to parse keeps its previous good version in service, and
+//! its error is reported (log, [`TemplateInfo`](crate::templates::TemplateInfo)); cycles,
+//! missing parents and chains over [`MAX_CHAIN`](crate::templates::chain::MAX_CHAIN) are
+//! load errors naming the chain. The published state lives in [`TemplatesShared`] and so
+//! survives a restart of the actor, which then reloads from disk.
 //!
 //! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
 //! bounded in instructions and output (see [`crate::templates::render`]).
@@ -124,4 +124,16 @@ fn on_blocking_pool<T: Send + 'static>(
             .await
             .unwrap_or_else(|panic| on_panic(panic.to_string()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn templates_store_answers_a_panicking_job_with_its_fallback() {
+        let answer = on_blocking_pool(|| -> String { panic!("boom") }, |panic| panic).await;
+        assert!(answer.contains("panic"), "{answer}");
+        assert_eq!(on_blocking_pool(|| 7, |_| 0).await, 7);
+    }
 }

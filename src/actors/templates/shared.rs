@@ -572,3 +572,52 @@ fn refresh_context(inputs: &mut Inputs, scan: &Scan) -> usize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::templates::LoadState;
+
+    fn store(dir: &std::path::Path) -> TemplatesShared {
+        let load = crate::config::LoadOptions {
+            skip_root_check: true,
+            ..Default::default()
+        };
+        let mut opts = crate::config::Config::load(&load)
+            .expect("the defaults load")
+            .opts
+            .templates;
+        opts.dir = dir.to_path_buf();
+        opts.reload_interval = None;
+        TemplatesShared::new(opts, 1024)
+    }
+
+    #[test]
+    fn templates_reload_reads_only_changes_and_keeps_the_last_good_version() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("page.txt"), "v1").unwrap();
+        let store = store(dir.path());
+        let first = store.reload_blocking();
+        assert_eq!(
+            (first.templates, first.changed, first.published),
+            (1, 1, true)
+        );
+        let again = store.reload_blocking();
+        assert_eq!((again.changed, again.published), (0, false));
+
+        fs::write(dir.path().join("page.txt"), "{% if %} broken").unwrap();
+        let broken = store.reload_blocking();
+        assert_eq!((broken.changed, broken.errors), (1, 1));
+        let published = store.published();
+        let info = &published.templates["page.txt"];
+        assert_eq!((info.state, info.stale), (LoadState::Error, true));
+        assert_eq!(published.generation, 2);
+        let context = minijinja::Value::from(());
+        let rendered = store
+            .render_in(&published, "page.txt", &context, false)
+            .unwrap();
+        assert_eq!(&rendered.body[..], b"v1", "the last good version serves");
+    }
+}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::templates::chain::{Extends, MAX_CHAIN, extends};
+use crate::templates::chain::MAX_CHAIN;
 use minijinja::{Environment, Value};
 use std::collections::BTreeMap;
 
@@ -138,42 +138,6 @@ fn assert_same_failing(list: &[(&str, &str)], name: &str) -> String {
 }
 
 // --- extends / chain ---------------------------------------------------------------------
-
-#[test]
-fn extends_kinds() {
-    assert_eq!(extends("a", "hello"), Ok(Extends::None));
-    assert_eq!(
-        extends("a", "{% extends 'base.html' %}x"),
-        Ok(Extends::Static("base.html".into()))
-    );
-    assert_eq!(
-        extends("a", "  {%- extends \"b\" -%}{% block x %}{% endblock %}"),
-        Ok(Extends::Static("b".into()))
-    );
-    assert_eq!(extends("a", "{% extends parent %}"), Ok(Extends::Dynamic));
-    assert_eq!(
-        extends("a", "{% extends 'a' ~ 'b' %}"),
-        Ok(Extends::Dynamic)
-    );
-    assert_eq!(extends("a", "{% extends 42 %}"), Ok(Extends::Dynamic));
-    assert_eq!(
-        extends("a", "{% if x %}{% extends 'b' %}{% endif %}"),
-        Ok(Extends::Dynamic)
-    );
-    assert_eq!(
-        extends("a", "{% block q %}{% extends 'b' %}{% endblock %}"),
-        Ok(Extends::Dynamic)
-    );
-    assert_eq!(
-        extends("a", "{% extends 'b' %}{% extends 'b' %}"),
-        Ok(Extends::Dynamic)
-    );
-    let Err(ChainError::Syntax { template, message }) = extends("bad", "{% if %}") else {
-        panic!("expected a syntax error");
-    };
-    assert_eq!(template, "bad");
-    assert!(message.contains("syntax error"), "{message}");
-}
 
 #[test]
 fn chain_resolution_and_errors() {
