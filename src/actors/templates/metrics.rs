@@ -1,9 +1,11 @@
 //! The store's counters and its metric families (`template_*`, `templates_*`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::TemplatesShared;
 use crate::metrics::{Collector, Histogram, Source};
+use crate::templates::RenderError;
 
 /// Counters of renders, reloads and flattening panics.
 #[derive(Default)]
@@ -20,12 +22,7 @@ pub(super) struct Counters {
 
 impl Counters {
     /// Counts one render and its outcome, which took `elapsed` (queueing included).
-    pub(super) fn count_render<T>(
-        &self,
-        result: &Result<T, crate::templates::RenderError>,
-        elapsed: std::time::Duration,
-    ) {
-        use crate::templates::RenderError;
+    pub(super) fn count_render<T>(&self, result: &Result<T, RenderError>, elapsed: Duration) {
         self.render_time.observe(elapsed);
         self.renders.fetch_add(1, Ordering::Relaxed);
         match result {
@@ -108,6 +105,42 @@ impl Source for TemplatesShared {
             "template_render_seconds",
             "Time to render a template, queueing for a worker included.",
             &counters.render_time,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_counters_count_each_failure_once_and_its_kind() {
+        let counters = Counters::default();
+        let name = || "page.html".to_owned();
+        let outcomes: [Result<(), RenderError>; 4] = [
+            Ok(()),
+            Err(RenderError::OutOfFuel {
+                name: name(),
+                fuel: 1,
+            }),
+            Err(RenderError::TooLarge {
+                name: name(),
+                limit: 1,
+            }),
+            Err(RenderError::NotFound(name())),
+        ];
+        for outcome in &outcomes {
+            counters.count_render(outcome, Duration::from_millis(1));
+        }
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        assert_eq!(
+            [
+                load(&counters.renders),
+                load(&counters.failures),
+                load(&counters.out_of_fuel),
+                load(&counters.too_large),
+            ],
+            [4, 3, 1, 1]
         );
     }
 }
