@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use leanserve::actors::templates::inheritance;
+use leanserve::templates::flatten;
 use minijinja::{Environment, Value};
 
 const DEPTH: usize = 5;
@@ -66,7 +66,7 @@ fn environments() -> (Environment<'static>, Environment<'static>) {
             .map(|(_, s)| s.as_str())
     };
     let page = format!("level{}.html", DEPTH - 1);
-    let flattened = inheritance::flatten(&page, lookup).expect("the bench chain flattens");
+    let flattened = flatten::flatten(&page, lookup).expect("the bench chain flattens");
     flat.add_template_owned(page, flattened).unwrap();
     (chain, flat)
 }

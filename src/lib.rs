@@ -58,13 +58,17 @@
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
 //!   gzip built in the background and misses the kernel can answer at once read without
 //!   blocking; `profiler`:
-//!   memory snapshots, comparisons and heap profiles; `templates`: the template store on
-//!   minijinja, bounded renders, the extends-chain flattener, the memory optimizer and the
-//!   context optimizer; `monitor`: collection, history, alerts and their webhook;
+//!   memory snapshots, comparisons and heap profiles; `templates`: the template store:
+//!   folder scanning, reloads, publishing the engine's builds, render workers, reports
+//!   and metrics; `monitor`: collection, history, alerts and their webhook;
 //!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing;
 //!   `tuner`: reads the figures every interval, recommends and applies the live knobs).
 //! - [`off`]: [`off::Off`], what every route and method that needs a switched-off
 //!   subsystem answers (409 on the admin surface, naming the key that switches it on).
+//! - [`templates`]: the template engine on minijinja, pure (no actix): extends chains,
+//!   the flattener, variable analysis, usage tracking, lazy values, interning and
+//!   deduplication, the staged build, bounded renders and [`templates::TemplateError`];
+//!   [`templates::machinery`] is the one door to minijinja's unstable internals.
 //! - [`metrics`]: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
 //! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
@@ -100,6 +104,7 @@ pub mod off;
 pub mod pool;
 pub mod runtime;
 pub mod supervisor;
+pub mod templates;
 pub mod tuner;
 pub mod web;
 

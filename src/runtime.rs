@@ -31,10 +31,9 @@ use crate::actors::profiler::{
     CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
     MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
 };
-use crate::actors::templates::render::{BUFFER_POOL, BufferManager, Resources};
 use crate::actors::templates::{
-    OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, RenderError, Rendered,
-    TemplateInfo, TemplateStore, TemplatesShared, VariablesReport,
+    OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, TemplateStore,
+    TemplatesShared, VariablesReport,
 };
 use crate::actors::tuner::{Tune, Tuner, TunerInputs, TunerReport, TunerShared};
 use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
@@ -47,6 +46,8 @@ use crate::supervisor::{
     CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
     SupervisorSpec,
 };
+use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
+use crate::templates::{RenderError, Rendered, TemplateInfo};
 
 /// Name of the root supervisor.
 pub const ROOT_NAME: &str = "leanserve";

@@ -8,6 +8,8 @@ mod util;
 use std::path::Path;
 
 use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::templates::chain::ChainError;
+use leanserve::templates::{LoadState, TemplateError};
 use util::{Server, eventually, get_json, serve, site, test_opts};
 
 /// A runtime serving templates from `dir`, with extra environment variables.
@@ -47,7 +49,7 @@ fn text(response: &util::RawResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
-fn info(subsystems: &Subsystems, name: &str) -> leanserve::actors::templates::TemplateInfo {
+fn info(subsystems: &Subsystems, name: &str) -> leanserve::templates::TemplateInfo {
     subsystems
         .template_list()
         .into_iter()
@@ -186,7 +188,7 @@ async fn templates_flattened_and_unflattened_render_the_same_bytes() {
         let served = info(&flat, page);
         assert_eq!(
             (served.served, served.served_depth, &served.not_flattened),
-            (leanserve::actors::templates::Served::Flattened, 1, &None),
+            (leanserve::templates::Served::Flattened, 1, &None),
             "{page}"
         );
         assert_eq!(info(&plain, page).served_depth, 3, "{page}");
@@ -260,12 +262,12 @@ async fn templates_deep_chains_are_collapsed_to_the_depth_limit() {
     let root = info(&plain, "l0.html");
     assert_eq!(
         (root.served, root.served_depth),
-        (leanserve::actors::templates::Served::Original, 1)
+        (leanserve::templates::Served::Original, 1)
     );
     // Only ancestors are flattened to shorten chains: l5 and l4 keep their own source.
     assert_eq!(
         info(&plain, "l5.html").served,
-        leanserve::actors::templates::Served::Original
+        leanserve::templates::Served::Original
     );
 }
 
@@ -298,9 +300,16 @@ async fn templates_reload_keeps_the_last_good_version_and_reports_errors() {
         (Some(1), Some(1))
     );
     let page = info(&subsystems, "page.txt");
-    assert_eq!((page.state, page.stale), ("error", true));
+    assert_eq!((page.state, page.stale), (LoadState::Error, true));
     assert!(
-        page.error.as_deref().unwrap().contains("line 1"),
+        matches!(
+            page.error,
+            Some(TemplateError::Syntax { line: Some(line), .. }) if line.get() == 1
+        ),
+        "{page:?}"
+    );
+    assert!(
+        page.error.as_ref().unwrap().to_string().contains("line 1"),
         "{page:?}"
     );
     assert_eq!(
@@ -317,7 +326,7 @@ async fn templates_reload_keeps_the_last_good_version_and_reports_errors() {
         text(&request(&server, "GET", "/templates/page.txt", &[], b"").await),
         "version 2!"
     );
-    assert_eq!(info(&subsystems, "page.txt").state, "ok");
+    assert_eq!(info(&subsystems, "page.txt").state, LoadState::Ok);
 
     // A new template that never parsed: 500 naming it, not a crash.
     write(root, "new.txt", "{% if %}");
@@ -332,9 +341,9 @@ async fn templates_reload_keeps_the_last_good_version_and_reports_errors() {
     let broken = request(&server, "GET", "/templates/new.txt", &[], b"").await;
     assert_eq!(broken.status, 500);
     assert!(text(&broken).contains("new.txt"), "{}", text(&broken));
-    let cycle = info(&subsystems, "a.html").error.unwrap();
+    let cycle = info(&subsystems, "a.html").error.unwrap().to_string();
     assert!(cycle.contains("a.html -> b.html -> a.html"), "{cycle}");
-    let orphan = info(&subsystems, "orphan.html").error.unwrap();
+    let orphan = info(&subsystems, "orphan.html").error.unwrap().to_string();
     assert!(orphan.contains("nowhere.html"), "{orphan}");
     assert_eq!(
         request(&server, "GET", "/templates/a.html", &[], b"")
@@ -474,6 +483,7 @@ async fn templates_limits_stop_runaway_renders_without_stopping_the_workers() {
         "leanserve_template_renders_out_of_fuel_total 3",
         "leanserve_template_renders_too_large_total 1",
         "leanserve_template_render_failures_total 6",
+        "leanserve_template_flatten_panics_total 0",
     ] {
         assert!(metrics.contains(line), "missing {line:?}");
     }
@@ -614,11 +624,19 @@ async fn templates_chains_over_64_are_load_errors_and_others_still_serve() {
     }
     let (subsystems, server) = start(dir.path(), &[]).await;
     let deep = info(&subsystems, "c70.html");
-    assert_eq!(deep.state, "error");
+    assert_eq!(deep.state, LoadState::Error);
+    assert!(
+        matches!(
+            &deep.error,
+            Some(TemplateError::Chain(chain)) if matches!(**chain, ChainError::TooDeep { .. })
+        ),
+        "{deep:?}"
+    );
     assert!(
         deep.error
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("longer than 64 templates"),
         "{deep:?}"
     );
@@ -627,7 +645,7 @@ async fn templates_chains_over_64_are_load_errors_and_others_still_serve() {
     assert!(text(&response).contains("c70.html"), "{}", text(&response));
     // 64 templates is the limit, and allowed: flattened into one.
     let longest = info(&subsystems, "c63.html");
-    assert_eq!((longest.state, longest.served_depth), ("ok", 1));
+    assert_eq!((longest.state, longest.served_depth), (LoadState::Ok, 1));
     assert_eq!(
         text(&request(&server, "GET", "/templates/c63.html", &[], b"").await),
         "root"

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use leanserve::actors::templates::TemplatesShared;
-use leanserve::actors::templates::context::{self, SharedLayer};
 use leanserve::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
+use leanserve::templates::context::{self, SharedLayer};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -349,7 +349,7 @@ struct Measured {
     notes: String,
     /// Kept alive for the throughput rounds.
     store: TemplatesShared,
-    published: Arc<leanserve::actors::templates::Published>,
+    published: Arc<leanserve::templates::Published>,
     contexts: Contexts,
     pages: Vec<String>,
 }
@@ -818,10 +818,10 @@ mod pooling {
     use std::sync::atomic::Ordering;
 
     use leanserve::actors::templates::TemplatesShared;
-    use leanserve::actors::templates::render::{BUFFER_POOL, BufferManager, Resources};
     use leanserve::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
     use leanserve::config::Opts;
     use leanserve::pool::{Pool, PoolSpec};
+    use leanserve::templates::render::{BUFFER_POOL, BufferManager, Resources};
 
     /// Operations measured per row.
     const OPS: usize = 200;

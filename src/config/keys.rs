@@ -686,7 +686,7 @@ key_table! {
 pub const BUILTIN_POOLS: [&str; 3] = [
     crate::codec::GZIP_POOL,
     crate::codec::INFLATE_POOL,
-    crate::actors::templates::render::BUFFER_POOL,
+    crate::templates::render::BUFFER_POOL,
 ];
 
 /// The fields of a `[pools.overrides.<pool>]` table: the `[pools]` keys a pool can

@@ -7,13 +7,13 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::actors::file_cache::LoadError;
 use crate::actors::profiler::ProfilerError;
-use crate::actors::templates::RenderError;
 use crate::alloc::ProfileError;
 use crate::concurrency::Overloaded;
 use crate::http::path::PathError;
 use crate::off::Off;
 use crate::pool::{AcquireError, PoolError};
 use crate::supervisor::CallError;
+use crate::templates::RenderError;
 
 /// A request that cannot be answered normally.
 #[derive(Debug, thiserror::Error)]

@@ -20,11 +20,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 
 use super::error::WebError;
-use crate::actors::templates::RenderError;
 use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
 use crate::runtime::Subsystems;
+use crate::templates::RenderError;
 
 /// `measured`: count these requests in the per-request figures.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {

@@ -11,20 +11,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+use crate::templates::inputs::Stamp;
+use crate::templates::{TemplateError, Variables};
 
 /// Largest template source read; a larger file is a load error.
 pub const MAX_SOURCE_BYTES: u64 = 4 << 20;
 
 /// Deepest folder nesting scanned.
 const MAX_DEPTH: usize = 16;
-
-/// What is known about a file without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
-    pub len: u64,
-    pub modified: Option<SystemTime>,
-}
 
 /// The folder's files by template name, and the context file if there is one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -116,31 +111,40 @@ fn walk(root: &Path, dir: &Path, prefix: &str, depth: usize, found: &mut Scan) -
     Ok(())
 }
 
-/// Reads a template's source; the error is a message for the template's load state.
-pub fn read_source(path: &Path) -> Result<String, String> {
-    let metadata = fs::metadata(path).map_err(|error| error.to_string())?;
+/// Reads a template's source.
+pub fn read_source(path: &Path) -> Result<String, TemplateError> {
+    let metadata = fs::metadata(path).map_err(read_error)?;
     if metadata.len() > MAX_SOURCE_BYTES {
-        return Err(format!(
-            "{} bytes is over the {MAX_SOURCE_BYTES}-byte limit for a template",
-            metadata.len()
-        ));
+        return Err(TemplateError::TooLarge {
+            bytes: metadata.len(),
+            limit: MAX_SOURCE_BYTES,
+        });
     }
-    let bytes = fs::read(path).map_err(|error| error.to_string())?;
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+    let bytes = fs::read(path).map_err(read_error)?;
+    String::from_utf8(bytes).map_err(|_| TemplateError::NotUtf8)
+}
+
+fn read_error(error: io::Error) -> TemplateError {
+    TemplateError::Read {
+        reason: error.to_string().into(),
+    }
 }
 
 /// Reads the global context: a TOML or JSON file whose top level is a table/object.
-pub fn read_context(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+pub fn read_context(path: &Path) -> Result<Variables, TemplateError> {
     let text = read_source(path)?;
+    let syntax = |error: &dyn std::fmt::Display| TemplateError::ContextSyntax {
+        reason: error.to_string().into(),
+    };
     let value: serde_json::Value = if path.extension().is_some_and(|e| e == "toml") {
-        let table: toml::Table = toml::from_str(&text).map_err(|error| error.to_string())?;
-        serde_json::to_value(table).map_err(|error| error.to_string())?
+        let table: toml::Table = toml::from_str(&text).map_err(|error| syntax(&error))?;
+        serde_json::to_value(table).map_err(|error| syntax(&error))?
     } else {
-        serde_json::from_str(&text).map_err(|error| error.to_string())?
+        serde_json::from_str(&text).map_err(|error| syntax(&error))?
     };
     match value {
         serde_json::Value::Object(map) => Ok(map),
-        _ => Err("the top level must be a table of variables".into()),
+        _ => Err(TemplateError::ContextNotATable),
     }
 }
 
@@ -203,11 +207,17 @@ mod tests {
         assert_eq!(context["nav"]["items"][1], "b");
         let json = dir.path().join("_context.json");
         fs::write(&json, "[1, 2]").unwrap();
-        assert!(read_context(&json).unwrap_err().contains("table"));
+        assert_eq!(
+            read_context(&json).unwrap_err(),
+            TemplateError::ContextNotATable
+        );
         fs::write(&json, "{oops").unwrap();
-        assert!(read_context(&json).is_err());
+        assert!(matches!(
+            read_context(&json),
+            Err(TemplateError::ContextSyntax { .. })
+        ));
         let binary = dir.path().join("bin.html");
         fs::write(&binary, [0xff, 0xfe]).unwrap();
-        assert_eq!(read_source(&binary).unwrap_err(), "not UTF-8 text");
+        assert_eq!(read_source(&binary).unwrap_err(), TemplateError::NotUtf8);
     }
 }

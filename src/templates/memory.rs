@@ -13,14 +13,15 @@
 //! - **Compression** (with lazy loading): sources not compiled yet are held
 //!   gzip-compressed and inflated when first rendered.
 //!
-//! Lazy loading itself (compile on first render) and the memory-release hints live in the
-//! store's build; this module holds the pure rewrites and their accounting.
+//! Lazy loading itself (compile on first render) is a build stage
+//! ([`compile_lazily`](super::build::compile_lazily)) and the memory-release hints are the
+//! store's; this module holds the pure rewrites and their accounting.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use minijinja::machinery::{Token, tokenize};
+use super::machinery::{Token, tokenize};
 use serde::Serialize;
 
 /// Shortest static text worth sharing: below this an include costs more than it saves.
@@ -155,7 +156,7 @@ pub fn dedup_sections(
 /// source does not tokenize (it is then left alone; the store reports syntax errors).
 fn static_runs(source: &str) -> Option<Vec<(usize, usize, &str)>> {
     let mut runs = Vec::new();
-    for token in tokenize(source, false, Default::default()) {
+    for token in tokenize(source) {
         let (token, span) = token.ok()?;
         if let Token::TemplateData(text) = token {
             let (start, end) = (span.start_offset as usize, span.end_offset as usize);

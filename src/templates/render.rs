@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use minijinja::{Environment, ErrorKind};
 
+use super::TemplateError;
 use crate::codec::Codecs;
 use crate::pool::{Manager, Pool, Pooled};
 
@@ -124,8 +125,8 @@ pub enum RenderError {
     #[error("no template named {0:?}")]
     NotFound(String),
     /// The template exists but could not be loaded, and no earlier version is in service.
-    #[error("template {name:?} failed to load: {message}")]
-    Broken { name: String, message: String },
+    #[error("template {name:?} failed to load: {error}")]
+    Broken { name: String, error: TemplateError },
     /// The render executed more instructions than `templates.max_fuel`.
     #[error("rendering {name:?} was stopped after {fuel} instructions (templates.max_fuel)")]
     OutOfFuel { name: String, fuel: u64 },
@@ -146,16 +147,30 @@ pub enum RenderError {
     Unavailable(String),
 }
 
-/// Renders `name` from `env` with `context` within `limits`; compresses when
-/// `want_gzip` and the output has at least `limits.min_compress` bytes.
+/// One render asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The template.
+    pub name: &'a str,
+    /// The variables it renders with.
+    pub context: &'a minijinja::Value,
+    /// Whether the client takes gzip.
+    pub want_gzip: bool,
+}
+
+/// Renders `request.name` from `env` within `limits`; compresses when the request wants
+/// gzip and the output has at least `limits.min_compress` bytes.
 pub fn render(
     env: &Environment<'static>,
-    name: &str,
-    context: &minijinja::Value,
+    request: &Request<'_>,
     limits: &Limits,
-    want_gzip: bool,
     resources: &Resources,
 ) -> Result<Rendered, RenderError> {
+    let Request {
+        name,
+        context,
+        want_gzip,
+    } = *request;
     let Limits {
         max_output,
         fuel,
@@ -260,21 +275,28 @@ mod tests {
         env
     }
 
-    fn render_with(
+    /// Room for every test output, no fuel reported, gzip from the first byte.
+    const LIMITS: Limits = Limits {
+        max_output: 1 << 20,
+        fuel: 0,
+        min_compress: 0,
+    };
+
+    fn request<'a>(name: &'a str, context: &'a minijinja::Value) -> Request<'a> {
+        Request {
+            name,
+            context,
+            want_gzip: false,
+        }
+    }
+
+    /// Renders with fresh buffers and compressors.
+    fn render_direct(
         env: &Environment<'static>,
-        name: &str,
-        context: &minijinja::Value,
-        max_output: u64,
-        fuel: u64,
-        want_gzip: bool,
-        min_compress: u64,
+        request: Request<'_>,
+        limits: Limits,
     ) -> Result<Rendered, RenderError> {
-        let limits = Limits {
-            max_output,
-            fuel,
-            min_compress,
-        };
-        render(env, name, context, &limits, want_gzip, &Resources::direct())
+        render(env, &request, &limits, &Resources::direct())
     }
 
     #[test]
@@ -305,8 +327,8 @@ mod tests {
             min_compress: 0,
         };
         let none = ctx(serde_json::json!({}));
-        let first = render(&env, "small.txt", &none, &limits, false, &resources).unwrap();
-        let second = render(&env, "small.txt", &none, &limits, false, &resources).unwrap();
+        let first = render(&env, &request("small.txt", &none), &limits, &resources).unwrap();
+        let second = render(&env, &request("small.txt", &none), &limits, &resources).unwrap();
         assert_eq!(first.body, second.body);
         let stats = buffers.stats();
         assert_eq!((stats.created, stats.recycled, stats.idle), (1, 2, 1));
@@ -314,7 +336,7 @@ mod tests {
             stats.idle_bytes >= first.body.len() as u64,
             "capacity is kept"
         );
-        let large = render(&env, "large.txt", &none, &limits, false, &resources).unwrap();
+        let large = render(&env, &request("large.txt", &none), &limits, &resources).unwrap();
         assert!(large.body.len() > MAX_KEPT_BUFFER);
         let stats = buffers.stats();
         assert_eq!(stats.discarded(crate::pool::DiscardReason::Recycle), 1);
@@ -328,16 +350,12 @@ mod tests {
     #[test]
     fn templates_render_escapes_html_and_tags_the_bytes() {
         let env = env(&[("page.html", "<p>{{ who }}</p>")], 100_000);
-        let out = render_with(
-            &env,
-            "page.html",
-            &ctx(serde_json::json!({"who": "<b>"})),
-            1024,
-            0,
-            false,
-            0,
-        )
-        .unwrap();
+        let who = ctx(serde_json::json!({"who": "<b>"}));
+        let limits = Limits {
+            max_output: 1024,
+            ..LIMITS
+        };
+        let out = render_direct(&env, request("page.html", &who), limits).unwrap();
         assert_eq!(&out.body[..], b"<p>&lt;b&gt;</p>");
         assert_eq!(out.etag, etag(b"<p>&lt;b&gt;</p>"));
         assert!(out.gzip.is_none());
@@ -361,16 +379,23 @@ mod tests {
         );
         let none = ctx(serde_json::json!({}));
         assert!(matches!(
-            render_with(&env, "loop.txt", &none, 1 << 20, 200_000, false, 0),
+            render_direct(
+                &env,
+                request("loop.txt", &none),
+                Limits {
+                    fuel: 200_000,
+                    ..LIMITS
+                }
+            ),
             Err(RenderError::OutOfFuel { fuel: 200_000, .. })
         ));
         let mut env = env;
         env.set_fuel(None);
         assert!(matches!(
-            render_with(&env, "huge.txt", &none, 1 << 20, 0, false, 0),
+            render_direct(&env, request("huge.txt", &none), LIMITS),
             Err(RenderError::TooLarge { limit: 1048576, .. })
         ));
-        match render_with(&env, "bad.txt", &none, 1 << 20, 0, false, 0) {
+        match render_direct(&env, request("bad.txt", &none), LIMITS) {
             Err(RenderError::Failed { name, message }) => {
                 assert_eq!(name, "bad.txt");
                 assert!(message.contains("nowhere.txt"), "{message}");
@@ -378,7 +403,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            render_with(&env, "missing.txt", &none, 1 << 20, 0, false, 0).unwrap_err(),
+            render_direct(&env, request("missing.txt", &none), LIMITS).unwrap_err(),
             RenderError::NotFound("missing.txt".into())
         );
     }
@@ -393,7 +418,18 @@ mod tests {
             1_000_000,
         );
         let none = ctx(serde_json::json!({}));
-        let out = render_with(&env, "long.txt", &none, 1 << 20, 0, true, 1024).unwrap();
+        let out = render_direct(
+            &env,
+            Request {
+                want_gzip: true,
+                ..request("long.txt", &none)
+            },
+            Limits {
+                min_compress: 1024,
+                ..LIMITS
+            },
+        )
+        .unwrap();
         let gzip = out.gzip.expect("compressible");
         assert!(gzip.len() < out.body.len() / 2);
         assert_ne!(out.gzip_etag.as_deref(), Some(out.etag.as_str()));
@@ -403,10 +439,20 @@ mod tests {
         assert_eq!(inflated, out.body);
         // Under min_compress: no gzip.
         assert!(
-            render_with(&env, "long.txt", &none, 1 << 20, 0, true, 1 << 20)
-                .unwrap()
-                .gzip
-                .is_none()
+            render_direct(
+                &env,
+                Request {
+                    want_gzip: true,
+                    ..request("long.txt", &none)
+                },
+                Limits {
+                    min_compress: 1 << 20,
+                    ..LIMITS
+                }
+            )
+            .unwrap()
+            .gzip
+            .is_none()
         );
     }
 }
