@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use criterion::{Criterion, criterion_group};
-use leanserve::supervisor::{ChildSpec, SupervisorSpec};
+use leanserve::{ChildSpec, SupervisorSpec};
 
 struct Echo;
 

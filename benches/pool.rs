@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use leanserve::pool::{Manager, Pool, PoolSpec};
+use leanserve::{Manager, Pool, PoolSpec};
 use tokio::runtime::Runtime;
 use tokio::sync::Barrier;
 

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use leanserve::templates::flatten;
+use leanserve::internals::flatten;
 use minijinja::{Environment, Value};
 
 const DEPTH: usize = 5;

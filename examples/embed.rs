@@ -24,10 +24,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use leanserve::config::{Config, LoadOptions};
-use leanserve::pool::{FnManager, Pool, PoolSpec};
-use leanserve::runtime::{Runtime, Subsystems};
-use leanserve::supervisor::{ChildSpec, Handle};
+use leanserve::{ChildSpec, Handle};
+use leanserve::{Config, LoadOptions};
+use leanserve::{FnManager, Pool, PoolSpec};
+use leanserve::{Runtime, Subsystems};
 
 /// The backend the host talks to: answers each line upper-cased. One thread per
 /// connection; it runs until the process ends.
@@ -133,7 +133,7 @@ pub struct Host {
 
 /// Starts leanserve's runtime with the host's actor in its tree and its backend pool
 /// under its pool manager.
-pub async fn start(opts: leanserve::config::Opts) -> Host {
+pub async fn start(opts: leanserve::Opts) -> Host {
     let (spec, visits) = ChildSpec::worker("visits", || Visits { count: 0 });
     let subsystems = Runtime::new(opts)
         .child(spec)
@@ -164,13 +164,13 @@ pub fn host_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> 
                 }),
             )
             .route("/api/hello", web::get().to(hello))
-            .service(web::scope("/lean").configure(leanserve::web::configure_public(&subsystems)));
+            .service(web::scope("/lean").configure(leanserve::configure_public(&subsystems)));
     }
 }
 
 /// leanserve's admin surface, for a listener of its own that only operators reach.
 pub fn admin_routes(host: &Host) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
-    leanserve::web::configure_admin(&host.subsystems)
+    leanserve::configure_admin(&host.subsystems)
 }
 
 async fn hello(visits: web::Data<Handle<Visits>>) -> HttpResponse {

@@ -23,6 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo fmt --all -- --check
+# The API stays curated: at most 60 items in rustdoc (src/lib.rs's `pub use` block).
+scripts/api_items.sh --max 60
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features chaos -- -D warnings
 # Embedding applications may switch jemalloc off; the library must build and lint without it.

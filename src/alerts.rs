@@ -17,12 +17,16 @@ use serde::Serialize;
 /// How a figure is compared with the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Comparison {
+    /// `>`: the figure is above the threshold.
     #[serde(rename = ">")]
     Above,
+    /// `>=`: the figure is at least the threshold.
     #[serde(rename = ">=")]
     AtLeast,
+    /// `<`: the figure is below the threshold.
     #[serde(rename = "<")]
     Below,
+    /// `<=`: the figure is at most the threshold.
     #[serde(rename = "<=")]
     AtMost,
 }
@@ -53,8 +57,11 @@ impl Comparison {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Worth knowing; nothing to do.
     Info,
+    /// Needs attention soon.
     Warning,
+    /// Needs attention now.
     Critical,
 }
 
@@ -87,13 +94,17 @@ pub struct Rule {
     pub name: String,
     /// A key of the JSON view, e.g. `cache_hit_ratio`.
     pub metric: String,
+    /// How the figure is compared with `threshold`.
     pub comparison: Comparison,
+    /// The value the figure is compared with.
     pub threshold: f64,
     /// How long the condition must hold before the alert fires.
     pub for_duration: Duration,
     /// Least time between two announcements of this rule.
     pub cooldown: Duration,
+    /// How urgent the alert is.
     pub severity: Severity,
+    /// What the alert says when it fires.
     pub message: String,
     /// Compare the metric's increase over this window rather than its value.
     pub over: Option<Duration>,

@@ -44,11 +44,17 @@ pub struct HeapStats {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HeapProfiling {
     /// Sampling is on: one sample every `2^lg_sample` bytes of allocation.
-    On { sample_bytes: u64 },
+    On {
+        /// Bytes of allocation per sample.
+        sample_bytes: u64,
+    },
     /// Compiled in but switched off (`profiler.heap_profiling = false`).
     Off,
     /// Not possible in this process; `reason` says why.
-    Unavailable { reason: String },
+    Unavailable {
+        /// Why (jemalloc is not the global allocator, or was built without profiling).
+        reason: String,
+    },
 }
 
 /// Why a heap profile could not be produced.
@@ -242,11 +248,12 @@ pub fn cache_arena_stats() -> Option<ArenaStats> {
 macro_rules! use_jemalloc {
     () => {
         #[global_allocator]
-        static LEANSERVE_JEMALLOC: $crate::alloc::Jemalloc = $crate::alloc::Jemalloc;
+        static LEANSERVE_JEMALLOC: $crate::__jemalloc::Jemalloc = $crate::__jemalloc::Jemalloc;
 
         /// jemalloc reads its options from this symbol before the first allocation.
         #[unsafe(export_name = "_rjem_malloc_conf")]
-        static LEANSERVE_MALLOC_CONF: $crate::alloc::MallocConf = $crate::alloc::MALLOC_CONF;
+        static LEANSERVE_MALLOC_CONF: $crate::__jemalloc::MallocConf =
+            $crate::__jemalloc::MALLOC_CONF;
     };
 }
 

@@ -10,20 +10,20 @@
 //! ```no_run
 //! # async fn host() -> Result<(), Box<dyn std::error::Error>> {
 //! use actix_web::{App, HttpServer, web};
-//! use leanserve::config::{Config, LoadOptions};
+//! use leanserve::{Config, LoadOptions};
 //!
 //! let config = Config::load(&LoadOptions::from_process_env())?;
 //! let subsystems = leanserve::Runtime::new(config.opts).start().await?;
 //! // The site under /lean on the public listener...
 //! let site = subsystems.clone();
 //! let public = HttpServer::new(move || {
-//!     App::new().service(web::scope("/lean").configure(leanserve::web::configure_public(&site)))
+//!     App::new().service(web::scope("/lean").configure(leanserve::configure_public(&site)))
 //! })
 //! .bind("0.0.0.0:8080")?
 //! .run();
 //! // ...and the admin surface (admin routes, metrics, dashboard) where only operators reach.
 //! let ops = subsystems.clone();
-//! let admin = HttpServer::new(move || App::new().configure(leanserve::web::configure_admin(&ops)))
+//! let admin = HttpServer::new(move || App::new().configure(leanserve::configure_admin(&ops)))
 //!     .bind("127.0.0.1:8081")?
 //!     .run();
 //! let (public, admin) = tokio::join!(public, admin);
@@ -33,52 +33,70 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The API
+//!
+//! - Start: [`Config::load`] resolves the layered configuration into [`Opts`] (or build
+//!   one in code and let [`Opts::validate`] check it); [`Runtime::new`]`(opts)`, with
+//!   [`Runtime::child`] for the host's own actors, then [`Runtime::start`] answers
+//!   [`Subsystems`], the cloneable handles; [`Subsystems::escalated`] resolves when the
+//!   tree gives up, [`Subsystems::shutdown`] stops it.
+//! - Mount: [`configure_public`] (the site), [`configure_admin`] (the admin surface),
+//!   [`configure`] (both), [`limit_head`] and [`mark_unix_peers`] for the host's servers.
+//! - Supervise: [`ChildSpec`], [`Handle`], [`SupervisorSpec`] and the reports.
+//! - Pool: [`Subsystems::create_pool`] with a [`Manager`] (or [`FnManager`]) and a
+//!   [`PoolSpec`]; [`Pool`], [`Pooled`] and their errors.
+//! - [`Off`]: what asking a switched-off subsystem answers.
+//! - [`use_jemalloc!`]: jemalloc as a binary's global allocator, for its statistics and
+//!   heap profiles (the library never sets one).
+//!
 //! # Layout
 //!
-//! - [`config`]: layered configuration (flags > environment > `config/<profile>.toml` >
-//!   `config/default.toml` > compiled defaults), checked once into [`config::Opts`].
-//! - [`supervisor`]: OTP-style supervision over actix actors: child specs, restart types,
-//!   strategies, restart intensity with escalation, stable [`supervisor::Handle`]s.
-//! - [`runtime`]: [`Runtime::start`] builds the supervision tree from `Opts` and returns
-//!   [`Subsystems`], the cloneable set of handles.
-//! - [`pool`]: resource pools: named pools of reusable objects with hand-off to waiters,
+//! Every module is private; the API above is one `pub use` block.
+//!
+//! - `config/`: layered configuration (flags > environment > `config/<profile>.toml` >
+//!   `config/default.toml` > compiled defaults), every key a typed constant, checked
+//!   once into `Opts`.
+//! - `supervisor/`: OTP-style supervision over actix actors: child specs, restart types,
+//!   strategies, restart intensity with escalation, stable handles.
+//! - `runtime.rs`: builds the supervision tree from `Opts` and answers `Subsystems`.
+//! - `pool/`: resource pools: named pools of reusable objects with hand-off to waiters,
 //!   typed acquire errors, panicking holders' objects discarded, leak detection, reaping,
-//!   validation, autoscaling and statistics; the [`pool::Pools`] registry.
-//! - [`concurrency`]: the concurrency manager: an adaptive in-flight limit (pure) and the
+//!   validation, autoscaling and statistics; the `Pools` registry.
+//! - `concurrency/`: the concurrency manager: an adaptive in-flight limit (pure) and the
 //!   limiter that applies it with a short CoDel-style queue; one for static files, one
 //!   for renders.
-//! - [`tuner`]: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
+//! - `tuner/`: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
 //!   configured, total) and the rules that turn readings into recommendations.
-//! - [`codec`]: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
+//! - `codec.rs`: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
 //!   `inflate` pools (the file cache's and the template renders' compression).
-//! - [`alloc`]: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
-//!   file cache's own arena, and [`use_jemalloc!`] for binaries (the library never sets a
-//!   global allocator).
-//! - [`actors`]: the supervised actors, one per file (`process`: RSS and CPU sampler;
+//! - `alloc.rs`: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
+//!   file cache's own arena, and `use_jemalloc!`.
+//! - `actors/`: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
 //!   gzip built in the background and misses the kernel can answer at once read without
-//!   blocking; `profiler`:
-//!   memory snapshots, comparisons and heap profiles; `templates`: the template store:
-//!   folder scanning, reloads, publishing the engine's builds, render workers, reports
-//!   and metrics; `monitor`: collection, history, alerts and their webhook;
-//!   `pool_manager`: the owner of the pool registry, its upkeep, creation and resizing;
-//!   `tuner`: reads the figures every interval, recommends and applies the live knobs).
-//! - [`off`]: [`off::Off`], what every route and method that needs a switched-off
-//!   subsystem answers (409 on the admin surface, naming the key that switches it on).
-//! - [`templates`]: the template engine on minijinja, pure (no actix): extends chains,
+//!   blocking; `profiler`: memory snapshots, comparisons and heap profiles; `templates`:
+//!   the template store: folder scanning, reloads, publishing the engine's builds, render
+//!   workers, reports and metrics; `monitor`: collection, history, alerts and their
+//!   webhook; `pool_manager`: the owner of the pool registry, its upkeep,
+//!   creation and resizing; `tuner`: reads the figures every interval, recommends and
+//!   applies the live knobs).
+//! - `templates/`: the template engine on minijinja, pure (no actix): extends chains,
 //!   the flattener, variable analysis, usage tracking, lazy values, interning and
-//!   deduplication, the staged build, bounded renders and [`templates::TemplateError`];
-//!   [`templates::machinery`] is the one door to minijinja's unstable internals.
-//! - [`metrics`]: the sources subsystems register with the monitor, metric families,
+//!   deduplication, the staged build, bounded renders and `TemplateError`;
+//!   `templates/machinery.rs` is the one door to minijinja's unstable internals.
+//! - `off.rs`: `Off`, what every route and method that needs a switched-off subsystem
+//!   answers (409 on the admin surface, naming the key that switches it on).
+//! - `metrics/`: the sources subsystems register with the monitor, metric families,
 //!   per-request counters and the Prometheus text format.
-//! - [`alerts`]: alert rules, their Prometheus-like states and the defaults.
-//! - [`http`]: pure HTTP decisions without actix: admin access, request path safety,
+//! - `alerts.rs`: alert rules, their Prometheus-like states and the defaults.
+//! - `http/`: pure HTTP decisions without actix: admin access, request path safety,
 //!   preconditions, ranges, Accept-Encoding negotiation.
-//! - [`web`]: the actix-web side in two surfaces: [`web::configure_public`] mounts the
-//!   site (health, templates, static files), [`web::configure_admin`] the admin surface
-//!   (admin, monitoring and dashboard, profiler) behind admin access, [`web::configure`]
-//!   both on one listener, [`web::limit_head`] the request-head limit; `web/error.rs`
-//!   maps failures to statuses.
+//! - `web/`: the actix-web side in two surfaces: `configure_public` mounts the site
+//!   (health, templates, static files as the default service), `configure_admin` the
+//!   admin surface (admin, monitoring and dashboard, profiler) behind admin access,
+//!   `configure` both on one listener, `limit_head` the request-head limit;
+//!   `web/error.rs` maps failures to statuses.
+//! - `properties.rs`: property tests of the parsers (tests only).
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
 //!   generated site, with a counting allocator, written up as a markdown report.
 //! - `src/bin/leanserve/`: the binary: `main.rs` (`serve` on the serving and admin
@@ -86,32 +104,110 @@
 //!   running server's admin surface), `unix_socket.rs` (the admin surface's owner-only
 //!   Unix socket) and `unix_http.rs` (the client's HTTP/1.1 over it).
 
+#![deny(missing_docs)]
+// Without `cli` there is no `internals` module, and what only leanserve's own tools use
+// through it (the memory benchmark's engine access, the allocator tests' arena figures)
+// is unused; the default build still reports real dead code.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod actors;
-pub mod alerts;
+mod actors;
+mod alerts;
 // jemalloc's control interface and the cache's arena are FFI; every block says why it
 // is sound.
 #[allow(unsafe_code)]
-pub mod alloc;
-pub mod codec;
-pub mod concurrency;
-pub mod config;
-pub mod http;
-pub mod metrics;
-pub mod off;
-pub mod pool;
-pub mod runtime;
-pub mod supervisor;
-pub mod templates;
-pub mod tuner;
-pub mod web;
+mod alloc;
+mod codec;
+mod concurrency;
+mod config;
+mod http;
+mod metrics;
+mod off;
+mod pool;
+mod runtime;
+mod supervisor;
+mod templates;
+mod tuner;
+mod web;
 
-pub use runtime::{Runtime, Subsystems};
+// The public API: what an embedding application and the binaries use. Everything else is
+// private to the crate.
+pub use actors::profiler::MemoryStats;
+pub use alerts::{Comparison, Rule, Severity};
+pub use alloc::{Allocator, HeapProfiling};
+pub use config::{
+    AdminBind, Config, ConfigError, LoadOptions, Opts, Profile, Source, Store, TunerMode,
+};
+pub use off::Off;
+pub use pool::{
+    AcquireError, FnManager, MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pooled,
+    Resize,
+};
+pub use runtime::{Readiness, Runtime, StartError, Subsystems};
+pub use supervisor::{
+    CallError, ChildReport, ChildSpec, ChildState, Handle, Intensity, Restart, RootSupervisor,
+    Strategy, SupervisorError, SupervisorReport, SupervisorSpec, SupervisorState,
+};
+pub use templates::chain::ChainError;
+pub use templates::{LoadState, RenderError, Rendered, Served, TemplateError, TemplateInfo};
+pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
+
+/// What leanserve's own binaries, benchmarks and tests reach into beyond the API above:
+/// not part of it, with no stability promise, and only with the `cli` feature (an
+/// embedding application that leaves `cli` out cannot reach it at all).
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::actors::file_cache::{ENTRY_OVERHEAD, Found, allocation_size};
+    pub use crate::actors::process::current_rss;
+    pub use crate::actors::templates::TemplatesShared;
+    pub use crate::alloc::{cache_arena_enabled, cache_arena_stats, heap_stats, into_cache_arena};
+    pub use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
+    pub use crate::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
+    pub use crate::config::{TypedKey, keys};
+    pub use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
+    pub use crate::templates::{Published, context, flatten};
+}
+
+/// What `use_jemalloc!` expands to; not API.
+#[cfg(feature = "jemalloc")]
+#[doc(hidden)]
+pub mod __jemalloc {
+    pub use crate::alloc::{Jemalloc, MALLOC_CONF, MallocConf};
+}
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
+    /// No source file outgrows what one reader holds in mind: at most 1,500 lines, tests
+    /// inside it included (files of tests alone, `tests.rs`, are not counted).
+    #[test]
+    fn source_files_stay_under_1500_lines() {
+        fn visit(dir: &std::path::Path, long: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, long);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs")
+                {
+                    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                    if lines > 1500 {
+                        long.push(format!("{}: {lines} lines", path.display()));
+                    }
+                }
+            }
+        }
+        let mut long = Vec::new();
+        visit(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut long,
+        );
+        assert!(long.is_empty(), "split these: {long:#?}");
+    }
+
     /// The crates only the binaries use stay out of the library's dependency set: an
     /// embedding application that leaves out the `cli` feature compiles none of them.
     #[test]

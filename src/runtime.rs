@@ -58,7 +58,10 @@ pub enum StartError {
     /// The static root folder does not exist (only possible with hand-built `Opts`;
     /// `Config::load` checks it too).
     #[error("static root {} is not a directory", path.display())]
-    RootDir { path: PathBuf },
+    RootDir {
+        /// The configured `static_files.root_dir`.
+        path: PathBuf,
+    },
     /// The supervision tree is malformed (for example two children with one name).
     #[error(transparent)]
     Tree(#[from] SupervisorError),
@@ -182,11 +185,14 @@ impl Runtime {
             shared.add_live_value("process", move || stats.latest());
             // Loaded before the tree starts, so the first request finds them.
             let loader = shared.clone();
-            let summary = actix_web::rt::task::spawn_blocking(move || loader.reload_blocking())
-                .await
-                .unwrap_or_default();
-            if let Some(failure) = summary.failure {
-                log::error!("templates: {failure}");
+            match actix_web::rt::task::spawn_blocking(move || loader.reload_blocking()).await {
+                Ok(summary) => {
+                    if let Some(failure) = summary.failure {
+                        log::error!("templates: {failure}");
+                    }
+                }
+                // Served empty until the store's own first reload (or the next) succeeds.
+                Err(panic) => shared.reload_panicked(&panic),
             }
             Some(shared)
         } else {
@@ -354,6 +360,7 @@ struct Inner {
 /// Whether the runtime can serve: every permanent child runs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Readiness {
+    /// Every permanent child runs.
     pub ready: bool,
     /// Paths of the children (or supervisors) that are not running.
     pub unready: Vec<String>,
@@ -551,9 +558,7 @@ impl Subsystems {
     ) -> Result<Rendered, RenderError> {
         match self.templates() {
             Some(templates) => templates.render(name, context, gzip).await,
-            None => Err(RenderError::Unavailable(
-                "templates.enabled is false".into(),
-            )),
+            None => Err(Off::Templates.into()),
         }
     }
 

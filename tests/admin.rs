@@ -5,7 +5,7 @@
 mod util;
 
 use actix_web::{App, test};
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
 use util::{get_json, serve, site, test_opts};
 
 const TOKEN: &str = "correct-horse-battery-staple";
@@ -21,8 +21,7 @@ async fn status_from(
         .start()
         .await
         .unwrap();
-    let app =
-        test::init_service(App::new().configure(leanserve::web::configure(&subsystems))).await;
+    let app = test::init_service(App::new().configure(leanserve::configure(&subsystems))).await;
     let mut request = test::TestRequest::get()
         .uri(path)
         .peer_addr(peer.parse().unwrap());
@@ -132,8 +131,7 @@ async fn admin_chaos_route_does_not_exist_in_a_default_build() {
         .start()
         .await
         .unwrap();
-    let app =
-        test::init_service(App::new().configure(leanserve::web::configure(&subsystems))).await;
+    let app = test::init_service(App::new().configure(leanserve::configure(&subsystems))).await;
     let request = test::TestRequest::post()
         .uri("/admin/chaos/panic/process")
         .peer_addr("127.0.0.1:1".parse().unwrap())

@@ -1,11 +1,11 @@
 //! The file cache's own jemalloc arena, in a test binary of its own that runs on jemalloc
 //! the way the server binary does: arena figures are process-wide, so nothing else may
 //! run beside it.
-#![cfg(feature = "jemalloc")]
+#![cfg(all(feature = "jemalloc", feature = "cli"))]
 
 mod util;
 
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
 use util::{eventually, serve, site, test_opts};
 
 leanserve::use_jemalloc!();
@@ -16,11 +16,11 @@ leanserve::use_jemalloc!();
 #[actix_rt::test]
 async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_the_budget() {
     // The arena itself: bytes come back equal, and freeing them leaves no dirty pages.
-    assert!(leanserve::alloc::cache_arena_enabled());
-    let arena = || leanserve::alloc::cache_arena_stats().unwrap();
+    assert!(leanserve::internals::cache_arena_enabled());
+    let arena = || leanserve::internals::cache_arena_stats().unwrap();
     let before = arena();
     let kept: Vec<bytes::Bytes> = (0..100u8)
-        .map(|i| leanserve::alloc::into_cache_arena(bytes::Bytes::from(vec![i; 64 << 10])))
+        .map(|i| leanserve::internals::into_cache_arena(bytes::Bytes::from(vec![i; 64 << 10])))
         .collect();
     assert!(
         kept.iter()
@@ -39,11 +39,11 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
     // jemalloc's size classes (small) and page rounding (large).
     for len in [100, 5_000, 14_000, 40_000, 70_001] {
         let before = arena().allocated;
-        let bytes = leanserve::alloc::into_cache_arena(bytes::Bytes::from(vec![7u8; len]));
+        let bytes = leanserve::internals::into_cache_arena(bytes::Bytes::from(vec![7u8; len]));
         let grown = arena().allocated - before;
         assert_eq!(
             grown,
-            leanserve::actors::file_cache::allocation_size(len),
+            leanserve::internals::allocation_size(len),
             "{len} bytes"
         );
         drop(bytes);
@@ -101,7 +101,7 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
     let stats = subsystems.cache_stats().await.unwrap();
     let len = |i: u32| 1_000 + (i as usize * 7_919) % 11_000;
     let stored: u64 = (1_500 - stats.items as u32..1_500)
-        .map(|i| leanserve::actors::file_cache::allocation_size(len(i)))
+        .map(|i| leanserve::internals::allocation_size(len(i)))
         .sum();
     println!("arena {arena:?} for {stored} bytes stored");
     assert!(

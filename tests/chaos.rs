@@ -8,7 +8,7 @@ mod util;
 
 use std::time::Duration;
 
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
 use util::{eventually, get_json, serve, site, test_opts};
 
 async fn post(url: &str) -> u16 {
@@ -32,8 +32,7 @@ async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 202);
     eventually("process restarted", || async {
         let report = subsystems.supervisor_report();
-        report.children[0].restarts == 1
-            && report.state == leanserve::supervisor::SupervisorState::Running
+        report.children[0].restarts == 1 && report.state == leanserve::SupervisorState::Running
     })
     .await;
     let (_, tree) = get_json(&server.url("/admin/supervisor"), None).await;
@@ -66,8 +65,8 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let numbers = subsystems
         .create_pool(
             "numbers",
-            leanserve::pool::PoolSpec::new(2).min_idle(2),
-            leanserve::pool::FnManager::new(|| Ok::<u32, std::io::Error>(5)),
+            leanserve::PoolSpec::new(2).min_idle(2),
+            leanserve::FnManager::new(|| Ok::<u32, std::io::Error>(5)),
         )
         .await
         .unwrap();
@@ -94,7 +93,7 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let resized = subsystems
         .resize_pool(
             "numbers",
-            leanserve::pool::Resize {
+            leanserve::Resize {
                 max_size: Some(1),
                 min_idle: Some(1),
                 ..Default::default()
@@ -194,7 +193,7 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
             .iter()
             .find(|c| c.name == "file_cache")
             .unwrap();
-        cache.restarts == 1 && cache.state == leanserve::supervisor::ChildState::Running
+        cache.restarts == 1 && cache.state == leanserve::ChildState::Running
     })
     .await;
     assert_eq!(
@@ -359,14 +358,14 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     let site = site();
     let mut opts = test_opts(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
     opts.monitoring.webhook_url = Some(url);
-    opts.monitoring.alerts.push(leanserve::alerts::Rule {
+    opts.monitoring.alerts.push(leanserve::Rule {
         name: "always".into(),
         metric: "requests_total".into(),
-        comparison: leanserve::alerts::Comparison::AtLeast,
+        comparison: leanserve::Comparison::AtLeast,
         threshold: 0.0,
         for_duration: Duration::from_millis(200),
         cooldown: Duration::from_secs(3600),
-        severity: leanserve::alerts::Severity::Warning,
+        severity: leanserve::Severity::Warning,
         message: "holds throughout".into(),
         over: None,
         min_requests: None,
@@ -506,7 +505,7 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
                 .iter()
                 .find(|c| c.name == "file_cache")
                 .unwrap();
-            cache.restarts == n && cache.state == leanserve::supervisor::ChildState::Running
+            cache.restarts == n && cache.state == leanserve::ChildState::Running
         })
         .await;
     }
@@ -569,7 +568,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
             eventually("the child restarted", || async {
                 let report = subsystems.supervisor_report();
                 let it = report.children.iter().find(|c| &c.name == child).unwrap();
-                it.restarts == round && it.state == leanserve::supervisor::ChildState::Running
+                it.restarts == round && it.state == leanserve::ChildState::Running
             })
             .await;
             let (status, _) = get_json(&server.url("/ready"), None).await;

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, HttpServer, web};
-use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::{Runtime, Subsystems};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -553,8 +553,7 @@ fn serve_under_prefix(
 ) -> (SocketAddr, actix_web::dev::ServerHandle) {
     let app_subsystems = subsystems.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .service(web::scope("/lean").configure(leanserve::web::configure(&app_subsystems)))
+        App::new().service(web::scope("/lean").configure(leanserve::configure(&app_subsystems)))
     })
     .workers(1)
     .bind(addr)
@@ -636,7 +635,7 @@ async fn dashboard_keeps_working_through_a_child_restart() {
         site.path(),
         &[("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())],
     );
-    let (spec, fragile) = leanserve::supervisor::ChildSpec::worker("fragile", || Fragile);
+    let (spec, fragile) = leanserve::ChildSpec::worker("fragile", || Fragile);
     let subsystems = Runtime::new(opts)
         .child(spec)
         .start()

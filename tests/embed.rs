@@ -156,7 +156,7 @@ async fn embed_at_the_root_shadows_no_host_route() {
                 "/api/get-before",
                 actix_web::web::get().to(host("before, GET")),
             )
-            .configure(leanserve::web::configure_public(&app))
+            .configure(leanserve::configure_public(&app))
             .route("/api/after", actix_web::web::post().to(host("after, POST")))
             .route(
                 "/api/get-after",
@@ -215,9 +215,8 @@ async fn embed_prefix_without_slash_redirects_to_the_site_root() {
         .unwrap();
     let app = subsystems.clone();
     let server = HttpServer::new(move || {
-        App::new().service(
-            actix_web::web::scope("/lean").configure(leanserve::web::configure_public(&app)),
-        )
+        App::new()
+            .service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)))
     })
     .workers(1)
     .bind("127.0.0.1:0")
@@ -254,11 +253,10 @@ async fn embed_escalation_stops_the_host() {
     let site = site();
     let (subsystems, fragile) = start_with_fragile(site.path(), "1").await;
     let app = subsystems.clone();
-    let server =
-        HttpServer::new(move || App::new().configure(leanserve::web::configure_public(&app)))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
+    let server = HttpServer::new(move || App::new().configure(leanserve::configure_public(&app)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
     let addr = server.addrs()[0];
     let serving = actix_rt::spawn({
         let subsystems = subsystems.clone();

@@ -7,7 +7,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::{get_json, raw, serve, site, test_opts};
 
@@ -110,7 +110,7 @@ async fn limiter_off_admits_everything() {
 #[test]
 fn limiter_min_over_max_stops_start_up_naming_the_key() {
     let site = site();
-    let options = leanserve::config::LoadOptions {
+    let options = leanserve::LoadOptions {
         config_dir: Some(util::config_dir()),
         profile: Some("test".into()),
         env: [
@@ -123,8 +123,8 @@ fn limiter_min_over_max_stops_start_up_naming_the_key() {
         .collect(),
         ..Default::default()
     };
-    match leanserve::config::Config::load(&options) {
-        Err(leanserve::config::ConfigError::Invalid { key, allowed, .. }) => {
+    match leanserve::Config::load(&options) {
+        Err(leanserve::ConfigError::Invalid { key, allowed, .. }) => {
             assert_eq!(key, "limiter.min_limit");
             assert!(allowed.contains("limiter.max_limit (10)"), "{allowed}");
         }

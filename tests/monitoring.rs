@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use leanserve::alerts::{Comparison, Rule, Severity};
-use leanserve::config::Opts;
-use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::Opts;
+use leanserve::{Comparison, Rule, Severity};
+use leanserve::{Runtime, Subsystems};
 use util::{Server, eventually, get_json, serve, site, test_opts};
 
 async fn start(opts: Opts) -> (Subsystems, Server) {

@@ -5,9 +5,9 @@
 
 mod util;
 
-use leanserve::config::{Config, ConfigError, LoadOptions};
-use leanserve::pool::{PoolError, PoolSpec};
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
+use leanserve::{Config, ConfigError, LoadOptions};
+use leanserve::{PoolError, PoolSpec};
 use util::{config_dir, get_json, raw, serve, site, test_opts};
 
 /// A site with compressible files.
@@ -128,11 +128,11 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
                     .create_pool(
                         "mine",
                         PoolSpec::new(1),
-                        leanserve::pool::FnManager::new(|| Ok::<u8, std::io::Error>(1))
+                        leanserve::FnManager::new(|| Ok::<u8, std::io::Error>(1))
                     )
                     .await
                     .unwrap_err(),
-                PoolError::Off(leanserve::off::Off::Pools)
+                PoolError::Off(leanserve::Off::Pools)
             );
         }
         bodies.push(seen);

@@ -2,14 +2,14 @@
 //! the server binary does (`leanserve::use_jemalloc!()`): allocator figures, snapshots in
 //! a bounded ring, comparisons, the memory threshold through the monitor's rules, heap
 //! profiles decoded (gzip, then the pprof protobuf) and the errors of each route.
-#![cfg(feature = "jemalloc")]
+#![cfg(all(feature = "jemalloc", feature = "cli"))]
 
 mod util;
 
 use std::path::Path;
 use std::time::Duration;
 
-use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::{Runtime, Subsystems};
 use prost::Message as _;
 use util::{Server, eventually, get_json, serve, site, test_opts};
 
@@ -450,7 +450,7 @@ async fn profiler_heap_growth_matches_the_cache_accounting() {
         .unwrap()
         .status();
     assert_eq!(warm, 200);
-    let heap = || leanserve::alloc::heap_stats().unwrap().allocated;
+    let heap = || leanserve::internals::heap_stats().unwrap().allocated;
     let (heap_before, cache_before) = (heap(), subsystems.cache_size().await.unwrap());
     for i in 0..200u32 {
         let mut response = client
@@ -487,7 +487,7 @@ async fn profiler_per_entry_overhead_matches_what_the_heap_shows() {
     let client = awc::Client::default();
     let warm = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(warm.status(), 200);
-    let heap = || leanserve::alloc::heap_stats().unwrap().allocated;
+    let heap = || leanserve::internals::heap_stats().unwrap().allocated;
     let (heap_before, cache_before) = (heap(), subsystems.cache_size().await.unwrap());
     for i in 0..FILES {
         let mut response = client
@@ -501,8 +501,8 @@ async fn profiler_per_entry_overhead_matches_what_the_heap_shows() {
     let counted = subsystems.cache_size().await.unwrap() - cache_before;
     let grown = heap().saturating_sub(heap_before);
     let key_len = "f00000.bin".len() as u64;
-    let estimate = leanserve::actors::file_cache::ENTRY_OVERHEAD + 2 * key_len;
-    let stored = leanserve::actors::file_cache::allocation_size(LEN);
+    let estimate = leanserve::internals::ENTRY_OVERHEAD + 2 * key_len;
+    let stored = leanserve::internals::allocation_size(LEN);
     assert_eq!(counted, FILES * (stored + estimate));
     let measured = (grown / FILES).saturating_sub(stored);
     println!("per-entry overhead: counted {estimate} bytes, heap shows {measured} bytes");

@@ -3,7 +3,7 @@
 
 mod util;
 
-use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::{Runtime, Subsystems};
 use util::{Crash, eventually, get_json, serve, site, start_with_fragile, test_opts};
 
 #[test]
@@ -189,7 +189,7 @@ async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
         .await
         .unwrap();
     let stats = subsystems.memory_stats().await.unwrap();
-    assert_eq!(stats.allocator, leanserve::alloc::Allocator::System);
+    assert_eq!(stats.allocator, leanserve::Allocator::System);
     assert_eq!((stats.heap_alloc_mb, stats.heap_resident_mb), (None, None));
     assert!(stats.rss_mb.is_some_and(|mb| mb > 1.0), "{stats:?}");
     assert!(
@@ -201,7 +201,7 @@ async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
     );
     assert!(matches!(
         stats.heap_profiling,
-        leanserve::alloc::HeapProfiling::Unavailable { .. }
+        leanserve::HeapProfiling::Unavailable { .. }
     ));
     let snapshot = subsystems.take_snapshot(None).await.unwrap().unwrap();
     assert!(snapshot.heap.is_none() && snapshot.rss_bytes.is_some());

@@ -7,7 +7,7 @@ mod util;
 
 use std::path::{Path, PathBuf};
 
-use leanserve::runtime::{Runtime, Subsystems};
+use leanserve::{Runtime, Subsystems};
 use util::{RawResponse, Server, gunzip, raw, serve, test_opts};
 
 const CSS_RULE: &str = "body { color: #334; margin: 0 auto; font-family: sans-serif; }\n";

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use leanserve::supervisor::{
+use leanserve::{
     CallError, ChildSpec, ChildState, Handle, Intensity, Restart, RootSupervisor, Strategy,
     SupervisorSpec, SupervisorState,
 };

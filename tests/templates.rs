@@ -7,9 +7,9 @@ mod util;
 
 use std::path::Path;
 
-use leanserve::runtime::{Runtime, Subsystems};
-use leanserve::templates::chain::ChainError;
-use leanserve::templates::{LoadState, TemplateError};
+use leanserve::ChainError;
+use leanserve::{LoadState, TemplateError};
+use leanserve::{Runtime, Subsystems};
 use util::{Server, eventually, get_json, serve, site, test_opts};
 
 /// A runtime serving templates from `dir`, with extra environment variables.
@@ -49,7 +49,7 @@ fn text(response: &util::RawResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
-fn info(subsystems: &Subsystems, name: &str) -> leanserve::templates::TemplateInfo {
+fn info(subsystems: &Subsystems, name: &str) -> leanserve::TemplateInfo {
     subsystems
         .template_list()
         .into_iter()
@@ -188,7 +188,7 @@ async fn templates_flattened_and_unflattened_render_the_same_bytes() {
         let served = info(&flat, page);
         assert_eq!(
             (served.served, served.served_depth, &served.not_flattened),
-            (leanserve::templates::Served::Flattened, 1, &None),
+            (leanserve::Served::Flattened, 1, &None),
             "{page}"
         );
         assert_eq!(info(&plain, page).served_depth, 3, "{page}");
@@ -262,13 +262,10 @@ async fn templates_deep_chains_are_collapsed_to_the_depth_limit() {
     let root = info(&plain, "l0.html");
     assert_eq!(
         (root.served, root.served_depth),
-        (leanserve::templates::Served::Original, 1)
+        (leanserve::Served::Original, 1)
     );
     // Only ancestors are flattened to shorten chains: l5 and l4 keep their own source.
-    assert_eq!(
-        info(&plain, "l5.html").served,
-        leanserve::templates::Served::Original
-    );
+    assert_eq!(info(&plain, "l5.html").served, leanserve::Served::Original);
 }
 
 #[actix_rt::test]
@@ -559,6 +556,11 @@ async fn templates_off_mounts_nothing() {
     );
     let (_, listed) = get_json(&server.url("/admin/templates"), None).await;
     assert_eq!(listed["enabled"], false);
+    let render = subsystems.render_template("pages/index.html", Default::default(), false);
+    assert_eq!(
+        render.await.unwrap_err(),
+        leanserve::RenderError::Off(leanserve::Off::Templates)
+    );
     // What needs the store answers as every switched-off subsystem does.
     for path in ["/admin/templates/variables"] {
         let (status, off) = get_json(&server.url(path), None).await;

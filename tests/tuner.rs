@@ -5,8 +5,8 @@
 
 mod util;
 
-use leanserve::config::{Config, ConfigError, LoadOptions};
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
+use leanserve::{Config, ConfigError, LoadOptions};
 use util::{config_dir, get_json, serve, site, test_opts};
 
 async fn post(url: String) -> (u16, serde_json::Value) {

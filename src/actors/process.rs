@@ -47,10 +47,6 @@ impl ProcessStats {
 }
 
 impl crate::metrics::Source for ProcessStats {
-    fn name(&self) -> &'static str {
-        "process"
-    }
-
     fn collect(&self, out: &mut crate::metrics::Collector) {
         if let Some(sample) = self.latest() {
             out.gauge(

@@ -225,15 +225,25 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
 /// The profiler's formatted statistics (MB = 2^20 bytes, two decimals).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemoryStats {
+    /// The allocator serving the Rust heap.
     pub allocator: Allocator,
+    /// Whether heap profiles can be taken.
     pub heap_profiling: HeapProfiling,
+    /// jemalloc's `stats.allocated`: bytes the application holds.
     pub heap_alloc_mb: Option<f64>,
+    /// jemalloc's `stats.active`: pages in active use.
     pub heap_active_mb: Option<f64>,
+    /// jemalloc's `stats.resident`: pages resident in memory.
     pub heap_resident_mb: Option<f64>,
+    /// jemalloc's `stats.mapped`: extents mapped.
     pub heap_mapped_mb: Option<f64>,
+    /// jemalloc's `stats.retained`: address space kept for reuse, not resident.
     pub heap_retained_mb: Option<f64>,
+    /// jemalloc's `stats.metadata`: its own bookkeeping.
     pub heap_metadata_mb: Option<f64>,
+    /// The process's resident set size.
     pub rss_mb: Option<f64>,
+    /// The process's virtual size.
     pub virtual_mb: Option<f64>,
     /// Megabytes each subsystem accounts for.
     pub accounted_mb: BTreeMap<String, f64>,
@@ -243,9 +253,13 @@ pub struct MemoryStats {
     pub over_threshold: bool,
     /// Figures that are `null` above, and why.
     pub unavailable: Vec<String>,
+    /// Snapshots in the ring now.
     pub snapshots_kept: usize,
+    /// Seconds between automatic snapshots.
     pub snapshot_interval_seconds: u64,
+    /// Heap profiles written since start.
     pub profiles_captured: u64,
+    /// Where heap profiles are written.
     pub profiles_dir: PathBuf,
 }
 
@@ -300,11 +314,6 @@ impl ProfilerShared {
                 dumper,
             }),
         }
-    }
-
-    /// The options the profiler runs with.
-    pub fn opts(&self) -> &ProfilerOpts {
-        &self.inner.opts
     }
 
     /// The kept snapshots, oldest first.
@@ -369,10 +378,6 @@ impl Drop for CaptureClaim {
 }
 
 impl Source for ProfilerShared {
-    fn name(&self) -> &'static str {
-        "profiler"
-    }
-
     fn collect(&self, out: &mut Collector) {
         if let Some(heap) = alloc::heap_stats() {
             let figures: [(&'static str, &'static str, u64); 6] = [

@@ -334,10 +334,6 @@ impl TunerShared {
 }
 
 impl Source for TunerShared {
-    fn name(&self) -> &'static str {
-        "tuner"
-    }
-
     fn collect(&self, out: &mut Collector) {
         let Some(report) = self.report() else {
             return;

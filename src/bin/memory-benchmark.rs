@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use leanserve::actors::templates::TemplatesShared;
-use leanserve::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
-use leanserve::templates::context::{self, SharedLayer};
+use leanserve::internals::TemplatesShared;
+use leanserve::internals::context::{self, SharedLayer};
+use leanserve::internals::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -349,7 +349,7 @@ struct Measured {
     notes: String,
     /// Kept alive for the throughput rounds.
     store: TemplatesShared,
-    published: Arc<leanserve::templates::Published>,
+    published: Arc<leanserve::internals::Published>,
     contexts: Contexts,
     pages: Vec<String>,
 }
@@ -817,11 +817,11 @@ mod pooling {
     use std::fmt::Write as _;
     use std::sync::atomic::Ordering;
 
-    use leanserve::actors::templates::TemplatesShared;
-    use leanserve::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
-    use leanserve::config::Opts;
-    use leanserve::pool::{Pool, PoolSpec};
-    use leanserve::templates::render::{BUFFER_POOL, BufferManager, Resources};
+    use leanserve::Opts;
+    use leanserve::internals::TemplatesShared;
+    use leanserve::internals::{BUFFER_POOL, BufferManager, Resources};
+    use leanserve::internals::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
+    use leanserve::{Pool, PoolSpec};
 
     /// Operations measured per row.
     const OPS: usize = 200;
@@ -875,7 +875,7 @@ mod pooling {
         let mut opts = Opts::default();
         opts.static_files.root_dir = root.to_owned();
         opts.static_files.max_cache_size = 256 << 20;
-        opts.static_files.store = leanserve::config::Store::CompressedOnly;
+        opts.static_files.store = leanserve::Store::CompressedOnly;
         opts.templates.enabled = false;
         opts.monitoring.enabled = false;
         opts.profiler.heap_profiling = false;
@@ -890,7 +890,7 @@ mod pooling {
             let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css"), true));
             for result in futures_util::future::join_all(loads).await {
                 match result {
-                    Ok(Ok(leanserve::actors::file_cache::Found::File(_))) => {}
+                    Ok(Ok(leanserve::internals::Found::File(_))) => {}
                     other => return Err(format!("a burst load failed: {other:?}")),
                 }
             }
@@ -1058,14 +1058,14 @@ mod pooling {
 mod tuning {
     use std::fmt::Write as _;
 
-    use leanserve::config::{Opts, Store, TunerMode};
+    use leanserve::{Opts, Store, TunerMode};
 
     /// Files loaded, 64 KiB each and incompressible: 96 MiB in all.
     const FILES: usize = 1536;
     const FILE_BYTES: usize = 64 << 10;
 
     fn rss() -> u64 {
-        leanserve::actors::process::current_rss().unwrap_or(0)
+        leanserve::internals::current_rss().unwrap_or(0)
     }
 
     struct Run {

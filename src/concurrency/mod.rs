@@ -14,7 +14,7 @@ pub mod limiter;
 #[cfg(test)]
 mod tests;
 
-pub use gradient::{AdaptiveLimit, LimitConfig};
+pub use gradient::LimitConfig;
 pub use limiter::{Limiter, LimiterConfig, LimiterStats, Overloaded, Permit};
 
 /// The runtime's two limiters.
@@ -54,10 +54,6 @@ impl Limiters {
 }
 
 impl crate::metrics::Source for Limiters {
-    fn name(&self) -> &'static str {
-        "limiters"
-    }
-
     fn collect(&self, out: &mut crate::metrics::Collector) {
         use crate::metrics::Kind;
         let stats = self.stats();

@@ -6,8 +6,11 @@
 //! after its path (`server.workers` is `SERVER_WORKERS`), which a test checks, and its
 //! type says what it reads as:
 //!
+//! (These examples reach the table through `leanserve::internals`, the crate's door for
+//! its own tools; inside the crate it is `config::keys`.)
+//!
 //! ```
-//! use leanserve::config::{TypedKey, keys};
+//! use leanserve::internals::{TypedKey, keys};
 //!
 //! // No compiled default (the number of CPUs is used), so it reads as an Option.
 //! let workers: TypedKey<Option<u64>> = keys::SERVER_WORKERS;
@@ -17,13 +20,13 @@
 //! A misspelt key is not a constant, so code reading it does not compile:
 //!
 //! ```compile_fail,E0425
-//! let workers = leanserve::config::keys::SERVER_WROKERS;
+//! let workers = leanserve::internals::keys::SERVER_WROKERS;
 //! ```
 //!
 //! nor does code reading a key as another type than its kind's:
 //!
 //! ```compile_fail,E0308
-//! let workers: leanserve::config::TypedKey<bool> = leanserve::config::keys::SERVER_WORKERS;
+//! let workers: leanserve::internals::TypedKey<bool> = leanserve::internals::keys::SERVER_WORKERS;
 //! ```
 
 use std::net::SocketAddr;
@@ -38,8 +41,11 @@ use super::value::{AlertSpec, PoolOverride};
 
 /// Declares each key as a typed constant and lists them all in [`KEYS`].
 macro_rules! key_table {
-    ($($name:ident: $read_as:ty = $key:expr;)*) => {
-        $(pub const $name: TypedKey<$read_as> = $key;)*
+    ($($name:ident: $read_as:ty = $make:ident($path:literal, $($rest:tt)*) $(.$then:ident())*;)*) => {
+        $(
+            #[doc = concat!("`", $path, "`.")]
+            pub const $name: TypedKey<$read_as> = $make($path, $($rest)*) $(.$then())*;
+        )*
 
         /// Every configuration key leanserve knows.
         pub const KEYS: &[Key] = &[$($name.key),*];

@@ -43,10 +43,13 @@ impl LoadOptions {
 /// warnings for unknown keys, and the typed [`Opts`].
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The profile, with where it was chosen.
     pub profile: Setting,
+    /// Every key's winning value with its source.
     pub settings: BTreeMap<&'static str, Setting>,
     /// Unknown keys found in files, to be logged once a logger exists.
     pub warnings: Vec<String>,
+    /// The typed, validated options.
     pub opts: Opts,
 }
 

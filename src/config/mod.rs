@@ -30,7 +30,7 @@
 //! # Layout
 //!
 //! - `key`: kinds, [`Key`], and [`TypedKey`], which ties a kind to the type read;
-//! - [`keys`]: the key table, one typed constant per key, and [`KEYS`];
+//! - [`keys`]: the key table, one typed constant per key, and [`KEYS`](keys::KEYS);
 //! - `value`: parsed values, their sources, and typed reads that remember what was read;
 //! - `parse`: one value from text or TOML, checked against its key;
 //! - `load`: the layers, [`Config::load`] and the rows of `leanserve config`;
@@ -54,15 +54,13 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use key::{Key, Kind, TypedKey};
-pub use keys::{BUILTIN_POOLS, KEYS};
+pub use key::TypedKey;
+pub use keys::BUILTIN_POOLS;
 pub use load::{Config, LoadOptions};
 pub use opts::{
-    AdminBind, AdminOpts, Admission, ContextOptimizerOpts, LimiterOpts, MemoryOptimizerOpts,
-    MonitoringOpts, Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, Store,
-    SupervisorOpts, TemplateOpts, TunerMode, TunerOpts,
+    AdminBind, Admission, ContextOptimizerOpts, MemoryOptimizerOpts, MonitoringOpts, Opts,
+    ProfilerOpts, StaticFileOpts, Store, TemplateOpts, TunerMode, TunerOpts,
 };
-pub use value::{AlertSpec, PoolOverride, Setting, Value};
 
 /// The profile used when neither `--env` nor `LEANSERVE_ENV` names one.
 pub const DEFAULT_PROFILE: Profile = Profile::Dev;
@@ -74,8 +72,11 @@ pub const DEFAULT_CONFIG_DIR: &str = "config";
 /// A deployment profile: selects `config/<profile>.toml`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
+    /// Development: verbose, short intervals.
     Dev,
+    /// The test suite's.
     Test,
+    /// Production.
     Prod,
 }
 
@@ -83,6 +84,7 @@ impl Profile {
     /// Every profile, in the order the README lists them.
     pub const ALL: [Profile; 3] = [Profile::Dev, Profile::Test, Profile::Prod];
 
+    /// The profile as `--env` and `LEANSERVE_ENV` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Dev => "dev",
@@ -135,24 +137,51 @@ pub enum ConfigError {
     /// A value of the wrong type or out of range.
     #[error("invalid value for `{key}` from {origin}: {value:?} (allowed: {allowed})")]
     Invalid {
+        /// The key, as `section.name`.
         key: String,
+        /// Where the value came from.
         origin: Source,
+        /// The value as given.
         value: String,
+        /// What the key takes.
         allowed: String,
     },
     /// A `--set` flag or command-line override for a key that does not exist.
     #[error("unknown configuration key `{key}` from {origin}")]
-    UnknownKey { key: String, origin: Source },
+    UnknownKey {
+        /// The key as given.
+        key: String,
+        /// Where it came from.
+        origin: Source,
+    },
     /// A configuration file exists but cannot be read.
     #[error("cannot read {}: {message}", path.display())]
-    Read { path: PathBuf, message: String },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        message: String,
+    },
     /// A configuration file is not valid TOML.
     #[error("{} is not valid TOML: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message.
+        message: String,
+    },
     /// `--config` names a folder that does not exist.
     #[error("configuration folder {} (from {origin}) does not exist", path.display())]
-    MissingDir { path: PathBuf, origin: Source },
+    MissingDir {
+        /// The folder.
+        path: PathBuf,
+        /// Where it was named.
+        origin: Source,
+    },
     /// Settings that would leave the admin surface open; `reason` names the keys.
     #[error("refusing to start: {reason}")]
-    Insecure { reason: String },
+    Insecure {
+        /// Which keys, and what to set.
+        reason: String,
+    },
 }

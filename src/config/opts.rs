@@ -210,37 +210,57 @@ pub struct ProfilerOpts {
 /// Template memory optimizer options (`[memory_optimizer]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryOptimizerOpts {
+    /// `memory_optimizer.enabled`.
     pub enabled: bool,
+    /// `memory_optimizer.enable_deduplication`.
     pub deduplication: bool,
+    /// `memory_optimizer.enable_lazy_loading`.
     pub lazy_loading: bool,
+    /// `memory_optimizer.enable_compression`.
     pub compression: bool,
+    /// `memory_optimizer.enable_gc_hints`.
     pub gc_hints: bool,
 }
 
 /// Template context optimizer options (`[context_optimizer]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextOptimizerOpts {
+    /// `context_optimizer.enabled`.
     pub enabled: bool,
+    /// `context_optimizer.enable_deduplication`.
     pub deduplication: bool,
+    /// `context_optimizer.enable_lazy_loading`.
     pub lazy_loading: bool,
+    /// `context_optimizer.enable_compression`.
     pub compression: bool,
 }
 
 /// Template store options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateOpts {
+    /// `[memory_optimizer]`.
     pub memory: MemoryOptimizerOpts,
+    /// `[context_optimizer]`.
     pub context: ContextOptimizerOpts,
+    /// `templates.enabled`.
     pub enabled: bool,
+    /// `templates.dir`.
     pub dir: PathBuf,
     /// `None`: reload only when asked.
     pub reload_interval: Option<Duration>,
+    /// `templates.render_workers`.
     pub render_workers: usize,
+    /// `templates.max_fuel`.
     pub max_fuel: u64,
+    /// `templates.max_output_bytes`.
     pub max_output_bytes: u64,
+    /// `templates.max_context_bytes`.
     pub max_context_bytes: usize,
+    /// `templates.max_inheritance_depth`.
     pub max_inheritance_depth: usize,
+    /// `templates.flatten_inheritance`.
     pub flatten_inheritance: bool,
+    /// `templates.cache_optimized_templates`.
     pub cache_optimized_templates: bool,
 }
 
@@ -286,6 +306,7 @@ pub enum TunerMode {
 }
 
 impl TunerMode {
+    /// The mode as `tuner.mode` spells it.
     pub fn name(self) -> &'static str {
         match self {
             TunerMode::Off => "off",
@@ -321,17 +342,29 @@ pub struct TunerOpts {
 /// The resolved, validated options every part of leanserve starts from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Opts {
+    /// The profile the options were loaded for (`dev`, `test`, `prod`).
     pub profile: Profile,
+    /// `[server]`: listeners, workers and connection limits.
     pub server: ServerOpts,
+    /// `[admin]`: where the admin surface listens and its token.
     pub admin: AdminOpts,
+    /// `[supervisor]`: restart intensity, backoff and call timeout.
     pub supervisor: SupervisorOpts,
+    /// `[static_files]`: the root, the file cache and compression.
     pub static_files: StaticFileOpts,
+    /// `[process]`: the process sampler.
     pub process: ProcessOpts,
+    /// `[profiler]`: memory snapshots and heap profiles.
     pub profiler: ProfilerOpts,
+    /// `[templates]` and the template optimizers.
     pub templates: TemplateOpts,
+    /// `[pools]`: the resource pools and their manager.
     pub pools: PoolOpts,
+    /// `[limiter]`: the in-flight limits.
     pub limiter: LimiterOpts,
+    /// `[tuner]`: the configuration tuner.
     pub tuner: TunerOpts,
+    /// `[monitoring]`: metrics, history, alerts and the dashboard.
     pub monitoring: MonitoringOpts,
     /// Every key as (key, value, source), secrets redacted: what `leanserve config`
     /// prints and `GET /admin/config` answers.

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::keys::KEYS;
 use super::load::{compiled_defaults, read_file};
 use super::parse::parse_text;
+use super::value::{Setting, Value};
 use super::*;
 
 /// A config folder with the given files and a `site/` folder to serve.

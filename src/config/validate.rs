@@ -31,7 +31,7 @@ impl Opts {
     /// key's range (no zero intervals), and options that depend on each other fit (pool
     /// sizes, the tuner's cache floor and ceiling, the limiter's bounds, an admin token
     /// where the admin surface needs one). The error names the key, as a loaded value's
-    /// would, with [`Source::Code`] as its origin. [`Runtime`](crate::runtime::Runtime)
+    /// would, with [`Source::Code`](crate::Source::Code) as its origin. [`Runtime`](crate::Runtime)
     /// calls it before starting anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_root_dir(self, &Origins::Code)?;

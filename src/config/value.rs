@@ -108,7 +108,7 @@ impl<'a> Values<'a> {
     #[cfg(test)]
     pub(crate) fn unread(&self) -> Vec<&'static str> {
         let read = self.read.borrow();
-        super::KEYS
+        super::keys::KEYS
             .iter()
             .map(|key| key.path)
             .filter(|path| !read.contains(path))

@@ -39,15 +39,8 @@ pub struct SafePath {
     pub trailing_slash: bool,
 }
 
-/// Checks and decodes a raw request path (without the query string).
-pub fn parse(raw: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
-    match raw.strip_prefix('/') {
-        Some(rest) => parse_relative(rest, serve_hidden),
-        None => Err(PathError::Malformed),
-    }
-}
-
-/// [`parse`] for a path already stripped of its leading `/` (a route's tail).
+/// Checks and decodes a request path below the mount point, without its leading `/` and
+/// its query string.
 pub fn parse_relative(rest: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
     if rest.len() >= MAX_PATH_LEN {
         return Err(PathError::TooLong);
@@ -97,6 +90,13 @@ fn well_escaped(segment: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole request path, as it arrives at the root (the leading `/` is the mount
+    /// point's; without one the path is malformed).
+    fn parse(raw: &str, serve_hidden: bool) -> Result<SafePath, PathError> {
+        let rest = raw.strip_prefix('/').ok_or(PathError::Malformed)?;
+        parse_relative(rest, serve_hidden)
+    }
 
     fn ok(raw: &str) -> String {
         parse(raw, false)

@@ -209,6 +209,7 @@ impl Collector {
     }
 
     /// The families gathered so far.
+    #[cfg(test)]
     pub fn families(&self) -> &[Family] {
         &self.families
     }
@@ -238,8 +239,6 @@ impl Collector {
 /// Something with figures to report. Collection runs on the monitor's tick; it must be
 /// quick and never block (read atomics or a shared snapshot).
 pub trait Source: Send + Sync {
-    /// A short name for logs.
-    fn name(&self) -> &'static str;
     /// Adds this source's families to `out`.
     fn collect(&self, out: &mut Collector);
 }

@@ -31,10 +31,6 @@ impl RequestMetrics {
 }
 
 impl Source for RequestMetrics {
-    fn name(&self) -> &'static str {
-        "requests"
-    }
-
     fn collect(&self, out: &mut Collector) {
         out.labelled(
             "requests_total",

@@ -48,31 +48,42 @@ pub enum AcquireError {
         "pool `{pool}`: no object within {waited:?} ({in_use} in use of at most {max_size}, {waiters} other acquirer(s) waiting)"
     )]
     Timeout {
+        /// The pool's name.
         pool: String,
         /// How long this acquire waited.
         waited: Duration,
         /// Others still waiting when it gave up.
         waiters: usize,
+        /// Objects in use when it gave up.
         in_use: usize,
+        /// The pool's maximum then.
         max_size: usize,
     },
     /// `try_acquire` found every object in use and the pool at its maximum.
     #[error("pool `{pool}`: every object is in use ({in_use} of at most {max_size})")]
     Exhausted {
+        /// The pool's name.
         pool: String,
+        /// Objects in use.
         in_use: usize,
+        /// The pool's maximum.
         max_size: usize,
     },
     /// Making a new object failed; reported at once, not as a timeout.
     #[error("pool `{pool}`: creating an object failed: {source}")]
     Create {
+        /// The pool's name.
         pool: String,
+        /// Why the manager could not make it.
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// The pool was removed.
     #[error("pool `{pool}` is closed")]
-    Closed { pool: String },
+    Closed {
+        /// The pool's name.
+        pool: String,
+    },
 }
 
 /// A named pool of `M::Object`s. Cheap to clone: clones share the pool.
@@ -455,8 +466,9 @@ impl<T> State<T> {
 }
 
 impl<M: Manager> Pool<M> {
-    /// A pool named `name` of objects `manager` makes. Prefer [`super::Pools::create`],
-    /// which registers it for upkeep and statistics; a pool made here is never reaped
+    /// A pool named `name` of objects `manager` makes. Prefer
+    /// [`Subsystems::create_pool`](crate::Subsystems::create_pool), which registers it
+    /// for upkeep and statistics; a pool made here is never reaped
     /// or autoscaled unless its owner calls [`Pool::maintain`].
     pub fn new(name: impl Into<String>, spec: PoolSpec, manager: M) -> Result<Pool<M>, SpecError> {
         Pool::with_clock(name, spec, manager, Instant::now)

@@ -46,11 +46,13 @@ mod stats;
 mod tests;
 
 pub use self::core::{AcquireError, Pool, Pooled};
-pub use autoscale::{Decision, Direction, Evidence};
+pub use autoscale::Direction;
 pub use fns::FnManager;
 pub use registry::{ManagedPool, PoolError, Pools, Resize};
-pub use spec::{PoolSpec, SpecError};
-pub use stats::{DiscardReason, MaintainReport, PoolStats, WaitFigures};
+pub use spec::PoolSpec;
+#[cfg(test)]
+pub(crate) use stats::DiscardReason;
+pub use stats::{MaintainReport, PoolStats};
 
 /// How a pool makes, resets, checks and disposes of its objects.
 ///

@@ -21,29 +21,45 @@ pub const MAX_NAME_LEN: usize = 64;
 pub enum PoolError {
     /// Names are 1 to 64 of `[a-z0-9_]`, starting with a letter (they become metric labels).
     #[error("invalid pool name {name:?}: use 1 to 64 of a-z, 0-9 and _, starting with a letter")]
-    InvalidName { name: String },
+    InvalidName {
+        /// The name asked for.
+        name: String,
+    },
     /// A pool of this name exists already.
     #[error("a pool named `{name}` exists already")]
-    Exists { name: String },
+    Exists {
+        /// The pool's name.
+        name: String,
+    },
     /// No pool has this name.
     #[error("no pool named `{name}`")]
-    NotFound { name: String },
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
     /// The pool exists but holds other objects than asked for.
     #[error("pool `{name}` does not hold {expected}")]
     WrongType {
+        /// The pool's name.
         name: String,
+        /// The type asked for.
         expected: &'static str,
     },
     /// The options do not fit together.
     #[error("pool `{pool}`: {error}")]
     Invalid {
+        /// The pool's name.
         pool: String,
+        /// Which option does not fit, and why.
         #[source]
         error: SpecError,
     },
     /// leanserve's own pools (`gzip`, `inflate`, `render_buffers`) can be resized, not removed.
     #[error("pool `{name}` is one of leanserve's own and cannot be removed")]
-    Protected { name: String },
+    Protected {
+        /// The pool's name.
+        name: String,
+    },
     /// The pool manager did not answer (it is restarting beyond the call timeout).
     #[error("the pool manager did not answer: {0}")]
     Unavailable(String),
@@ -56,10 +72,15 @@ pub enum PoolError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resize {
+    /// The most objects the pool holds now.
     pub max_size: Option<usize>,
+    /// Objects kept idle and ready.
     pub min_idle: Option<usize>,
+    /// The lowest maximum the autoscaler sets.
     pub scale_min: Option<usize>,
+    /// The highest maximum the autoscaler sets.
     pub scale_max: Option<usize>,
+    /// Whether the autoscaler moves the maximum.
     pub autoscale: Option<bool>,
 }
 
@@ -277,10 +298,6 @@ impl MemoryAccount for Pools {
 }
 
 impl Source for Pools {
-    fn name(&self) -> &'static str {
-        "pools"
-    }
-
     fn collect(&self, out: &mut Collector) {
         let stats = self.stats();
         // Totals over every pool, for the dashboard's tile.

@@ -88,6 +88,7 @@ impl WaitFigures {
 /// A pool's figures at one moment.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PoolStats {
+    /// The pool's name.
     pub name: String,
     /// The options the pool was made (or last resized) with.
     pub spec: PoolSpec,
@@ -95,19 +96,25 @@ pub struct PoolStats {
     pub max_size: usize,
     /// Objects alive: idle, in use and being made.
     pub size: usize,
+    /// Objects idle and ready.
     pub idle: usize,
+    /// Objects held by acquirers.
     pub in_use: usize,
     /// Acquirers waiting now.
     pub waiters: usize,
+    /// Acquires that got an object.
     pub acquires: u64,
     /// Acquires that had to wait for an object.
     pub waited: u64,
+    /// Objects made.
     pub created: u64,
+    /// Attempts to make an object that failed.
     pub create_failures: u64,
     /// Objects returned and kept for reuse.
     pub recycled: u64,
     /// Objects dropped, by reason (every reason listed).
     pub discarded: Vec<(DiscardReason, u64)>,
+    /// Acquires that gave up waiting.
     pub timeouts: u64,
     /// Holds found longer than `leak_threshold` (each counted once).
     pub leaks: u64,
@@ -117,7 +124,9 @@ pub struct PoolStats {
     pub shrunk: u64,
     /// Holds over the threshold now.
     pub leaking: usize,
+    /// How long acquires waited for an object.
     pub acquire_wait: WaitFigures,
+    /// How long objects were held.
     pub hold_time: WaitFigures,
     /// Heap bytes the idle objects hold.
     pub idle_bytes: u64,
@@ -126,9 +135,9 @@ pub struct PoolStats {
     /// The latest resize decisions, oldest first.
     pub decisions: Vec<Decision>,
     #[serde(skip)]
-    pub wait_reading: Reading,
+    pub(crate) wait_reading: Reading,
     #[serde(skip)]
-    pub hold_reading: Reading,
+    pub(crate) hold_reading: Reading,
 }
 
 impl PoolStats {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::spec::SpecError;
+use super::stats::DiscardReason;
 use super::*;
 
 /// An object that knows its serial number.

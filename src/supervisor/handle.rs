@@ -24,14 +24,25 @@ pub enum CallError {
     /// The incarnation that received the message ended before answering: it panicked
     /// (possibly on this very message) or was stopped with the message still queued.
     #[error("actor `{child}` stopped before answering")]
-    Crashed { child: String },
+    Crashed {
+        /// The child's name.
+        child: String,
+    },
     /// The child was restarting and no new incarnation came up within the call timeout.
     #[error("actor `{child}` did not come back within {waited:?}")]
-    Unavailable { child: String, waited: Duration },
+    Unavailable {
+        /// The child's name.
+        child: String,
+        /// How long the call waited for it.
+        waited: Duration,
+    },
     /// The child is gone for good: it is not restarted (temporary, or transient after a
     /// normal exit), its supervisor gave up, or the runtime shut down.
     #[error("actor `{child}` is terminated")]
-    Terminated { child: String },
+    Terminated {
+        /// The child's name.
+        child: String,
+    },
 }
 
 /// Where the current incarnation's mailbox lives. Shared by all clones of a handle and by

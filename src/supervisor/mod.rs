@@ -27,9 +27,6 @@ mod status;
 mod tree;
 
 pub use handle::{CallError, Handle};
-pub use spec::{
-    ChildSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_PERIOD, DEFAULT_SHUTDOWN,
-    Decision, ExitReason, Intensity, Restart, RestartWindow, Strategy,
-};
-pub use status::{ChildReport, ChildState, Failure, SupervisorReport, SupervisorState, TreeStatus};
-pub use tree::{RootSupervisor, Supervisor, SupervisorError, SupervisorHandle, SupervisorSpec};
+pub use spec::{ChildSpec, Intensity, Restart, Strategy};
+pub use status::{ChildReport, ChildState, SupervisorReport, SupervisorState};
+pub use tree::{RootSupervisor, SupervisorError, SupervisorSpec};

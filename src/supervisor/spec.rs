@@ -89,9 +89,13 @@ impl fmt::Display for ExitReason {
 /// up to `max_backoff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Intensity {
+    /// Restarts allowed within `period`.
     pub max_restarts: u32,
+    /// The window restarts are counted in.
     pub period: Duration,
+    /// The first restart's delay (zero: none).
     pub backoff: Duration,
+    /// The longest delay the doubling reaches.
     pub max_backoff: Duration,
 }
 

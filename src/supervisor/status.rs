@@ -14,10 +14,15 @@ use super::spec::{Intensity, Restart, Strategy};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisorState {
+    /// Starting its children, in order.
     Starting,
+    /// Every child started; failures are answered with restarts.
     Running,
+    /// Restarting children after a failure (with its strategy and backoff).
     Restarting,
+    /// Stopping its children, in reverse order.
     ShuttingDown,
+    /// Stopped after a shutdown.
     Stopped,
     /// Restart intensity was exceeded; the supervisor stopped its children and escalated.
     GaveUp,
@@ -27,6 +32,7 @@ pub enum SupervisorState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildState {
+    /// Started and not exited.
     Running,
     /// Exited and waiting to be started again.
     Restarting,
@@ -39,6 +45,7 @@ pub enum ChildState {
 /// A child's last failure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Failure {
+    /// The panic's message, or why the child stopped.
     pub message: String,
     /// Milliseconds since the Unix epoch.
     pub at_unix_ms: u64,
@@ -60,13 +67,17 @@ impl Failure {
 /// One child in a [`SupervisorReport`].
 #[derive(Clone, Debug, Serialize)]
 pub struct ChildReport {
+    /// The child's name, unique under its supervisor.
     pub name: String,
+    /// When it is restarted (its restart type).
     pub restart: Restart,
+    /// What it is doing now.
     pub state: ChildState,
     /// Times this child was started again (after its own failure or a sibling's).
     pub restarts: u64,
     /// Panics caught in this child.
     pub panics: u64,
+    /// Its last failure, if it ever failed.
     pub last_failure: Option<Failure>,
     /// Present when the child is itself a supervisor.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,13 +87,19 @@ pub struct ChildReport {
 /// A snapshot of one supervisor and, recursively, its children.
 #[derive(Clone, Debug, Serialize)]
 pub struct SupervisorReport {
+    /// The supervisor's name.
     pub name: String,
+    /// Which children restart when one fails.
     pub strategy: Strategy,
+    /// Restarts allowed within `period_seconds` before it gives up.
     pub max_restarts: u32,
+    /// The restart intensity's window, in seconds.
     pub period_seconds: f64,
+    /// What it is doing now.
     pub state: SupervisorState,
     /// Failures this supervisor answered with a restart.
     pub restarts: u64,
+    /// Its children, in start order.
     pub children: Vec<ChildReport>,
 }
 
@@ -257,10 +274,6 @@ impl TreeStatus {
 /// The tree's figures for the monitor: restarts and state of every child (nested
 /// children by their path), and whether the root gave up.
 impl crate::metrics::Source for TreeStatus {
-    fn name(&self) -> &'static str {
-        "supervisor"
-    }
-
     fn collect(&self, out: &mut crate::metrics::Collector) {
         fn walk(
             report: &SupervisorReport,

@@ -24,7 +24,12 @@ use super::status::{ChildNode, ChildReport, ChildState, Failure, SupervisorState
 pub enum SupervisorError {
     /// Two children of one supervisor share a name.
     #[error("supervisor `{supervisor}` has two children named `{child}`")]
-    DuplicateChild { supervisor: String, child: String },
+    DuplicateChild {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The name two of its children share.
+        child: String,
+    },
 }
 
 // ---- messages ------------------------------------------------------------------------

@@ -29,26 +29,40 @@ pub enum Extends {
 pub enum ChainError {
     /// The source does not parse.
     #[error("{template}: syntax error: {message}")]
-    Syntax { template: String, message: String },
+    Syntax {
+        /// The template.
+        template: String,
+        /// minijinja's message.
+        message: String,
+    },
     /// The chain comes back to a template already in it, e.g. `["a", "b", "a"]`.
     #[error("{}: extends cycle: {}", first(chain), arrows(chain))]
-    Cycle { chain: Vec<String> },
+    Cycle {
+        /// The chain, from the template asked for back to the repeated one.
+        chain: Vec<String>,
+    },
     /// `template` extends `parent`, which does not exist. `chain` runs from the template
     /// asked for to `parent`. When the template asked for does not exist itself, `template`
     /// is empty, `parent` is its name and `chain` is empty.
     #[error("{}", missing_message(template, parent, chain))]
     MissingParent {
+        /// The template that extends the missing one.
         template: String,
+        /// The missing template.
         parent: String,
+        /// The chain up to `parent`.
         chain: Vec<String>,
     },
-    /// The chain is longer than [`MAX_CHAIN`]; `chain` holds its first `MAX_CHAIN + 1` names.
+    /// The chain is longer than 64 templates (`MAX_CHAIN`); `chain` holds its first 65 names.
     #[error(
         "{}: extends chain longer than {MAX_CHAIN} templates: {}",
         first(chain),
         arrows(chain)
     )]
-    TooDeep { chain: Vec<String> },
+    TooDeep {
+        /// The chain's first names.
+        chain: Vec<String>,
+    },
 }
 
 fn arrows(chain: &[String]) -> String {

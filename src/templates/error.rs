@@ -22,17 +22,27 @@ use super::flatten::FlattenError;
 pub enum TemplateError {
     /// A file could not be read; `reason` is the operating system's.
     #[error("{reason}")]
-    Read { reason: Box<str> },
+    Read {
+        /// The operating system's message.
+        reason: Box<str>,
+    },
     /// A template file is larger than the engine reads.
     #[error("{bytes} bytes is over the {limit}-byte limit for a template")]
-    TooLarge { bytes: u64, limit: u64 },
+    TooLarge {
+        /// The file's size.
+        bytes: u64,
+        /// The most the engine reads.
+        limit: u64,
+    },
     /// A template file is not UTF-8 text.
     #[error("not UTF-8 text")]
     NotUtf8,
     /// minijinja does not compile the source; `line` is where, when it says.
     #[error("{}", syntax_text(*line, message))]
     Syntax {
+        /// The line, when minijinja says.
         line: Option<NonZeroU32>,
+        /// minijinja's message.
         message: Box<str>,
     },
     /// The template's extends chain cannot be resolved.
@@ -41,14 +51,23 @@ pub enum TemplateError {
     /// The flattener refused the chain: the template is served through minijinja's own
     /// inheritance.
     #[error("{reason}")]
-    Unflattenable { reason: Box<str> },
+    Unflattenable {
+        /// Why.
+        reason: Box<str>,
+    },
     /// The flattened source does not compile (it always should); the template is served
     /// unflattened.
     #[error("the flattened source does not compile: {message}")]
-    FlattenedSource { message: Box<str> },
+    FlattenedSource {
+        /// minijinja's message.
+        message: Box<str>,
+    },
     /// The global context file does not parse as TOML or JSON.
     #[error("{reason}")]
-    ContextSyntax { reason: Box<str> },
+    ContextSyntax {
+        /// The parser's message.
+        reason: Box<str>,
+    },
     /// The global context's top level is not a table of variables.
     #[error("the top level must be a table of variables")]
     ContextNotATable,
@@ -57,11 +76,17 @@ pub enum TemplateError {
     DataFile(Box<DataFileError>),
     /// A value the application computes could not be turned into a template value.
     #[error("{reason}")]
-    Value { reason: Box<str> },
+    Value {
+        /// Why.
+        reason: Box<str>,
+    },
     /// minijinja panicked while rendering the template (it does on some templates, such
     /// as a `break` inside `with` inside `for` in 3.1); `message` is the panic's.
     #[error("the template engine panicked while rendering it: {message}")]
-    RenderPanicked { message: Box<str> },
+    RenderPanicked {
+        /// The panic's message.
+        message: Box<str>,
+    },
 }
 
 /// Why a data file's value could not be loaded.

@@ -38,6 +38,7 @@ pub type Variables = serde_json::Map<String, serde_json::Value>;
 
 /// A built set of templates: what renders use.
 pub struct Published {
+    /// The compiled templates.
     pub env: Arc<Environment<'static>>,
     /// The variables every render starts from: the global context
     /// (`_context.toml` / `_context.json`), the data files (`data/<name>.json`, loaded
@@ -49,6 +50,7 @@ pub struct Published {
     pub reads: BTreeMap<String, BTreeSet<String>>,
     /// What interning the global context saved (context optimizer deduplication).
     pub interned: Option<context::InternerStats>,
+    /// Every known template, by name.
     pub templates: BTreeMap<String, TemplateInfo>,
     /// Counts publications since start.
     pub generation: u64,
@@ -114,6 +116,7 @@ pub enum LoadState {
 /// A template as `/admin/templates` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TemplateInfo {
+    /// Its name, the path below `templates.dir`.
     pub name: String,
     /// Bytes of its source.
     pub bytes: usize,
@@ -121,9 +124,11 @@ pub struct TemplateInfo {
     pub parents: Vec<String>,
     /// `ok`, or `error` with `error` saying why.
     pub state: LoadState,
+    /// Why its latest version failed to load.
     pub error: Option<TemplateError>,
     /// In error but an earlier good version is in service.
     pub stale: bool,
+    /// Through minijinja's inheritance or flattened.
     pub served: Served,
     /// Templates in the chain as served (1 when flattened).
     pub served_depth: usize,

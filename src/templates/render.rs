@@ -59,7 +59,9 @@ pub struct Limits {
 /// What renders borrow: output buffers and compressors, pooled or made per render.
 #[derive(Clone, Debug)]
 pub struct Resources {
+    /// Compressors for the gzip copy.
     pub codecs: Codecs,
+    /// Output buffers (`None`: a new one per render).
     pub buffers: Option<Pool<BufferManager>>,
 }
 
@@ -109,6 +111,7 @@ impl std::ops::DerefMut for Buffer {
 /// A rendered template, ready to send.
 #[derive(Clone, Debug)]
 pub struct Rendered {
+    /// The rendered bytes.
     pub body: Bytes,
     /// The body gzip-compressed, when asked for and at least 10% smaller.
     pub gzip: Option<Bytes>,
@@ -126,25 +129,48 @@ pub enum RenderError {
     NotFound(String),
     /// The template exists but could not be loaded, and no earlier version is in service.
     #[error("template {name:?} failed to load: {error}")]
-    Broken { name: String, error: TemplateError },
+    Broken {
+        /// The template.
+        name: String,
+        /// Why it failed to load.
+        error: TemplateError,
+    },
     /// The render executed more instructions than `templates.max_fuel`.
     #[error("rendering {name:?} was stopped after {fuel} instructions (templates.max_fuel)")]
-    OutOfFuel { name: String, fuel: u64 },
+    OutOfFuel {
+        /// The template.
+        name: String,
+        /// The instructions it was allowed.
+        fuel: u64,
+    },
     /// The output grew past `templates.max_output_bytes`.
     #[error(
         "rendering {name:?} was stopped at {limit} bytes of output (templates.max_output_bytes)"
     )]
-    TooLarge { name: String, limit: u64 },
+    TooLarge {
+        /// The template.
+        name: String,
+        /// The bytes of output it was allowed.
+        limit: u64,
+    },
     /// The template failed while rendering with this context (a type error, a missing
     /// include, an error raised by a filter).
     #[error("rendering {name:?} failed: {message}")]
-    Failed { name: String, message: String },
+    Failed {
+        /// The template.
+        name: String,
+        /// minijinja's message (it may quote the source; it is logged, not sent).
+        message: String,
+    },
     /// The request's context is not usable (not a JSON object, too large, malformed).
     #[error("{0}")]
     BadContext(String),
-    /// Templates are switched off or their store is gone.
+    /// The store cannot render now (its render pool is closed).
     #[error("templates are unavailable: {0}")]
     Unavailable(String),
+    /// Templates are switched off (`templates.enabled = false`).
+    #[error(transparent)]
+    Off(#[from] crate::off::Off),
 }
 
 /// One render asked for.

@@ -6,5 +6,5 @@
 pub mod memory;
 pub mod rules;
 
-pub use memory::{LimitSource, MemoryLimit};
-pub use rules::{Evidence, Readings, Recommendation, Targets, recommend};
+pub use memory::MemoryLimit;
+pub use rules::{Readings, Recommendation, Targets, recommend};

@@ -136,6 +136,7 @@ impl ResponseError for WebError {
                 | RenderError::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 RenderError::Broken { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 RenderError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                RenderError::Off(_) => StatusCode::CONFLICT,
             },
             WebError::Profiler(error) => match error {
                 ProfilerError::InvalidLabel(_) => StatusCode::BAD_REQUEST,
@@ -207,6 +208,7 @@ impl WebError {
         match self {
             WebError::Off(off)
             | WebError::Pool(PoolError::Off(off))
+            | WebError::Render(RenderError::Off(off))
             | WebError::Profiler(ProfilerError::Profile(ProfileError::Off(off))) => Some(*off),
             _ => None,
         }

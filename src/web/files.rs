@@ -115,7 +115,7 @@ async fn respond(
             files.record_too_large();
             (respond_large(request, large, files.cache_control())?, false)
         }
-        Found::Directory | Found::NotFound => return Err(WebError::NotFound),
+        Found::Directory | Found::Missing => return Err(WebError::NotFound),
     };
     files.record_served(started.elapsed(), gzip);
     Ok(response)

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use actix_web::{App, HttpServer};
-use leanserve::config::{Config, LoadOptions, Opts};
-use leanserve::runtime::Subsystems;
+use leanserve::Subsystems;
+use leanserve::{Config, LoadOptions, Opts};
 
 /// The repository's `config/` folder.
 pub fn config_dir() -> PathBuf {
@@ -69,7 +69,7 @@ impl Drop for Server {
 pub fn serve(subsystems: &Subsystems) -> Server {
     let app_subsystems = subsystems.clone();
     let server =
-        HttpServer::new(move || App::new().configure(leanserve::web::configure(&app_subsystems)))
+        HttpServer::new(move || App::new().configure(leanserve::configure(&app_subsystems)))
             .workers(1)
             .bind("127.0.0.1:0")
             .unwrap();
@@ -350,9 +350,9 @@ impl actix::Handler<Crash> for Fragile {
 pub async fn start_with_fragile(
     root: &std::path::Path,
     max_restarts: &str,
-) -> (Subsystems, leanserve::supervisor::Handle<Fragile>) {
+) -> (Subsystems, leanserve::Handle<Fragile>) {
     let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
-    let (spec, fragile) = leanserve::supervisor::ChildSpec::worker("fragile", || Fragile);
+    let (spec, fragile) = leanserve::ChildSpec::worker("fragile", || Fragile);
     let subsystems = leanserve::Runtime::new(opts)
         .child(spec)
         .start()

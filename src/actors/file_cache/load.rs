@@ -40,8 +40,10 @@ pub enum Found {
     Unchanged(Arc<CachedFile>),
     /// A file too large to cache: serve it by streaming.
     Large(LargeFile),
+    /// A directory: its index file is served.
     Directory,
-    NotFound,
+    /// Nothing servable there (missing, not a regular file, or outside the root).
+    Missing,
 }
 
 /// A file streamed from disk instead of cached.
@@ -74,19 +76,19 @@ pub fn load(
     let path = root.join(key);
     let canonical = match fs::canonicalize(&path) {
         Ok(canonical) => canonical,
-        Err(error) if is_missing(&error) => return Ok(Found::NotFound),
+        Err(error) if is_missing(&error) => return Ok(Found::Missing),
         Err(error) => return Err(error),
     };
     if !canonical.starts_with(root) {
         log::warn!("refused {key:?}: it resolves outside the static root");
-        return Ok(Found::NotFound);
+        return Ok(Found::Missing);
     }
     let meta = fs::metadata(&canonical)?;
     if meta.is_dir() {
         return Ok(Found::Directory);
     }
     if !meta.is_file() {
-        return Ok(Found::NotFound);
+        return Ok(Found::Missing);
     }
     let modified = meta.modified().ok();
     if let Some(existing) = existing
@@ -420,7 +422,7 @@ mod tests {
         fs::remove_file(root.join("a.txt")).unwrap();
         assert!(matches!(
             load(&root, "a.txt", Some(second), &opts(Store::Both), 11).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
     }
 
@@ -455,11 +457,11 @@ mod tests {
         let o = opts(Store::Both);
         assert!(matches!(
             load(&root, "link.txt", None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
         assert!(matches!(
             load(&root, "linkdir/secret.txt", None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
         assert!(matches!(
             load(&root, "alias.txt", None, &o, 0).unwrap(),
@@ -471,21 +473,21 @@ mod tests {
         ));
         assert!(matches!(
             load(&root, "inside.txt/x", None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
         assert!(matches!(
             load(&root, "missing", None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
         let long_name = "n".repeat(300);
         assert!(matches!(
             load(&root, &long_name, None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
         std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
         assert!(matches!(
             load(&root, "loop", None, &o, 0).unwrap(),
-            Found::NotFound
+            Found::Missing
         ));
     }
 

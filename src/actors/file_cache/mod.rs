@@ -498,10 +498,6 @@ impl crate::actors::profiler::MemoryAccount for FileCacheReader {
 }
 
 impl Source for FileCacheReader {
-    fn name(&self) -> &'static str {
-        "file_cache"
-    }
-
     /// The cache's figures; serve-time percentiles and average cover the time since the
     /// previous collection (the monitor's interval), the histogram the whole run.
     fn collect(&self, out: &mut Collector) {

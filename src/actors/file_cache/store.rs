@@ -417,10 +417,6 @@ impl ByteLru {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Bytes saved by gzip over the identity bytes of cached compressible files.
     pub fn compression_ratio(&self) -> f64 {
         if self.compressible_bytes == 0 {

@@ -365,9 +365,6 @@ mod tests {
     struct Fixed(std::sync::Mutex<f64>);
 
     impl Source for Fixed {
-        fn name(&self) -> &'static str {
-            "fixed"
-        }
         fn collect(&self, out: &mut Collector) {
             out.gauge("level", "A test figure.", *self.0.lock().unwrap());
         }

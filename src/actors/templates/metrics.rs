@@ -17,6 +17,8 @@ pub(super) struct Counters {
     pub(super) reloads: AtomicU64,
     /// Flattening workers that panicked in the builds published.
     pub(super) flatten_panics: AtomicU64,
+    /// Reloads that panicked (the set in service stays).
+    pub(super) reload_panics: AtomicU64,
     pub(super) render_time: Histogram,
 }
 
@@ -43,10 +45,6 @@ impl Counters {
 }
 
 impl Source for TemplatesShared {
-    fn name(&self) -> &'static str {
-        "templates"
-    }
-
     fn collect(&self, out: &mut Collector) {
         let published = self.published();
         let counters = self.counters();
@@ -66,7 +64,7 @@ impl Source for TemplatesShared {
             "Templates served with their extends chain flattened.",
             published.flattened() as f64,
         );
-        let totals: [(&'static str, &'static str, &AtomicU64); 6] = [
+        let totals: [(&'static str, &'static str, &AtomicU64); 7] = [
             (
                 "template_renders_total",
                 "Template renders.",
@@ -96,6 +94,11 @@ impl Source for TemplatesShared {
                 "template_flatten_panics_total",
                 "Flattening workers that panicked (their templates served unflattened).",
                 &counters.flatten_panics,
+            ),
+            (
+                "template_reload_panics_total",
+                "Template reloads that panicked (the set in service stayed).",
+                &counters.reload_panics,
             ),
         ];
         for (name, help, counter) in totals {

@@ -27,7 +27,7 @@ mod shared;
 
 use actix::prelude::*;
 
-pub use reports::{LazyVariable, OptimizeReport, ReloadSummary, SharedVariable, VariablesReport};
+pub use reports::{OptimizeReport, ReloadSummary, VariablesReport};
 pub use shared::TemplatesShared;
 
 /// Reloads changed templates now; answers what happened.
@@ -63,7 +63,7 @@ impl TemplateStore {
                 actix_web::rt::task::spawn_blocking(move || worker.reload_blocking()).await;
             shared.stop_reloading();
             if let Err(panic) = summary {
-                log::error!("templates: a reload panicked: {panic}");
+                shared.reload_panicked(&panic);
             }
         };
         ctx.spawn(task.into_actor(self));

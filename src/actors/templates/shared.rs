@@ -136,6 +136,16 @@ impl TemplatesShared {
         self.inner.reloading.store(false, Ordering::Release);
     }
 
+    /// Logs and counts a reload that panicked on the blocking pool: the set in service
+    /// stays, and the next reload tries again.
+    pub(crate) fn reload_panicked(&self, panic: &actix_web::rt::task::JoinError) {
+        log::error!("templates: a reload panicked: {panic}");
+        self.inner
+            .counters
+            .reload_panics
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds a variable the application computes when a render reads it (for example the
     /// file cache's statistics). Takes effect at the next reload; call it before the
     /// first one.
@@ -207,11 +217,17 @@ impl TemplatesShared {
             .counters
             .flatten_panics
             .fetch_add(published.flatten_panics, Ordering::Relaxed);
-        *self
-            .inner
-            .published
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
+        // The set replaced is freed after the lock is released (when no render holds it
+        // any more): freeing a whole compiled set is not work for renders to wait on.
+        let replaced = std::mem::replace(
+            &mut *self
+                .inner
+                .published
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            Arc::new(published),
+        );
+        drop(replaced);
     }
 
     fn live_values(&self) -> LiveValues {
@@ -592,6 +608,26 @@ mod tests {
         opts.dir = dir.to_path_buf();
         opts.reload_interval = None;
         TemplatesShared::new(opts, 1024)
+    }
+
+    #[actix_rt::test]
+    async fn templates_a_panicked_reload_is_counted_and_keeps_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("page.txt"), "v1").unwrap();
+        let store = store(dir.path());
+        store.reload_blocking();
+        let panic = actix_web::rt::task::spawn_blocking(|| panic!("a reload went wrong"))
+            .await
+            .unwrap_err();
+        store.reload_panicked(&panic);
+        let mut out = crate::metrics::Collector::default();
+        crate::metrics::Source::collect(&store, &mut out);
+        let text = crate::metrics::exposition::render(&out.into_families());
+        assert!(
+            text.contains("leanserve_template_reload_panics_total 1"),
+            "{text}"
+        );
+        assert!(store.published().templates.contains_key("page.txt"));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
-use leanserve::config::{AdminBind, Config, LoadOptions};
-use leanserve::runtime::Runtime;
+use leanserve::Runtime;
+use leanserve::{AdminBind, Config, LoadOptions};
 
 mod client;
 mod unix_http;
@@ -316,12 +316,12 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let server = limited!(
             HttpServer::new(move || {
                 let app = App::new().wrap(from_fn(move |request, next| {
-                    leanserve::web::limit_head(max_head, request, next)
+                    leanserve::limit_head(max_head, request, next)
                 }));
                 if shared {
-                    app.configure(leanserve::web::configure(&app_subsystems))
+                    app.configure(leanserve::configure(&app_subsystems))
                 } else {
-                    app.configure(leanserve::web::configure_public(&app_subsystems))
+                    app.configure(leanserve::configure_public(&app_subsystems))
                 }
             }),
             opts.server
@@ -395,8 +395,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
 /// listener), and the Unix socket it listens on (`socket`, bound already when
 /// `admin.bind` names one), removed when dropped.
 fn admin_server(
-    opts: &leanserve::config::Opts,
-    subsystems: &leanserve::runtime::Subsystems,
+    opts: &leanserve::Opts,
+    subsystems: &leanserve::Subsystems,
     socket: Option<unix_socket::Socket>,
 ) -> anyhow::Result<Option<(actix_web::dev::Server, Option<unix_socket::Socket>)>> {
     let app_subsystems = subsystems.clone();
@@ -405,9 +405,9 @@ fn admin_server(
         HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(move |request, next| {
-                    leanserve::web::limit_head(max_head, request, next)
+                    leanserve::limit_head(max_head, request, next)
                 }))
-                .configure(leanserve::web::configure_admin(&app_subsystems))
+                .configure(leanserve::configure_admin(&app_subsystems))
         }),
         opts.server
     )
@@ -429,7 +429,7 @@ fn admin_server(
         AdminBind::Unix(path) => {
             let socket = socket.context("the admin socket is bound before the runtime starts")?;
             let server = server
-                .on_connect(leanserve::web::mark_unix_peers)
+                .on_connect(leanserve::mark_unix_peers)
                 .listen_uds(socket.listener()?)
                 .with_context(|| {
                     format!("cannot listen on unix:{} (admin.bind)", path.display())

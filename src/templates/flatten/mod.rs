@@ -89,15 +89,19 @@ const DISCARD_VAR: &str = "__flatten_discard";
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{template}: not flattened: {reason}")]
 pub struct Unflattenable {
+    /// The template.
     pub template: String,
+    /// Which construct keeps it from being flattened.
     pub reason: String,
 }
 
 /// Why [`flatten`] produced no source.
 #[derive(Debug, thiserror::Error)]
 pub enum FlattenError {
+    /// The chain cannot be resolved (the template is broken).
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The chain is fine but uses something the flattener does not rewrite.
     #[error(transparent)]
     Unflattenable(#[from] Unflattenable),
 }
