@@ -70,6 +70,22 @@ async fn get(server: &Server, target: &str, headers: &[(&str, &str)]) -> RawResp
     raw(server.addr, "GET", target, headers).await
 }
 
+/// The ETag of a streamed file once its bytes are hashed (weak until then).
+async fn strong_etag(server: &Server, target: &str) -> String {
+    for _ in 0..1000 {
+        let etag = get(server, target, &[])
+            .await
+            .header("etag")
+            .unwrap()
+            .to_owned();
+        if !etag.starts_with("W/") {
+            return etag;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{target}'s bytes were never hashed");
+}
+
 /// The status of a GET.
 async fn status(server: &Server, target: &str, headers: &[(&str, &str)]) -> u16 {
     get(server, target, headers).await.status
@@ -217,8 +233,9 @@ async fn static_gzip_is_negotiated_with_its_own_etag_and_vary() {
 async fn static_head_has_get_headers_and_no_body() {
     let site = Site::new();
     let (_subsystems, server) = start(&site.root(), &[]).await;
-    // Headers of a settled entry: its gzip built.
+    // Headers of a settled entry: its gzip built, and the streamed file's bytes hashed.
     util::gzipped(&server, "/app.css").await;
+    strong_etag(&server, "/data.bin").await;
     for (path, accept) in [
         ("/app.css", "gzip"),
         ("/app.css", "identity"),
@@ -657,14 +674,79 @@ async fn static_large_files_stream_with_ranges_and_validators() {
     let part = get(&server, "/data.bin", &[("Range", "bytes=70000-140004")]).await;
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &bytes[70_000..140_005]);
-    let etag = full.header("etag").unwrap().to_owned();
+    // Until its bytes are hashed (off the request path) a streamed file has a weak tag
+    // from its length and time, which revalidates but never resumes a range.
+    let weak = full.header("etag").unwrap().to_owned();
+    assert!(weak.starts_with("W/\""), "{weak}");
     assert_eq!(
-        status(&server, "/data.bin", &[("If-None-Match", &etag)]).await,
+        status(&server, "/data.bin", &[("If-None-Match", &weak)]).await,
         304
     );
+    // Then the strong tag a cached copy of the same bytes would have.
+    let strong = strong_etag(&server, "/data.bin").await;
+    assert_eq!(
+        strong,
+        format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&bytes))
+    );
+    for etag in [&weak, &strong] {
+        let revalidated = get(&server, "/data.bin", &[("If-None-Match", etag)]).await;
+        assert_eq!(revalidated.status, 304, "{etag}");
+        assert_eq!(revalidated.header("etag"), Some(strong.as_str()));
+    }
+    let range = [("Range", "bytes=100-199")];
+    let resumed = get(&server, "/data.bin", &[range[0], ("If-Range", &strong)]).await;
+    assert_eq!(
+        (resumed.status, resumed.body.as_slice()),
+        (206, &bytes[100..200])
+    );
+    let weak_resume = get(&server, "/data.bin", &[range[0], ("If-Range", &weak)]).await;
+    assert_eq!(weak_resume.status, 200, "a weak tag never resumes a range");
     let stats = subsystems.cache_stats().await.unwrap();
     assert_eq!(stats.items, 0, "a large file is never cached");
     assert!(stats.too_large >= 2, "{stats:?}");
+}
+
+/// Two servers with their own copies of a site, the copies written at different times,
+/// agree on a streamed file's validators once each hashed it: an `If-None-Match` from one
+/// gets 304 from the other, and an `If-Range` resume 206 (replicas behind a balancer).
+#[actix_rt::test]
+async fn static_large_file_validators_agree_across_copies() {
+    let (one, two) = (Site::new(), Site::new());
+    let older = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(one.root().join("data.bin"))
+        .unwrap()
+        .set_modified(older)
+        .unwrap();
+    let (_first, a) = start(&one.root(), &[]).await;
+    let (_second, b) = start(&two.root(), &[]).await;
+    let weak = |server| async move {
+        get(server, "/data.bin", &[])
+            .await
+            .header("etag")
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(
+        weak(&a).await,
+        weak(&b).await,
+        "different times, different weak tags"
+    );
+    let etag = strong_etag(&a, "/data.bin").await;
+    assert_eq!(strong_etag(&b, "/data.bin").await, etag);
+    assert_eq!(
+        status(&b, "/data.bin", &[("If-None-Match", &etag)]).await,
+        304
+    );
+    let resumed = get(
+        &b,
+        "/data.bin",
+        &[("Range", "bytes=1000-"), ("If-Range", &etag)],
+    )
+    .await;
+    assert_eq!(resumed.status, 206);
+    assert_eq!(resumed.body, &big_bytes()[1000..]);
 }
 
 #[actix_rt::test]

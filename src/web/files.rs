@@ -113,7 +113,11 @@ async fn respond(
         }
         Found::Large(large) => {
             files.record_too_large();
-            (respond_large(request, large, files.cache_control())?, false)
+            let etag = files.large_etag(&large);
+            (
+                respond_large(request, large, &etag, files.cache_control())?,
+                false,
+            )
         }
         Found::Directory | Found::Missing => return Err(WebError::NotFound),
     };
@@ -366,18 +370,22 @@ fn io_failure(key: &str, error: io::Error) -> WebError {
 fn respond_large(
     request: &HttpRequest,
     large: LargeFile,
+    etag: &HeaderValue,
     cache_control: &HeaderValue,
 ) -> Result<HttpResponse, WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
     negotiate(accept, false).ok_or(WebError::NotAcceptable)?;
     let representation = Representation {
-        etag: &large.etag,
+        etag,
         last_modified: large.last_modified.as_ref(),
         content_type: &large.content_type,
         cache_control,
         varies: false,
         gzip: false,
     };
+    if etag != large.etag && still_current(request, &large.etag) {
+        return Ok(not_modified(&representation));
+    }
     let Sending {
         mut builder,
         start,
@@ -389,6 +397,23 @@ fn respond_large(
     Ok(builder
         .no_chunking(len)
         .streaming(file_stream(large.path, start, len)))
+}
+
+/// Whether a revalidation (`If-None-Match`, no `If-Match`) names the weak length-and-time
+/// tag a streamed file had before its bytes were hashed: that tag still describes this
+/// version, so the client's copy is current (304, with the strong tag from now on).
+fn still_current(request: &HttpRequest, weak: &HeaderValue) -> bool {
+    let headers = request.headers();
+    let (Some(if_none_match), None) = (
+        header_str(headers, header::IF_NONE_MATCH),
+        headers.get(header::IF_MATCH),
+    ) else {
+        return false;
+    };
+    let Some(weak) = weak.to_str().ok().and_then(conditional::EntityTag::parse) else {
+        return false;
+    };
+    conditional::entity_tags(if_none_match).any(|tag| tag.weak_eq(&weak))
 }
 
 /// Reads `len` bytes of the file at `path` from `start`, one chunk at a time on the

@@ -53,8 +53,8 @@ pub struct LargeFile {
     pub len: u64,
     pub modified: Option<SystemTime>,
     pub last_modified: Option<HeaderValue>,
-    /// Built from length and modification time: reading the whole file to hash it
-    /// would defeat streaming.
+    /// Weak, from length and modification time: its bytes are hashed off the request
+    /// path, and the strong tag replaces this one once they are (see `digests.rs`).
     pub etag: HeaderValue,
     pub content_type: HeaderValue,
 }
@@ -99,7 +99,7 @@ pub fn load(
         return Ok(Found::Unchanged(existing));
     }
     if meta.len() > opts.max_file_size {
-        let etag = format!("\"{:x}-{:x}\"", meta.len(), unix_nanos(modified));
+        let etag = format!("W/\"{:x}-{:x}\"", meta.len(), unix_nanos(modified));
         return Ok(Found::Large(LargeFile {
             path: canonical,
             len: meta.len(),
@@ -178,7 +178,7 @@ pub(super) fn entry(
         len: identity.len() as u64,
         modified,
         last_modified: modified.and_then(http_date),
-        etag: header(format!("\"{digest:016x}\"")),
+        etag: super::digests::strong_etag(digest),
         gzip_etag: header(format!("\"{digest:016x}-gz\"")),
         content_type: content_type(key),
         identity: keep_identity.then_some(identity),

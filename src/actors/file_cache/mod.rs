@@ -27,6 +27,7 @@
 //! 404. With `cache_expiration = 0` (the dev profile) every request revalidates.
 
 mod admission;
+mod digests;
 mod load;
 // openat2(2) and preadv2(2) through libc; every block says why it is sound.
 #[allow(unsafe_code)]
@@ -219,6 +220,8 @@ struct Shared {
     window_start: Mutex<Reading>,
     /// Compressors for inserts and inflaters for identity responses of gzip-only entries.
     codecs: Codecs,
+    /// Content digests of streamed files.
+    digests: Arc<digests::LargeDigests>,
 }
 
 /// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
@@ -253,8 +256,19 @@ impl FileCacheReader {
                 cache_control,
                 window_start: Mutex::new(Reading::default()),
                 codecs,
+                digests: Arc::default(),
             }),
         })
+    }
+
+    /// The ETag of a streamed file: strong and content-derived once its bytes were
+    /// hashed (in the background, started by the first request that finds none), its
+    /// weak length-and-time tag until then.
+    pub fn large_etag(&self, large: &LargeFile) -> HeaderValue {
+        self.shared
+            .digests
+            .etag(large)
+            .unwrap_or_else(|| large.etag.clone())
     }
 
     /// The compressors and inflaters the cache uses.
