@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use util::{eventually, leanserve, listening};
+use util::{Nginx, eventually, leanserve, listening};
 
 /// Every path of the admin surface, with the method that reaches it.
 const ADMIN_PATHS: &[(&str, &str)] = &[
@@ -166,58 +166,6 @@ async fn listeners_serving_port_has_no_admin_debug_or_monitoring_path() {
     );
 }
 
-/// nginx from Debian's package, proxying a loopback port to `upstream`; stopped when
-/// dropped.
-struct Nginx {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(upstream: &str) -> Nginx {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|path| Path::new(path).exists())
-            .expect("nginx is installed (scripts/test.sh installs Debian's nginx-light)");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             server {{\n    listen 127.0.0.1:{port};\n    location / {{ proxy_pass {upstream}; }}\n  }}\n}}\n"
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(binary)
-            .args(["-p", dir.path().to_str().unwrap(), "-c"])
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts");
-        Nginx {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[actix_rt::test]
 async fn listeners_through_a_loopback_reverse_proxy_every_admin_path_is_404() {
     // The prod profile's serving side (every interface is not needed: loopback behind
@@ -229,7 +177,7 @@ async fn listeners_through_a_loopback_reverse_proxy_every_admin_path_is_404() {
         &["--env", "prod", "--bind", "127.0.0.1:0"],
         &[("LEANSERVE_ADMIN_BIND", &bind)],
     );
-    let proxy = Nginx::start(&server.url);
+    let proxy = Nginx::start(&[&server.url]);
     eventually("nginx proxies the site", || async {
         awc::Client::default()
             .get(format!("{}/", proxy.url))

@@ -360,3 +360,75 @@ pub async fn start_with_fragile(
         .unwrap();
     (subsystems, fragile)
 }
+
+/// nginx from Debian's package on a free loopback port, balancing over `upstreams`
+/// (`http://host:port` each, round robin; a request that fails to reach one is retried
+/// on the next, as nginx does by default, and `max_fails=0` keeps every replica in the
+/// rotation, so one that comes back is used at once instead of after `fail_timeout`);
+/// stopped when dropped.
+pub struct Nginx {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start(upstreams: &[&str]) -> Nginx {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("nginx is installed (scripts/test.sh installs Debian's nginx-light)");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let servers: String = upstreams
+            .iter()
+            .map(|url| {
+                format!(
+                    "    server {} max_fails=0;\n",
+                    url.trim_start_matches("http://")
+                )
+            })
+            .collect();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             upstream site {{\n{servers}  }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    location / {{ proxy_pass http://site; }}\n  }}\n}}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new(binary)
+            .args(["-p", dir.path().to_str().unwrap(), "-c"])
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts");
+        Nginx {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port free now (bound and released), for a listener that must keep its
+/// port across restarts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
