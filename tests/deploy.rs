@@ -183,7 +183,7 @@ fn one_of<'a>(manifests: &'a [Manifest], kind: &str) -> &'a Manifest {
     &manifests[found[0]]
 }
 
-/// The Deployment and its leanserve container, as JSON pointers into it.
+/// The Deployment's pod spec, as a JSON pointer.
 const POD: &str = "/spec/template/spec";
 
 /// The pointer to the leanserve container (named `leanserve`, or the only one).
@@ -818,8 +818,13 @@ async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
         handles.push(handle);
     }
     let url = |port: u16, path: &str| {
-        let surface = surfaces[&port];
-        format!("http://{}{path}", addrs[&surface])
+        let surface = surfaces.get(&port).unwrap_or_else(|| {
+            panic!(
+                "{}: GET {path} on container port {port}, where leanserve does not listen",
+                deployment.what()
+            )
+        });
+        format!("http://{}{path}", addrs[surface])
     };
 
     let container = container_pointer(deployment);
@@ -1046,7 +1051,8 @@ fn deploy_dockerfile_builds_a_non_root_prod_image() {
     );
     let from = |stage| in_stage(&instructions, stage, "FROM")[0];
     // The binary links glibc dynamically: build and run on the same Debian release.
-    let (builder, runtime) = (from(last - 1), from(last));
+    let image = |stage| from(stage).split_whitespace().next().unwrap_or_default();
+    let (builder, runtime) = (image(last - 1), image(last));
     assert!(
         builder.contains("bookworm")
             && (runtime.contains("bookworm") || runtime.contains("debian12")),
