@@ -17,6 +17,9 @@
 //!   `config` command resolves the image's configuration.
 //!
 //! Every failure names the file and the field.
+// It reads the key table through `leanserve::internals` and runs the `leanserve`
+// binary, both of which come with the `cli` feature.
+#![cfg(feature = "cli")]
 
 mod util;
 
