@@ -1243,3 +1243,142 @@ fn deploy_image_command_is_one_leanserve_accepts() {
         printed.lines().find(|l| l.starts_with("server.bind"))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A single host: deploy/systemd/leanserve.service
+
+/// The unit's `[Service]` settings, in order (`Environment=` repeats).
+fn systemd_service() -> Vec<(String, String)> {
+    let path = repo().join("deploy/systemd/leanserve.service");
+    let mut section = String::new();
+    let mut settings = Vec::new();
+    for line in read(&path).lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if section == "Service" {
+            let (key, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("leanserve.service: {line:?} is not key=value"));
+            settings.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    settings
+}
+
+fn setting<'a>(service: &'a [(String, String)], key: &str) -> &'a str {
+    service
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("leanserve.service: no {key}="))
+}
+
+#[test]
+fn deploy_systemd_unit_starts_drains_and_restarts_as_the_server_expects() {
+    let service = systemd_service();
+    let env: HashMap<String, String> = service
+        .iter()
+        .filter(|(k, _)| k == "Environment")
+        .map(|(_, v)| {
+            let (name, value) = v.split_once('=').expect("Environment=NAME=value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    let known: BTreeSet<&str> = leanserve::internals::keys::KEYS
+        .iter()
+        .map(|key| key.env)
+        .chain(["LEANSERVE_ENV", "RUST_LOG"])
+        .collect();
+    for name in env.keys() {
+        assert!(
+            known.contains(name.as_str()),
+            "leanserve.service: {name} is not a setting"
+        );
+    }
+    assert_eq!(env.get("LEANSERVE_ENV").map(String::as_str), Some("prod"));
+    assert_ne!(
+        setting(&service, "User"),
+        "root",
+        "leanserve.service runs as a service user"
+    );
+
+    // ExecStart, as `config` (which resolves and checks everything, then exits) in the
+    // repository (the unit's WorkingDirectory holds the same static/ and config/).
+    let exec: Vec<&str> = setting(&service, "ExecStart").split_whitespace().collect();
+    assert!(
+        exec[0].ends_with("/leanserve"),
+        "ExecStart runs leanserve: {exec:?}"
+    );
+    let workdir = setting(&service, "WorkingDirectory");
+    let args: Vec<String> = exec[1..]
+        .iter()
+        .map(|arg| match arg.strip_prefix(&format!("{workdir}/")) {
+            Some(relative) => repo().join(relative).display().to_string(),
+            None if *arg == "serve" => "config".to_owned(),
+            None => (*arg).to_owned(),
+        })
+        .collect();
+    assert!(exec.contains(&"serve"), "ExecStart serves: {exec:?}");
+    let output = Command::new(util::BIN)
+        .env_clear()
+        .envs(&env)
+        .current_dir(repo())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "leanserve.service: `leanserve {}` fails: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Stopping: SIGTERM drains within server.shutdown_timeout; systemd waits longer.
+    let site = tempfile::tempdir().unwrap();
+    let mut load_env = env.clone();
+    load_env.insert(
+        "STATIC_FILE_ROOT_DIR".into(),
+        site.path().display().to_string(),
+    );
+    let config = Config::load(&LoadOptions {
+        config_dir: Some(util::config_dir()),
+        env: load_env,
+        ..LoadOptions::default()
+    })
+    .expect("leanserve.service's environment loads");
+    let shutdown = config.opts.server.shutdown_timeout.as_secs();
+    assert_eq!(setting(&service, "KillSignal"), "SIGTERM");
+    let stop: u64 = setting(&service, "TimeoutStopSec").parse().unwrap();
+    assert!(
+        stop > shutdown,
+        "TimeoutStopSec={stop} must exceed shutdown_timeout={shutdown}"
+    );
+
+    // Restarts: after an escalation (status 3), not after a configuration mistake (2).
+    assert_eq!(setting(&service, "Restart"), "on-failure");
+    let prevented = setting(&service, "RestartPreventExitStatus");
+    assert!(
+        prevented.split_whitespace().any(|s| s == "2"),
+        "{prevented}"
+    );
+    assert!(
+        !prevented.split_whitespace().any(|s| s == "3"),
+        "{prevented}"
+    );
+
+    // The admin socket and the profiles live in the folders systemd makes for the user.
+    let admin = env["LEANSERVE_ADMIN_BIND"]
+        .strip_prefix("unix:")
+        .expect("a Unix socket");
+    let runtime = format!("/run/{}/", setting(&service, "RuntimeDirectory"));
+    assert!(admin.starts_with(&runtime), "{admin} is under {runtime}");
+    let profiles = &env["LEANSERVE_PROFILER_PROFILES_DIR"];
+    let state = format!("/var/lib/{}/", setting(&service, "StateDirectory"));
+    assert!(profiles.starts_with(&state), "{profiles} is under {state}");
+    // The tuner reads the unit's cgroup limit.
+    assert!(setting(&service, "MemoryMax").ends_with(['M', 'G']));
+}
