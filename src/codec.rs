@@ -104,7 +104,7 @@ impl Default for Inflater {
     }
 }
 
-/// Makes [`Gzipper`]s for the `gzip` pool.
+/// Makes `Gzipper`s for the `gzip` pool.
 #[derive(Debug, Default)]
 pub struct GzipManager;
 
@@ -124,7 +124,7 @@ impl Manager for GzipManager {
     }
 }
 
-/// Makes [`Inflater`]s for the `inflate` pool.
+/// Makes `Inflater`s for the `inflate` pool.
 #[derive(Debug, Default)]
 pub struct InflateManager;
 

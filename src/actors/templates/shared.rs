@@ -51,7 +51,7 @@ impl StoreState {
 }
 
 /// The store's state shared by the actor, the blocking tasks and the HTTP handlers. Cheap
-/// to clone; also a metrics [`Source`](crate::metrics::Source) and a memory account.
+/// to clone; also a metrics `Source` and a memory account.
 #[derive(Clone)]
 pub struct TemplatesShared {
     inner: Arc<SharedInner>,

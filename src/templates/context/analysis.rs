@@ -5,7 +5,7 @@
 //! looks at one template only: it skips `extends`, `include`, `import` and
 //! `from ... import` entirely (not even the variables in a computed template name are
 //! reported), so this module follows the statically known template names itself (walking
-//! the syntax tree through [`machinery`](crate::templates::machinery)) and unions the sets.
+//! the syntax tree through `templates::machinery`) and unions the sets.
 
 use std::collections::{BTreeSet, HashSet};
 

@@ -46,7 +46,7 @@ impl fmt::Debug for LazyValue {
 }
 
 /// A cheap, shareable handle to a [`LazyValue`]: put it into any number of contexts
-/// ([`Entry::Lazy`]); they share the cache and the load counter.
+/// (`Entry::Lazy`); they share the cache and the load counter.
 #[derive(Clone, Debug)]
 pub struct LazyHandle(Arc<LazyValue>);
 
