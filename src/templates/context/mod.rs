@@ -11,7 +11,7 @@
 //!    `import`s.
 //! 2. **Usage tracking** ([`usage`]: [`UsageTracker`]): the context counts every lookup
 //!    minijinja makes in it, per variable, across renders.
-//! 3. **Lazy loading** ([`lazy`]: [`LazyHandle`], `Entry::Lazy`): a variable whose value
+//! 3. **Lazy loading** (`lazy.rs`: [`LazyHandle`], `Entry::Lazy`): a variable whose value
 //!    is computed only when a render looks it up, at most once per render
 //!    ([`LazyMode::PerRender`]) or once overall ([`LazyMode::Cached`]).
 //! 4. **Deduplication** ([`shared`]: [`shared_variables`], [`SharedLayer`]; [`interning`]:
