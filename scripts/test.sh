@@ -25,6 +25,8 @@ fi
 cargo fmt --all -- --check
 # The API stays curated: at most 60 items in rustdoc (src/lib.rs's `pub use` block).
 scripts/api_items.sh --max 60
+# ...and the docs build without a broken link with the default features too.
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --quiet --no-deps --lib
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features chaos -- -D warnings
 # Embedding applications may switch jemalloc off; the library must build and lint without it.
