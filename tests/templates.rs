@@ -486,6 +486,29 @@ async fn templates_limits_stop_runaway_renders_without_stopping_the_workers() {
     }
 }
 
+/// A context over 16 KiB is parsed on the blocking pool, with the same answers as a small
+/// one: rendered when it is a JSON object, 400 when it is not JSON.
+#[actix_rt::test]
+async fn templates_large_contexts_render_like_small_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "t.html", "{{ x | length }} {{ y }}");
+    let (_subsystems, server) = start(dir.path(), &[]).await;
+    let large = format!("{{\"x\": \"{}\", \"y\": \"end\"}}", "z".repeat(40_000));
+    let response = request(&server, "POST", "/templates/t.html", &[], large.as_bytes()).await;
+    assert_eq!(
+        (response.status, text(&response)),
+        (200, "40000 end".to_owned())
+    );
+    let broken = format!("{{\"x\": \"{}\"", "z".repeat(40_000));
+    let response = request(&server, "POST", "/templates/t.html", &[], broken.as_bytes()).await;
+    assert_eq!(response.status, 400, "{}", text(&response));
+    assert!(
+        text(&response).contains("not valid JSON"),
+        "{}",
+        text(&response)
+    );
+}
+
 #[actix_rt::test]
 async fn templates_bad_input_gets_a_4xx() {
     let dir = tempfile::tempdir().unwrap();

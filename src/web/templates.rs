@@ -81,7 +81,18 @@ async fn render_limited(
             }
             body.extend_from_slice(&chunk);
         }
-        json_context(&body)?
+        if body.len() <= PARSE_INLINE {
+            json_context(&body)?
+        } else {
+            // Up to `max_context_bytes` of JSON: parsed on the blocking pool, not on the
+            // worker other requests wait for.
+            let body = body.freeze();
+            web::block(move || json_context(&body))
+                .await
+                .map_err(|_| {
+                    WebError::Render(RenderError::Unavailable("the blocking pool is gone".into()))
+                })??
+        }
     } else {
         query_context(request.query_string())?
     };
@@ -148,6 +159,10 @@ fn query_context(query: &str) -> Result<serde_json::Map<String, serde_json::Valu
 }
 
 /// A JSON body as a context: it must be an object (empty: no variables).
+/// Largest JSON context parsed on the request's worker (a few microseconds); larger ones
+/// are parsed on the blocking pool.
+const PARSE_INLINE: usize = 16 * 1024;
+
 fn json_context(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, WebError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
