@@ -82,6 +82,30 @@ struct State {
     /// Render figures and time at the last round (for rates).
     last_renders: Option<(Reading, Instant)>,
     last_rejected: BTreeMap<String, u64>,
+    idle: IdleWatch,
+}
+
+/// Watches the requests answered (static files and renders) from round to round.
+#[derive(Default)]
+struct IdleWatch {
+    /// The count at the last round.
+    last: Option<u64>,
+    /// The current quiet spell was already announced.
+    announced: bool,
+}
+
+impl IdleWatch {
+    /// Whether `answered` (the count now) starts a quiet spell: no request since the last
+    /// round, for the first such round only (an idle server is purged once, not every
+    /// round, until requests come again).
+    fn quiet_spell_begins(&mut self, answered: u64) -> bool {
+        let quiet = self.last.replace(answered) == Some(answered);
+        if !quiet {
+            self.announced = false;
+            return false;
+        }
+        !std::mem::replace(&mut self.announced, true)
+    }
 }
 
 /// The tuner's state outside the actor: its options, last report and decisions.
@@ -245,6 +269,14 @@ impl TunerShared {
                     self.record(knob);
                 }
             }
+            if self.went_idle() {
+                // Freed pages wait for jemalloc's decay, which only runs while something
+                // allocates unless its background thread is on (jemalloc#2688): once the
+                // traffic stops, hand them back now instead.
+                if blocking(crate::alloc::purge).await {
+                    log::info!("tuner: no requests since the last round; allocator purged");
+                }
+            }
         }
         let report = TunerReport {
             mode: self.opts.mode,
@@ -256,6 +288,17 @@ impl TunerShared {
         };
         self.lock().report = Some(report.clone());
         report
+    }
+
+    /// Whether this round starts a quiet spell (see [`IdleWatch`]).
+    fn went_idle(&self) -> bool {
+        let answered = self.inputs.files.stats().files_served
+            + self
+                .inputs
+                .templates
+                .as_ref()
+                .map_or(0, |templates| templates.render_figures().count);
+        self.lock().idle.quiet_spell_begins(answered)
     }
 
     async fn apply(&self, knob: &Recommendation) -> bool {
@@ -448,5 +491,21 @@ impl Handler<Tune> for Tuner {
         let shared = self.shared.clone();
         let apply = message.apply || shared.opts().mode == TunerMode::Auto;
         Box::pin(async move { shared.round(apply).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdleWatch;
+
+    #[test]
+    fn tuner_announces_each_quiet_spell_once() {
+        let mut watch = IdleWatch::default();
+        let rounds = [10, 25, 25, 25, 40, 40, 40];
+        let announced: Vec<bool> = rounds
+            .iter()
+            .map(|&answered| watch.quiet_spell_begins(answered))
+            .collect();
+        assert_eq!(announced, [false, false, true, false, false, true, false]);
     }
 }
