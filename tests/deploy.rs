@@ -24,11 +24,9 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use actix_web::{App, HttpServer};
 use leanserve::internals::keys::{self, KEYS};
 use leanserve::{AdminBind, Config, LoadOptions, Profile, Runtime, Subsystems, TunerMode};
 use serde::Deserialize;
@@ -781,24 +779,13 @@ fn deploy_scrape_reaches_the_admin_listener_with_the_token() {
 
 /// Serves one surface of `subsystems` on a fresh loopback port, as the binary serves
 /// `server.bind` and `admin.bind`.
-fn listen(subsystems: &Subsystems, surface: Surface) -> (SocketAddr, actix_web::dev::ServerHandle) {
+fn listen(subsystems: &Subsystems, surface: Surface) -> util::Server {
     let subsystems = subsystems.clone();
-    let server = HttpServer::new(move || {
-        let app = App::new();
-        match surface {
-            Surface::Public => app.configure(leanserve::configure_public(&subsystems)),
-            Surface::Admin => app.configure(leanserve::configure_admin(&subsystems)),
-            Surface::Both => app.configure(leanserve::configure(&subsystems)),
-        }
+    util::serve_with(move |cfg| match surface {
+        Surface::Public => leanserve::configure_public(&subsystems)(cfg),
+        Surface::Admin => leanserve::configure_admin(&subsystems)(cfg),
+        Surface::Both => leanserve::configure(&subsystems)(cfg),
     })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    (addr, handle)
 }
 
 #[actix_rt::test]
@@ -813,13 +800,10 @@ async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
     // The test profile (loopback, free ports) with the container's admin token.
     let opts = util::test_opts(site.path(), &[(keys::ADMIN_TOKEN.key().env, SAMPLE_SECRET)]);
     let subsystems = Runtime::new(opts).start().await.unwrap();
-    let mut addrs = HashMap::new();
-    let mut handles = Vec::new();
-    for surface in [Surface::Public, Surface::Admin, Surface::Both] {
-        let (addr, handle) = listen(&subsystems, surface);
-        addrs.insert(surface, addr);
-        handles.push(handle);
-    }
+    let servers: HashMap<Surface, util::Server> = [Surface::Public, Surface::Admin, Surface::Both]
+        .into_iter()
+        .map(|surface| (surface, listen(&subsystems, surface)))
+        .collect();
     let url = |port: u16, path: &str| {
         let surface = surfaces.get(&port).unwrap_or_else(|| {
             panic!(
@@ -827,7 +811,7 @@ async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
                 deployment.what()
             )
         });
-        format!("http://{}{path}", addrs[surface])
+        format!("http://{}{path}", servers[surface].addr)
     };
 
     let container = container_pointer(deployment);
@@ -872,9 +856,7 @@ async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
         String::from_utf8_lossy(&body).contains("leanserve_"),
         "servicemonitor.yaml: GET {path} answers no leanserve metrics"
     );
-    for handle in handles {
-        handle.stop(false).await;
-    }
+    drop(servers);
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod util;
 mod embed;
 
 use actix_web::{App, HttpServer};
-use util::{Crash, eventually, get_json, site, start_with_fragile, test_opts};
+use util::{Crash, eventually, get_json, serve_with, site, start_with_fragile, test_opts};
 
 #[actix_rt::test]
 async fn embed_host_routes_and_leanserve_under_a_prefix() {
@@ -145,31 +145,24 @@ async fn embed_at_the_root_shadows_no_host_route() {
         .await
         .unwrap();
     let app = subsystems.clone();
-    let server = HttpServer::new(move || {
+    let server = serve_with(move |cfg| {
         let host = |name: &'static str| move || async move { format!("host {name}") };
-        App::new()
-            .route(
-                "/api/before",
-                actix_web::web::post().to(host("before, POST")),
-            )
-            .route(
-                "/api/get-before",
-                actix_web::web::get().to(host("before, GET")),
-            )
-            .configure(leanserve::configure_public(&app))
-            .route("/api/after", actix_web::web::post().to(host("after, POST")))
-            .route(
-                "/api/get-after",
-                actix_web::web::get().to(host("after, GET")),
-            )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+        cfg.route(
+            "/api/before",
+            actix_web::web::post().to(host("before, POST")),
+        )
+        .route(
+            "/api/get-before",
+            actix_web::web::get().to(host("before, GET")),
+        )
+        .configure(leanserve::configure_public(&app))
+        .route("/api/after", actix_web::web::post().to(host("after, POST")))
+        .route(
+            "/api/get-after",
+            actix_web::web::get().to(host("after, GET")),
+        );
+    });
+    let base = format!("http://{}", server.addr);
 
     let client = awc::Client::default();
     for (method, path, want) in [
@@ -200,7 +193,7 @@ async fn embed_at_the_root_shadows_no_host_route() {
     assert_eq!(response.status(), 404);
     assert_eq!(get_json(&format!("{base}/health"), None).await.0, 200);
 
-    handle.stop(false).await;
+    drop(server);
     subsystems.shutdown().await;
 }
 
@@ -214,17 +207,10 @@ async fn embed_prefix_without_slash_redirects_to_the_site_root() {
         .await
         .unwrap();
     let app = subsystems.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+    let server = serve_with(move |cfg| {
+        cfg.service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)));
+    });
+    let base = format!("http://{}", server.addr);
 
     let client = awc::Client::builder().disable_redirects().finish();
     let response = client.get(format!("{base}/lean?x=1")).send().await.unwrap();
@@ -242,7 +228,7 @@ async fn embed_prefix_without_slash_redirects_to_the_site_root() {
     let response = client.get(format!("{base}/app.css")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 
-    handle.stop(false).await;
+    drop(server);
     subsystems.shutdown().await;
 }
 

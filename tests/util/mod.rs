@@ -67,12 +67,19 @@ impl Drop for Server {
 
 /// Serves leanserve's routes for `subsystems` on a fresh loopback port.
 pub fn serve(subsystems: &Subsystems) -> Server {
-    let app_subsystems = subsystems.clone();
-    let server =
-        HttpServer::new(move || App::new().configure(leanserve::configure(&app_subsystems)))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
+    let subsystems = subsystems.clone();
+    serve_with(move |cfg| leanserve::configure(&subsystems)(cfg))
+}
+
+/// Serves an app `configure` sets up (a host's routes, one of leanserve's surfaces) on a
+/// fresh loopback port, with one worker.
+pub fn serve_with(
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> Server {
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
     let addr = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();
