@@ -101,6 +101,7 @@ pub fn build(
         generation,
         memory: report,
         flatten_panics: flattened.panics,
+        compiling: Mutex::new(()),
     }
 }
 

@@ -59,6 +59,9 @@ pub struct Published {
     /// Flattening workers of this build that panicked (logged; their templates are served
     /// unflattened and flattened again at the next build).
     pub flatten_panics: u64,
+    /// Taken by the first renders of templates compiled lazily (see
+    /// [`compile_first`](Self::compile_first)).
+    pub compiling: std::sync::Mutex<()>,
 }
 
 impl Published {
@@ -73,6 +76,27 @@ impl Published {
             generation: 0,
             memory: MemoryReport::default(),
             flatten_panics: 0,
+            compiling: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Compiles `name` before its render when the set compiles templates lazily (on
+    /// their first render). minijinja calls the loader without a lock, and the loader
+    /// hands each source out once (it is freed once compiled), so two first renders at
+    /// once would leave the second without a source and answer 404: they take turns
+    /// here. A template compiled already costs a lookup under an uncontended lock.
+    pub fn compile_first(&self, name: &str) {
+        if self.memory.pending == 0 {
+            return;
+        }
+        let _turn = self
+            .compiling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(error) = self.env.get_template(name)
+            && error.kind() != minijinja::ErrorKind::TemplateNotFound
+        {
+            log::warn!("templates: {name:?} does not compile: {error}");
         }
     }
 

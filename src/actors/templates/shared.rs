@@ -418,6 +418,7 @@ impl TemplatesShared {
             context,
             want_gzip,
         };
+        published.compile_first(name);
         render::render(&published.env, &request, &limits, &self.inner.resources)
     }
 }
@@ -608,6 +609,40 @@ mod tests {
         opts.dir = dir.to_path_buf();
         opts.reload_interval = None;
         TemplatesShared::new(opts, 1024)
+    }
+
+    /// Templates compiled lazily are compiled by their first render; first renders of one
+    /// template at once all render it (none finds its source already handed out).
+    #[test]
+    fn templates_first_renders_at_once_all_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        for version in 0..30 {
+            fs::write(dir.path().join("page.txt"), format!("v{version}")).unwrap();
+            store.reload_blocking();
+            let published = store.published();
+            assert!(published.memory.pending > 0, "compiled lazily");
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let renders: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            store.render_in(
+                                &published,
+                                "page.txt",
+                                &minijinja::Value::UNDEFINED,
+                                false,
+                            )
+                        })
+                    })
+                    .collect();
+                for render in renders {
+                    let rendered = render.join().unwrap().expect("every first render renders");
+                    assert_eq!(rendered.body, format!("v{version}"));
+                }
+            });
+        }
     }
 
     #[actix_rt::test]
