@@ -373,6 +373,7 @@ fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
         dir: dir.to_owned(),
         reload_interval: None,
         render_workers: flags.concurrent.min(8),
+        render_nice: 0,
         max_fuel: 100_000_000,
         max_output_bytes: 1 << 30,
         max_context_bytes: 1 << 20,

@@ -2,31 +2,43 @@
 //!
 //! A request is admitted while fewer than the limit are in flight. Otherwise it waits in
 //! a queue of at most `queue_size`, CoDel-style as Facebook's servers use it ("Fail at
-//! Scale"): if a request found a free slot at once within the last `overload_after`, the
-//! queue is a burst, absorbed first in first out with up to `queue_timeout` of waiting.
-//! Otherwise the queue is standing (overload): newcomers wait only `overload_timeout`
-//! before they are refused, the queue is served newest first (adaptive LIFO), so the
-//! requests admitted are fresh, and it holds at most `2 × limit` waiters (at least 4): a
-//! newcomer to a full standing queue displaces the oldest waiter, which is refused at
-//! once. Each freed slot goes to the newest waiter, so the oldest would only wait out
-//! their timeout; displacing them makes the refusal fast (a few arrivals' time, not the
-//! whole timeout). The depth is twice the limit, not the limit, so the queue does not run
-//! dry when several slots free together (renders finishing on every worker at once):
-//! an empty moment would let the next arrival find a free slot and end the standing
-//! state.
+//! Scale"): if a request found a free slot at once within the last `overload_after`
+//! (20 ms), the queue is a burst, absorbed first in first out with up to `queue_timeout`
+//! (100 ms) of waiting. Otherwise the queue is standing (overload): newcomers wait only
+//! `overload_timeout` (1 ms) before they are refused, the queue is served newest first
+//! (adaptive LIFO), so the requests admitted are fresh, and it holds at most `2 × limit`
+//! waiters (at least 4): a newcomer to a standing queue displaces the oldest waiters
+//! beyond that depth, refused at once. Each freed slot goes to the newest waiter, so the
+//! oldest would only wait out their timeout; displacing them makes the refusal fast (a
+//! few arrivals' time, not the whole timeout), and the burst's waiters left from before
+//! the queue turned standing, who could wait their whole `queue_timeout`, go with the
+//! first standing arrival. The depth is twice the limit, not the limit, so the queue does
+//! not run dry when several slots free together (renders finishing on every worker at
+//! once): an empty moment would let the next arrival find a free slot and end the
+//! standing state.
+//!
+//! **Why 20 ms to call a queue standing, and 1 ms of waiting then.** Every request that
+//! arrives at the onset of an overload waits as a burst's until the queue counts as
+//! standing, so `overload_after` is the onset's cost: with 100 ms, the first 100 ms of an
+//! overload admitted requests up to 100 ms late (about 1.2% of an 8 s run at twice the
+//! capacity, which alone set the run's p99) and refused more after as long. 20 ms is
+//! still twenty 1 ms renders' time in which no arrival found a free slot, well beyond a
+//! scheduler's time slice. In a standing queue served newest first, a waiter not served
+//! within about one service time will not be: newer arrivals go first. So it waits 1 ms
+//! (the timer's granularity makes that 1–2 ms) and its refusal is answered within a few
+//! milliseconds; with 5 ms, refusals took 7–8 ms at the 99th percentile (bench/README.md).
 //!
 //! The standing state ends with evidence, not with one free moment: once entered, it
-//! lasts until a whole `overload_after` window in which at least half the arrivals found
+//! lasts until a whole `queue_timeout` window in which at least half the arrivals found
 //! a free slot (or none had to wait). Under overload the arrivals themselves come in
 //! clumps (a load generator or a proxy descheduled for a few milliseconds), the queue
 //! drains meanwhile, and the first arrival after the gap finds a slot; ending the state
-//! there would give the next `overload_after` of arrivals the long burst wait, and
-//! requests admitted 50–100 ms late. While the adaptive limit is still in its slow start
-//! (see `gradient.rs`) no queue is standing: the limit is still too low to know, and a
-//! fresh server under a steady load must not refuse requests while it learns it (a cold
-//! start under 32 connections used to refuse 5–8% of its requests). A full queue refuses
-//! at once. A refusal is fast and costs the service nothing; the caller answers
-//! 503 with `Retry-After`.
+//! there would give the next arrivals the long burst wait again. While the adaptive limit
+//! is still in its slow start (see `gradient.rs`) no queue is standing: the limit is
+//! still too low to know, and a fresh server under a steady load must not refuse requests
+//! while it learns it (a cold start under 32 connections used to refuse 5–8% of its
+//! requests). A full queue refuses at once. A refusal is fast and costs the service
+//! nothing; the caller answers 503 with `Retry-After`.
 //!
 //! A [`Permit`] is held for the whole request, body included: dropping it frees the slot,
 //! feeds the latency to the limit (unless [`Permit::failed`] was called) and admits the
@@ -48,9 +60,11 @@ pub type Clock = fn() -> Instant;
 pub struct LimiterConfig {
     pub limit: LimitConfig,
     pub queue_size: usize,
+    /// The longest wait of a burst's waiter; also the window that ends a standing queue.
     pub queue_timeout: Duration,
+    /// The wait of a standing queue's waiter.
     pub overload_timeout: Duration,
-    /// How long the queue must stay non-empty to count as standing overload.
+    /// How long no request may find a free slot before the queue counts as standing.
     pub overload_after: Duration,
 }
 
@@ -60,8 +74,8 @@ impl Default for LimiterConfig {
             limit: LimitConfig::default(),
             queue_size: 128,
             queue_timeout: Duration::from_millis(100),
-            overload_timeout: Duration::from_millis(5),
-            overload_after: Duration::from_millis(100),
+            overload_timeout: Duration::from_millis(1),
+            overload_after: Duration::from_millis(20),
         }
     }
 }
@@ -128,7 +142,7 @@ struct State {
     last_free: Instant,
     /// In the standing (overload) state.
     standing: bool,
-    /// The current `overload_after` window: when it began, its arrivals, and how many of
+    /// The current `queue_timeout` window: when it began, its arrivals, and how many of
     /// them found a free slot at once.
     window_start: Instant,
     window_arrivals: u32,
@@ -164,10 +178,10 @@ impl std::fmt::Debug for Limiter {
 impl State {
     /// Counts an arrival (`free`: it found a free slot at once) and answers whether the
     /// queue is standing: entered when no request found a free slot for
-    /// `overload_after`, left after a window of `overload_after` in which at least half
+    /// `overload_after`, left after a window of `queue_timeout` in which at least half
     /// the arrivals found one, or none came.
     fn arrive(&mut self, now: Instant, free: bool, config: &LimiterConfig) -> bool {
-        if now.saturating_duration_since(self.window_start) >= config.overload_after {
+        if now.saturating_duration_since(self.window_start) >= config.queue_timeout {
             let mostly_free = 2 * self.window_free >= self.window_arrivals;
             if self.standing && mostly_free {
                 self.standing = false;
@@ -252,6 +266,17 @@ impl Limiter {
                 state.limit.on_admit(in_flight);
                 return Ok(self.permit(started));
             }
+            if standing {
+                // A standing queue keeps only its newest waiters (see the module docs):
+                // the burst's waiters left from before it turned standing go at once.
+                let depth = standing_depth(state.limit.limit());
+                while state.queue.len() >= depth
+                    && let Some((_, oldest)) = state.queue.pop_front()
+                {
+                    // A waiter gone meanwhile (its request cancelled) needs no answer.
+                    let _ = oldest.send(false);
+                }
+            }
             if state.queue.len() >= inner.config.queue_size {
                 state.rejected += 1;
                 return Err(Overloaded::QueueFull {
@@ -262,13 +287,6 @@ impl Limiter {
                 });
             }
             let timeout = if standing {
-                // A standing queue keeps the newest waiters (see the module docs).
-                if state.queue.len() >= standing_depth(state.limit.limit())
-                    && let Some((_, oldest)) = state.queue.pop_front()
-                {
-                    // A waiter gone meanwhile (its request cancelled) needs no answer.
-                    let _ = oldest.send(false);
-                }
                 inner.config.overload_timeout
             } else {
                 inner.config.queue_timeout

@@ -265,20 +265,16 @@ async fn limiter_a_standing_queue_shortens_the_wait_and_serves_the_newest_first(
     let config = FixedOne::one();
     let limiter = Limiter::with_clock("codel", config, paused);
     let held = limiter.acquire().await.unwrap();
-    // A burst: waiters get the long timeout while a request found a free slot within the
-    // last 100 ms (the held one, at 0 ms).
-    for _ in 0..2 {
-        match limiter.acquire().await {
-            Err(Overloaded::Timeout { waited, .. }) => {
-                assert_eq!(waited, Duration::from_millis(100))
-            }
-            other => panic!("{other:?}"),
-        }
+    // A burst: a waiter gets the long timeout while a request found a free slot within
+    // the last 20 ms (the held one, at 0 ms).
+    match limiter.acquire().await {
+        Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(100)),
+        other => panic!("{other:?}"),
     }
-    // Nobody found a free slot for 200 ms: a standing queue. Newcomers now wait only the
+    // Nobody found a free slot for 100 ms: a standing queue. Newcomers now wait only the
     // overload timeout.
     match limiter.acquire().await {
-        Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(5)),
+        Err(Overloaded::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(1)),
         other => panic!("{other:?}"),
     }
     // Served newest first: of two waiters, the later one gets the freed slot.
@@ -303,7 +299,7 @@ async fn limiter_a_standing_queue_shortens_the_wait_and_serves_the_newest_first(
     assert_eq!(order.lock().unwrap().first(), Some(&1), "{order:?}");
 }
 
-/// One slot that never moves, a queue of 16, 100 ms and 5 ms timeouts.
+/// One slot that never moves, a queue of 16, 100 ms and 1 ms timeouts.
 struct FixedOne;
 
 impl FixedOne {
@@ -352,7 +348,7 @@ async fn limiter_a_queue_during_slow_start_is_not_standing() {
                 (started.elapsed(), result.is_err())
             }));
             tokio::task::yield_now().await;
-            tokio::time::advance(Duration::from_millis(1)).await;
+            tokio::time::advance(Duration::from_micros(100)).await;
         }
         let mut waits = Vec::new();
         for waiter in waiters {
@@ -381,6 +377,8 @@ async fn limiter_a_full_standing_queue_refuses_its_oldest_waiter_at_once() {
             ..LimitConfig::default()
         },
         queue_size: 16,
+        // Long enough for the queue to fill before anyone times out.
+        overload_timeout: Duration::from_millis(5),
         ..LimiterConfig::default()
     };
     let limiter = Limiter::with_clock("lifo", config, paused);
@@ -398,21 +396,21 @@ async fn limiter_a_full_standing_queue_refuses_its_oldest_waiter_at_once() {
             (n, started.elapsed(), result)
         })
     };
-    // Four waiters, 1 ms apart, fill the standing queue (its depth is twice the limit).
+    // Four waiters, 0.5 ms apart, fill the standing queue (its depth is twice the limit).
     let mut waiters = Vec::new();
     for n in 0..4 {
         waiters.push(spawn_waiter(n));
         tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_millis(1)).await;
+        tokio::time::advance(Duration::from_micros(500)).await;
     }
     assert_eq!(limiter.stats().queued, 4);
-    // A fifth displaces the oldest, which is refused then, 4 ms into its 5 ms wait.
+    // A fifth displaces the oldest, which is refused then, 2 ms into its 5 ms wait.
     waiters.push(spawn_waiter(4));
     let (n, waited, result) = waiters.remove(0).await.unwrap();
     assert_eq!(n, 0);
     assert_eq!(
         waited,
-        Duration::from_millis(4),
+        Duration::from_millis(2),
         "refused at once when displaced"
     );
     assert!(
@@ -459,16 +457,14 @@ async fn limiter_a_standing_queue_outlasts_one_free_moment_and_ends_when_slots_a
         Err(Overloaded::Timeout { waited, .. }) => waited,
         other => panic!("{other:?}"),
     };
-    // 200 ms without a free slot: standing.
-    for _ in 0..2 {
-        assert_eq!(waited(limiter.acquire().await), Duration::from_millis(100));
-    }
-    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(5));
+    // 100 ms without a free slot: standing.
+    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(100));
+    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(1));
     // One arrival finds the slot free (a gap in the arrivals)...
     drop(held);
     let held = limiter.acquire().await.unwrap();
     // ...and the queue is still standing: the next waiter gets the short wait.
-    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(5));
+    assert_eq!(waited(limiter.acquire().await), Duration::from_millis(1));
     drop(held);
     // A window of 100 ms in which most arrivals find a free slot ends it.
     for _ in 0..10 {
@@ -481,4 +477,53 @@ async fn limiter_a_standing_queue_outlasts_one_free_moment_and_ends_when_slots_a
         Duration::from_millis(100),
         "a burst again: the long wait"
     );
+}
+
+/// The waiters of a burst that turns into a standing queue do not wait out their long
+/// timeout: the first standing arrival refuses those beyond the standing depth at once.
+#[tokio::test(start_paused = true)]
+async fn limiter_a_burst_that_turns_standing_refuses_its_oldest_waiters_at_once() {
+    let config = LimiterConfig {
+        limit: LimitConfig {
+            initial: 2,
+            min: 2,
+            max: 2,
+            ..LimitConfig::default()
+        },
+        queue_size: 16,
+        ..LimiterConfig::default()
+    };
+    let limiter = Limiter::with_clock("onset", config, paused);
+    let _held = [
+        limiter.acquire().await.unwrap(),
+        limiter.acquire().await.unwrap(),
+    ];
+    let spawn_waiter = |n: usize| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let result = limiter.acquire().await;
+            (n, started.elapsed(), result)
+        })
+    };
+    // Eight arrive within the burst allowance: each may wait 100 ms.
+    let mut waiters: Vec<_> = (0..8).map(spawn_waiter).collect();
+    tokio::task::yield_now().await;
+    assert_eq!(limiter.stats().queued, 8);
+    // 25 ms later no request has found a free slot for over 20 ms: the next arrival finds
+    // a standing queue, which keeps its three newest waiters and the newcomer (twice the
+    // limit) and refuses the five oldest now, 25 ms into their 100 ms.
+    tokio::time::advance(Duration::from_millis(25)).await;
+    waiters.push(spawn_waiter(8));
+    tokio::task::yield_now().await;
+    assert_eq!(limiter.stats().queued, 4);
+    for waiter in waiters.drain(..5) {
+        let (n, waited, result) = waiter.await.unwrap();
+        assert_eq!(waited, Duration::from_millis(25), "waiter {n}");
+        assert!(
+            matches!(result, Err(Overloaded::Displaced { .. })),
+            "waiter {n}: {result:?}"
+        );
+    }
+    assert_eq!(limiter.stats().displaced_total, 5);
 }

@@ -174,6 +174,7 @@ fn templates(values: &Values) -> TemplateOpts {
         reload_interval: Some(secs(values.get(&k::TEMPLATES_RELOAD_INTERVAL)))
             .filter(|interval| !interval.is_zero()),
         render_workers: values.get(&k::TEMPLATES_RENDER_WORKERS) as usize,
+        render_nice: values.get(&k::TEMPLATES_RENDER_NICE) as u8,
         max_fuel: values.get(&k::TEMPLATES_MAX_FUEL),
         max_output_bytes: values.get(&k::TEMPLATES_MAX_OUTPUT_BYTES),
         max_context_bytes: values.get(&k::TEMPLATES_MAX_CONTEXT_BYTES) as usize,
@@ -238,7 +239,6 @@ fn pools(values: &Values) -> PoolOpts {
 fn limiter(values: &Values) -> LimiterOpts {
     let min = values.get(&k::LIMITER_MIN_LIMIT) as usize;
     let tolerance = values.get(&k::LIMITER_LATENCY_TOLERANCE_PERCENT) as f64 / 100.0;
-    let queue_timeout = millis(values.get(&k::LIMITER_QUEUE_TIMEOUT_MS));
     LimiterOpts {
         enabled: values.get(&k::LIMITER_ENABLED),
         config: LimiterConfig {
@@ -251,9 +251,9 @@ fn limiter(values: &Values) -> LimiterOpts {
                 ..LimitConfig::default()
             },
             queue_size: values.get(&k::LIMITER_QUEUE_SIZE) as usize,
-            queue_timeout,
+            queue_timeout: millis(values.get(&k::LIMITER_QUEUE_TIMEOUT_MS)),
             overload_timeout: millis(values.get(&k::LIMITER_OVERLOAD_TIMEOUT_MS)),
-            overload_after: queue_timeout,
+            overload_after: millis(values.get(&k::LIMITER_OVERLOAD_AFTER_MS)),
         },
     }
 }

@@ -388,7 +388,14 @@ key_table! {
         "LEANSERVE_TEMPLATES_RENDER_WORKERS",
         int(1, 256, "threads"),
         "2",
-        "renders (and template optimizations) running at once on the blocking pool",
+        "render threads (renders at once), and threads that flatten templates on the blocking pool",
+    );
+    TEMPLATES_RENDER_NICE: u64 = key(
+        "templates.render_nice",
+        "LEANSERVE_TEMPLATES_RENDER_NICE",
+        int(0, 19, "nice levels"),
+        "0",
+        "added to the render threads' nice value (Linux): renders then take the CPU the HTTP workers leave; 0 keeps the process's priority",
     );
     TEMPLATES_MAX_FUEL: u64 = key(
         "templates.max_fuel",
@@ -630,14 +637,21 @@ key_table! {
         "LEANSERVE_LIMITER_QUEUE_TIMEOUT_MS",
         int(1, 60_000, "milliseconds"),
         "100",
-        "longest wait for a slot while the queue drains",
+        "longest wait for a slot while requests still find free slots now and then (a burst)",
+    );
+    LIMITER_OVERLOAD_AFTER_MS: u64 = key(
+        "limiter.overload_after_ms",
+        "LEANSERVE_LIMITER_OVERLOAD_AFTER_MS",
+        int(1, 60_000, "milliseconds"),
+        "20",
+        "how long no request may find a free slot before the queue counts as standing (overload)",
     );
     LIMITER_OVERLOAD_TIMEOUT_MS: u64 = key(
         "limiter.overload_timeout_ms",
         "LEANSERVE_LIMITER_OVERLOAD_TIMEOUT_MS",
         int(1, 60_000, "milliseconds"),
-        "5",
-        "wait for a slot once no request has found a free slot for queue_timeout_ms (a standing queue, served newest first)",
+        "1",
+        "wait for a slot in a standing queue (served newest first, at most twice the limit deep)",
     );
     TUNER_ENABLED: bool = key(
         "tuner.enabled",

@@ -25,7 +25,7 @@
 //! test builds [`Opts`] and fails on any key of the table that was never read. A
 //! `macro_rules!` table, not a derive on [`Opts`], because the struct does not mirror the
 //! keys: several keys feed one field (`tuner.enabled` and `tuner.mode`), one key feeds
-//! several (`limiter.queue_timeout_ms`), and values change unit and shape on the way.
+//! several (`limiter.min_limit` is both where a limit starts and its floor), and values change unit and shape on the way.
 //!
 //! # Layout
 //!

@@ -250,6 +250,8 @@ pub struct TemplateOpts {
     pub reload_interval: Option<Duration>,
     /// `templates.render_workers`.
     pub render_workers: usize,
+    /// `templates.render_nice`: added to the render threads' nice value.
+    pub render_nice: u8,
     /// `templates.max_fuel`.
     pub max_fuel: u64,
     /// `templates.max_output_bytes`.

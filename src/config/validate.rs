@@ -183,6 +183,7 @@ fn check_ranges(opts: &Opts) -> Result<(), ConfigError> {
             &k::TEMPLATES_RENDER_WORKERS,
             templates.render_workers as u64,
         ),
+        (&k::TEMPLATES_RENDER_NICE, u64::from(templates.render_nice)),
         (&k::TEMPLATES_MAX_FUEL, templates.max_fuel),
         (&k::TEMPLATES_MAX_OUTPUT_BYTES, templates.max_output_bytes),
         (
@@ -205,6 +206,10 @@ fn check_ranges(opts: &Opts) -> Result<(), ConfigError> {
         ),
         (&k::LIMITER_QUEUE_SIZE, limiter.queue_size as u64),
         (&k::LIMITER_QUEUE_TIMEOUT_MS, millis(limiter.queue_timeout)),
+        (
+            &k::LIMITER_OVERLOAD_AFTER_MS,
+            millis(limiter.overload_after),
+        ),
         (
             &k::LIMITER_OVERLOAD_TIMEOUT_MS,
             millis(limiter.overload_timeout),

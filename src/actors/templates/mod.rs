@@ -13,17 +13,22 @@
 //! load errors naming the chain. The published state lives in [`TemplatesShared`] and so
 //! survives a restart of the actor, which then reloads from disk.
 //!
-//! Renders run on the blocking pool too, at most `templates.render_workers` at once, each
-//! bounded in instructions and output (see [`crate::templates::render`]).
+//! Renders run on `templates.render_workers` threads of their own at a lower CPU priority
+//! (`threads`, `templates.render_nice`), each bounded in instructions and output (see
+//! [`crate::templates::render`]).
 //! [`OptimizeTemplates`] re-runs the optimizers from scratch and measures what they save.
 //!
 //! Besides the actor and its messages: [`load`] scans the folder, `shared` holds the state
-//! and runs reloads, `reports` and `metrics` are what the store answers and exports.
+//! and runs reloads, `threads` runs renders, `reports` and `metrics` are what the store
+//! answers and exports.
 
 pub mod load;
 mod metrics;
 mod reports;
 mod shared;
+// nice(2) through libc, in one block that says why it is sound.
+#[allow(unsafe_code)]
+mod threads;
 
 use actix::prelude::*;
 

@@ -16,6 +16,7 @@ use super::metrics::Counters;
 use super::reports::{
     LazyVariable, OptimizeReport, ReloadSummary, SharedVariable, VariablesReport,
 };
+use super::threads::{Panicked, RenderThreads};
 use crate::config::TemplateOpts;
 use crate::templates::build::{LiveValues, build};
 use crate::templates::chain::MAX_CHAIN;
@@ -66,6 +67,8 @@ struct SharedInner {
     published: RwLock<Arc<Published>>,
     state: Mutex<StoreState>,
     renders: tokio::sync::Semaphore,
+    /// Where renders run, at a lower CPU priority.
+    threads: RenderThreads,
     reloading: AtomicBool,
     counters: Counters,
     /// Reads per variable across renders (context optimizer).
@@ -85,6 +88,7 @@ impl TemplatesShared {
     /// An empty store whose renders take buffers and compressors from `resources`.
     pub fn with_resources(opts: TemplateOpts, min_compress: u64, resources: Resources) -> Self {
         let renders = tokio::sync::Semaphore::new(opts.render_workers.max(1));
+        let threads = RenderThreads::start(opts.render_workers, opts.render_nice);
         TemplatesShared {
             inner: Arc::new(SharedInner {
                 published: RwLock::new(Arc::new(Published::empty())),
@@ -93,6 +97,7 @@ impl TemplatesShared {
                 resources,
                 state: Mutex::new(StoreState::default()),
                 renders,
+                threads,
                 reloading: AtomicBool::new(false),
                 counters: Counters::default(),
                 tracker: context::UsageTracker::new(),
@@ -341,8 +346,8 @@ impl TemplatesShared {
         })
     }
 
-    /// Renders `name` with the global context overlaid by `request_context`, on the
-    /// blocking pool, at most `render_workers` at once.
+    /// Renders `name` with the global context overlaid by `request_context`, on a render
+    /// thread (at `render_nice`), at most `render_workers` at once.
     pub async fn render(
         &self,
         name: &str,
@@ -372,28 +377,33 @@ impl TemplatesShared {
             .map_err(|_| RenderError::Unavailable("the render pool is closed".into()))?;
         let (shared, template) = (self.clone(), name.to_owned());
         let started = Instant::now();
-        let result = actix_web::rt::task::spawn_blocking(move || {
-            let tracker = shared
-                .inner
-                .opts
-                .context
-                .enabled
-                .then_some(&shared.inner.tracker);
-            let context =
-                context::layered_context(vec![request, published.base_context.clone()], tracker);
-            shared.render_in(&published, &template, &context, want_gzip)
-        })
-        .await
-        .unwrap_or_else(|panic| {
-            // minijinja can panic on some templates (a `break` inside `with` inside `for`,
-            // in 3.1): the template is at fault, and the worker thread survives.
-            Err(RenderError::Broken {
-                name: name.to_owned(),
-                error: TemplateError::RenderPanicked {
-                    message: panic.to_string().into(),
-                },
+        let result = self
+            .inner
+            .threads
+            .run(move || {
+                let tracker = shared
+                    .inner
+                    .opts
+                    .context
+                    .enabled
+                    .then_some(&shared.inner.tracker);
+                let context = context::layered_context(
+                    vec![request, published.base_context.clone()],
+                    tracker,
+                );
+                shared.render_in(&published, &template, &context, want_gzip)
             })
-        });
+            .await
+            .unwrap_or_else(|Panicked(message)| {
+                // minijinja can panic on some templates (a `break` inside `with` inside `for`,
+                // in 3.1): the template is at fault, and the render thread survives.
+                Err(RenderError::Broken {
+                    name: name.to_owned(),
+                    error: TemplateError::RenderPanicked {
+                        message: message.into(),
+                    },
+                })
+            });
         self.inner.counters.count_render(&result, started.elapsed());
         result
     }

@@ -27,6 +27,7 @@ fn opts() -> TemplateOpts {
         dir: PathBuf::from("templates"),
         reload_interval: None,
         render_workers: 2,
+        render_nice: 0,
         max_fuel: 1_000_000,
         max_output_bytes: 1 << 20,
         max_context_bytes: 1 << 16,
