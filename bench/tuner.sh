@@ -37,6 +37,7 @@ DURATION=${DURATION:-8}             # seconds per oha run
 RATES=${RATES:-0.8 2 4}             # offered rates, multiples of C
 MIN_LIMIT=${MIN_LIMIT-}             # a third overload server with this limiter floor; empty: none
 VARIANT=${VARIANT-}                 # another overload server, limiter on, with these VAR=value settings
+VARIANT_BIN=${VARIANT_BIN-}         # ... and this leanserve binary (another build) instead of this one's
                                     # (the files limiter's: the renders' floor is the render workers)
 MEM_LIMIT_MB=${MEM_LIMIT_MB:-96}    # M, the tuner's memory limit
 MEM_SITE_MB=${MEM_SITE_MB:-400}     # text files of 32-64 KB, about 4x M
@@ -81,7 +82,7 @@ start_leanserve() { # name root VAR=value...
   # so it is on one (read with `admin_get`); /metrics is public on the serving port.
   env -u LEANSERVE_ADMIN_TOKEN LEANSERVE_BIND=127.0.0.1:0 LEANSERVE_ADMIN_BIND="unix:$work/$name-admin.sock" \
     LEANSERVE_MONITORING_PUBLIC_METRICS=true RUST_LOG=info "$@" \
-    ${PIN_SERVER:+taskset -c "$PIN_SERVER"} "$LEANSERVE" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
+    ${PIN_SERVER:+taskset -c "$PIN_SERVER"} "${SERVER_BIN:-$LEANSERVE}" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
   LAST_PID=$!
   LAST_URL=
   for _ in $(seq 1 100); do
@@ -191,8 +192,8 @@ if [ -n "$MIN_LIMIT" ]; then
 fi
 if [ -n "$VARIANT" ]; then
   # shellcheck disable=SC2086 # VARIANT is a list of VAR=value words
-  start_leanserve overload-variant "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true $VARIANT
-  PID[var]=$LAST_PID; URL[var]=$LAST_URL; LABEL[var]="on, $VARIANT"
+  SERVER_BIN=$VARIANT_BIN start_leanserve overload-variant "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true $VARIANT
+  PID[var]=$LAST_PID; URL[var]=$LAST_URL; LABEL[var]="on, $VARIANT${VARIANT_BIN:+ ($VARIANT_BIN)}"
   servers+=(var)
 fi
 for s in "${servers[@]}"; do echo "limiter ${LABEL[$s]}: ${URL[$s]} (pid ${PID[$s]})" >&2; done
@@ -434,7 +435,7 @@ with open(out, "w") as f:
 PY
 
 M=$((MEM_LIMIT_MB * 1048576))
-declare -A BASE MAXRSS HIT CACHED BUDGET ENDRSS ENDCACHED RPS DECISIONS
+declare -A BASE MAXRSS HIT CACHED BUDGET ENDRSS ENDCACHED ENDBYTES ENDOVER RPS DECISIONS
 for mode in $MEM_MODES; do
   case $mode in
     untuned) tuner=(CONFIG_TUNER_ENABLED=false) ;;
@@ -462,7 +463,10 @@ for mode in $MEM_MODES; do
   read -r "HIT[$mode]" "CACHED[$mode]" "BUDGET[$mode]" < <(python3 -c 'import json,sys; s = json.load(sys.stdin); print("%.3f" % s["hit_ratio"], s["bytes_cached"], s["budget_bytes"])' <<<"$stats")
   wait "$sampler" || true
   stats=$(admin_get "memory-$mode" /admin/cache)
-  read -r "ENDCACHED[$mode]" < <(python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_cached"])' <<<"$stats")
+  # What the cache holds: its bytes, and what its own jemalloc arena holds for them beyond
+  # the bytes (fragmentation and metadata, measured; counted against the budget too).
+  read -r "ENDBYTES[$mode]" "ENDOVER[$mode]" < <(python3 -c 'import json,sys; s = json.load(sys.stdin); print(s["bytes_cached"], s["allocator_overhead_bytes"])' <<<"$stats")
+  ENDCACHED[$mode]=$(( ${ENDBYTES[$mode]} + ${ENDOVER[$mode]} ))
   admin_get "memory-$mode" /admin/tuner >"$LOGS/tuner-$mode.json" || true
   # The allocator's view after the idle period (the monitor samples every 5 s).
   curl -fs "$url/metrics" >"$LOGS/metrics-$mode.txt" || true
@@ -480,15 +484,15 @@ echo "## Memory: $files text files ($((site_bytes / 1048576)) MB, gzip ratio $gz
 echo
 echo "wrk -t1 -c16 random files (90% gzip) plus 20 renders/s; VmRSS sampled every 100 ms; tuner interval 1 s."
 echo
-echo "| server | baseline RSS MB | peak RSS MB | peak / M | req/s | hit ratio | cached MB (budget MB) at load end | RSS after ${MEM_SETTLE} s idle MB | baseline + cached MB |"
+echo "| server | baseline RSS MB | peak RSS MB | peak / M | req/s | hit ratio | cached MB (budget MB) at load end | RSS after ${MEM_SETTLE} s idle MB | baseline + cache MB (cached bytes + arena overhead) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for mode in $MEM_MODES; do
-  echo "| $mode | $(mb "${BASE[$mode]}") | $(mb "${MAXRSS[$mode]}") | $(awk -v k="${MAXRSS[$mode]}" -v m="$M" 'BEGIN { printf "%.2f", k * 1024 / m }') | ${RPS[$mode]} | ${HIT[$mode]} | $(mb "$(( ${CACHED[$mode]} / 1024 ))") ($(mb "$(( ${BUDGET[$mode]} / 1024 ))")) | $(mb "${ENDRSS[$mode]}") | $(mb "$(( ${BASE[$mode]} + ${ENDCACHED[$mode]} / 1024 ))") |"
+  echo "| $mode | $(mb "${BASE[$mode]}") | $(mb "${MAXRSS[$mode]}") | $(awk -v k="${MAXRSS[$mode]}" -v m="$M" 'BEGIN { printf "%.2f", k * 1024 / m }') | ${RPS[$mode]} | ${HIT[$mode]} | $(mb "$(( ${CACHED[$mode]} / 1024 ))") ($(mb "$(( ${BUDGET[$mode]} / 1024 ))")) | $(mb "${ENDRSS[$mode]}") | $(mb "$(( ${BASE[$mode]} + ${ENDCACHED[$mode]} / 1024 ))") ($(mb "$(( ${ENDBYTES[$mode]} / 1024 ))") + $(mb "$(( ${ENDOVER[$mode]} / 1024 ))")) |"
 done
 echo
 awk -v k="${MAXRSS[untuned]}" -v m="$M" 'BEGIN { d = k * 1024 - m; printf "- untuned peak RSS passes M by %.1f MB (%+.0f%%)\n", d / 1048576, d / m * 100 }'
 awk -v k="${MAXRSS[tuned]}" -v m="$M" 'BEGIN { t = 0.9 * m; printf "- tuned peak RSS %.1f MB vs 0.9 M = %.1f MB: %s\n", k / 1024, t / 1048576, (k * 1024 <= t ? "met" : "NOT met") }'
-awk -v e="${ENDRSS[tuned]}" -v b="${BASE[tuned]}" -v c="${ENDCACHED[tuned]}" 'BEGIN { ref = b + c / 1024; printf "- tuned RSS after %s s idle %.1f MB vs baseline + cached %.1f MB (%+.0f%%, target within 10%%): %s\n", "'"$MEM_SETTLE"'", e / 1024, ref / 1024, (e / ref - 1) * 100, (e <= 1.1 * ref ? "met" : "NOT met") }'
+awk -v e="${ENDRSS[tuned]}" -v b="${BASE[tuned]}" -v c="${ENDCACHED[tuned]}" -v y="${ENDBYTES[tuned]}" 'BEGIN { ref = b + c / 1024; own = b + y / 1024; printf "- tuned RSS after %s s idle %.1f MB vs baseline + cache %.1f MB (%+.1f%%, target within 10%%): %s; against the cached bytes alone, without their arena overhead, %.1f MB (%+.1f%%)\n", "'"$MEM_SETTLE"'", e / 1024, ref / 1024, (e / ref - 1) * 100, (e <= 1.1 * ref ? "met" : "NOT met"), own / 1024, (e / own - 1) * 100 }'
 echo "- hit ratio: untuned ${HIT[untuned]}, tuned ${HIT[tuned]}"
 if [[ " $MEM_MODES " == *" tuned-sample-1s "* ]]; then
   m=tuned-sample-1s

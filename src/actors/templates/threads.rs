@@ -25,14 +25,52 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Threads that run renders, at a lower CPU priority.
 pub(super) struct RenderThreads {
     /// `None` when no thread could be started: renders then go to the blocking pool.
-    sender: Option<Mutex<mpsc::Sender<Job>>>,
+    queue: Option<Arc<Queue>>,
+}
+
+/// The jobs waiting for a thread. Idle threads wait on `ready` with the lock released,
+/// so a new job wakes exactly one of them.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// The store was dropped: threads finish what is queued and exit.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next job, or `None` once closed and empty.
+    fn next(&self) -> Option<Job> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// Why a job did not return: the message of its panic.
@@ -41,25 +79,19 @@ pub(super) struct Panicked(pub String);
 impl RenderThreads {
     /// `count` threads at nice value `nice` (0: the process's priority).
     pub(super) fn start(count: usize, nice: u8) -> RenderThreads {
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState::default()),
+            ready: Condvar::new(),
+        });
         let mut started = 0;
         for n in 0..count.max(1) {
-            let receiver = receiver.clone();
+            let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("leanserve-render-{n}"))
                 .spawn(move || {
                     lower_priority(nice);
-                    loop {
-                        // The lock is held only to take one job, not to run it.
-                        let job = receiver
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(mpsc::RecvError) => return,
-                        }
+                    while let Some(job) = queue.next() {
+                        job();
                     }
                 });
             match spawned {
@@ -68,7 +100,7 @@ impl RenderThreads {
             }
         }
         RenderThreads {
-            sender: (started > 0).then(|| Mutex::new(sender)),
+            queue: (started > 0).then_some(queue),
         }
     }
 
@@ -77,7 +109,7 @@ impl RenderThreads {
         &self,
         work: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, Panicked> {
-        let Some(sender) = &self.sender else {
+        let Some(queue) = &self.queue else {
             return actix_web::rt::task::spawn_blocking(work)
                 .await
                 .map_err(|error| Panicked(error.to_string()));
@@ -95,16 +127,20 @@ impl RenderThreads {
             // The request may have gone meanwhile; then nobody waits for the answer.
             let _ = answer.send(result);
         });
-        let sent = sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job);
-        if sent.is_err() {
-            return Err(Panicked("the render threads have stopped".to_owned()));
-        }
+        queue.lock().jobs.push_back(job);
+        queue.ready.notify_one();
         answered
             .await
             .unwrap_or_else(|_| Err(Panicked("the render thread went away".to_owned())))
+    }
+}
+
+impl Drop for RenderThreads {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.lock().closed = true;
+            queue.ready.notify_all();
+        }
     }
 }
 
