@@ -3,7 +3,7 @@
 #
 # - overload: a template costing about 1 ms of CPU per render, offered at 0.8, 2 and 4
 #   times the measured capacity C at a constant rate (oha -q, latency-corrected), with the
-#   in-flight limiter on and off (and, with MIN_LIMIT, on with a higher floor) in
+#   in-flight limiter on and off (and, with VARIANT, on with other settings) in
 #   interleaved rounds. Prints goodput (2xx answered within 5x the unloaded p99, as a
 #   fraction of C), the admitted p99, the 503s and their p99, and the latency of /health
 #   probed every 100 ms beside the load.
@@ -16,6 +16,7 @@
 #   bench/tuner.sh                       # both sections, about 6 minutes on 2 cores
 #   SECTIONS=overload bench/tuner.sh     # or SECTIONS=memory
 #   ROUNDS=3 DURATION=10 MIN_LIMIT=8 bench/tuner.sh   # a third server, limiter floor 8
+#                                        # (VARIANT="LEANSERVE_LIMITER_MIN_LIMIT=8")
 #   VARIANT="LEANSERVE_TEMPLATES_RENDER_NICE=0" SECTIONS=overload bench/tuner.sh
 #                                        # another server, limiter on with these settings
 #   SERVER_CPUS=1 CLIENT_CPUS=0 bench/tuner.sh  # overload with servers and oha pinned apart
@@ -35,8 +36,9 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}                 # interleaved rounds per offered rate and limiter setting
 DURATION=${DURATION:-8}             # seconds per oha run
 RATES=${RATES:-0.8 2 4}             # offered rates, multiples of C
-MIN_LIMIT=${MIN_LIMIT-}             # a third overload server with this limiter floor; empty: none
 VARIANT=${VARIANT-}                 # another overload server, limiter on, with these VAR=value settings
+MIN_LIMIT=${MIN_LIMIT-}             # shorthand: a VARIANT with this limiter floor
+if [ -n "$MIN_LIMIT" ]; then VARIANT="$VARIANT LEANSERVE_LIMITER_MIN_LIMIT=$MIN_LIMIT"; fi
 VARIANT_BIN=${VARIANT_BIN-}         # ... and this leanserve binary (another build) instead of this one's
                                     # (the files limiter's: the renders' floor is the render workers)
 MEM_LIMIT_MB=${MEM_LIMIT_MB:-96}    # M, the tuner's memory limit
@@ -178,22 +180,17 @@ cat >"$work/tpl/cpu.html" <<'TPL'
 {% endfor %}</ul>
 TPL
 # The monitor samples every 500 ms so /metrics (read after each run for the log) is fresh.
-# With MIN_LIMIT set, a third server runs the limiter with that floor.
+# With VARIANT set, a third server runs the limiter with those settings (not a target).
 declare -A URL PID LABEL=([on]="on" [off]="off")
 servers=(on off)
 start_leanserve overload-on "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true
 PID[on]=$LAST_PID; URL[on]=$LAST_URL
 start_leanserve overload-off "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=false
 PID[off]=$LAST_PID; URL[off]=$LAST_URL
-if [ -n "$MIN_LIMIT" ]; then
-  start_leanserve overload-min "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true LEANSERVE_LIMITER_MIN_LIMIT="$MIN_LIMIT"
-  PID[min]=$LAST_PID; URL[min]=$LAST_URL; LABEL[min]="on, min $MIN_LIMIT"
-  servers+=(min)
-fi
 if [ -n "$VARIANT" ]; then
   # shellcheck disable=SC2086 # VARIANT is a list of VAR=value words
   SERVER_BIN=$VARIANT_BIN start_leanserve overload-variant "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true $VARIANT
-  PID[var]=$LAST_PID; URL[var]=$LAST_URL; LABEL[var]="on, $VARIANT${VARIANT_BIN:+ ($VARIANT_BIN)}"
+  PID[var]=$LAST_PID; URL[var]=$LAST_URL; LABEL[var]="on, ${VARIANT# }${VARIANT_BIN:+ ($VARIANT_BIN)}"
   servers+=(var)
 fi
 for s in "${servers[@]}"; do echo "limiter ${LABEL[$s]}: ${URL[$s]} (pid ${PID[$s]})" >&2; done
@@ -357,9 +354,9 @@ echo "- ${low}C: throughput on $ton/s vs off $toff/s, $(awk -v a="$ton" -v b="$t
 worst=$(for k in "${!HMAX[@]}"; do echo "${HMAX[$k]}"; done | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
 worst_on=$(for k in "${!HMAX[@]}"; do if [[ $k != *,off ]]; then echo "${HMAX[$k]}"; fi; done | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
 echo "- /health: worst probe $worst ms over every run ($worst_on ms with the limiter on) (target <= 10 ms throughout): $(verdict "$(awk -v w="$worst" 'BEGIN { print (w <= 10) }')")"
-if [ -n "$MIN_LIMIT" ]; then
+if [ -n "$VARIANT" ]; then
   for mult in $RATES; do
-    echo "- ${mult}C, limiter on with min_limit $MIN_LIMIT (not a target; shows what the floor costs): goodput $(median "${GOOD[$mult,min]}")C, 2xx p99 $(median "${P99[$mult,min]}") ms, $(median "${N503[$mult,min]}") 503s"
+    echo "- ${mult}C, limiter ${LABEL[var]} (not a target): goodput $(median "${GOOD[$mult,var]}")C, 2xx p99 $(median "${P99[$mult,var]}") ms, $(median "${N503[$mult,var]}") 503s"
   done
 fi
 for s in "${servers[@]}"; do kill "${PID[$s]}" 2>/dev/null || true; done

@@ -26,6 +26,7 @@ mod spec;
 mod status;
 mod tree;
 
+pub(crate) use child::panic_message;
 pub use handle::{CallError, Handle};
 pub use spec::{ChildSpec, Intensity, Restart, Strategy};
 pub use status::{ChildReport, ChildState, SupervisorReport, SupervisorState};

@@ -67,7 +67,7 @@ struct SharedInner {
     published: RwLock<Arc<Published>>,
     state: Mutex<StoreState>,
     renders: tokio::sync::Semaphore,
-    /// Where renders run, at a lower CPU priority.
+    /// Where renders run (see `threads`).
     threads: RenderThreads,
     reloading: AtomicBool,
     counters: Counters,

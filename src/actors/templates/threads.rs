@@ -28,9 +28,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use crate::supervisor::panic_message;
+
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads that run renders, at a lower CPU priority.
+/// Threads that run renders, optionally at a lower CPU priority.
 pub(super) struct RenderThreads {
     /// `None` when no thread could be started: renders then go to the blocking pool.
     queue: Option<Arc<Queue>>,
@@ -77,7 +79,7 @@ impl Queue {
 pub(super) struct Panicked(pub String);
 
 impl RenderThreads {
-    /// `count` threads at nice value `nice` (0: the process's priority).
+    /// `count` threads, `nice` levels below the process (0: at its priority).
     pub(super) fn start(count: usize, nice: u8) -> RenderThreads {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState::default()),
@@ -116,14 +118,8 @@ impl RenderThreads {
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(work)).map_err(|payload| {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a render panicked".to_owned());
-                Panicked(message)
-            });
+            let result = catch_unwind(AssertUnwindSafe(work))
+                .map_err(|payload| Panicked(panic_message(&*payload)));
             // The request may have gone meanwhile; then nobody waits for the answer.
             let _ = answer.send(result);
         });
