@@ -12,6 +12,8 @@
 
 use serde::Serialize;
 
+pub mod read_buffers;
+
 /// Which allocator serves this process's Rust heap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +145,8 @@ pub struct ArenaStats {
     pub dirty: u64,
     /// Bytes of jemalloc's metadata for this arena.
     pub metadata: u64,
+    /// Allocations made in the arena since it was created (a counter).
+    pub allocations: u64,
 }
 
 impl ArenaStats {
@@ -166,21 +170,29 @@ pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
     imp::into_cache_arena(bytes)
 }
 
-/// A zeroed buffer for a file being read for the cache, in the cache's arena (a `Vec`
-/// without it): a file the cache then admits stays where it was read, without a copy,
-/// and one it turns away is freed there, its pages returned at once instead of lingering
-/// as dirty pages of the shared heap for the decay time.
+/// A buffer for a file being read for the cache: a kept read buffer for a file of up to
+/// 256 KiB ([`read_buffers`]), whose pages stay resident from one miss to the next; a
+/// larger file is read into the cache's arena (a `Vec` without it), where a file the cache
+/// then admits stays without a copy, and one it turns away is freed there, its pages
+/// returned at once instead of lingering as dirty pages of the shared heap for the decay
+/// time.
 pub struct CacheBuffer(Buffer);
 
 enum Buffer {
+    Kept(read_buffers::ReadBuffer),
     Heap(Vec<u8>),
     #[cfg(feature = "jemalloc")]
     Arena(imp::ArenaBytes),
 }
 
 impl CacheBuffer {
-    /// `len` zero bytes.
-    pub fn zeroed(len: usize) -> CacheBuffer {
+    /// Room for `len` bytes. Its contents are unspecified (a kept buffer holds what the
+    /// previous reader left): fill it, then [`truncate`](Self::truncate) it to what was
+    /// read.
+    pub fn for_read(len: usize) -> CacheBuffer {
+        if let Some(buffer) = read_buffers::ReadBuffer::take(len) {
+            return CacheBuffer(Buffer::Kept(buffer));
+        }
         #[cfg(feature = "jemalloc")]
         if let Some(bytes) = imp::arena_zeroed(len) {
             return CacheBuffer(Buffer::Arena(bytes));
@@ -190,6 +202,7 @@ impl CacheBuffer {
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         match &mut self.0 {
+            Buffer::Kept(buffer) => buffer.as_mut_slice(),
             Buffer::Heap(vec) => vec,
             #[cfg(feature = "jemalloc")]
             Buffer::Arena(bytes) => bytes.as_mut_slice(),
@@ -199,6 +212,7 @@ impl CacheBuffer {
     /// Keeps the first `len` bytes (a file shorter than its length said).
     pub fn truncate(&mut self, len: usize) {
         match &mut self.0 {
+            Buffer::Kept(buffer) => buffer.truncate(len),
             Buffer::Heap(vec) => vec.truncate(len),
             #[cfg(feature = "jemalloc")]
             Buffer::Arena(bytes) => bytes.truncate(len),
@@ -207,6 +221,7 @@ impl CacheBuffer {
 
     pub fn freeze(self) -> bytes::Bytes {
         match self.0 {
+            Buffer::Kept(buffer) => bytes::Bytes::from_owner(buffer),
             Buffer::Heap(vec) => bytes::Bytes::from(vec),
             #[cfg(feature = "jemalloc")]
             Buffer::Arena(bytes) => bytes::Bytes::from_owner(bytes),
@@ -522,6 +537,7 @@ mod imp {
             active: read("pactive")? * page,
             dirty: (read("pdirty")? + read("pmuzzy")?) * page,
             metadata: read("base")?,
+            allocations: read("small.nmalloc")? + read("large.nmalloc")?,
         })
     }
 

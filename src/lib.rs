@@ -70,7 +70,8 @@
 //! - `codec.rs`: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
 //!   `inflate` pools (the file cache's and the template renders' compression).
 //! - `alloc.rs`: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
-//!   file cache's own arena, and `use_jemalloc!`.
+//!   file cache's own arena, and `use_jemalloc!`; `alloc/read_buffers.rs`: the buffers
+//!   cache misses are read into, kept from one miss to the next.
 //! - `actors/`: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
 //!   gzip built in the background and misses the kernel can answer at once read without

@@ -113,4 +113,82 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
         metrics.contains("\nleanserve_cache_allocator_overhead_bytes "),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("\nleanserve_cache_read_buffer_bytes "),
+        "{metrics}"
+    );
+    subsystems.shutdown().await;
+
+    misses_are_read_into_kept_buffers_and_only_admitted_files_enter_the_arena().await;
+}
+
+/// Misses are read into buffers kept from one miss to the next: a file admission turns
+/// away never touches the arena (no allocation there, so no pages returned and faulted
+/// back), one it admits is copied in. A kept buffer holds what the previous file left, so
+/// every body is checked byte for byte, over files of every buffer size.
+async fn misses_are_read_into_kept_buffers_and_only_admitted_files_enter_the_arena() {
+    let site = site();
+    let content = |i: u32| -> Vec<u8> {
+        // Sizes from 1 byte to 200 KB, each file's bytes its own (a seeded sequence).
+        let len = 1 + (i as usize * 104_729) % 200_000;
+        let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    for i in 0..300u32 {
+        std::fs::write(site.path().join(format!("m{i:03}.bin")), content(i)).unwrap();
+    }
+    let budget = (1 << 20).to_string();
+    let opts = test_opts(
+        site.path(),
+        &[
+            ("STATIC_FILE_MAX_CACHE_SIZE", &budget),
+            ("STATIC_FILE_ADMISSION", "tinylfu"),
+        ],
+    );
+    let subsystems = Runtime::new(opts).start().await.unwrap();
+    let server = serve(&subsystems);
+    let client = awc::Client::default();
+    let arena = || leanserve::internals::cache_arena_stats().unwrap();
+    let before = arena();
+    for i in (0..300u32).chain((0..300).rev()) {
+        let mut response = client
+            .get(server.url(&format!("/m{i:03}.bin")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.body().limit(1 << 20).await.unwrap();
+        assert!(
+            body == content(i),
+            "/m{i:03}.bin came back other than on disk"
+        );
+    }
+    let after = arena();
+    let stats = subsystems.cache_stats().await.unwrap();
+    let admitted = stats.cache_misses - stats.admission_rejections - stats.too_large;
+    println!(
+        "{} misses, {} turned away, {admitted} admitted; {} arena allocations; {} bytes of read buffers kept",
+        stats.cache_misses,
+        stats.admission_rejections,
+        after.allocations - before.allocations,
+        stats.read_buffer_bytes
+    );
+    assert!(
+        stats.admission_rejections >= 100,
+        "the budget turns most files away: {stats:?}"
+    );
+    assert!(
+        after.allocations - before.allocations <= admitted,
+        "only admitted files are allocated in the arena: {before:?} -> {after:?}, {stats:?}"
+    );
+    let kept = stats.read_buffer_bytes;
+    assert!(kept > 0 && kept <= 1 << 20, "{stats:?}");
+    subsystems.shutdown().await;
 }

@@ -135,7 +135,7 @@ pub fn load(
 /// [`CacheBuffer`] (whatever length it has by the time it is read).
 fn read_whole(path: &Path, len: u64) -> io::Result<Bytes> {
     let mut file = fs::File::open(path)?;
-    let mut buffer = CacheBuffer::zeroed(usize::try_from(len).map_err(io::Error::other)?);
+    let mut buffer = CacheBuffer::for_read(usize::try_from(len).map_err(io::Error::other)?);
     let mut filled = 0;
     loop {
         let spare = &mut buffer.as_mut_slice()[filled..];

@@ -393,6 +393,7 @@ impl FileCacheReader {
             identity_copies_refused: load(&counters.identity_copies_refused),
             identity_copy_bytes,
             allocator_overhead_bytes,
+            read_buffer_bytes: crate::alloc::read_buffers::kept_bytes(),
             compression_queue: load(&counters.compression_queue),
         }
     }
@@ -600,8 +601,13 @@ impl Source for FileCacheReader {
         );
         out.gauge(
             "cache_allocator_overhead_bytes",
-            "What the allocator holds for cached bytes beyond the bytes (fragmentation, metadata, pages not yet returned), counted against the budget.",
+            "What the allocator holds for cached bytes beyond the bytes (fragmentation, metadata, pages not yet returned) and the read buffers kept for misses, counted against the budget.",
             stats.allocator_overhead_bytes as f64,
+        );
+        out.gauge(
+            "cache_read_buffer_bytes",
+            "Free buffers kept for the next miss to be read into (counted against the budget with the allocator overhead).",
+            stats.read_buffer_bytes as f64,
         );
         out.counter(
             "cache_too_large_total",
@@ -753,15 +759,17 @@ impl FileCache {
         }
     }
 
-    /// Counts what the cache's arena holds beyond the cached bytes against the budget
-    /// (at most a quarter of it, so a measurement gone wrong cannot empty the cache).
+    /// Counts what the cache's arena holds beyond the cached bytes, and the read buffers
+    /// kept for misses, against the budget (at most a quarter of it, so a measurement gone
+    /// wrong cannot empty the cache).
     fn count_arena_overhead(&mut self) {
         let Some(arena) = crate::alloc::cache_arena_stats() else {
             return;
         };
+        let read_buffers = crate::alloc::read_buffers::kept_bytes();
         let mut store = self.reader.store();
-        log::debug!("file cache arena: {arena:?}");
-        let overhead = arena.overhead().min(store.budget() / 4);
+        log::debug!("file cache arena: {arena:?}, read buffers kept: {read_buffers}");
+        let overhead = (arena.overhead() + read_buffers).min(store.budget() / 4);
         let evicted = store.set_allocator_overhead(overhead);
         CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
     }

@@ -233,7 +233,7 @@ mod linux {
     /// Exactly `len` bytes from the start of `file`, or `None` as soon as the kernel
     /// would have to wait for the disk (or the file turns out shorter).
     fn read_nowait(file: &OwnedFd, len: usize) -> Option<Bytes> {
-        let mut buffer = CacheBuffer::zeroed(len);
+        let mut buffer = CacheBuffer::for_read(len);
         let mut filled = 0;
         while filled < len {
             let spare = &mut buffer.as_mut_slice()[filled..];

@@ -80,6 +80,9 @@ pub struct CacheStats {
     pub identity_copy_bytes: u64,
     /// What the allocator holds for the cached bytes beyond the bytes themselves
     /// (fragmentation, metadata, pages not yet returned), as last measured in the cache's
-    /// own arena; counted against the budget beside `bytes_cached`. 0 without jemalloc.
+    /// own arena, plus the read buffers kept for misses (`read_buffer_bytes` then);
+    /// counted against the budget beside `bytes_cached`. 0 without jemalloc.
     pub allocator_overhead_bytes: u64,
+    /// Free buffers kept for the next miss to be read into (at most 1 MiB), now.
+    pub read_buffer_bytes: u64,
 }
