@@ -662,6 +662,52 @@ async fn static_within_expiry_hits_skip_the_disk() {
     assert_eq!(get(&server, "/tiny.txt", &[]).await.body, b"changed!");
 }
 
+/// A cached body larger than the slice actix-http is handed at a time comes back whole,
+/// byte for byte, with its length, in ranges across slice boundaries, and to HEAD.
+#[actix_rt::test]
+async fn static_large_cached_bodies_are_sent_in_slices_byte_for_byte() {
+    let site = Site::new();
+    let (subsystems, server) =
+        start(&site.root(), &[("STATIC_FILE_MAX_FILE_SIZE", "1048576")]).await;
+    let whole = big_bytes();
+    for _ in 0..2 {
+        // A miss, then a hit.
+        let response = get(&server, "/data.bin", &[]).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-length"), Some("200000"));
+        assert!(response.body == whole, "the body differs from the file");
+    }
+    let stats = subsystems.cache_stats().await.unwrap();
+    assert_eq!(
+        (stats.cache_hits, stats.too_large),
+        (1, 0),
+        "cached: {stats:?}"
+    );
+    for (range, start, end) in [
+        ("bytes=32000-99999", 32_000, 100_000),
+        ("bytes=32768-65535", 32_768, 65_536),
+        ("bytes=-70000", 130_000, 200_000),
+    ] {
+        let response = get(&server, "/data.bin", &[("Range", range)]).await;
+        assert_eq!(response.status, 206, "{range}");
+        assert_eq!(
+            response.header("content-length"),
+            Some((end - start).to_string().as_str()),
+            "{range}"
+        );
+        assert!(
+            response.body == whole[start..end],
+            "{range}: the bytes differ"
+        );
+    }
+    let head = raw(server.addr, "HEAD", "/data.bin", &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("200000"));
+    assert!(head.body.is_empty());
+    // The connection is still good for a next request after a sliced body.
+    assert_eq!(status(&server, "/tiny.txt", &[]).await, 200);
+}
+
 #[actix_rt::test]
 async fn static_large_files_stream_with_ranges_and_validators() {
     let site = Site::new();

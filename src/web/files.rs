@@ -11,9 +11,12 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -348,7 +351,42 @@ async fn respond_cached(
     };
     let body = slice(bytes, start, len)
         .ok_or_else(|| io_failure(&file.key, io::Error::other("inflated length differs")))?;
-    Ok((builder.body(body), gzip))
+    let response = if body.len() > SLICE {
+        builder.body(Slices(body))
+    } else {
+        builder.body(body)
+    };
+    Ok((response, gzip))
+}
+
+/// The most of a cached body handed to actix-http at once.
+const SLICE: usize = 64 * 1024;
+
+/// A cached body larger than [`SLICE`], handed over a slice at a time (views of the
+/// cached bytes, no copy). actix-http copies what it is handed into the connection's
+/// write buffer: a body handed over whole grows that buffer to the body's size, and
+/// actix-http frees a buffer grown past 128 KiB once it is written, so every large body
+/// cost a large allocation and its pages, freed again a moment later. In slices the
+/// buffer stays under 128 KiB and is reused from one response to the next.
+struct Slices(Bytes);
+
+impl MessageBody for Slices {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.0.len() as u64)
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let rest = &mut self.get_mut().0;
+        if rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(rest.split_to(rest.len().min(SLICE)))))
+    }
 }
 
 /// `len` bytes of `bytes` from `start`, without copying.
@@ -450,4 +488,32 @@ fn file_stream(
             Ok(Some((chunk, (Some(file), offset + read, remaining - read))))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_hand_over_a_body_in_views_of_at_most_a_slice() {
+        let body: Bytes = (0..200_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        let mut slices = Slices(body.clone());
+        assert_eq!(slices.size(), BodySize::Sized(200_000));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut lens = Vec::new();
+        let mut joined = Vec::new();
+        while let Poll::Ready(Some(Ok(chunk))) = Pin::new(&mut slices).poll_next(&mut cx) {
+            assert!(
+                body.as_ptr_range().contains(&chunk.as_ptr()),
+                "a view of the cached bytes, not a copy"
+            );
+            lens.push(chunk.len());
+            joined.extend_from_slice(&chunk);
+        }
+        assert_eq!(lens, [SLICE, SLICE, SLICE, 200_000 - 3 * SLICE]);
+        assert!(joined == body);
+    }
 }
