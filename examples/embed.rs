@@ -248,7 +248,10 @@ async fn main() -> std::io::Result<()> {
     });
     let host = start(config.opts).await;
     let app_host = host.clone();
+    // Large files go out in several writes: without TCP_NODELAY the last of them waits
+    // for the client's delayed ACK.
     let public = HttpServer::new(move || App::new().configure(host_routes(&app_host)))
+        .tcp_nodelay(true)
         .bind("127.0.0.1:8080")?
         .run();
     let admin_host = host.clone();

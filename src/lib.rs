@@ -19,6 +19,7 @@
 //! let public = HttpServer::new(move || {
 //!     App::new().service(web::scope("/lean").configure(leanserve::configure_public(&site)))
 //! })
+//! .tcp_nodelay(true) // large files go out in several writes: no Nagle delay
 //! .bind("0.0.0.0:8080")?
 //! .run();
 //! // ...and the admin surface (admin routes, metrics, dashboard) where only operators reach.
