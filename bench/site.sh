@@ -840,7 +840,10 @@ if wants warm; then
     target=1.0; what="nginx sendfile"
     [ "$enc" = gzip ] && target=5 && what="nginx gzip on the fly"
     a=$(median "${RPS[warm,$enc,leanserve]}"); b=$(median "${RPS[warm,$enc,nginx]}")
-    echo "- warm $enc, leanserve vs $what: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }') (target >= ${target}x): $(verdict "$(awk -v a="$a" -v b="$b" -v t="$target" 'BEGIN { print (a / b >= t) }')")"
+    # The same round's two servers ran minutes apart on this shared machine: the ratio
+    # of each round, beside the ratio of the medians.
+    rounds=$(paste -d' ' <(tr ' ' '\n' <<<"${RPS[warm,$enc,leanserve]}" | grep -v '^$') <(tr ' ' '\n' <<<"${RPS[warm,$enc,nginx]}" | grep -v '^$') | awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), $1 / $2 }')
+    echo "- warm $enc, leanserve vs $what: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }') (target >= ${target}x): $(verdict "$(awk -v a="$a" -v b="$b" -v t="$target" 'BEGIN { print (a / b >= t) }')"); by round: $rounds"
   done
 fi
 for phase in warm cold; do
