@@ -170,12 +170,12 @@ pub fn into_cache_arena(bytes: bytes::Bytes) -> bytes::Bytes {
     imp::into_cache_arena(bytes)
 }
 
-/// A buffer for a file being read for the cache: a kept read buffer for a file of up to
-/// 256 KiB ([`read_buffers`]), whose pages stay resident from one miss to the next; a
-/// larger file is read into the cache's arena (a `Vec` without it), where a file the cache
+/// A buffer for a file being read for the cache. With the cache's arena: a kept read
+/// buffer for a file of up to 256 KiB ([`read_buffers`]), whose pages stay resident from
+/// one miss to the next; a larger file goes into the arena itself, where a file the cache
 /// then admits stays without a copy, and one it turns away is freed there, its pages
 /// returned at once instead of lingering as dirty pages of the shared heap for the decay
-/// time.
+/// time. Without an arena: a `Vec`.
 pub struct CacheBuffer(Buffer);
 
 enum Buffer {
@@ -190,7 +190,12 @@ impl CacheBuffer {
     /// previous reader left): fill it, then [`truncate`](Self::truncate) it to what was
     /// read.
     pub fn for_read(len: usize) -> CacheBuffer {
-        if let Some(buffer) = read_buffers::ReadBuffer::take(len) {
+        // Only beside the arena: an admitted file is copied out of its kept buffer into
+        // the arena (`CachedFile::settled`); without one the cache would hold the kept
+        // buffer itself, up to twice the file's size.
+        if cache_arena_enabled()
+            && let Some(buffer) = read_buffers::ReadBuffer::take(len)
+        {
             return CacheBuffer(Buffer::Kept(buffer));
         }
         #[cfg(feature = "jemalloc")]
