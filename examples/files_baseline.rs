@@ -13,6 +13,9 @@ async fn main() -> std::io::Result<()> {
     let workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
     HttpServer::new(move || App::new().service(actix_files::Files::new("/", &root)))
         .workers(workers)
+        // As leanserve's binary does: actix-files streams a body in several writes, and
+        // with Nagle's algorithm the last of them waits for the client's delayed ACK (40 ms).
+        .tcp_nodelay(true)
         .bind(addr)?
         .run()
         .await
