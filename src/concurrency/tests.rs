@@ -99,6 +99,20 @@ async fn run(
     results
 }
 
+/// A limiter's options with its limit fixed at two slots and a queue of `queue_size`.
+fn two_slots(queue_size: usize) -> LimiterConfig {
+    LimiterConfig {
+        limit: LimitConfig {
+            initial: 2,
+            min: 2,
+            max: 2,
+            ..LimitConfig::default()
+        },
+        queue_size,
+        ..LimiterConfig::default()
+    }
+}
+
 fn limiter(min: usize) -> Limiter {
     let config = LimiterConfig {
         limit: LimitConfig {
@@ -212,16 +226,7 @@ async fn limiter_a_slow_dependency_without_a_knee_never_drives_the_limit_below_i
 
 #[tokio::test(start_paused = true)]
 async fn limiter_refuses_fast_when_the_queue_is_full_and_holds_the_slot_until_the_permit_drops() {
-    let config = LimiterConfig {
-        limit: LimitConfig {
-            initial: 2,
-            min: 2,
-            max: 2,
-            ..LimitConfig::default()
-        },
-        queue_size: 1,
-        ..LimiterConfig::default()
-    };
+    let config = two_slots(1);
     let limiter = Limiter::with_clock("tiny", config, paused);
     let a = limiter.acquire().await.unwrap();
     let _b = limiter.acquire().await.unwrap();
@@ -370,16 +375,9 @@ async fn limiter_a_queue_during_slow_start_is_not_standing() {
 #[tokio::test(start_paused = true)]
 async fn limiter_a_full_standing_queue_refuses_its_oldest_waiter_at_once() {
     let config = LimiterConfig {
-        limit: LimitConfig {
-            initial: 2,
-            min: 2,
-            max: 2,
-            ..LimitConfig::default()
-        },
-        queue_size: 16,
         // Long enough for the queue to fill before anyone times out.
         overload_timeout: Duration::from_millis(5),
-        ..LimiterConfig::default()
+        ..two_slots(16)
     };
     let limiter = Limiter::with_clock("lifo", config, paused);
     let held = [
@@ -483,16 +481,7 @@ async fn limiter_a_standing_queue_outlasts_one_free_moment_and_ends_when_slots_a
 /// timeout: the first standing arrival refuses those beyond the standing depth at once.
 #[tokio::test(start_paused = true)]
 async fn limiter_a_burst_that_turns_standing_refuses_its_oldest_waiters_at_once() {
-    let config = LimiterConfig {
-        limit: LimitConfig {
-            initial: 2,
-            min: 2,
-            max: 2,
-            ..LimitConfig::default()
-        },
-        queue_size: 16,
-        ..LimiterConfig::default()
-    };
+    let config = two_slots(16);
     let limiter = Limiter::with_clock("onset", config, paused);
     let _held = [
         limiter.acquire().await.unwrap(),
