@@ -1,14 +1,27 @@
-//! gzip and gunzip with reusable state, pooled.
+//! Compression (gzip, brotli, zstd) and decompression with reusable state, pooled.
 //!
-//! Whole buffers are compressed and inflated with libdeflate (`libdeflater`): on the
-//! Rust documentation's text (`bench/compress`), at gzip's default level 6 it compresses
-//! at 145 MB/s against flate2's miniz_oxide's 68 MB/s (zlib-rs: 113) with a slightly
-//! smaller output (0.204 against 0.208 of the original), and inflates at 1.4 GB/s
-//! against 0.57. A compressor's state is allocated once and kept in a pool (`gzip`),
-//! with its output scratch; an inflater likewise (`inflate`). The `gzip` pool's maximum
-//! also bounds how many compressions, and so how much compression memory, run at once.
-//! gzip files libdeflate does not inflate in one go with the expected length (several
-//! members) go to flate2's multi-member decoder, so every valid gzip file inflates.
+//! Whole buffers are compressed and decompressed. gzip is libdeflate (`libdeflater`): on
+//! the Rust documentation's text (`bench/compress`), at gzip's default level 6 it
+//! compresses at 145 MB/s against flate2's miniz_oxide's 68 MB/s (zlib-rs: 113) with a
+//! slightly smaller output (0.204 against 0.208 of the original), and inflates at 1.4
+//! GB/s against 0.57. brotli is the `brotli` crate (pure Rust) and zstd the `zstd` crate
+//! (the C library), both the ones actix-http's own compression uses.
+//!
+//! Every coding has two levels (see [`Levels`]): a **quick** one, for a response that
+//! must be compressed now (a cache miss, the first request for a coding), and a
+//! **stored** one, for what the cache keeps of a file read more than once, built in the
+//! background. The quick levels were chosen from `bench/compress`'s figures; the stored
+//! ones are configuration (`static_files.gzip_level`, `br_level`, `zstd_level`).
+//!
+//! A compressor's quick state (libdeflate at the quick level, a zstd context) is
+//! allocated once and kept in a pool (`gzip`, named for its first coding) with its output
+//! scratch; an inflater likewise (`inflate`). Stored-level compressions, which run in the
+//! background and take far longer than allocating their state, make fresh state each
+//! time, so the pool does not keep the several megabytes a zstd level-19 context holds.
+//! The `gzip` pool's maximum also bounds how many compressions, and so how much
+//! compression memory, run at once. gzip files libdeflate does not inflate in one go with
+//! the expected length (several members) go to flate2's multi-member decoder, so every
+//! valid gzip file inflates.
 //!
 //! [`Codecs`] is what the file cache and the template renders hold. With the pool
 //! manager off it makes fresh state for every call and behaves identically.
@@ -18,31 +31,65 @@ use std::io::{self, Read};
 use bytes::Bytes;
 use libdeflater::{CompressionLvl, Compressor as Deflater, Decompressor};
 
+use crate::http::encoding::Coding;
 use crate::pool::{AcquireError, Manager, Pool, Pooled};
 
-/// Name of the pool of gzip compressors.
+/// Name of the pool of compressors (gzip, brotli and zstd state).
 pub const GZIP_POOL: &str = "gzip";
 /// Name of the pool of inflaters.
 pub const INFLATE_POOL: &str = "inflate";
 /// A compressor's output scratch larger than this is given back on return.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 
-/// Kept libdeflate compressor state (level 6) and its output scratch.
+/// Compression levels by coding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Levels {
+    /// libdeflate, 1 to 12.
+    pub gzip: i32,
+    /// brotli quality, 0 to 11.
+    pub br: i32,
+    /// zstd, 1 to 22.
+    pub zstd: i32,
+}
+
+impl Levels {
+    /// The levels of a response compressed while its client waits (see `bench/compress`:
+    /// the cheapest per byte saved among the fast levels).
+    pub const QUICK: Levels = Levels {
+        gzip: 6,
+        br: 4,
+        zstd: 3,
+    };
+
+    /// The level of `coding` (identity has none: 0).
+    pub fn of(&self, coding: Coding) -> i32 {
+        match coding {
+            Coding::Identity => 0,
+            Coding::Gzip => self.gzip,
+            Coding::Br => self.br,
+            Coding::Zstd => self.zstd,
+        }
+    }
+}
+
+/// Kept compressor state for the quick levels, and an output scratch.
 pub struct Gzipper {
     deflate: Deflater,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
     scratch: Vec<u8>,
 }
 
 impl Gzipper {
-    /// Fresh state at gzip's default level (6).
+    /// Fresh state (the zstd context is made on first use).
     pub fn new() -> Gzipper {
         Gzipper {
-            deflate: Deflater::new(CompressionLvl::default()),
+            deflate: Deflater::new(quick_gzip_level()),
+            zstd: None,
             scratch: Vec::new(),
         }
     }
 
-    /// `data` as one gzip member, in a buffer of exactly its length.
+    /// `data` as one gzip member at the quick level, in a buffer of exactly its length.
     pub fn gzip(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
         let bound = self.deflate.gzip_compress_bound(data.len());
         if self.scratch.len() < bound {
@@ -54,12 +101,68 @@ impl Gzipper {
             .map_err(|error| io::Error::other(format!("gzip: {error:?}")))?;
         Ok(self.scratch[..written].to_vec())
     }
+
+    /// `data` compressed with `coding` at `level`; kept state serves the quick levels,
+    /// fresh state any other.
+    pub fn encode(&mut self, coding: Coding, level: i32, data: &[u8]) -> io::Result<Vec<u8>> {
+        match coding {
+            Coding::Identity => Ok(data.to_vec()),
+            Coding::Gzip if level == Levels::QUICK.gzip => self.gzip(data),
+            Coding::Gzip => {
+                let level = CompressionLvl::new(level)
+                    .map_err(|error| io::Error::other(format!("gzip level {level}: {error:?}")))?;
+                let mut deflate = Deflater::new(level);
+                let mut out = vec![0; deflate.gzip_compress_bound(data.len())];
+                let written = deflate
+                    .gzip_compress(data, &mut out)
+                    .map_err(|error| io::Error::other(format!("gzip: {error:?}")))?;
+                out.truncate(written);
+                out.shrink_to_fit();
+                Ok(out)
+            }
+            Coding::Br => brotli_compress(data, level),
+            Coding::Zstd if level == Levels::QUICK.zstd => {
+                let zstd = match &mut self.zstd {
+                    Some(zstd) => zstd,
+                    none => none.insert(zstd::bulk::Compressor::new(level)?),
+                };
+                zstd.compress(data)
+            }
+            Coding::Zstd => zstd::bulk::compress(data, level),
+        }
+    }
 }
 
 impl Default for Gzipper {
     fn default() -> Self {
         Gzipper::new()
     }
+}
+
+fn quick_gzip_level() -> CompressionLvl {
+    CompressionLvl::new(Levels::QUICK.gzip).unwrap_or_default()
+}
+
+/// `data` as a brotli stream at quality `level`, its window sized to the input (a
+/// smaller window costs the same bytes on web-sized files and less memory).
+fn brotli_compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: level.clamp(0, 11),
+        lgwin: brotli_window(data.len()),
+        size_hint: data.len(),
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(data.len() / 3 + 64);
+    brotli::BrotliCompress(&mut &data[..], &mut out, &params)?;
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+/// The brotli window (log2 of its bytes) for an input of `len` bytes: large enough to
+/// hold it, between brotli's bounds 10 and 24.
+fn brotli_window(len: usize) -> i32 {
+    let bits = usize::BITS - len.max(1).leading_zeros();
+    (bits as i32 + 1).clamp(10, 24)
 }
 
 /// Kept libdeflate inflate state.
@@ -144,28 +247,48 @@ pub enum Compressor {
 }
 
 impl Compressor {
-    /// `data` gzip-compressed.
+    /// `data` gzip-compressed at the quick level.
     pub fn gzip(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        self.state().gzip(data)
+    }
+
+    /// `data` compressed with `coding` at `level`.
+    pub fn encode(&mut self, coding: Coding, level: i32, data: &[u8]) -> io::Result<Vec<u8>> {
+        self.state().encode(coding, level, data)
+    }
+
+    fn state(&mut self) -> &mut Gzipper {
         match self {
-            Compressor::Pooled(gzipper) => gzipper.gzip(data),
-            Compressor::Owned(gzipper) => gzipper.gzip(data),
+            Compressor::Pooled(gzipper) => gzipper,
+            Compressor::Owned(gzipper) => gzipper,
         }
     }
 }
 
-/// Compression and inflation for the file cache and the template renders.
+/// Compression and decompression for the file cache and the template renders.
 #[derive(Clone, Debug)]
 pub struct Codecs {
     gzip: Option<Pool<GzipManager>>,
     inflate: Option<Pool<InflateManager>>,
+    /// The levels of what the file cache stores.
+    stored: Levels,
 }
 
 impl Codecs {
+    /// The stored levels when none are configured: what `static_files.gzip_level`,
+    /// `br_level` and `zstd_level` default to.
+    pub const DEFAULT_STORED: Levels = Levels {
+        gzip: 12,
+        br: 11,
+        zstd: 19,
+    };
+
     /// Fresh state for every call (the pool manager is off).
     pub fn direct() -> Codecs {
         Codecs {
             gzip: None,
             inflate: None,
+            stored: Codecs::DEFAULT_STORED,
         }
     }
 
@@ -174,7 +297,21 @@ impl Codecs {
         Codecs {
             gzip: Some(gzip),
             inflate: Some(inflate),
+            stored: Codecs::DEFAULT_STORED,
         }
+    }
+
+    /// The same codecs storing at `levels`.
+    pub fn storing_at(self, levels: Levels) -> Codecs {
+        Codecs {
+            stored: levels,
+            ..self
+        }
+    }
+
+    /// The levels of what the file cache stores.
+    pub fn stored_levels(&self) -> Levels {
+        self.stored
     }
 
     /// A compressor, waiting for one at most the `gzip` pool's acquire timeout. Blocking:
@@ -185,6 +322,14 @@ impl Codecs {
             Some(pool) => pool
                 .acquire_blocking(pool.acquire_timeout())
                 .map(Compressor::Pooled),
+            None => Ok(Compressor::Owned(Box::default())),
+        }
+    }
+
+    /// A compressor if one is free now, without waiting (for a worker's own thread).
+    pub fn compressor_now(&self) -> Result<Compressor, AcquireError> {
+        match &self.gzip {
+            Some(pool) => pool.try_acquire().map(Compressor::Pooled),
             None => Ok(Compressor::Owned(Box::default())),
         }
     }
@@ -204,31 +349,65 @@ impl Codecs {
 
     /// Inflates `gzip` to its `expected_len` bytes. Blocking.
     pub fn inflate(&self, gzip: &[u8], expected_len: u64) -> Result<Bytes, InflateError> {
-        let out = match &self.inflate {
-            Some(pool) => {
-                let mut inflater = pool.acquire_blocking(pool.acquire_timeout())?;
-                inflater.gunzip(gzip, expected_len)?
+        self.decode(Coding::Gzip, gzip, expected_len)
+    }
+
+    /// Decodes `encoded` (in `coding`) to its `expected_len` bytes; anything else, or
+    /// bytes that do not decode, is [`InflateError::Corrupt`]. Blocking.
+    pub fn decode(
+        &self,
+        coding: Coding,
+        encoded: &[u8],
+        expected_len: u64,
+    ) -> Result<Bytes, InflateError> {
+        let capacity = usize::try_from(expected_len).map_err(io::Error::other)?;
+        let out = match coding {
+            Coding::Identity => encoded.to_vec(),
+            Coding::Gzip => match &self.inflate {
+                Some(pool) => {
+                    let mut inflater = pool.acquire_blocking(pool.acquire_timeout())?;
+                    inflater.gunzip(encoded, expected_len)?
+                }
+                None => Inflater::new().gunzip(encoded, expected_len)?,
+            },
+            Coding::Br => {
+                let mut out = Vec::with_capacity(capacity);
+                // One byte past the expected length is enough to tell a longer stream.
+                let mut decoder =
+                    brotli::Decompressor::new(encoded, 4096).take(expected_len.saturating_add(1));
+                decoder.read_to_end(&mut out)?;
+                out
             }
-            None => Inflater::new().gunzip(gzip, expected_len)?,
+            Coding::Zstd => zstd::bulk::decompress(encoded, capacity)?,
         };
+        if out.len() != capacity {
+            return Err(InflateError::Corrupt(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes decode to {} bytes, not {expected_len}",
+                    coding.token(),
+                    out.len()
+                ),
+            )));
+        }
         Ok(Bytes::from(out))
     }
 }
 
-/// Why an inflate failed.
+/// Why a decode failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InflateError {
     /// No inflater came free in time (the server is busy).
     #[error(transparent)]
     Busy(#[from] AcquireError),
-    /// The gzip bytes are corrupt.
-    #[error("corrupt gzip bytes: {0}")]
+    /// The compressed bytes are corrupt.
+    #[error("corrupt compressed bytes: {0}")]
     Corrupt(#[from] io::Error),
 }
 
-/// gzip bytes worth keeping: at most 90% of the original.
-pub fn worth_it(gzip: Vec<u8>, original_len: usize) -> Option<Bytes> {
-    ((gzip.len() as u64) * 10 <= (original_len as u64) * 9).then(|| Bytes::from(gzip))
+/// Compressed bytes worth keeping: at most 90% of the original.
+pub fn worth_it(encoded: Vec<u8>, original_len: usize) -> Option<Bytes> {
+    ((encoded.len() as u64) * 10 <= (original_len as u64) * 9).then(|| Bytes::from(encoded))
 }
 
 #[cfg(test)]
@@ -310,5 +489,50 @@ mod tests {
         assert_eq!(pooled.inflate(&a, data.len() as u64).unwrap(), data);
         assert_eq!(direct.inflate(&a, data.len() as u64).unwrap(), data);
         assert!(pooled.gzip_if_smaller(&[7u8; 10]).is_none(), "not worth it");
+    }
+
+    #[test]
+    fn codec_every_coding_round_trips_at_quick_and_stored_levels() {
+        let data = text();
+        let codecs = Codecs::direct();
+        let mut compressor = codecs.compressor().unwrap();
+        for coding in Coding::COMPRESSED {
+            for level in [Levels::QUICK.of(coding), Codecs::DEFAULT_STORED.of(coding)] {
+                let encoded = compressor.encode(coding, level, &data).unwrap();
+                assert!(encoded.len() * 5 < data.len(), "{coding:?} {level}");
+                let again = compressor.encode(coding, level, &data).unwrap();
+                assert_eq!(encoded, again, "{coding:?} {level}: deterministic");
+                let decoded = codecs.decode(coding, &encoded, data.len() as u64).unwrap();
+                assert_eq!(decoded, data, "{coding:?} {level}");
+                // A wrong length or corrupt bytes are errors, never short or long output.
+                assert!(
+                    codecs
+                        .decode(coding, &encoded, data.len() as u64 - 1)
+                        .is_err()
+                );
+                assert!(
+                    codecs
+                        .decode(coding, &encoded, data.len() as u64 + 1)
+                        .is_err()
+                );
+                let mut bad = encoded.clone();
+                bad.truncate(bad.len() / 2);
+                assert!(codecs.decode(coding, &bad, data.len() as u64).is_err());
+            }
+        }
+        for coding in Coding::COMPRESSED {
+            assert!(codecs.decode(coding, b"not compressed at all", 21).is_err());
+        }
+    }
+
+    #[test]
+    fn codec_brotli_window_holds_the_input() {
+        assert_eq!(brotli_window(0), 10);
+        assert_eq!(brotli_window(1000), 11);
+        assert_eq!(brotli_window(100_000), 18);
+        assert_eq!(brotli_window(1 << 30), 24);
+        for len in [1, 1023, 1024, 5000, 65_536, 1 << 20] {
+            assert!(1usize << brotli_window(len) > len || brotli_window(len) == 24);
+        }
     }
 }

@@ -21,8 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actors::file_cache::{
-    BuildGzip, CacheStats, CachedFile, Claim, ClearCache, FileCache, FileCacheReader, Found,
-    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepIdentity, LoadError, StartLoad,
+    BuildEncodings, CacheStats, CachedFile, Claim, ClearCache, FileCache, FileCacheReader, Found,
+    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepEncoded, KeepIdentity, LoadError,
+    StartLoad,
 };
 use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
 use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
@@ -36,9 +37,10 @@ use crate::actors::templates::{
     TemplatesShared, VariablesReport,
 };
 use crate::actors::tuner::{Tune, Tuner, TunerInputs, TunerReport, TunerShared};
-use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
+use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager, Levels};
 use crate::concurrency::Limiters;
 use crate::config::{Opts, TunerMode};
+use crate::http::encoding::Coding;
 use crate::metrics::{RequestMetrics, Source};
 use crate::off::Off;
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
@@ -135,6 +137,11 @@ impl Runtime {
         } else {
             (Codecs::direct(), None)
         };
+        let codecs = codecs.storing_at(Levels {
+            gzip: opts.static_files.gzip_level,
+            br: opts.static_files.br_level,
+            zstd: opts.static_files.zstd_level,
+        });
         // The root is opened on the blocking pool too.
         let files = {
             let (static_files, codecs) = (opts.static_files.clone(), codecs.clone());
@@ -418,19 +425,15 @@ impl Subsystems {
 
     /// Loads (or revalidates) the file at `key`, or joins its load in flight: on this
     /// thread when that needs no waiting, else on the blocking pool through the cache
-    /// actor. `gzip`: the client takes gzip, so a file expecting gzip is queued for it.
+    /// actor.
     ///
     /// A load that dies with the cache actor (a restart while it ran) is retried, on this
     /// thread or by the next incarnation, for up to the actor's call timeout: a restart
     /// costs a request some latency, not an error.
-    pub async fn load_file(
-        &self,
-        key: String,
-        gzip: bool,
-    ) -> Result<Result<Found, LoadError>, CallError> {
+    pub async fn load_file(&self, key: String) -> Result<Result<Found, LoadError>, CallError> {
         let deadline = tokio::time::Instant::now() + self.inner.file_cache.call_timeout();
         loop {
-            let attempt = self.load_file_once(&key, gzip).await;
+            let attempt = self.load_file_once(&key).await;
             let lost = matches!(
                 attempt,
                 Ok(Err(LoadError::Interrupted)) | Err(CallError::Crashed { .. })
@@ -442,23 +445,14 @@ impl Subsystems {
         }
     }
 
-    async fn load_file_once(
-        &self,
-        key: &str,
-        gzip: bool,
-    ) -> Result<Result<Found, LoadError>, CallError> {
+    async fn load_file_once(&self, key: &str) -> Result<Result<Found, LoadError>, CallError> {
         let files = &self.inner.files;
-        let receiver = match files.claim(key, gzip) {
+        let receiver = match files.claim(key) {
             Claim::Wait(receiver) => receiver,
             Claim::Lead(claim) => {
                 if let Some(found) = files.load_now(key) {
                     let result = Ok(found);
-                    if claim.complete(&result)
-                        && let Ok(Found::File(file) | Found::Unchanged(file)) = &result
-                        && file.ask_gzip()
-                    {
-                        self.build_gzip(key.to_owned());
-                    }
+                    claim.complete(&result);
                     return Ok(result);
                 }
                 // The claim travels with the message: if the actor never handles it (a
@@ -469,10 +463,21 @@ impl Subsystems {
         Ok(receiver.await.unwrap_or(Err(LoadError::Interrupted)))
     }
 
-    /// Asks the file cache to build the gzip representation of a cached file a client
-    /// taking gzip asked for (fire and forget).
-    pub fn build_gzip(&self, key: String) {
-        self.inner.file_cache.do_send(BuildGzip { key });
+    /// Asks the file cache to build the stored-level representations a cached file
+    /// asked for (fire and forget).
+    pub fn build_encodings(&self, key: String) {
+        self.inner.file_cache.do_send(BuildEncodings { key });
+    }
+
+    /// Offers the file cache the bytes of `file` compressed in `coding` for a request, as
+    /// its first compressed form (`None`: compression does not pay for this file); fire
+    /// and forget, the cache may decline.
+    pub fn keep_encoded(&self, file: Arc<CachedFile>, coding: Coding, bytes: Option<bytes::Bytes>) {
+        self.inner.file_cache.do_send(KeepEncoded {
+            file,
+            coding,
+            bytes,
+        });
     }
 
     /// Offers the file cache an identity copy of a compressed-only entry that identity

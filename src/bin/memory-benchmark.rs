@@ -888,7 +888,7 @@ mod pooling {
                 .map_err(|error| error.to_string())?;
             let before = LIVE.load(Ordering::Relaxed);
             PEAK.store(before, Ordering::Relaxed);
-            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css"), true));
+            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css")));
             for result in futures_util::future::join_all(loads).await {
                 match result {
                     Ok(Ok(leanserve::internals::Found::File(_))) => {}
@@ -1111,7 +1111,7 @@ mod tuning {
                         }
                     } else {
                         subsystems
-                            .load_file(format!("f{n}.bin"), true)
+                            .load_file(format!("f{n}.bin"))
                             .await
                             .map_err(|error| error.to_string())?
                             .map_err(|error| error.to_string())?;

@@ -117,6 +117,14 @@ fn static_files(values: &Values) -> StaticFileOpts {
             .iter()
             .map(|word| word.trim_start_matches('.').to_ascii_lowercase())
             .collect(),
+        encodings: values
+            .get(&k::STATIC_FILES_ENCODINGS)
+            .iter()
+            .filter_map(|name| crate::http::encoding::Coding::from_name(name))
+            .collect(),
+        gzip_level: values.get(&k::STATIC_FILES_GZIP_LEVEL) as i32,
+        br_level: values.get(&k::STATIC_FILES_BR_LEVEL) as i32,
+        zstd_level: values.get(&k::STATIC_FILES_ZSTD_LEVEL) as i32,
         store: values.get(&k::STATIC_FILES_STORE),
         compression_workers: values.get(&k::STATIC_FILES_COMPRESSION_WORKERS) as usize,
         identity_copy_percent: values.get(&k::STATIC_FILES_IDENTITY_COPY_PERCENT),

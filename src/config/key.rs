@@ -36,6 +36,9 @@ pub enum Kind {
     /// A list of words: comma-separated in the environment and flags, an array of strings
     /// in TOML.
     List,
+    /// A list of words from a fixed set, each at most once (in the same forms as
+    /// [`Kind::List`]); read as the words in their order.
+    Words(&'static [&'static str]),
     /// A bare file name: no slashes, not `.` or `..`.
     FileName,
     /// An `http://` or `https://` URL.
@@ -64,6 +67,10 @@ impl Kind {
             Kind::Text => "non-empty printable text".into(),
             Kind::Choice(words) => words.join(" or "),
             Kind::List => "a comma-separated list of words".into(),
+            Kind::Words(words) => format!(
+                "a comma-separated list of any of {}, each at most once",
+                words.join(", ")
+            ),
             Kind::FileName => "a file name without slashes".into(),
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
@@ -120,6 +127,11 @@ pub(crate) const PATH: Typed<PathBuf> = typed(Kind::Path);
 /// A whole number in `min..=max`, in `unit`.
 pub(crate) const fn int(min: u64, max: u64, unit: &'static str) -> Typed<u64> {
     typed(Kind::Int { min, max, unit })
+}
+
+/// Words from `words`, each at most once, in the order given.
+pub(crate) const fn words(words: &'static [&'static str]) -> Typed<Vec<String>> {
+    typed(Kind::Words(words))
 }
 
 /// One of the words of `T`, read as `T`.

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 use super::key::{
     ADDR, ALERTS, BOOL, DIR, FILE_NAME, Key, LIST, LISTEN, PATH, POOL_OVERRIDES, TEXT, TypedKey,
-    URL, choice, int, key, unset,
+    URL, choice, int, key, unset, words,
 };
 use super::opts::{AdminBind, Admission, Store, TunerMode};
 use super::value::{AlertSpec, PoolOverride};
@@ -180,7 +180,35 @@ key_table! {
         "STATIC_FILE_COMPRESSION_ENABLED",
         BOOL,
         "true",
-        "serve gzip to clients that accept it",
+        "serve compressed representations (static_files.encodings) to clients that accept them",
+    );
+    STATIC_FILES_ENCODINGS: Vec<String> = key(
+        "static_files.encodings",
+        "STATIC_FILE_ENCODINGS",
+        words(&["br", "zstd", "gzip"]),
+        "br,zstd,gzip",
+        "content codings the cache builds and stores, in the server's order of preference when a client weighs several alike (an empty list: identity only)",
+    );
+    STATIC_FILES_GZIP_LEVEL: u64 = key(
+        "static_files.gzip_level",
+        "STATIC_FILE_GZIP_LEVEL",
+        int(1, 12, "levels"),
+        "12",
+        "libdeflate level of the gzip bytes the cache keeps for files read more than once (a first response is compressed at level 6)",
+    );
+    STATIC_FILES_BR_LEVEL: u64 = key(
+        "static_files.br_level",
+        "STATIC_FILE_BR_LEVEL",
+        int(0, 11, "levels"),
+        "11",
+        "brotli quality of the br bytes the cache keeps for files read more than once (a first response is compressed at quality 4)",
+    );
+    STATIC_FILES_ZSTD_LEVEL: u64 = key(
+        "static_files.zstd_level",
+        "STATIC_FILE_ZSTD_LEVEL",
+        int(1, 22, "levels"),
+        "19",
+        "zstd level of the zstd bytes the cache keeps for files read more than once (a first response is compressed at level 3)",
     );
     STATIC_FILES_MAX_CACHE_SIZE: u64 = key(
         "static_files.max_cache_size",
@@ -215,21 +243,21 @@ key_table! {
         "STATIC_FILE_COMPRESS_EXTENSIONS",
         LIST,
         "html,htm,css,js,mjs,json,map,xml,txt,md,svg,csv,wasm",
-        "extensions stored gzip-compressed as well",
+        "extensions of the files served compressed",
     );
     STATIC_FILES_STORE: Store = key(
         "static_files.store",
         "STATIC_FILE_STORE",
         choice::<Store>(),
         "both",
-        "what the cache keeps of a compressible file: both representations, or only gzip (inflated for the rare client without gzip)",
+        "what the cache keeps of a compressible file: identity beside its compressed forms (both), or only the compressed forms (compressed-only: decoded for the rare client that takes none of them)",
     );
     STATIC_FILES_COMPRESSION_WORKERS: u64 = key(
         "static_files.compression_workers",
         "STATIC_FILE_COMPRESSION_WORKERS",
         int(1, 64, "files"),
         "1",
-        "files the cache gzips at once, in the background and hottest first (a miss is answered from the bytes read, never waits for compression)",
+        "files the cache recompresses at once at the stored levels, in the background and hottest first",
     );
     STATIC_FILES_IDENTITY_COPY_PERCENT: u64 = key(
         "static_files.identity_copy_percent",

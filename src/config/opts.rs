@@ -162,6 +162,13 @@ pub struct StaticFileOpts {
     pub min_compress_size: u64,
     /// Lower-case extensions without the dot.
     pub compress_extensions: Vec<String>,
+    /// The codings the cache builds, in the server's order of preference (empty: none).
+    pub encodings: Vec<crate::http::encoding::Coding>,
+    /// Levels of the representations the cache keeps: gzip (libdeflate 1-12), br (0-11),
+    /// zstd (1-22).
+    pub gzip_level: i32,
+    pub br_level: i32,
+    pub zstd_level: i32,
     pub store: Store,
     pub compression_workers: usize,
     pub identity_copy_percent: u64,

@@ -220,6 +220,47 @@ fn config_bad_values_of_each_kind_are_rejected() {
 }
 
 #[test]
+fn config_encodings_take_known_codings_once_each_in_order() {
+    let fixture = Fixture::new(&[]);
+    let load = |value: &str| {
+        let mut options = fixture.options();
+        options
+            .env
+            .insert("STATIC_FILE_ENCODINGS".into(), value.into());
+        Config::load(&options).map(|config| config.opts.static_files.encodings)
+    };
+    use crate::http::encoding::Coding;
+    assert_eq!(load("gzip, br").unwrap(), [Coding::Gzip, Coding::Br]);
+    assert_eq!(load("zstd").unwrap(), [Coding::Zstd]);
+    assert_eq!(load("").unwrap(), []);
+    for bad in ["deflate", "br,br", "gzip,identity", "BR"] {
+        let error = load(bad).unwrap_err().to_string();
+        assert!(
+            error.contains("static_files.encodings")
+                && error.contains("from env STATIC_FILE_ENCODINGS")
+                && error.contains("any of br, zstd, gzip, each at most once"),
+            "{bad}: {error}"
+        );
+    }
+    let defaults = Config::load(&fixture.options()).unwrap().opts.static_files;
+    assert_eq!(defaults.encodings, [Coding::Br, Coding::Zstd, Coding::Gzip]);
+    assert_eq!(
+        (defaults.gzip_level, defaults.br_level, defaults.zstd_level),
+        (12, 11, 19)
+    );
+    for (env, value) in [
+        ("STATIC_FILE_GZIP_LEVEL", "13"),
+        ("STATIC_FILE_BR_LEVEL", "12"),
+        ("STATIC_FILE_ZSTD_LEVEL", "0"),
+    ] {
+        let mut options = fixture.options();
+        options.env.insert(env.into(), value.into());
+        let error = Config::load(&options).unwrap_err().to_string();
+        assert!(error.contains(&format!("from env {env}")), "{env}: {error}");
+    }
+}
+
+#[test]
 fn config_unknown_keys_in_files_warn_and_unknown_flags_fail() {
     let fixture = Fixture::new(&[("default.toml", "[server]\nbnd = \"x\"\n[nonsense]\na = 1\n")]);
     let config = Config::load(&fixture.options()).unwrap();

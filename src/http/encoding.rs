@@ -1,32 +1,85 @@
-//! Content-coding negotiation: whether to send a representation gzip-compressed, as is
-//! (`identity`), or not at all (406), from the request's `Accept-Encoding` (RFC 9110
-//! §12.5.3).
+//! Content-coding negotiation (RFC 9110 §12.5.3): which representation of a file to send,
+//! `identity`, `gzip`, `br` or `zstd`, or none at all (406), from the request's
+//! `Accept-Encoding`, and which coding a client would most like the cache to hold.
 //!
-//! Only two codings exist here: `identity` and `gzip` (with `x-gzip` as its alias, §8.4.1.3).
-//! Others a client lists (`br`, `zstd`, `deflate`, ...) are ignored. Each list member is
-//! `coding` optionally followed by one `;q=<qvalue>` weight (§12.4.2); coding and
-//! parameter names are case-insensitive and whitespace around the separators is
-//! tolerated. A member whose weight is missing, malformed or out of range, or that carries
-//! any other parameter, is skipped. When a coding is listed more than once, its highest
-//! weight counts.
+//! Each list member is `coding` optionally followed by one `;q=<qvalue>` weight
+//! (§12.4.2); coding and parameter names are case-insensitive and whitespace around the
+//! separators is tolerated. A member whose weight is missing, malformed or out of range,
+//! or that carries any other parameter, is skipped. When a coding is listed more than
+//! once, its highest weight counts. `x-gzip` is an alias of `gzip` (§8.4.1.3). Codings
+//! leanserve does not send (`deflate`, `compress`, `dcb`, ...) are ignored. A header that
+//! is malformed through and through is read as an empty one: never an error.
 //!
 //! Weights are resolved as §12.5.3 describes:
 //!
-//! - gzip: its own entry, else the `*` entry, else 0 (not acceptable).
-//! - identity: its own entry, else the `*` entry, else 1: identity is acceptable unless
-//!   `identity;q=0`, or `*;q=0` without an `identity` entry, rules it out.
+//! - a content coding (gzip, br, zstd): its own entry, else the `*` entry, else 0 (not
+//!   acceptable);
+//! - identity: its own entry, else the `*` entry, else acceptable: only `identity;q=0`,
+//!   or `*;q=0` without an `identity` entry, rules it out. An identity the client did not
+//!   list ranks below every coding it listed (`gzip;q=0.5` prefers gzip).
 //!
-//! [`negotiate`] then prefers gzip when it exists and weighs at least as much as identity,
-//! falls back to identity when acceptable, then to gzip when it exists and is acceptable,
-//! and otherwise finds nothing. No header, or an empty one, means identity.
+//! [`Accepted::choose`] picks among the representations that exist: the highest weight
+//! wins, and **at equal weight the smallest representation wins** (a client that takes
+//! `gzip, br, zstd` alike gets whichever of them is stored smallest; identity, never
+//! smaller than a kept compressed form, comes last). With nothing acceptable there is
+//! nothing to send (406). No header at all means identity.
+//!
+//! [`Accepted::preferred`] answers which compressed coding the cache should build for a
+//! client: the acceptable coding of the highest weight among those enabled, ties broken by
+//! the server's order (`static_files.encodings`, br before zstd before gzip by default),
+//! and only when it ranks at least as high as identity.
 
 /// A content coding leanserve can send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Coding {
     /// The representation as stored, with no `Content-Encoding`.
     Identity,
     /// `Content-Encoding: gzip`.
     Gzip,
+    /// `Content-Encoding: br` (RFC 7932).
+    Br,
+    /// `Content-Encoding: zstd` (RFC 8878).
+    Zstd,
+}
+
+impl Coding {
+    /// The compressed codings, in the order of their slots ([`Coding::slot`]).
+    pub const COMPRESSED: [Coding; 3] = [Coding::Gzip, Coding::Br, Coding::Zstd];
+
+    /// The coding's token, as `Content-Encoding` and `Accept-Encoding` spell it.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Identity => "identity",
+            Coding::Gzip => "gzip",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+        }
+    }
+
+    /// A compressed coding from its configuration name (`gzip`, `br`, `zstd`).
+    pub fn from_name(name: &str) -> Option<Coding> {
+        Coding::COMPRESSED
+            .into_iter()
+            .find(|coding| coding.token() == name)
+    }
+
+    /// The index of a compressed coding in [`Coding::COMPRESSED`]; None for identity.
+    pub fn slot(self) -> Option<usize> {
+        match self {
+            Coding::Identity => None,
+            Coding::Gzip => Some(0),
+            Coding::Br => Some(1),
+            Coding::Zstd => Some(2),
+        }
+    }
+
+    /// Index into [`Listed::weights`].
+    fn index(self) -> usize {
+        match self {
+            Coding::Identity => 3,
+            coding => coding.slot().expect("compressed"),
+        }
+    }
 }
 
 /// A weight (`qvalue`) in thousandths: 0 is "not acceptable", 1000 is the most preferred.
@@ -35,57 +88,122 @@ type Weight = u16;
 /// The weight of a member without `;q=`.
 const FULL_WEIGHT: Weight = 1000;
 
-/// The weights found in one `Accept-Encoding` value; None where a coding is not listed.
+/// What one `Accept-Encoding` header accepts (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
-struct Listed {
-    gzip: Option<Weight>,
-    identity: Option<Weight>,
+pub struct Accepted {
+    /// No header at all: identity only.
+    absent: bool,
+    /// The listed weights of gzip, br, zstd and identity; None where not listed.
+    weights: [Option<Weight>; 4],
     any: Option<Weight>,
 }
 
-/// Picks the coding to send. `gzip_available`: whether a gzip representation exists.
-/// None means nothing acceptable can be sent (406).
-pub fn negotiate(accept_encoding: Option<&str>, gzip_available: bool) -> Option<Coding> {
-    let Some(accept_encoding) = accept_encoding else {
-        return Some(Coding::Identity);
-    };
-    let listed = parse(accept_encoding);
-    let gzip = listed.gzip.or(listed.any).unwrap_or(0);
-    // Identity is acceptable unless excluded, but a client that lists only codings (say
-    // `gzip;q=0.9`) prefers them: an unlisted identity ranks below every listed coding.
-    let identity = listed.identity.or(listed.any).unwrap_or(FULL_WEIGHT);
-    let identity_rank = listed.identity.or(listed.any).unwrap_or(0);
+impl Accepted {
+    /// Reads a request's `Accept-Encoding` (None: no header).
+    pub fn parse(header: Option<&str>) -> Accepted {
+        let Some(value) = header else {
+            return Accepted {
+                absent: true,
+                ..Accepted::default()
+            };
+        };
+        let mut accepted = Accepted::default();
+        for member in value.split(',') {
+            let Some((name, weight)) = parse_member(member) else {
+                continue;
+            };
+            let slot = if name == "*" {
+                &mut accepted.any
+            } else if let Some(coding) = coding_named(name) {
+                &mut accepted.weights[coding.index()]
+            } else {
+                continue;
+            };
+            *slot = Some(slot.map_or(weight, |previous| previous.max(weight)));
+        }
+        accepted
+    }
 
-    if gzip_available && gzip > 0 && gzip >= identity_rank {
-        Some(Coding::Gzip)
-    } else if identity > 0 {
-        Some(Coding::Identity)
-    } else if gzip_available && gzip > 0 {
-        Some(Coding::Gzip)
-    } else {
-        None
+    /// The weight `coding` resolves to; 0 means not acceptable.
+    fn weight(&self, coding: Coding) -> Weight {
+        if self.absent {
+            return if coding == Coding::Identity {
+                FULL_WEIGHT
+            } else {
+                0
+            };
+        }
+        let listed = self.weights[coding.index()].or(self.any);
+        match coding {
+            Coding::Identity => listed.unwrap_or(FULL_WEIGHT),
+            _ => listed.unwrap_or(0),
+        }
+    }
+
+    /// The weight `coding` ranks with: its weight, except that an identity the client
+    /// did not list ranks below every listed coding.
+    fn rank(&self, coding: Coding) -> Weight {
+        match coding {
+            Coding::Identity if !self.absent => {
+                self.weights[coding.index()].or(self.any).unwrap_or(0)
+            }
+            _ => self.weight(coding),
+        }
+    }
+
+    /// Whether `coding` may be sent at all.
+    pub fn accepts(&self, coding: Coding) -> bool {
+        self.weight(coding) > 0
+    }
+
+    /// Picks the representation to send among those that exist, each given with its
+    /// length: the acceptable one of the highest rank, the smallest of equals. None when
+    /// none is acceptable (406).
+    pub fn choose(&self, available: impl IntoIterator<Item = (Coding, u64)>) -> Option<Coding> {
+        available
+            .into_iter()
+            .filter(|&(coding, _)| self.accepts(coding))
+            .min_by_key(|&(coding, len)| (std::cmp::Reverse(self.rank(coding)), len))
+            .map(|(coding, _)| coding)
+    }
+
+    /// The compressed coding, among `enabled` (in the server's order of preference), the
+    /// cache should hold for this client; None when the client takes none of them over
+    /// identity.
+    pub fn preferred(&self, enabled: &[Coding]) -> Option<Coding> {
+        let identity = self.rank(Coding::Identity);
+        let mut best: Option<(Coding, Weight)> = None;
+        for &coding in enabled {
+            let weight = self.weight(coding);
+            if weight > 0 && weight >= identity && best.is_none_or(|(_, w)| weight > w) {
+                best = Some((coding, weight));
+            }
+        }
+        best.map(|(coding, _)| coding)
     }
 }
 
-/// Collects the weights of gzip, identity and `*`, keeping the highest of repeats.
-fn parse(value: &str) -> Listed {
-    let mut listed = Listed::default();
-    for member in value.split(',') {
-        let Some((coding, weight)) = parse_member(member) else {
-            continue;
-        };
-        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-            &mut listed.gzip
-        } else if coding.eq_ignore_ascii_case("identity") {
-            &mut listed.identity
-        } else if coding == "*" {
-            &mut listed.any
-        } else {
-            continue;
-        };
-        *slot = Some(slot.map_or(weight, |previous| previous.max(weight)));
+/// Picks between gzip (when `gzip_available`) and identity, as [`Accepted::choose`] does
+/// with gzip smaller than identity; for responses that have no other coding (renders).
+pub fn negotiate(accept_encoding: Option<&str>, gzip_available: bool) -> Option<Coding> {
+    let accepted = Accepted::parse(accept_encoding);
+    let gzip = gzip_available.then_some((Coding::Gzip, 0));
+    accepted.choose(gzip.into_iter().chain([(Coding::Identity, 1)]))
+}
+
+/// The coding a member names, if leanserve sends it.
+fn coding_named(name: &str) -> Option<Coding> {
+    if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+        Some(Coding::Gzip)
+    } else if name.eq_ignore_ascii_case("br") {
+        Some(Coding::Br)
+    } else if name.eq_ignore_ascii_case("zstd") {
+        Some(Coding::Zstd)
+    } else if name.eq_ignore_ascii_case("identity") {
+        Some(Coding::Identity)
+    } else {
+        None
     }
-    listed
 }
 
 /// Splits `coding[;q=value]` into the coding name and its weight; None when the member
@@ -362,5 +480,109 @@ mod tests {
         assert_eq!(with_gzip(&junk), Some(Coding::Identity));
         let digits = format!("gzip;q=0.{}", "9".repeat(100_000));
         assert_eq!(with_gzip(&digits), Some(Coding::Identity));
+    }
+
+    const ALL: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
+
+    /// Chooses among identity (1000 bytes) and the given compressed representations.
+    fn choose(value: Option<&str>, stored: &[(Coding, u64)]) -> Option<Coding> {
+        Accepted::parse(value).choose(stored.iter().copied().chain([(Coding::Identity, 1000)]))
+    }
+
+    #[test]
+    fn encoding_equal_weights_choose_the_smallest_representation() {
+        let stored = [(Coding::Gzip, 300), (Coding::Br, 240), (Coding::Zstd, 260)];
+        let chrome = Some("gzip, deflate, br, zstd");
+        assert_eq!(choose(chrome, &stored), Some(Coding::Br));
+        let stored = [(Coding::Gzip, 300), (Coding::Br, 280), (Coding::Zstd, 260)];
+        assert_eq!(choose(chrome, &stored), Some(Coding::Zstd));
+        assert_eq!(choose(Some("gzip, br"), &stored), Some(Coding::Br));
+        assert_eq!(choose(Some("*"), &stored), Some(Coding::Zstd));
+    }
+
+    #[test]
+    fn encoding_weights_beat_sizes() {
+        let stored = [(Coding::Gzip, 300), (Coding::Br, 240), (Coding::Zstd, 260)];
+        assert_eq!(
+            choose(Some("br;q=0.5, gzip;q=0.9, zstd;q=0.1"), &stored),
+            Some(Coding::Gzip)
+        );
+        assert_eq!(
+            choose(Some("br;q=0.2, identity"), &stored),
+            Some(Coding::Identity)
+        );
+        assert_eq!(
+            choose(Some("zstd;q=0.2, *;q=0.1"), &stored),
+            Some(Coding::Zstd)
+        );
+        assert_eq!(choose(Some("*;q=0.5, br;q=0"), &stored), Some(Coding::Zstd));
+    }
+
+    #[test]
+    fn encoding_only_stored_representations_are_chosen() {
+        assert_eq!(
+            choose(Some("br"), &[(Coding::Gzip, 300)]),
+            Some(Coding::Identity)
+        );
+        assert_eq!(
+            choose(Some("br, identity;q=0"), &[(Coding::Gzip, 300)]),
+            None
+        );
+        assert_eq!(
+            choose(Some("br, identity;q=0"), &[(Coding::Br, 300)]),
+            Some(Coding::Br)
+        );
+        assert_eq!(choose(Some("zstd, *;q=0"), &[]), None);
+        assert_eq!(choose(None, &[(Coding::Br, 1)]), Some(Coding::Identity));
+        assert_eq!(choose(Some(""), &[(Coding::Br, 1)]), Some(Coding::Identity));
+    }
+
+    #[test]
+    fn encoding_unknown_codings_are_ignored() {
+        let stored = [(Coding::Gzip, 300)];
+        assert_eq!(
+            choose(Some("deflate, compress, dcz, dcb"), &stored),
+            Some(Coding::Identity)
+        );
+        assert_eq!(
+            choose(Some("deflate, compress;q=1, gzip;q=0.1"), &stored),
+            Some(Coding::Gzip)
+        );
+        assert_eq!(choose(Some("deflate, identity;q=0"), &stored), None);
+    }
+
+    #[test]
+    fn encoding_preferred_follows_weights_then_the_servers_order() {
+        let pref =
+            |value: &str, enabled: &[Coding]| Accepted::parse(Some(value)).preferred(enabled);
+        assert_eq!(pref("gzip, deflate, br, zstd", &ALL), Some(Coding::Br));
+        assert_eq!(
+            pref("gzip, deflate, br, zstd", &[Coding::Zstd, Coding::Gzip]),
+            Some(Coding::Zstd)
+        );
+        assert_eq!(pref("gzip", &ALL), Some(Coding::Gzip));
+        assert_eq!(pref("gzip;q=1, br;q=0.5", &ALL), Some(Coding::Gzip));
+        assert_eq!(pref("br", &[Coding::Gzip]), None);
+        assert_eq!(
+            pref("identity, gzip;q=0.5", &ALL),
+            None,
+            "identity ranks higher"
+        );
+        assert_eq!(pref("identity;q=0.5, gzip;q=0.5", &ALL), Some(Coding::Gzip));
+        assert_eq!(pref("*", &ALL), Some(Coding::Br));
+        assert_eq!(pref("*;q=0", &ALL), None);
+        assert_eq!(pref("", &ALL), None);
+        assert_eq!(Accepted::parse(None).preferred(&ALL), None);
+    }
+
+    #[test]
+    fn encoding_token_names_round_trip() {
+        for coding in Coding::COMPRESSED {
+            assert_eq!(Coding::from_name(coding.token()), Some(coding));
+            assert_eq!(Coding::COMPRESSED[coding.slot().unwrap()], coding);
+        }
+        assert_eq!(Coding::from_name("identity"), None);
+        assert_eq!(Coding::from_name("deflate"), None);
+        assert_eq!(Coding::Identity.slot(), None);
     }
 }

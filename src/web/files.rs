@@ -2,11 +2,22 @@
 //!
 //! A request is checked lexically (`http::path`), looked up in the file cache's read
 //! handle (a hit costs no message), loaded through the cache actor on a miss or an expired
-//! entry, and answered with the representation Accept-Encoding selects. Preconditions and
+//! entry, and answered with the representation Accept-Encoding selects
+//! (`http::encoding`: the highest weight, the smallest of equals). Preconditions and
 //! ranges (`http::conditional`, `http::range`) are evaluated against that representation,
-//! so the gzip bytes have their own ETag and a range of a gzip response is a range of the
-//! gzip bytes. Files larger than `max_file_size` are streamed from disk in chunks with the
-//! same header semantics. A directory path serves its index file; without a trailing
+//! so each compressed form has its own ETag and a range of a br response is a range of
+//! the br bytes.
+//!
+//! A compressible file is sent compressed to every client that takes one of
+//! `static_files.encodings`, from the first request on: when the cache holds no form the
+//! client takes, the file is compressed for it at the quick level, on the worker's own
+//! thread up to [`INLINE_MAX`] bytes (a few hundred microseconds at most) and on the
+//! blocking pool above. The first such bytes of an entry are offered to the cache; the
+//! stored level's bytes follow in the background once the file is read again (see the
+//! file cache's module docs for which codings are kept).
+//!
+//! Files larger than `max_file_size` are streamed from disk in chunks with the same header
+//! semantics, identity only. A directory path serves its index file; without a trailing
 //! slash it is redirected (308) to the path with one.
 
 use std::io;
@@ -24,19 +35,24 @@ use bytes::Bytes;
 
 use super::error::WebError;
 use crate::actors::file_cache::{
-    CachedFile, Found, IDENTITY_COPY_AFTER, LargeFile, LoadError, compress, read_chunk,
+    CachedFile, Found, IDENTITY_COPY_AFTER, LargeFile, LoadError, SECOND_CODING_AFTER, Sent,
+    identity_of, read_chunk,
 };
-use crate::codec::InflateError;
-use crate::config::Store;
+use crate::codec::{Codecs, InflateError, Levels, worth_it};
 use crate::http::conditional::{self, Precondition, Validators};
-use crate::http::encoding::{Coding, negotiate};
+use crate::http::encoding::{Accepted, Coding};
 use crate::http::path;
 use crate::http::range::{self, RangeOutcome};
-use crate::pool::AcquireError;
 use crate::runtime::Subsystems;
 
 /// Chunk size of streamed (large) files.
 const STREAM_CHUNK: u64 = 64 * 1024;
+
+/// The largest file compressed at the quick level on the worker's own thread; larger
+/// ones go to the blocking pool. At the quick levels a 64 KiB page of the Rust docs takes
+/// about 0.3 ms (gzip 6: 0.45; br 4: 0.37; zstd 3: 0.17) to compress, the
+/// same order as sending it (`bench/compress`).
+pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// Static files are the default service of the app or scope they are mounted in, not a
 /// catch-all route: a host route matches first wherever it is registered, so mounting
@@ -93,9 +109,7 @@ async fn respond(
     };
     let requested = path::parse_relative(tail, opts.serve_hidden).map_err(WebError::BadPath)?;
     let mut key = requested.key;
-    let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
-    let takes_gzip = negotiate(accept, true) == Some(Coding::Gzip);
-    let mut found = find(subsystems, &key, takes_gzip).await?;
+    let mut found = find(subsystems, &key).await?;
     if let Found::Directory = found {
         if !requested.trailing_slash && (!key.is_empty() || mount_point) {
             return Ok(redirect_to_directory(request));
@@ -105,42 +119,49 @@ async fn respond(
         } else {
             format!("{key}/{}", opts.index_file)
         };
-        found = find(subsystems, &key, takes_gzip).await?;
+        found = find(subsystems, &key).await?;
     } else if requested.trailing_slash && !key.is_empty() {
         // `/file.txt/` names a directory that does not exist.
         return Err(WebError::NotFound);
     }
-    let (response, gzip) = match found {
+    let (response, sent) = match found {
         Found::File(file) | Found::Unchanged(file) => {
             respond_cached(request, file, subsystems).await?
         }
         Found::Large(large) => {
             files.record_too_large();
             let etag = files.large_etag(&large);
-            (
-                respond_large(request, large, &etag, files.cache_control())?,
-                false,
-            )
+            let response = respond_large(request, large, &etag, files.cache_control())?;
+            let sent = Sent {
+                coding: Coding::Identity,
+                body_bytes: body_len(request, &response),
+                saved_bytes: 0,
+            };
+            (response, sent)
         }
         Found::Directory | Found::Missing => return Err(WebError::NotFound),
     };
-    files.record_served(started.elapsed(), gzip);
+    files.record_served(started.elapsed(), sent);
     Ok(response)
 }
 
-/// A fresh cache entry, or whatever the cache actor finds on disk. `gzip`: the client
-/// takes gzip, so a file whose gzip is pending gets it built (once per entry).
-async fn find(subsystems: &Subsystems, key: &str, gzip: bool) -> Result<Found, WebError> {
+/// The body bytes `response` sends: its length, 0 for a `HEAD` or a 304.
+fn body_len(request: &HttpRequest, response: &HttpResponse) -> u64 {
+    match response.body().size() {
+        BodySize::Sized(len) if request.method() != Method::HEAD => len,
+        _ => 0,
+    }
+}
+
+/// A fresh cache entry, or whatever the cache actor finds on disk.
+async fn find(subsystems: &Subsystems, key: &str) -> Result<Found, WebError> {
     let files = subsystems.files();
     if let Some(file) = files.lookup(key) {
         files.record_hit();
-        if gzip && file.ask_gzip() {
-            subsystems.build_gzip(file.key.clone());
-        }
         return Ok(Found::File(file));
     }
     files.record_miss();
-    match subsystems.load_file(key.to_owned(), gzip).await {
+    match subsystems.load_file(key.to_owned()).await {
         Ok(Ok(found)) => Ok(found),
         Ok(Err(LoadError::Io {
             kind: io::ErrorKind::PermissionDenied,
@@ -171,7 +192,7 @@ struct Representation<'a> {
     content_type: &'a HeaderValue,
     cache_control: &'a HeaderValue,
     varies: bool,
-    gzip: bool,
+    coding: Coding,
 }
 
 impl Representation<'_> {
@@ -191,8 +212,11 @@ impl Representation<'_> {
         builder
             .insert_header((header::CONTENT_TYPE, self.content_type.clone()))
             .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
-        if self.gzip {
-            builder.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+        if self.coding != Coding::Identity {
+            builder.insert_header((
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(self.coding.token()),
+            ));
         }
     }
 }
@@ -263,100 +287,216 @@ fn not_modified(representation: &Representation<'_>) -> HttpResponse {
     builder.finish()
 }
 
-/// Answers from a cached file; also says whether gzip bytes were sent.
+/// Answers from a cached file; also says what was sent.
 async fn respond_cached(
     request: &HttpRequest,
     file: Arc<CachedFile>,
     subsystems: &Subsystems,
-) -> Result<(HttpResponse, bool), WebError> {
+) -> Result<(HttpResponse, Sent), WebError> {
     let files = subsystems.files();
-    let (cache_control, codecs) = (files.cache_control(), files.codecs());
-    let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
-    let file = match negotiate(accept, file.gzip.is_some()) {
-        None if file.gzip_pending && negotiate(accept, true).is_some() => {
-            // A client that refuses identity, for a file whose gzip the cache has not
-            // built yet: build it for this response (the cache builds its own copy).
-            let (key, codecs) = (file.key.clone(), codecs.clone());
-            match web::block(move || compress(&file, Store::Both, &codecs)).await {
-                Ok(Ok(compressed)) => Arc::new(compressed),
-                Ok(Err(error)) => {
-                    // No compressor came free: busy, not broken.
-                    let busy = error
-                        .get_ref()
-                        .and_then(|inner| inner.downcast_ref::<AcquireError>())
-                        .cloned();
-                    return Err(match busy {
-                        Some(busy) => WebError::Busy(busy),
-                        None => io_failure(&key, error),
-                    });
-                }
-                Err(error) => return Err(io_failure(&key, io::Error::other(error.to_string()))),
+    let accepted = Accepted::parse(header_str(request.headers(), header::ACCEPT_ENCODING));
+    let wanted = file
+        .compressible
+        .then(|| accepted.preferred(&files.opts().encodings))
+        .flatten();
+    if let Some(wanted) = wanted {
+        note_demand(subsystems, &file, wanted);
+    }
+    // What the cache holds, or the wanted coding compressed now when the client takes
+    // nothing held but identity (or not even that).
+    let (coding, fresh) = match (accepted.choose(file.available()), wanted) {
+        (Some(Coding::Identity) | None, Some(wanted)) => {
+            match compress_now(subsystems, &file, wanted).await? {
+                Some(encoded) => (wanted, Some(encoded)),
+                None => (Coding::Identity, None),
             }
         }
-        _ => file,
+        (Some(coding), _) => (coding, None),
+        (None, None) => return Err(WebError::NotAcceptable),
     };
-    let coding = negotiate(accept, file.gzip.is_some()).ok_or(WebError::NotAcceptable)?;
-    let gzip = coding == Coding::Gzip;
+    if !accepted.accepts(coding) {
+        return Err(WebError::NotAcceptable);
+    }
+    if let Some(encoded) = file.encoded(coding)
+        && !encoded.stored
+        && file.claim_build(coding)
+    {
+        // Read again while held at the quick level: time for the stored level.
+        subsystems.build_encodings(file.key.clone());
+    }
+    let held = file.encoded(coding);
+    let (etag, encoded_bytes) = match (&fresh, held) {
+        (Some(fresh), _) => (fresh.etag.clone(), Some(fresh.bytes.clone())),
+        (None, Some(held)) => (held.etag.clone(), Some(held.bytes.clone())),
+        (None, None) => (file.etag.clone(), None),
+    };
     let representation = Representation {
-        etag: if gzip { &file.gzip_etag } else { &file.etag },
+        etag: &etag,
         last_modified: file.last_modified.as_ref(),
         content_type: &file.content_type,
-        cache_control,
+        cache_control: files.cache_control(),
         varies: file.varies(),
-        gzip,
+        coding,
     };
-    let full_len = match (&file.gzip, gzip) {
-        (Some(bytes), true) => bytes.len() as u64,
-        _ => file.len,
-    };
+    let full_len = encoded_bytes
+        .as_ref()
+        .map_or(file.len, |bytes| bytes.len() as u64);
     let Sending {
         mut builder,
         start,
         len,
     } = match prepare(request, &representation, file.modified, full_len)? {
-        Prepared::NotModified(response) => return Ok((response, gzip)),
+        Prepared::NotModified(response) => {
+            let sent = Sent {
+                coding,
+                body_bytes: 0,
+                saved_bytes: 0,
+            };
+            return Ok((response, sent));
+        }
         Prepared::Send(sending) => sending,
     };
-    let bytes = match (gzip, &file.identity, &file.gzip) {
-        (true, _, Some(gzip_bytes)) => gzip_bytes.clone(),
-        (false, Some(identity), _) => identity.clone(),
-        // compressed-only store and a client without gzip: inflate for this response.
-        (false, None, Some(gzip_bytes)) => {
-            let (gzip_bytes, expected) = (gzip_bytes.clone(), file.len);
-            let codecs = codecs.clone();
-            match web::block(move || codecs.inflate(&gzip_bytes, expected)).await {
-                Ok(Ok(bytes)) => {
-                    files.record_inflation();
-                    // Read often by identity clients: offer the cache a copy to keep.
-                    if file.count_inflation() == IDENTITY_COPY_AFTER
-                        && files.opts().identity_copy_percent > 0
-                    {
-                        subsystems.keep_identity(Arc::clone(&file), bytes.clone());
-                    }
-                    bytes
-                }
-                Ok(Err(InflateError::Busy(error))) => return Err(WebError::Busy(error)),
-                Ok(Err(InflateError::Corrupt(error))) => return Err(io_failure(&file.key, error)),
-                Err(error) => {
-                    return Err(io_failure(&file.key, io::Error::other(error.to_string())));
-                }
-            }
-        }
-        _ => {
-            return Err(io_failure(
-                &file.key,
-                io::Error::other("cached entry has no bytes"),
-            ));
-        }
+    let bytes = match encoded_bytes {
+        Some(bytes) => bytes,
+        None => identity(subsystems, &file).await?,
     };
     let body = slice(bytes, start, len)
-        .ok_or_else(|| io_failure(&file.key, io::Error::other("inflated length differs")))?;
+        .ok_or_else(|| io_failure(&file.key, io::Error::other("decoded length differs")))?;
+    let whole = len == full_len;
+    let sent = Sent {
+        coding,
+        body_bytes: if request.method() == Method::HEAD {
+            0
+        } else {
+            len
+        },
+        saved_bytes: if whole && coding != Coding::Identity {
+            file.len.saturating_sub(full_len)
+        } else {
+            0
+        },
+    };
     let response = if body.len() > SLICE {
         builder.body(Slices(body))
     } else {
         builder.body(body)
     };
-    Ok((response, gzip))
+    Ok((response, sent))
+}
+
+/// Counts a request whose client prefers `wanted` and asks the cache for that coding
+/// when the demand calls for it: at once for an entry that holds no compressed form
+/// (the quick bytes this request makes are offered meanwhile), after
+/// [`SECOND_CODING_AFTER`] requests for an entry that holds another.
+fn note_demand(subsystems: &Subsystems, file: &Arc<CachedFile>, wanted: Coding) {
+    let asked = file.count_asked(wanted);
+    if file.encoded(wanted).is_none()
+        && file.has_encoded()
+        && asked >= SECOND_CODING_AFTER
+        && file.claim_build(wanted)
+    {
+        subsystems.build_encodings(file.key.clone());
+    }
+}
+
+/// `file` compressed in `coding` at the quick level for this response, on this thread
+/// when it is small and its identity bytes are held, else on the blocking pool; None
+/// when compression does not save 10% (the file is then sent, and from now on kept, as
+/// identity) or no compressor is free in time (sent as identity, logged).
+async fn compress_now(
+    subsystems: &Subsystems,
+    file: &Arc<CachedFile>,
+    coding: Coding,
+) -> Result<Option<crate::actors::file_cache::Encoded>, WebError> {
+    let files = subsystems.files();
+    let codecs = files.codecs().clone();
+    let started = Instant::now();
+    let inline = file.len <= INLINE_MAX && file.identity.is_some();
+    let result = if inline {
+        match codecs.compressor_now() {
+            Ok(mut compressor) => {
+                let identity = file.identity.as_deref().expect("checked");
+                compressor
+                    .encode(coding, Levels::QUICK.of(coding), identity)
+                    .map(|bytes| worth_it(bytes, identity.len()))
+                    .map_err(QuickError::Failed)
+            }
+            Err(_) => quick_elsewhere(&codecs, file, coding).await,
+        }
+    } else {
+        quick_elsewhere(&codecs, file, coding).await
+    };
+    let bytes = match result {
+        Ok(bytes) => bytes,
+        Err(QuickError::Busy(error)) => {
+            log::warn!("sending {:?} uncompressed: {error}", file.key);
+            return Ok(None);
+        }
+        Err(QuickError::Failed(error)) => return Err(io_failure(&file.key, error)),
+    };
+    files.record_inline_compression(coding, started.elapsed());
+    if !file.has_encoded() {
+        subsystems.keep_encoded(Arc::clone(file), coding, bytes.clone());
+    }
+    Ok(bytes
+        .map(|bytes| crate::actors::file_cache::Encoded::new(file.digest, coding, bytes, false)))
+}
+
+/// Why a quick compression gave nothing.
+enum QuickError {
+    /// No compressor or decoder came free in time.
+    Busy(crate::pool::AcquireError),
+    /// The held bytes could not be decoded or compressed.
+    Failed(io::Error),
+}
+
+/// [`compress_now`] on the blocking pool (decoding the identity bytes first when the
+/// entry holds only compressed ones: a transcode).
+async fn quick_elsewhere(
+    codecs: &Codecs,
+    file: &Arc<CachedFile>,
+    coding: Coding,
+) -> Result<Option<Bytes>, QuickError> {
+    let (codecs, file) = (codecs.clone(), Arc::clone(file));
+    let joined = web::block(move || {
+        let identity = identity_of(&file, &codecs).map_err(|error| match error {
+            InflateError::Busy(busy) => QuickError::Busy(busy),
+            InflateError::Corrupt(error) => QuickError::Failed(error),
+        })?;
+        let mut compressor = codecs.compressor().map_err(QuickError::Busy)?;
+        compressor
+            .encode(coding, Levels::QUICK.of(coding), &identity)
+            .map(|bytes| worth_it(bytes, identity.len()))
+            .map_err(QuickError::Failed)
+    })
+    .await;
+    joined.unwrap_or_else(|error| Err(QuickError::Failed(io::Error::other(error.to_string()))))
+}
+
+/// The identity bytes of `file` for a response: held, or decoded from its compressed
+/// bytes on the blocking pool (counted; an entry decoded often is offered an identity
+/// copy).
+async fn identity(subsystems: &Subsystems, file: &Arc<CachedFile>) -> Result<Bytes, WebError> {
+    if let Some(identity) = &file.identity {
+        return Ok(identity.clone());
+    }
+    let files = subsystems.files();
+    let (codecs, entry) = (files.codecs().clone(), Arc::clone(file));
+    match web::block(move || identity_of(&entry, &codecs)).await {
+        Ok(Ok(bytes)) => {
+            files.record_inflation();
+            // Read often by identity clients: offer the cache a copy to keep.
+            if file.count_inflation() == IDENTITY_COPY_AFTER
+                && files.opts().identity_copy_percent > 0
+            {
+                subsystems.keep_identity(Arc::clone(file), bytes.clone());
+            }
+            Ok(bytes)
+        }
+        Ok(Err(InflateError::Busy(error))) => Err(WebError::Busy(error)),
+        Ok(Err(InflateError::Corrupt(error))) => Err(io_failure(&file.key, error)),
+        Err(error) => Err(io_failure(&file.key, io::Error::other(error.to_string()))),
+    }
 }
 
 /// The most of a cached body handed to actix-http at once.
@@ -412,14 +552,16 @@ fn respond_large(
     cache_control: &HeaderValue,
 ) -> Result<HttpResponse, WebError> {
     let accept = header_str(request.headers(), header::ACCEPT_ENCODING);
-    negotiate(accept, false).ok_or(WebError::NotAcceptable)?;
+    Accepted::parse(accept)
+        .choose([(Coding::Identity, large.len)])
+        .ok_or(WebError::NotAcceptable)?;
     let representation = Representation {
         etag,
         last_modified: large.last_modified.as_ref(),
         content_type: &large.content_type,
         cache_control,
         varies: false,
-        gzip: false,
+        coding: Coding::Identity,
     };
     if etag != large.etag && still_current(request, &large.etag) {
         return Ok(not_modified(&representation));

@@ -6,28 +6,34 @@
 //! A path is resolved under the root, canonicalised, and refused (as not found) when it
 //! resolves outside the canonical root, so symlinks cannot lead out. A file up to
 //! `max_file_size` is read whole and hashed for its ETag; a load never compresses, so a
-//! miss costs a read and a hash. A precompressed sidecar (`file.gz`, not older than
-//! `file`) is read with it and becomes the gzip representation at once. Otherwise a file
-//! whose extension is listed and that is at least `min_compress_size` is marked as
-//! expecting gzip, and the cache actor has [`compress`] build its gzip representation in
-//! the background; the gzip bytes are kept only when they save at least 10%. Larger files
-//! are described, not read: the caller streams them.
+//! miss costs a read and a hash. A file whose extension is listed and that is at least
+//! `min_compress_size` is marked compressible: the request that finds it compresses it
+//! at the quick level for its client (`web/files.rs`), and [`build`] makes the stored
+//! level's bytes in the background once it is read again. Compressed bytes are kept only
+//! when they save at least 10%. Larger files are described, not read: the caller streams
+//! them.
 //!
-//! [`compress`] takes its compressor from the `gzip` pool; when none comes free within
-//! the pool's acquire timeout the file stays without gzip (the pool counts the timeout)
-//! until a client that takes gzip asks for it again.
+//! Precompressed sidecars (`file.gz`, `file.br`, `file.zst`, for the codings in
+//! `static_files.encodings`) are read with the file when they are regular files inside
+//! the root and not older than it. Each is decoded and compared with the file first: one
+//! that does not decode to the file's bytes is ignored with a warning, never served.
+//!
+//! [`build`] takes its compressor from the `gzip` pool; when none comes free within the
+//! pool's acquire timeout the file keeps what it has (the pool counts the timeout) until
+//! it is read again.
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::SystemTime;
 
-use super::store::CachedFile;
+use super::store::{CachedFile, Encoded};
 use crate::alloc::CacheBuffer;
-use crate::codec::{Codecs, worth_it};
+use crate::codec::{Codecs, InflateError, worth_it};
 use crate::config::{StaticFileOpts, Store};
+use crate::http::encoding::Coding;
 use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 
@@ -109,23 +115,27 @@ pub fn load(
             content_type: content_type(key),
         }));
     }
-    let expects_gzip = wants_gzip(key, meta.len(), opts);
-    let sidecar = if expects_gzip {
-        fresh_sidecar(&canonical, modified)
+    let compressible = wants_compression(key, meta.len(), opts);
+    let sidecars = if compressible {
+        fresh_sidecars(root, &canonical, modified, &opts.encodings)
     } else {
-        None
+        Vec::new()
     };
     let identity = read_whole(&canonical, meta.len())?;
-    let gzip = match sidecar {
-        Some(sidecar) => worth_it(fs::read(&sidecar)?, identity.len()),
-        None => None,
-    };
+    let digest = xxhash_rust::xxh3::xxh3_64(&identity);
+    let mut encoded: [Option<Encoded>; 3] = Default::default();
+    for (coding, path) in sidecars {
+        if let Some(bytes) = checked_sidecar(&path, coding, &identity) {
+            let slot = coding.slot().expect("sidecars are compressed");
+            encoded[slot] = Some(Encoded::new(digest, coding, bytes, true));
+        }
+    }
     Ok(Found::File(Arc::new(entry(
         key,
         identity,
         modified,
-        gzip,
-        expects_gzip,
+        encoded,
+        compressible,
         opts,
         now_ms,
     ))))
@@ -160,69 +170,179 @@ fn read_whole(path: &Path, len: u64) -> io::Result<Bytes> {
     Ok(buffer.freeze())
 }
 
-/// The cache entry for the file at `key` read as `identity` (and a sidecar's `gzip`
-/// bytes, if any), hashed for its validators.
+/// The cache entry for the file at `key` read as `identity` (and a sidecar's
+/// `encoded` bytes, if any), hashed for its validators.
 pub(super) fn entry(
     key: &str,
     identity: Bytes,
     modified: Option<SystemTime>,
-    gzip: Option<Bytes>,
-    expects_gzip: bool,
+    encoded: [Option<Encoded>; 3],
+    compressible: bool,
     opts: &StaticFileOpts,
     now_ms: u64,
 ) -> CachedFile {
     let digest = xxhash_rust::xxh3::xxh3_64(&identity);
-    let keep_identity = gzip.is_none() || opts.store == Store::Both;
+    let has_encoded = encoded.iter().any(Option::is_some);
+    let keep_identity = !has_encoded || opts.store == Store::Both;
     CachedFile {
         key: key.to_owned(),
         len: identity.len() as u64,
         modified,
         last_modified: modified.and_then(http_date),
+        digest,
         etag: super::digests::strong_etag(digest),
-        gzip_etag: header(format!("\"{digest:016x}-gz\"")),
         content_type: content_type(key),
         identity: keep_identity.then_some(identity),
-        gzip_pending: expects_gzip && gzip.is_none(),
-        gzip,
-        gzip_asked: AtomicBool::new(false),
+        encoded,
+        compressible: compressible || has_encoded,
+        asked: Default::default(),
+        building: AtomicU8::new(0),
         identity_copy: false,
         inflations: AtomicU32::new(0),
         checked_at_ms: AtomicU64::new(now_ms),
     }
 }
 
-/// `file` (loaded with its gzip pending) with its gzip representation built, when gzip
-/// saves at least 10%; under `store = "compressed-only"` the identity bytes are then
-/// dropped. Without a worthwhile gzip, the same bytes with nothing pending.
-pub fn compress(file: &CachedFile, store: Store, codecs: &Codecs) -> io::Result<CachedFile> {
-    let identity = file
-        .identity
-        .clone()
-        .ok_or_else(|| io::Error::other("no identity bytes to compress"))?;
-    let mut compressor = codecs.compressor().map_err(io::Error::other)?;
-    let gzip =
-        worth_it(compressor.gzip(&identity)?, identity.len()).map(crate::alloc::into_cache_arena);
-    drop(compressor);
-    let keep_identity = gzip.is_none() || store == Store::Both;
-    Ok(file.with_bytes(keep_identity.then_some(identity), gzip, false))
+/// The identity bytes of `file`: held, or decoded from the compressed form cheapest to
+/// decode (gzip, then zstd, then br). Blocking when it decodes.
+pub fn identity_of(file: &CachedFile, codecs: &Codecs) -> Result<Bytes, InflateError> {
+    if let Some(identity) = &file.identity {
+        return Ok(identity.clone());
+    }
+    let (coding, encoded) = [Coding::Gzip, Coding::Zstd, Coding::Br]
+        .into_iter()
+        .find_map(|coding| Some((coding, file.encoded(coding)?)))
+        .ok_or_else(|| io::Error::other("the entry holds no bytes"))?;
+    codecs.decode(coding, &encoded.bytes, file.len)
 }
 
-/// Whether a file of this name and size is worth a gzip representation.
-pub(super) fn wants_gzip(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
+/// `file`'s representations in `codings` compressed at the stored levels; None for a
+/// coding whose bytes would not save 10%. Blocking.
+pub fn build(
+    file: &CachedFile,
+    codings: &[Coding],
+    codecs: &Codecs,
+) -> io::Result<Vec<(Coding, Option<Bytes>)>> {
+    let identity = identity_of(file, codecs).map_err(io::Error::other)?;
+    let mut compressor = codecs.compressor().map_err(io::Error::other)?;
+    let levels = codecs.stored_levels();
+    codings
+        .iter()
+        .map(|&coding| {
+            let bytes = compressor.encode(coding, levels.of(coding), &identity)?;
+            Ok((coding, worth_it(bytes, identity.len())))
+        })
+        .collect()
+}
+
+/// `file` with `built` (from [`build`] or a request's quick compression) in place:
+/// each coding's bytes replace what it held, a coding not worth it leaves it as it was,
+/// and a file with no compressed form worth keeping is no longer compressible. Identity
+/// bytes are dropped under `store = "compressed-only"` once compressed ones exist,
+/// unless they are an identity copy.
+pub fn merged(
+    file: &CachedFile,
+    built: impl IntoIterator<Item = (Coding, Option<Encoded>)>,
+    store: Store,
+) -> CachedFile {
+    let mut encoded = file.encoded.clone();
+    for (coding, bytes) in built {
+        let Some(slot) = coding.slot() else { continue };
+        match (bytes, &mut encoded[slot]) {
+            // The stored level came out larger (it happens on tiny repetitive files):
+            // the smaller bytes stay, as final.
+            (Some(bytes), Some(held)) if bytes.bytes.len() > held.bytes.len() => held.stored = true,
+            (Some(bytes), slot) => *slot = Some(bytes),
+            // The stored level did not pay: what is held stays, as final.
+            (None, Some(held)) => held.stored = true,
+            (None, None) => {}
+        }
+    }
+    let has_encoded = encoded.iter().any(Option::is_some);
+    let keep_identity = !has_encoded || store == Store::Both || file.identity_copy;
+    let identity = if keep_identity {
+        file.identity.clone()
+    } else {
+        None
+    };
+    CachedFile {
+        compressible: has_encoded,
+        identity_copy: file.identity_copy && identity.is_some(),
+        ..file.with_bytes(identity, encoded)
+    }
+}
+
+/// Whether a file of this name and size is served compressed.
+pub(super) fn wants_compression(key: &str, len: u64, opts: &StaticFileOpts) -> bool {
     opts.enable_compression
+        && !opts.encodings.is_empty()
         && len >= opts.min_compress_size
         && extension(key).is_some_and(|ext| opts.compress_extensions.contains(&ext))
 }
 
-/// The path of `path.gz` when it is a file not older than `path`.
-fn fresh_sidecar(path: &Path, modified: Option<SystemTime>) -> Option<PathBuf> {
-    let mut sidecar = path.as_os_str().to_owned();
-    sidecar.push(".gz");
-    let sidecar = PathBuf::from(sidecar);
-    let meta = fs::metadata(&sidecar).ok().filter(|meta| meta.is_file())?;
-    match (meta.modified().ok(), modified) {
-        (Some(gz), Some(original)) if gz >= original => Some(sidecar),
-        _ => None,
+/// The file name suffix of a coding's sidecar.
+pub(super) fn sidecar_suffix(coding: Coding) -> &'static str {
+    match coding {
+        Coding::Gzip => ".gz",
+        Coding::Br => ".br",
+        Coding::Zstd => ".zst",
+        Coding::Identity => "",
+    }
+}
+
+/// The sidecars of `path` for `codings` that are regular files inside `root` and not
+/// older than `path`.
+fn fresh_sidecars(
+    root: &Path,
+    path: &Path,
+    modified: Option<SystemTime>,
+    codings: &[Coding],
+) -> Vec<(Coding, PathBuf)> {
+    codings
+        .iter()
+        .filter_map(|&coding| {
+            let mut sidecar = path.as_os_str().to_owned();
+            sidecar.push(sidecar_suffix(coding));
+            let sidecar = fs::canonicalize(PathBuf::from(sidecar)).ok()?;
+            if !sidecar.starts_with(root) {
+                log::warn!(
+                    "ignored the sidecar {}: it resolves outside the static root",
+                    sidecar.display()
+                );
+                return None;
+            }
+            let meta = fs::metadata(&sidecar).ok().filter(|meta| meta.is_file())?;
+            match (meta.modified().ok(), modified) {
+                (Some(side), Some(original)) if side >= original => Some((coding, sidecar)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The bytes of a sidecar when they decode to `identity` and save at least 10%; None,
+/// with a warning for a corrupt one, otherwise.
+fn checked_sidecar(path: &Path, coding: Coding, identity: &[u8]) -> Option<Bytes> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            log::warn!("ignored the sidecar {}: {error}", path.display());
+            return None;
+        }
+    };
+    match Codecs::direct().decode(coding, &bytes, identity.len() as u64) {
+        Ok(decoded) if decoded == identity => worth_it(bytes, identity.len()),
+        Ok(_) => {
+            log::warn!(
+                "ignored the sidecar {}: it decodes to other bytes than the file",
+                path.display()
+            );
+            None
+        }
+        Err(error) => {
+            log::warn!("ignored the sidecar {}: {error}", path.display());
+            None
+        }
     }
 }
 
@@ -313,38 +433,72 @@ mod tests {
         }
     }
 
+    /// `file` with `codings` built at the stored level and merged, as the cache does.
+    fn built(file: &CachedFile, codings: &[Coding], store: Store) -> CachedFile {
+        let built = build(file, codings, &codecs()).unwrap();
+        let built = built.into_iter().map(|(coding, bytes)| {
+            (
+                coding,
+                bytes.map(|b| Encoded::new(file.digest, coding, b, true)),
+            )
+        });
+        merged(file, built, store)
+    }
+
     #[test]
-    fn load_reads_without_compressing_and_compress_builds_gzip_for_either_store() {
+    fn load_reads_without_compressing_and_build_adds_codings_for_either_store() {
         let (_dir, root) = site();
         let css = "body { color: teal; margin: 0 auto; }\n".repeat(200);
         fs::write(root.join("site.css"), &css).unwrap();
         for store in [Store::Both, Store::CompressedOnly] {
             let loaded = file(load(&root, "site.css", None, &opts(store), 0).unwrap());
             assert_eq!(loaded.identity.as_deref(), Some(css.as_bytes()));
-            assert!(loaded.gzip.is_none() && loaded.gzip_pending && loaded.varies());
+            assert!(!loaded.has_encoded() && loaded.compressible && loaded.varies());
             assert_eq!(loaded.content_type, "text/css; charset=utf-8");
         }
         let loaded = file(load(&root, "site.css", None, &opts(Store::Both), 0).unwrap());
-        let both = compress(&loaded, Store::Both, &codecs()).unwrap();
+        let both = built(&loaded, &[Coding::Br, Coding::Gzip], Store::Both);
         assert_eq!(both.identity.as_deref(), Some(css.as_bytes()));
-        let gzip = both.gzip.clone().expect("repetitive css compresses");
-        assert!(gzip.len() * 10 < css.len());
-        assert_eq!(codecs().inflate(&gzip, both.len).unwrap(), css.as_bytes());
-        assert!(!both.gzip_pending && both.varies());
+        for coding in [Coding::Br, Coding::Gzip] {
+            let encoded = both.encoded(coding).expect("repetitive css compresses");
+            assert!(encoded.stored && encoded.bytes.len() * 10 < css.len());
+            assert_eq!(
+                codecs().decode(coding, &encoded.bytes, both.len).unwrap(),
+                css.as_bytes()
+            );
+            assert_ne!(encoded.etag, both.etag);
+        }
+        assert!(both.encoded(Coding::Zstd).is_none());
+        assert_ne!(
+            both.encoded(Coding::Br).unwrap().etag,
+            both.encoded(Coding::Gzip).unwrap().etag
+        );
         assert_eq!(
             (&both.etag, &both.modified),
             (&loaded.etag, &loaded.modified)
         );
-        assert_ne!(both.etag, both.gzip_etag);
 
-        let lean = compress(&loaded, Store::CompressedOnly, &codecs()).unwrap();
-        assert!(lean.identity.is_none() && lean.gzip == both.gzip);
+        let lean = built(&loaded, &[Coding::Zstd], Store::CompressedOnly);
+        assert!(lean.identity.is_none() && lean.encoded(Coding::Zstd).is_some());
         assert_eq!(lean.etag, both.etag, "the ETag depends on content only");
         assert!(lean.cost() < both.cost() && lean.cost() < loaded.cost());
+        // A compressed-only entry builds another coding from its decoded bytes.
+        let more = built(&lean, &[Coding::Gzip], Store::CompressedOnly);
+        assert_eq!(
+            codecs()
+                .decode(
+                    Coding::Gzip,
+                    &more.encoded(Coding::Gzip).unwrap().bytes,
+                    more.len
+                )
+                .unwrap(),
+            css.as_bytes()
+        );
+        assert_eq!(identity_of(&more, &codecs()).unwrap(), css.as_bytes());
     }
 
     #[test]
-    fn load_skips_gzip_for_small_unlisted_or_incompressible_files() {
+    fn load_skips_compression_for_small_unlisted_or_incompressible_files() {
         let (_dir, root) = site();
         fs::write(root.join("tiny.css"), "a{}").unwrap();
         fs::write(root.join("photo.png"), vec![7u8; 4096]).unwrap();
@@ -354,37 +508,67 @@ mod tests {
         fs::write(root.join("noise.txt"), &noise).unwrap();
         for key in ["tiny.css", "photo.png"] {
             let entry = file(load(&root, key, None, &opts(Store::CompressedOnly), 0).unwrap());
-            assert!(entry.gzip.is_none() && !entry.gzip_pending, "{key}");
+            assert!(!entry.has_encoded() && !entry.compressible, "{key}");
             assert!(!entry.varies() && entry.identity.is_some(), "{key}");
         }
-        // Listed and large enough, so it is tried; gzip saves nothing and is not kept.
+        // Listed and large enough, so it is tried; nothing saves 10% and nothing is kept.
         let noise = file(load(&root, "noise.txt", None, &opts(Store::CompressedOnly), 0).unwrap());
-        assert!(noise.gzip_pending);
-        let tried = compress(&noise, Store::CompressedOnly, &codecs()).unwrap();
-        assert!(tried.gzip.is_none() && !tried.gzip_pending && !tried.varies());
+        assert!(noise.compressible);
+        let tried = built(&noise, &Coding::COMPRESSED, Store::CompressedOnly);
+        assert!(!tried.has_encoded() && !tried.compressible && !tried.varies());
         assert!(
             tried.identity.is_some(),
-            "identity kept when there is no gzip"
+            "identity kept when nothing compressed is"
         );
+        // No codings configured: nothing is compressible.
+        let none = StaticFileOpts {
+            encodings: Vec::new(),
+            ..opts(Store::Both)
+        };
+        fs::write(root.join("page.html"), "<p>hello</p>\n".repeat(500)).unwrap();
+        assert!(!file(load(&root, "page.html", None, &none, 0).unwrap()).compressible);
     }
 
     #[test]
-    fn load_prefers_a_fresh_sidecar_and_ignores_a_stale_one() {
+    fn load_takes_fresh_checked_sidecars_of_every_coding_and_ignores_the_rest() {
         let (_dir, root) = site();
         let text = "x".repeat(5000);
         fs::write(root.join("a.txt"), &text).unwrap();
-        let mut sidecar = GzEncoder::new(Vec::new(), Compression::fast());
-        sidecar.write_all(text.as_bytes()).unwrap();
-        let sidecar = sidecar.finish().unwrap();
-        fs::write(root.join("a.txt.gz"), &sidecar).unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let br = codecs_encode(Coding::Br, text.as_bytes());
+        let zst = codecs_encode(Coding::Zstd, text.as_bytes());
+        fs::write(root.join("a.txt.gz"), &gz).unwrap();
+        fs::write(root.join("a.txt.br"), &br).unwrap();
+        fs::write(root.join("a.txt.zst"), &zst).unwrap();
         let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
-        assert_eq!(entry.gzip.as_deref(), Some(&sidecar[..]));
-        assert!(
-            !entry.gzip_pending,
-            "a fresh sidecar is the gzip representation at once"
-        );
+        for (coding, bytes) in [(Coding::Gzip, &gz), (Coding::Br, &br), (Coding::Zstd, &zst)] {
+            let encoded = entry
+                .encoded(coding)
+                .expect("a fresh sidecar is held at once");
+            assert!(encoded.stored && encoded.bytes == bytes[..], "{coding:?}");
+        }
+        // Only the configured codings' sidecars are read.
+        let gzip_only = StaticFileOpts {
+            encodings: vec![Coding::Gzip],
+            ..opts(Store::Both)
+        };
+        let entry = file(load(&root, "a.txt", None, &gzip_only, 0).unwrap());
+        assert!(entry.encoded(Coding::Gzip).is_some() && entry.encoded(Coding::Br).is_none());
 
-        // Make the original newer than the sidecar: the sidecar is stale.
+        // Corrupt sidecars (another file's bytes, or not compressed at all) are ignored.
+        fs::write(
+            root.join("a.txt.br"),
+            codecs_encode(Coding::Br, b"other bytes entirely"),
+        )
+        .unwrap();
+        fs::write(root.join("a.txt.zst"), b"not zstd").unwrap();
+        let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
+        assert!(entry.encoded(Coding::Br).is_none() && entry.encoded(Coding::Zstd).is_none());
+        assert!(entry.encoded(Coding::Gzip).is_some() && entry.compressible);
+
+        // Make the original newer than the sidecars: they are stale.
         let later = SystemTime::now() + std::time::Duration::from_secs(60);
         fs::File::options()
             .write(true)
@@ -393,15 +577,25 @@ mod tests {
             .set_modified(later)
             .unwrap();
         let entry = file(load(&root, "a.txt", None, &opts(Store::Both), 0).unwrap());
-        assert!(entry.gzip.is_none() && entry.gzip_pending);
-        let entry = compress(&entry, Store::Both, &codecs()).unwrap();
-        assert_ne!(entry.gzip.as_deref(), Some(&sidecar[..]));
-        assert_eq!(
-            codecs()
-                .inflate(entry.gzip.as_ref().unwrap(), entry.len)
-                .unwrap(),
-            text.as_bytes()
-        );
+        assert!(!entry.has_encoded() && entry.compressible);
+    }
+
+    #[test]
+    fn load_ignores_a_sidecar_that_leads_out_of_the_root() {
+        let (_dir, root) = site();
+        let outside = tempfile::tempdir().unwrap();
+        let text = "y".repeat(5000);
+        fs::write(root.join("b.txt"), &text).unwrap();
+        let br = codecs_encode(Coding::Br, text.as_bytes());
+        fs::write(outside.path().join("b.txt.br"), &br).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("b.txt.br"), root.join("b.txt.br")).unwrap();
+        let entry = file(load(&root, "b.txt", None, &opts(Store::Both), 0).unwrap());
+        assert!(entry.encoded(Coding::Br).is_none());
+    }
+
+    fn codecs_encode(coding: Coding, data: &[u8]) -> Vec<u8> {
+        let mut compressor = codecs().compressor().unwrap();
+        compressor.encode(coding, 5, data).unwrap()
     }
 
     #[test]

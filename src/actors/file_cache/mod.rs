@@ -1,4 +1,4 @@
-//! The file cache actor: a byte-bounded LRU of static files with stored gzip.
+//! The file cache actor: a byte-bounded LRU of static files with stored gzip, br and zstd.
 //!
 //! The actor owns the cache: loading, compression, eviction, expiry, statistics and its
 //! own restart (a new incarnation starts with an empty cache and refills). Request
@@ -13,12 +13,19 @@
 //!   otherwise [`StartLoad`] (or [`LoadFile`]) loads or revalidates it on the blocking
 //!   pool. Either way concurrent requests for one key share one load: the first claims
 //!   the key ([`FileCacheReader::claim`]), the others wait for what it finds, and its
-//!   completion caches the file and answers them all. A load never compresses. A cached file that expects gzip is queued for it once a
-//!   client that takes gzip asks for the file (the loading request, or later a hit:
-//!   [`BuildGzip`]); `compression_workers` blocking tasks build gzip representations,
-//!   most read first (by the admission sketch), each replacing its entry if that is
-//!   still the cached one. A file only identity clients read is never compressed: under
-//!   `store = "compressed-only"` its gzip would only be inflated again for every hit.
+//!   completion caches the file and answers them all. A load never compresses.
+//! - Representations, kept by demand. Each entry counts which coding its clients prefer
+//!   (`static_files.encodings` breaks ties). The request that finds no form its client
+//!   takes compresses the file at the quick level while the client waits
+//!   (`web/files.rs`); for an entry with no compressed form yet those bytes are offered
+//!   to the cache ([`KeepEncoded`]), so the next client of that coding is served from
+//!   memory. Read again, the entry asks for its stored-level bytes ([`BuildEncodings`]):
+//!   `compression_workers` blocking tasks build them, most read first (by the admission
+//!   sketch), and put them into the entry if it still holds the same content. A second
+//!   coding is built only once [`SECOND_CODING_AFTER`] requests preferred it; until then
+//!   its clients get a form they also take, or one compressed for them alone. A file
+//!   only identity clients read is never compressed: under `store = "compressed-only"`
+//!   its compressed bytes would only be decoded again for every hit.
 //! - [`ClearCache`], [`GetCacheStats`], [`GetCacheSize`], [`GetCacheItemCount`] (from
 //!   `Subsystems` and the admin routes).
 //!
@@ -35,19 +42,22 @@ mod nowait;
 mod stats;
 mod store;
 
-pub use load::{Found, LargeFile, compress, read_chunk};
-pub use stats::{CacheStats, Histogram};
-/// Identity responses inflated from one entry's gzip bytes before it gets an identity copy.
+pub use load::{Found, LargeFile, identity_of, read_chunk};
+pub use stats::{CacheStats, EncodingStats, Histogram, Sent};
+/// Identity responses decoded from one entry's compressed bytes before it gets an
+/// identity copy.
 pub const IDENTITY_COPY_AFTER: u32 = 3;
+/// Requests preferring a coding an entry does not hold, while it holds another, before
+/// the cache builds that coding too: one odd client does not double a file's bytes.
+pub const SECOND_CODING_AFTER: u32 = 3;
 /// How often the cache measures its arena's overhead (see `alloc::into_cache_arena`).
 const ARENA_CHECK: Duration = Duration::from_secs(1);
-pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Insert, allocation_size};
+pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Encoded, Insert, allocation_size};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -58,6 +68,7 @@ use tokio::sync::oneshot;
 
 use crate::codec::Codecs;
 use crate::config::{Admission, StaticFileOpts};
+use crate::http::encoding::Coding;
 use crate::metrics::{Collector, Reading, Source};
 use stats::CacheCounters;
 
@@ -70,8 +81,6 @@ use stats::CacheCounters;
 #[rtype(result = "Result<Found, LoadError>")]
 pub struct LoadFile {
     pub key: String,
-    /// The requesting client takes gzip: a file expecting gzip is queued for it.
-    pub gzip: bool,
 }
 
 /// Loads a claimed key on the blocking pool, for a caller that could not load it
@@ -82,16 +91,28 @@ pub struct StartLoad {
     pub claim: LoadClaim,
 }
 
-/// Queues the cached file at `key` for its gzip representation, if still pending: a
-/// client that takes gzip asked for it (sent once per entry, see
-/// [`CachedFile::ask_gzip`]); answered by nothing.
+/// Queues the cached file at `key` for its stored-level representations: those it asked
+/// for ([`CachedFile::claim_build`], once per entry and coding) and those it holds at
+/// the quick level; answered by nothing.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct BuildGzip {
+pub struct BuildEncodings {
     pub key: String,
 }
 
-/// Keeps `identity` (the inflated gzip bytes of `file`) beside the gzip bytes, since
+/// Keeps `bytes`, `file` compressed in `coding` at the quick level for a request, as the
+/// entry's first compressed form; `None`: compressing it does not save 10%, so the file
+/// is no longer treated as compressible. Sent by the static handler, answered by
+/// nothing; ignored when the entry changed since or already holds compressed bytes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeepEncoded {
+    pub file: Arc<CachedFile>,
+    pub coding: Coding,
+    pub bytes: Option<Bytes>,
+}
+
+/// Keeps `identity` (the decoded compressed bytes of `file`) beside them, since
 /// identity clients read this file often; sent by the static handler, answered by
 /// nothing. Ignored when the entry changed since or the copies' share is full.
 #[derive(Message)]
@@ -146,11 +167,10 @@ pub enum LoadError {
 
 // ---- the read handle -----------------------------------------------------------------
 
-/// Everyone waiting for one load, and whether any of them takes gzip.
+/// Everyone waiting for one load.
 #[derive(Debug, Default)]
 struct Waiters {
     senders: Vec<oneshot::Sender<Result<Found, LoadError>>>,
-    gzip: bool,
 }
 
 /// Where a load's result arrives.
@@ -180,7 +200,7 @@ impl LoadClaim {
     }
 
     /// Ends the load with `result` (see [`FileCacheReader::complete`]).
-    pub fn complete(mut self, result: &Result<Found, LoadError>) -> bool {
+    pub fn complete(mut self, result: &Result<Found, LoadError>) {
         self.receiver = None;
         self.reader.complete(&self.key, result)
     }
@@ -218,7 +238,8 @@ struct Shared {
     cache_control: HeaderValue,
     /// The serve-time reading at the last collection, for windowed percentiles.
     window_start: Mutex<Reading>,
-    /// Compressors for inserts and inflaters for identity responses of gzip-only entries.
+    /// Compressors for representations, decoders for identity responses of
+    /// compressed-only entries.
     codecs: Codecs,
     /// Content digests of streamed files.
     digests: Arc<digests::LargeDigests>,
@@ -305,14 +326,34 @@ impl FileCacheReader {
     }
 
     /// Counts one file served (any status with a body or 304) and its serve time.
-    pub fn record_served(&self, elapsed: Duration, gzip: bool) {
+    /// `sent`: the response's coding, the body bytes it sends, and what that saved
+    /// against the identity body.
+    pub fn record_served(&self, elapsed: Duration, sent: Sent) {
         let counters = &self.shared.counters;
         CacheCounters::add(&counters.files_served, 1);
-        CacheCounters::add(&counters.compressed_served, u64::from(gzip));
+        CacheCounters::add(
+            &counters.compressed_served,
+            u64::from(sent.coding != Coding::Identity),
+        );
+        let by = &counters.by_coding[stats::coding_index(sent.coding)];
+        CacheCounters::add(&by.responses, 1);
+        CacheCounters::add(&by.body_bytes, sent.body_bytes);
+        CacheCounters::add(&counters.bytes_saved, sent.saved_bytes);
         counters.serve_time.observe(elapsed);
     }
 
-    /// Counts one identity response inflated from gzip bytes.
+    /// Counts one response compressed at the quick level while its client waited.
+    pub fn record_inline_compression(&self, coding: Coding, elapsed: Duration) {
+        let counters = &self.shared.counters;
+        let by = &counters.by_coding[stats::coding_index(coding)];
+        CacheCounters::add(&by.inline_compressions, 1);
+        CacheCounters::add(
+            &counters.inline_compression_us,
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+
+    /// Counts one identity response decoded from compressed bytes.
     pub fn record_inflation(&self) {
         CacheCounters::add(&self.shared.counters.inflations, 1);
     }
@@ -342,6 +383,7 @@ impl FileCacheReader {
             budget_bytes,
             items,
             compression_ratio,
+            held_encoded,
         ) = {
             let store = self.store();
             (
@@ -352,6 +394,7 @@ impl FileCacheReader {
                 store.budget(),
                 store.len(),
                 store.compression_ratio(),
+                store.held_encoded(),
             )
         };
         let Reading {
@@ -395,12 +438,14 @@ impl FileCacheReader {
             allocator_overhead_bytes,
             read_buffer_bytes: crate::alloc::read_buffers::kept_bytes(),
             compression_queue: load(&counters.compression_queue),
+            bytes_saved: load(&counters.bytes_saved),
+            inline_compression_ms: load(&counters.inline_compression_us) as f64 / 1000.0,
+            encodings: stats::by_coding(counters, held_encoded),
         }
     }
 
     /// Joins the load of `key` in flight, or claims it for the caller ([`Claim`]).
-    /// `gzip`: the caller's client takes gzip.
-    pub fn claim(&self, key: &str, gzip: bool) -> Claim {
+    pub fn claim(&self, key: &str) -> Claim {
         let (sender, receiver) = oneshot::channel();
         let mut in_flight = self.in_flight();
         let (waiters, lead) = match in_flight.get_mut(key) {
@@ -408,7 +453,6 @@ impl FileCacheReader {
             None => (in_flight.entry(key.to_owned()).or_default(), true),
         };
         waiters.senders.push(sender);
-        waiters.gzip |= gzip;
         if lead {
             Claim::Lead(LoadClaim {
                 reader: self.clone(),
@@ -435,8 +479,7 @@ impl FileCacheReader {
 
     /// Ends the load of `key`: caches what was found (a file that fits is offered to the
     /// store, a vanished or unreadable one is dropped) and answers everyone waiting.
-    /// Answers whether any of them takes gzip.
-    fn complete(&self, key: &str, result: &Result<Found, LoadError>) -> bool {
+    fn complete(&self, key: &str, result: &Result<Found, LoadError>) {
         // A file the store would take moves to the cache's arena first (outside the
         // lock); one it would turn away is served from where it was read and freed.
         let settled = match result {
@@ -476,7 +519,6 @@ impl FileCacheReader {
         for sender in waiters.senders {
             let _ = sender.send(result.clone());
         }
-        waiters.gzip
     }
 
     fn store(&self) -> StoreGuard<'_> {
@@ -539,13 +581,84 @@ impl Source for FileCacheReader {
         );
         out.counter(
             "compressed_served_total",
-            "Responses sent gzip-compressed.",
+            "Responses sent compressed (any coding).",
             stats.compressed_served as f64,
         );
         out.gauge(
             "compression_ratio",
-            "Bytes gzip saves over the identity bytes of cached compressible files.",
+            "Bytes the smallest compressed form saves over the identity bytes of cached compressible files.",
             stats.compression_ratio,
+        );
+        let per = |figure: fn(&EncodingStats) -> u64| {
+            stats
+                .encodings
+                .iter()
+                .map(move |by| (by.encoding.to_owned(), figure(by) as f64))
+                .collect::<Vec<_>>()
+        };
+        let compressed = |figure: fn(&EncodingStats) -> u64| {
+            let mut values = per(figure);
+            values.retain(|(encoding, _)| encoding != "identity");
+            values
+        };
+        use crate::metrics::Kind;
+        out.labelled(
+            "static_responses_total",
+            "Static file responses by content coding.",
+            Kind::Counter,
+            "encoding",
+            per(|by| by.responses),
+            |encoding| Some(format!("static_responses_{encoding}_total")),
+        );
+        out.labelled(
+            "static_body_bytes_total",
+            "Body bytes of static file responses by content coding.",
+            Kind::Counter,
+            "encoding",
+            per(|by| by.body_bytes),
+            |encoding| Some(format!("static_body_bytes_{encoding}_total")),
+        );
+        out.counter(
+            "static_bytes_saved_total",
+            "Body bytes compressed responses saved against their identity bodies.",
+            stats.bytes_saved as f64,
+        );
+        out.labelled(
+            "cache_recompressions_total",
+            "Representations built at the stored level in the background, by coding.",
+            Kind::Counter,
+            "encoding",
+            compressed(|by| by.recompressions),
+            |encoding| Some(format!("cache_recompressions_{encoding}_total")),
+        );
+        out.labelled(
+            "cache_inline_compressions_total",
+            "Responses compressed at the quick level while their client waited, by coding.",
+            Kind::Counter,
+            "encoding",
+            compressed(|by| by.inline_compressions),
+            |encoding| Some(format!("cache_inline_compressions_{encoding}_total")),
+        );
+        out.counter(
+            "cache_inline_compression_seconds_total",
+            "Time spent compressing responses while their clients waited.",
+            stats.inline_compression_ms / 1000.0,
+        );
+        out.labelled(
+            "cache_representations",
+            "Compressed representations the cache holds, by coding.",
+            Kind::Gauge,
+            "encoding",
+            compressed(|by| by.held),
+            |encoding| Some(format!("cache_representations_{encoding}")),
+        );
+        out.labelled(
+            "cache_representation_bytes",
+            "Bytes of the compressed representations the cache holds, by coding.",
+            Kind::Gauge,
+            "encoding",
+            compressed(|by| by.held_bytes),
+            |encoding| Some(format!("cache_representation_bytes_{encoding}")),
         );
         out.gauge(
             "cache_bytes",
@@ -581,22 +694,22 @@ impl Source for FileCacheReader {
         );
         out.counter(
             "cache_compressions_total",
-            "Gzip representations built in the background.",
+            "Representations built at the stored level in the background (every coding).",
             stats.background_compressions as f64,
         );
         out.gauge(
             "cache_compression_queue",
-            "Cached files waiting for their gzip representation.",
+            "Cached files waiting for their stored-level representations.",
             stats.compression_queue as f64,
         );
         out.counter(
             "cache_inflations_total",
-            "Identity responses inflated from stored gzip bytes (compressed-only store).",
+            "Identity responses decoded from stored compressed bytes (compressed-only store).",
             stats.inflations as f64,
         );
         out.gauge(
             "cache_identity_copy_bytes",
-            "Bytes of identity copies kept beside gzip bytes for files identity clients read often.",
+            "Bytes of identity copies kept beside compressed bytes for files identity clients read often.",
             stats.identity_copy_bytes as f64,
         );
         out.gauge(
@@ -660,12 +773,12 @@ impl Source for FileCacheReader {
 /// The cache actor (see the module docs).
 pub struct FileCache {
     reader: FileCacheReader,
-    /// Cached files waiting for their gzip representation: the most read first, then
-    /// the longest waiting.
+    /// Cached files waiting for their stored-level representations: the most read
+    /// first, then the longest waiting.
     compress_queue: BinaryHeap<(u8, Reverse<u64>, String)>,
     queued: HashSet<String>,
     enqueued_total: u64,
-    /// Compressions running on the blocking pool.
+    /// Builds running on the blocking pool.
     compressing: usize,
 }
 
@@ -681,10 +794,12 @@ impl FileCache {
         }
     }
 
-    /// Queues the cached entry of `key` for compression when its gzip is pending.
-    fn want_gzip(&mut self, key: &str) {
+    /// Queues the cached entry of `key` when it has representations to build.
+    fn want_build(&mut self, key: &str) {
         let store = self.reader.store();
-        let pending = store.peek(key).is_some_and(|file| file.gzip_pending);
+        let pending = store
+            .peek(key)
+            .is_some_and(|file| !to_build(&file).is_empty());
         let frequency = store.frequency(key);
         drop(store);
         if pending && self.queued.insert(key.to_owned()) {
@@ -694,7 +809,7 @@ impl FileCache {
         }
     }
 
-    /// Starts compressions while workers are free and files wait.
+    /// Starts builds while workers are free and files wait.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let workers = self.reader.shared.opts.compression_workers;
         while self.compressing < workers {
@@ -703,19 +818,22 @@ impl FileCache {
             };
             self.queued.remove(&key);
             // Evicted, replaced or cleared since: nothing to do, or another turn.
-            let Some(file) = self.reader.store().peek(&key).filter(|f| f.gzip_pending) else {
+            let Some(file) = self.reader.store().peek(&key) else {
                 continue;
             };
+            let codings = to_build(&file);
+            if codings.is_empty() {
+                continue;
+            }
             self.compressing += 1;
             let reader = self.reader.clone();
             let original = Arc::clone(&file);
             let task = actix_rt::task::spawn_blocking(move || {
-                let shared = &reader.shared;
-                load::compress(&file, shared.opts.store, &shared.codecs)
+                load::build(&file, &codings, &reader.shared.codecs)
             });
             ctx.spawn(task.into_actor(self).map(move |joined, cache, ctx| {
                 cache.compressing -= 1;
-                cache.finish_compress(original, joined);
+                cache.finish_build(original, joined);
                 cache.pump(ctx);
             }));
         }
@@ -725,37 +843,68 @@ impl FileCache {
         );
     }
 
-    /// Puts a built gzip representation in place of the entry it was built from, if that
-    /// entry is still the cached one.
-    fn finish_compress(
+    /// Puts built representations into the entry they were built from, if the cache
+    /// still holds that content under its key.
+    fn finish_build(
         &mut self,
         original: Arc<CachedFile>,
-        joined: Result<io::Result<CachedFile>, tokio::task::JoinError>,
+        joined: Result<io::Result<Vec<(Coding, Option<Bytes>)>>, tokio::task::JoinError>,
     ) {
-        let compressed = match joined {
-            Ok(Ok(compressed)) => compressed,
+        let built = match joined {
+            Ok(Ok(built)) => built,
             Ok(Err(error)) => {
                 log::warn!(
-                    "file cache: {:?} stays without gzip until a client asks for it again: {error}",
+                    "file cache: {:?} keeps what it holds until it is read again: {error}",
                     original.key
                 );
-                original.gzip_asked.store(false, Ordering::Relaxed);
+                self.release_builds(&original);
                 return;
             }
             Err(join) => {
                 log::warn!("file cache: compressing {:?} failed: {join}", original.key);
-                original.gzip_asked.store(false, Ordering::Relaxed);
+                self.release_builds(&original);
                 return;
             }
         };
-        let counters = &self.reader.shared.counters;
+        let shared = &self.reader.shared;
+        let built: Vec<(Coding, Option<Encoded>)> = built
+            .into_iter()
+            .map(|(coding, bytes)| {
+                let encoded = bytes.map(|bytes| {
+                    Encoded::new(
+                        original.digest,
+                        coding,
+                        crate::alloc::into_cache_arena(bytes),
+                        true,
+                    )
+                });
+                (coding, encoded)
+            })
+            .collect();
         let mut store = self.reader.store();
-        if !store.is_current(&original) {
+        let Some(current) = store
+            .peek(&original.key)
+            .filter(|f| f.digest == original.digest)
+        else {
             return;
+        };
+        for (coding, encoded) in &built {
+            if encoded.is_some() {
+                let by = &shared.counters.by_coding[stats::coding_index(*coding)];
+                CacheCounters::add(&by.recompressions, 1);
+                CacheCounters::add(&shared.counters.compressions, 1);
+            }
         }
-        CacheCounters::add(&counters.compressions, 1);
-        if let Insert::Admitted { evicted } = store.insert(Arc::new(compressed)) {
-            CacheCounters::add(&counters.evictions, evicted);
+        let merged = load::merged(&current, built, shared.opts.store);
+        if let Insert::Admitted { evicted } = store.insert(Arc::new(merged)) {
+            CacheCounters::add(&shared.counters.evictions, evicted);
+        }
+    }
+
+    /// Lets the cached entry of `original`'s key ask for its builds again.
+    fn release_builds(&self, original: &CachedFile) {
+        if let Some(current) = self.reader.store().peek(&original.key) {
+            current.release_builds();
         }
     }
 
@@ -793,16 +942,11 @@ impl FileCache {
         });
         ctx.spawn(
             task.into_actor(self)
-                .map(move |joined, cache, ctx| cache.finish(key, joined, ctx)),
+                .map(move |joined, cache, _| cache.finish(key, joined)),
         );
     }
 
-    fn finish(
-        &mut self,
-        key: String,
-        joined: Result<io::Result<Found>, tokio::task::JoinError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn finish(&mut self, key: String, joined: Result<io::Result<Found>, tokio::task::JoinError>) {
         let result = match joined {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(error)) => Err(LoadError::Io {
@@ -816,15 +960,22 @@ impl FileCache {
                 message: format!("the loader failed: {join}"),
             }),
         };
-        let gzip = self.reader.complete(&key, &result);
-        if let Ok(Found::File(file) | Found::Unchanged(file)) = &result
-            && gzip
-            && file.ask_gzip()
+        self.reader.complete(&key, &result);
+    }
+}
+
+/// The codings `file` should get at the stored level: those it asked for and those it
+/// holds only at the quick level.
+fn to_build(file: &CachedFile) -> Vec<Coding> {
+    let mut codings: Vec<Coding> = file.builds().collect();
+    for coding in Coding::COMPRESSED {
+        if file.encoded(coding).is_some_and(|encoded| !encoded.stored) && !codings.contains(&coding)
         {
-            self.want_gzip(&key);
-            self.pump(ctx);
+            codings.push(coding);
         }
     }
+    codings.retain(|&coding| file.encoded(coding).is_none_or(|encoded| !encoded.stored));
+    codings
 }
 
 /// The store, locked. Entries it lets go of are freed after the lock is released, so
@@ -903,12 +1054,8 @@ impl Actor for FileCache {
 impl Handler<LoadFile> for FileCache {
     type Result = ResponseFuture<Result<Found, LoadError>>;
 
-    fn handle(
-        &mut self,
-        LoadFile { key, gzip }: LoadFile,
-        ctx: &mut Context<Self>,
-    ) -> Self::Result {
-        let receiver = match self.reader.claim(&key, gzip) {
+    fn handle(&mut self, LoadFile { key }: LoadFile, ctx: &mut Context<Self>) -> Self::Result {
+        let receiver = match self.reader.claim(&key) {
             Claim::Lead(claim) => {
                 self.start_load(key, ctx);
                 claim.hand_over()
@@ -928,12 +1075,45 @@ impl Handler<StartLoad> for FileCache {
     }
 }
 
-impl Handler<BuildGzip> for FileCache {
+impl Handler<BuildEncodings> for FileCache {
     type Result = ();
 
-    fn handle(&mut self, BuildGzip { key }: BuildGzip, ctx: &mut Context<Self>) {
-        self.want_gzip(&key);
+    fn handle(&mut self, BuildEncodings { key }: BuildEncodings, ctx: &mut Context<Self>) {
+        self.want_build(&key);
         self.pump(ctx);
+    }
+}
+
+impl Handler<KeepEncoded> for FileCache {
+    type Result = ();
+
+    fn handle(&mut self, message: KeepEncoded, _: &mut Context<Self>) {
+        let KeepEncoded {
+            file,
+            coding,
+            bytes,
+        } = message;
+        let shared = &self.reader.shared;
+        // Into the arena outside the lock (a copy of up to `max_file_size` bytes).
+        let encoded = bytes.map(|bytes| {
+            Encoded::new(
+                file.digest,
+                coding,
+                crate::alloc::into_cache_arena(bytes),
+                false,
+            )
+        });
+        let mut store = self.reader.store();
+        let Some(current) = store.peek(&file.key).filter(|f| f.digest == file.digest) else {
+            return;
+        };
+        if current.has_encoded() || !current.compressible {
+            return;
+        }
+        let merged = load::merged(&current, [(coding, encoded)], shared.opts.store);
+        if let Insert::Admitted { evicted } = store.insert(Arc::new(merged)) {
+            CacheCounters::add(&shared.counters.evictions, evicted);
+        }
     }
 }
 
@@ -1031,284 +1211,4 @@ impl Handler<GetCacheItemCount> for FileCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reader(dir: &std::path::Path, budget: u64) -> FileCacheReader {
-        reader_with(dir, budget, Admission::Lru)
-    }
-
-    fn reader_with(dir: &std::path::Path, budget: u64, admission: Admission) -> FileCacheReader {
-        let opts = StaticFileOpts {
-            root_dir: dir.to_owned(),
-            max_cache_size: budget,
-            cache_expiration: Duration::from_secs(3600),
-            admission,
-            ..crate::config::Opts::default().static_files
-        };
-        FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap()
-    }
-
-    /// The cached entry of `key` once its gzip bytes are built (at most 2 s).
-    async fn compressed(reader: &FileCacheReader, key: &str) -> Arc<CachedFile> {
-        for _ in 0..200 {
-            if let Some(file) = reader.lookup(key).filter(|file| file.gzip.is_some()) {
-                return file;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no gzip for {key} within 2 s");
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_concurrent_misses_share_one_load() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
-        let reader = reader(dir.path(), 1 << 20);
-        let cache = FileCache::new(reader.clone()).start();
-        let loads: Vec<_> = (0..20)
-            .map(|_| {
-                cache.send(LoadFile {
-                    key: "a.css".into(),
-                    gzip: true,
-                })
-            })
-            .collect();
-        let results = futures_util::future::join_all(loads).await;
-        let files: Vec<Arc<CachedFile>> = results
-            .into_iter()
-            .map(|r| match r.unwrap().unwrap() {
-                Found::File(file) => file,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert!(
-            files.iter().all(|f| Arc::ptr_eq(f, &files[0])),
-            "one load, one entry"
-        );
-        assert!(reader.lookup("a.css").is_some());
-        assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 1);
-        assert_eq!(reader.stats().revalidations, 0);
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_a_claimed_load_answers_everyone_and_a_dropped_claim_interrupts() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
-        let reader = reader(dir.path(), 1 << 20);
-        let Claim::Lead(claim) = reader.claim("a.css", false) else {
-            panic!("the first caller leads")
-        };
-        let Claim::Wait(waiter) = reader.claim("a.css", true) else {
-            panic!("the second caller waits")
-        };
-        let found = reader.load_now("a.css").or_else(|| {
-            let root = load::canonical_root(dir.path()).unwrap();
-            Some(load::load(&root, "a.css", None, reader.opts(), 0).unwrap())
-        });
-        let result = Ok(found.unwrap());
-        assert!(claim.complete(&result), "the waiter takes gzip");
-        let Ok(Found::File(file)) = waiter.await.unwrap() else {
-            panic!("the waiter gets the leader's file")
-        };
-        assert!(
-            reader
-                .lookup("a.css")
-                .is_some_and(|cached| Arc::ptr_eq(&cached, &file))
-        );
-        // A claim dropped without an answer (a panic, a cancelled request) answers its
-        // waiters, leaves the cache alone and frees the key.
-        let Claim::Lead(claim) = reader.claim("a.css", false) else {
-            panic!("the key is free again")
-        };
-        let Claim::Wait(waiter) = reader.claim("a.css", false) else {
-            panic!("the second caller waits")
-        };
-        drop(claim);
-        assert!(matches!(waiter.await.unwrap(), Err(LoadError::Interrupted)));
-        assert!(reader.lookup("a.css").is_some());
-        assert!(matches!(reader.claim("a.css", false), Claim::Lead(_)));
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_stays_within_its_budget_and_counts_evictions() {
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..10 {
-            std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
-        }
-        let budget = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
-        let reader = reader(dir.path(), budget);
-        let cache = FileCache::new(reader.clone()).start();
-        for i in 0..10 {
-            cache
-                .send(LoadFile {
-                    key: format!("{i}.bin"),
-                    gzip: true,
-                })
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(cache.send(GetCacheSize).await.unwrap() <= budget);
-        }
-        let stats = cache.send(GetCacheStats).await.unwrap();
-        assert_eq!((stats.items, stats.evictions), (3, 7));
-        assert!(reader.lookup("9.bin").is_some() && reader.lookup("0.bin").is_none());
-        assert_eq!(cache.send(ClearCache).await.unwrap(), stats.bytes_cached);
-        assert_eq!(cache.send(GetCacheItemCount).await.unwrap(), 0);
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_admission_keeps_what_is_read_and_counts_rejections() {
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..10 {
-            std::fs::write(dir.path().join(format!("{i}.bin")), vec![i as u8; 1000]).unwrap();
-        }
-        let entries = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
-        let budget = entries + ByteLru::with_admission(entries).fixed_bytes();
-        let reader = reader_with(dir.path(), budget, Admission::TinyLfu);
-        let cache = FileCache::new(reader.clone()).start();
-        // As the static handler does: a lookup (counted), then a load on a miss.
-        for i in 0..10 {
-            let key = format!("{i}.bin");
-            let reads = if i < 3 { 4 } else { 1 };
-            for _ in 0..reads {
-                assert!(reader.lookup(&key).is_none() || i < 3);
-            }
-            let found = cache
-                .send(LoadFile { key, gzip: true })
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                matches!(found, Found::File(_)),
-                "served even when not cached"
-            );
-        }
-        let stats = cache.send(GetCacheStats).await.unwrap();
-        assert_eq!(
-            (stats.items, stats.evictions, stats.admission_rejections),
-            (3, 0, 7)
-        );
-        assert!(stats.bytes_cached <= stats.budget_bytes);
-        assert!(reader.lookup("0.bin").is_some() && reader.lookup("9.bin").is_none());
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_a_miss_is_answered_uncompressed_and_gzip_joins_the_entry_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let css = "a { color: red }\n".repeat(500);
-        std::fs::write(dir.path().join("a.css"), &css).unwrap();
-        let reader = reader(dir.path(), 1 << 20);
-        let cache = FileCache::new(reader.clone()).start();
-        let load = |gzip| {
-            cache.send(LoadFile {
-                key: "a.css".into(),
-                gzip,
-            })
-        };
-        // Loaded for a client without gzip: nothing is compressed, even when another
-        // such client revalidates it.
-        let Found::File(first) = load(false).await.unwrap().unwrap() else {
-            panic!("not a file")
-        };
-        assert!(first.gzip.is_none() && first.gzip_pending);
-        assert_eq!(first.identity.as_deref(), Some(css.as_bytes()));
-        assert!(matches!(
-            load(false).await.unwrap().unwrap(),
-            Found::Unchanged(_)
-        ));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let stats = cache.send(GetCacheStats).await.unwrap();
-        assert_eq!(
-            (stats.background_compressions, stats.compression_queue),
-            (0, 0)
-        );
-        assert!(reader.lookup("a.css").unwrap().gzip_pending);
-        // A hit from a client taking gzip asks once; the background compression then
-        // replaces the entry with one that has gzip bytes.
-        let hit = reader.lookup("a.css").unwrap();
-        assert!(hit.ask_gzip() && !hit.ask_gzip());
-        cache
-            .send(BuildGzip {
-                key: "a.css".into(),
-            })
-            .await
-            .unwrap();
-        let compressed = compressed(&reader, "a.css").await;
-        assert!(!compressed.gzip_pending);
-        assert_eq!(compressed.etag, first.etag);
-        let stats = cache.send(GetCacheStats).await.unwrap();
-        assert_eq!((stats.background_compressions, stats.items), (1, 1));
-        assert_eq!(stats.compression_queue, 0);
-        assert_eq!(stats.bytes_cached, compressed.cost());
-    }
-
-    #[actix_rt::test]
-    async fn file_cache_identity_copies_stay_within_their_share_of_the_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = |n: usize| format!("line {n} of a page that compresses well\n").repeat(400);
-        for n in 0..3 {
-            std::fs::write(dir.path().join(format!("{n}.txt")), text(n)).unwrap();
-        }
-        let len = text(0).len() as u64;
-        // Room for one copy: 1% of a budget of 150 copies' length.
-        let opts = StaticFileOpts {
-            root_dir: dir.path().to_owned(),
-            max_cache_size: 150 * len,
-            cache_expiration: Duration::from_secs(3600),
-            store: crate::config::Store::CompressedOnly,
-            identity_copy_percent: 1,
-            ..crate::config::Opts::default().static_files
-        };
-        let reader = FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap();
-        let cache = FileCache::new(reader.clone()).start();
-        let mut entries = Vec::new();
-        for n in 0..3 {
-            let key = format!("{n}.txt");
-            cache
-                .send(LoadFile {
-                    key: key.clone(),
-                    gzip: true,
-                })
-                .await
-                .unwrap()
-                .unwrap();
-            let compressed = compressed(&reader, &key).await;
-            assert!(compressed.identity.is_none(), "compressed-only");
-            entries.push((compressed, Bytes::from(text(n))));
-        }
-        for (file, identity) in &entries {
-            cache
-                .send(KeepIdentity {
-                    file: Arc::clone(file),
-                    identity: identity.clone(),
-                })
-                .await
-                .unwrap();
-        }
-        let stats = cache.send(GetCacheStats).await.unwrap();
-        assert_eq!(
-            (stats.identity_copies, stats.identity_copies_refused),
-            (1, 2)
-        );
-        assert_eq!(stats.identity_copy_bytes, len);
-        let kept = reader.lookup("0.txt").unwrap();
-        assert!(kept.identity_copy && kept.gzip.is_some());
-        assert_eq!(kept.identity.as_deref(), Some(text(0).as_bytes()));
-        // An offer for an entry that was replaced since is ignored.
-        cache
-            .send(KeepIdentity {
-                file: Arc::clone(&entries[0].0),
-                identity: entries[0].1.clone(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(cache.send(GetCacheStats).await.unwrap().identity_copies, 1);
-        // Evicting the entry gives its share back.
-        cache.send(ClearCache).await.unwrap();
-        assert_eq!(
-            cache.send(GetCacheStats).await.unwrap().identity_copy_bytes,
-            0
-        );
-    }
-}
+mod tests;

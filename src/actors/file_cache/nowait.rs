@@ -137,13 +137,16 @@ mod linux {
             if len > opts.max_file_size.min(NOWAIT_MAX) {
                 return None;
             }
-            let expects_gzip = load::wants_gzip(key, len, opts);
-            if expects_gzip {
+            let compressible = load::wants_compression(key, len, opts);
+            if compressible {
                 // A sidecar, or no way to tell without waiting: the blocking path.
-                let sidecar = CString::new(format!("{key}.gz")).ok()?;
-                match self.try_open_at(&sidecar, libc::O_PATH) {
-                    Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
-                    _ => return None,
+                for &coding in &opts.encodings {
+                    let sidecar =
+                        CString::new(format!("{key}{}", load::sidecar_suffix(coding))).ok()?;
+                    match self.try_open_at(&sidecar, libc::O_PATH) {
+                        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
+                        _ => return None,
+                    }
                 }
             }
             let file = self.open_at(&path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
@@ -158,8 +161,8 @@ mod linux {
                 key,
                 bytes,
                 modified,
-                None,
-                expects_gzip,
+                Default::default(),
+                compressible,
                 opts,
                 now_ms,
             ))))
@@ -313,19 +316,19 @@ mod linux {
             };
             // Now the kernel knows there is none, and the file just written is in the
             // page cache: read here, identical to the blocking load (validators,
-            // headers, bytes, gzip expectation).
+            // headers, bytes, compressibility).
             let Some(file) = loaded(&root, "app.css") else {
                 eprintln!("this kernel or filesystem cannot do non-blocking loads");
                 return;
             };
             assert_eq!(file.identity, blocking.identity);
             assert_eq!(
-                (&file.etag, &file.gzip_etag, &file.content_type),
-                (&blocking.etag, &blocking.gzip_etag, &blocking.content_type)
+                (&file.etag, file.digest, &file.content_type),
+                (&blocking.etag, blocking.digest, &blocking.content_type)
             );
             assert_eq!((file.len, file.modified), (blocking.len, blocking.modified));
             assert_eq!(file.last_modified, blocking.last_modified);
-            assert!(file.gzip_pending && blocking.gzip_pending);
+            assert!(file.compressible && blocking.compressible);
             assert_eq!(
                 loaded(&root, "sub/page.html").unwrap().identity.as_deref(),
                 Some(&b"<p>hi</p>"[..])

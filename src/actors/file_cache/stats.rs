@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
+use super::store::Held;
+use crate::http::encoding::Coding;
+
 pub use crate::metrics::Histogram;
 
 /// Counters shared by the cache actor and the request handlers.
@@ -24,9 +27,82 @@ pub struct CacheCounters {
     pub(crate) inflations: AtomicU64,
     pub(crate) identity_copies: AtomicU64,
     pub(crate) identity_copies_refused: AtomicU64,
-    /// Files waiting for their gzip representation (set by the actor).
+    /// Files waiting for their stored-level representations (set by the actor).
     pub(crate) compression_queue: AtomicU64,
+    /// Per coding: identity, gzip, br, zstd (see [`coding_index`]).
+    pub(crate) by_coding: [CodingCounters; 4],
+    /// Identity body bytes minus the bytes sent, over compressed 200 responses.
+    pub(crate) bytes_saved: AtomicU64,
+    /// Time spent compressing responses while their clients waited, in microseconds.
+    pub(crate) inline_compression_us: AtomicU64,
     pub(crate) serve_time: Histogram,
+}
+
+/// What one response sent, for the counters.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent {
+    pub coding: Coding,
+    /// Body bytes sent (0 for a 304 or a `HEAD`).
+    pub body_bytes: u64,
+    /// Identity body bytes minus those sent, for a whole compressed body; else 0.
+    pub saved_bytes: u64,
+}
+
+/// The counters of one coding.
+#[derive(Debug, Default)]
+pub(crate) struct CodingCounters {
+    pub(crate) responses: AtomicU64,
+    pub(crate) body_bytes: AtomicU64,
+    /// Representations built at the stored level in the background.
+    pub(crate) recompressions: AtomicU64,
+    /// Responses compressed at the quick level while their client waited.
+    pub(crate) inline_compressions: AtomicU64,
+}
+
+/// The order of [`CacheCounters::by_coding`] and [`CacheStats::encodings`].
+pub(crate) const CODINGS: [Coding; 4] = [Coding::Identity, Coding::Gzip, Coding::Br, Coding::Zstd];
+
+/// The index of `coding` in [`CODINGS`].
+pub(crate) fn coding_index(coding: Coding) -> usize {
+    coding.slot().map_or(0, |slot| slot + 1)
+}
+
+/// The per-coding figures of `counters`, with the representations `held` (by slot).
+pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 3]) -> Vec<EncodingStats> {
+    CODINGS
+        .iter()
+        .zip(&counters.by_coding)
+        .map(|(&coding, by)| {
+            let held = coding.slot().map_or_else(Held::default, |slot| held[slot]);
+            EncodingStats {
+                encoding: coding.token(),
+                responses: by.responses.load(Relaxed),
+                body_bytes: by.body_bytes.load(Relaxed),
+                recompressions: by.recompressions.load(Relaxed),
+                inline_compressions: by.inline_compressions.load(Relaxed),
+                held: held.count,
+                held_bytes: held.bytes,
+            }
+        })
+        .collect()
+}
+
+/// One coding's figures (identity's build counts and held figures are 0).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EncodingStats {
+    /// `identity`, `gzip`, `br` or `zstd`.
+    pub encoding: &'static str,
+    /// Responses sent in this coding (200, 206 and 304).
+    pub responses: u64,
+    /// Body bytes of those responses.
+    pub body_bytes: u64,
+    /// Representations built at the stored level in the background.
+    pub recompressions: u64,
+    /// Responses compressed at the quick level while their client waited.
+    pub inline_compressions: u64,
+    /// Cached files holding this representation, and its bytes.
+    pub held: u64,
+    pub held_bytes: u64,
 }
 
 impl CacheCounters {
@@ -55,8 +131,8 @@ pub struct CacheStats {
     pub budget_bytes: u64,
     pub items: usize,
     pub compressed_served: u64,
-    /// Bytes gzip saves over the identity bytes of the cached compressible files, divided
-    /// by those identity bytes.
+    /// Bytes the smallest compressed form saves over the identity bytes of the cached
+    /// compressible files, divided by those identity bytes.
     pub compression_ratio: f64,
     pub average_serve_time_ms: f64,
     /// Upper bound of the serve-time bucket holding the 99th percentile.
@@ -66,11 +142,11 @@ pub struct CacheStats {
     /// Files read but not cached: admission judged each file they would have evicted
     /// more popular.
     pub admission_rejections: u64,
-    /// Gzip representations built in the background.
+    /// Representations built at the stored level in the background (every coding).
     pub background_compressions: u64,
-    /// Cached files waiting for their gzip representation.
+    /// Cached files waiting for their stored-level representations.
     pub compression_queue: u64,
-    /// Identity responses inflated from stored gzip bytes.
+    /// Identity responses decoded from stored compressed bytes.
     pub inflations: u64,
     /// Identity copies kept for files identity clients read often, and those refused
     /// because the copies' share of the budget was full.
@@ -85,4 +161,11 @@ pub struct CacheStats {
     pub allocator_overhead_bytes: u64,
     /// Free buffers kept for the next miss to be read into (at most 1 MiB), now.
     pub read_buffer_bytes: u64,
+    /// Body bytes compressed 200 responses saved against their identity bodies.
+    pub bytes_saved: u64,
+    /// Time spent compressing responses while their clients waited.
+    pub inline_compression_ms: f64,
+    /// Responses, body bytes, builds and representations held, by coding (identity,
+    /// gzip, br, zstd).
+    pub encodings: Vec<EncodingStats>,
 }

@@ -1,7 +1,7 @@
 //! The cached files and the byte-bounded LRU that holds them.
 //!
-//! An entry is one file with every representation the cache keeps of it (identity, gzip
-//! or both), keyed by its path relative to the root. Its cost is the bytes it stores plus
+//! An entry is one file with every representation the cache keeps of it (identity and
+//! any of gzip, br and zstd), keyed by its path relative to the root. Its cost is the bytes it stores plus
 //! a fixed overhead estimate for the entry, its key and its precomputed headers; the LRU
 //! evicts least recently used entries until the sum fits the budget. Everything a hit
 //! needs is computed at load (validators, header values), so a hit only clones `Arc`s and
@@ -19,7 +19,7 @@
 //! against the budget.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use actix_web::http::header::HeaderValue;
@@ -27,6 +27,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::admission::Admission;
+use crate::http::encoding::Coding;
 
 /// Per-entry overhead estimate: the `Arc<CachedFile>` allocation, the LRU node, the
 /// header values and the key's two copies, rounded up.
@@ -54,6 +55,34 @@ pub fn allocation_size(len: usize) -> u64 {
     }
 }
 
+/// One compressed representation of a cached file.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    pub bytes: Bytes,
+    /// Strong validator: the content's digest, the coding and a hash of these bytes, so
+    /// a recompression at another level is another representation to a client's cache.
+    pub etag: HeaderValue,
+    /// At the stored level, or a precompressed sidecar: nothing left to improve. Bytes
+    /// compressed at the quick level while a client waited are not, and are recompressed
+    /// once the file is read again.
+    pub stored: bool,
+}
+
+impl Encoded {
+    /// `bytes` in `coding` of the content whose digest is `digest`.
+    pub fn new(digest: u64, coding: Coding, bytes: Bytes, stored: bool) -> Encoded {
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes) as u32;
+        let etag =
+            HeaderValue::try_from(format!("\"{digest:016x}-{}-{hash:08x}\"", coding.token()))
+                .expect("hex digits and a token");
+        Encoded {
+            bytes,
+            etag,
+            stored,
+        }
+    }
+}
+
 /// One file as the cache holds it.
 #[derive(Debug)]
 pub struct CachedFile {
@@ -64,27 +93,28 @@ pub struct CachedFile {
     /// Modification time on disk (for revalidation and `Last-Modified`).
     pub modified: Option<SystemTime>,
     pub last_modified: Option<HeaderValue>,
-    /// Strong validator of the identity bytes: a hash of the content.
+    /// Hash of the identity bytes (xxh3): what the validators derive from.
+    pub digest: u64,
+    /// Strong validator of the identity bytes.
     pub etag: HeaderValue,
-    /// Strong validator of the gzip bytes.
-    pub gzip_etag: HeaderValue,
     pub content_type: HeaderValue,
-    /// `None` under `store = "compressed-only"` when gzip bytes exist.
+    /// `None` under `store = "compressed-only"` once compressed bytes exist.
     pub identity: Option<Bytes>,
-    /// Present when the file's extension is listed, it is large enough, and gzip saves
-    /// at least 10%.
-    pub gzip: Option<Bytes>,
-    /// The file expects a gzip representation the cache has not built yet: until it
-    /// has, responses are identity, with `Vary: Accept-Encoding` already. The cache
-    /// builds it once a client that takes gzip asks for the file (see `gzip_asked`).
-    pub gzip_pending: bool,
-    /// A client that takes gzip asked for this file while its gzip was pending, so the
-    /// cache was (or is being) asked to build it; set once, by whoever asked first.
-    pub(crate) gzip_asked: AtomicBool,
-    /// The identity bytes are an extra copy beside the gzip bytes, kept under
+    /// The compressed representations held, by [`Coding::slot`].
+    pub encoded: [Option<Encoded>; 3],
+    /// The file's extension is listed, it is large enough, compression is on, and
+    /// compressing it was not found to save less than 10%: responses depend on
+    /// Accept-Encoding (`Vary`), and a client taking a coding gets it compressed.
+    pub compressible: bool,
+    /// Requests whose client preferred each coding (by slot), for what to build.
+    pub(crate) asked: [AtomicU32; 3],
+    /// Codings (bits by slot) this entry asked the cache to build at the stored level:
+    /// set once, by whoever asked first, and cleared in the entry that replaces it.
+    pub(crate) building: AtomicU8,
+    /// The identity bytes are an extra copy beside compressed bytes, kept under
     /// `store = "compressed-only"` because identity clients read this file often.
     pub identity_copy: bool,
-    /// Identity responses inflated from the gzip bytes (compressed-only, no copy yet).
+    /// Identity responses decoded from compressed bytes (compressed-only, no copy yet).
     pub(crate) inflations: AtomicU32,
     /// When the entry was last loaded or found unchanged on disk, in milliseconds since
     /// the cache's epoch.
@@ -95,34 +125,91 @@ impl CachedFile {
     /// Bytes this entry counts against the budget: what the allocator holds for its
     /// stored bytes (rounded up to the allocator's size class), plus the overhead.
     pub fn cost(&self) -> u64 {
-        let stored = |bytes: &Option<Bytes>| bytes.as_ref().map_or(0, |b| allocation_size(b.len()));
-        stored(&self.identity) + stored(&self.gzip) + ENTRY_OVERHEAD + 2 * self.key.len() as u64
+        let identity = self
+            .identity
+            .as_ref()
+            .map_or(0, |b| allocation_size(b.len()));
+        let encoded: u64 = self
+            .encoded
+            .iter()
+            .flatten()
+            .map(|encoded| allocation_size(encoded.bytes.len()))
+            .sum();
+        identity + encoded + ENTRY_OVERHEAD + 2 * self.key.len() as u64
     }
 
-    /// Whether responses for this file depend on Accept-Encoding: it has gzip bytes, or
-    /// will have (a shared cache must not hand a pending file's identity response to
-    /// every client once gzip exists).
+    /// Whether responses for this file depend on Accept-Encoding: it has compressed
+    /// bytes, or will have (a shared cache must not hand a file's identity response to
+    /// every client once compressed forms exist).
     pub fn varies(&self) -> bool {
-        self.gzip.is_some() || self.gzip_pending
+        self.compressible || self.encoded.iter().any(Option::is_some)
     }
 
-    /// Records that a client taking gzip asked for this file; answers true the first
-    /// time only while the gzip is pending, so one request per entry asks the cache.
-    pub fn ask_gzip(&self) -> bool {
-        self.gzip_pending && !self.gzip_asked.swap(true, Ordering::Relaxed)
+    /// The representation held in `coding` (None for identity).
+    pub fn encoded(&self, coding: Coding) -> Option<&Encoded> {
+        self.encoded[coding.slot()?].as_ref()
     }
 
-    /// Counts one identity response inflated from the gzip bytes; answers the count.
+    /// Whether any compressed representation is held.
+    pub fn has_encoded(&self) -> bool {
+        self.encoded.iter().any(Option::is_some)
+    }
+
+    /// Every representation this entry can send, with its length: identity (held, or
+    /// decoded from compressed bytes) and each compressed one held.
+    pub fn available(&self) -> impl Iterator<Item = (Coding, u64)> + '_ {
+        Coding::COMPRESSED
+            .into_iter()
+            .zip(&self.encoded)
+            .filter_map(|(coding, encoded)| Some((coding, encoded.as_ref()?.bytes.len() as u64)))
+            .chain([(Coding::Identity, self.len)])
+    }
+
+    /// Counts a request whose client prefers `coding`; answers the count.
+    pub fn count_asked(&self, coding: Coding) -> u32 {
+        let slot = coding.slot().expect("a compressed coding");
+        self.asked[slot].fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Requests so far whose client preferred `coding`.
+    pub fn asked(&self, coding: Coding) -> u32 {
+        coding
+            .slot()
+            .map_or(0, |slot| self.asked[slot].load(Ordering::Relaxed))
+    }
+
+    /// Marks `coding` as asked of the cache; true the first time only, so one request
+    /// per entry and coding sends the cache a build.
+    pub fn claim_build(&self, coding: Coding) -> bool {
+        let bit = 1u8 << coding.slot().expect("a compressed coding");
+        self.building.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
+    /// Forgets the builds this entry asked for (one failed: the next request asks again).
+    pub(crate) fn release_builds(&self) {
+        self.building.store(0, Ordering::Relaxed);
+    }
+
+    /// The codings this entry asked the cache to build.
+    pub(crate) fn builds(&self) -> impl Iterator<Item = Coding> + '_ {
+        let bits = self.building.load(Ordering::Relaxed);
+        Coding::COMPRESSED
+            .into_iter()
+            .filter(move |coding| bits & (1 << coding.slot().expect("compressed")) != 0)
+    }
+
+    /// Counts one identity response decoded from compressed bytes; answers the count.
     pub fn count_inflation(&self) -> u32 {
         self.inflations.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// This entry with `identity` (its inflated gzip bytes) kept as an identity copy.
+    /// This entry with `identity` (its decoded bytes) kept as an identity copy.
     pub fn with_identity_copy(&self, identity: Bytes) -> CachedFile {
         CachedFile {
             identity_copy: true,
             inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
-            ..self.with_bytes(Some(identity), self.gzip.clone(), self.gzip_pending)
+            building: AtomicU8::new(self.building.load(Ordering::Relaxed)),
+            ..self.with_bytes(Some(identity), self.encoded.clone())
         }
     }
 
@@ -132,41 +219,47 @@ impl CachedFile {
         if !crate::alloc::cache_arena_enabled() {
             return Arc::clone(self);
         }
-        let arena = |bytes: &Option<Bytes>| {
-            bytes.clone().map(|bytes| {
-                if crate::alloc::in_cache_arena(&bytes) {
-                    bytes
-                } else {
-                    crate::alloc::into_cache_arena(bytes)
-                }
-            })
+        let arena = |bytes: Bytes| {
+            if crate::alloc::in_cache_arena(&bytes) {
+                bytes
+            } else {
+                crate::alloc::into_cache_arena(bytes)
+            }
         };
+        let encoded = self.encoded.clone().map(|encoded| {
+            encoded.map(|encoded| Encoded {
+                bytes: arena(encoded.bytes),
+                ..encoded
+            })
+        });
         Arc::new(CachedFile {
             identity_copy: self.identity_copy,
             inflations: AtomicU32::new(self.inflations.load(Ordering::Relaxed)),
-            ..self.with_bytes(arena(&self.identity), arena(&self.gzip), self.gzip_pending)
+            building: AtomicU8::new(self.building.load(Ordering::Relaxed)),
+            compressible: self.compressible,
+            ..self.with_bytes(self.identity.clone().map(arena), encoded)
         })
     }
 
-    /// The same file (key, validators, headers, check time) with other stored bytes.
-    pub fn with_bytes(
-        &self,
-        identity: Option<Bytes>,
-        gzip: Option<Bytes>,
-        gzip_pending: bool,
-    ) -> CachedFile {
+    /// The same file (key, validators, headers, demand, check time) with other stored
+    /// bytes and no builds asked for.
+    pub fn with_bytes(&self, identity: Option<Bytes>, encoded: [Option<Encoded>; 3]) -> CachedFile {
         CachedFile {
             key: self.key.clone(),
             len: self.len,
             modified: self.modified,
             last_modified: self.last_modified.clone(),
+            digest: self.digest,
             etag: self.etag.clone(),
-            gzip_etag: self.gzip_etag.clone(),
             content_type: self.content_type.clone(),
             identity,
-            gzip,
-            gzip_pending,
-            gzip_asked: AtomicBool::new(self.gzip_asked.load(Ordering::Relaxed)),
+            encoded,
+            compressible: self.compressible,
+            asked: self
+                .asked
+                .each_ref()
+                .map(|count| AtomicU32::new(count.load(Ordering::Relaxed))),
+            building: AtomicU8::new(0),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(self.checked_at_ms()),
@@ -201,10 +294,12 @@ pub struct ByteLru {
     bytes: u64,
     budget: u64,
     admission: Option<Admission>,
-    /// Identity bytes of the cached files that have gzip bytes, and what gzip saves on
-    /// them, for the compression ratio.
+    /// Identity bytes of the cached files that have compressed bytes, and what their
+    /// smallest compressed form saves on them, for the compression ratio.
     compressible_bytes: u64,
-    gzip_saved_bytes: u64,
+    encoded_saved_bytes: u64,
+    /// Compressed representations held, and their bytes, by [`Coding::slot`].
+    held_encoded: [Held; 3],
     /// Bytes of identity copies (compressed-only store).
     identity_copy_bytes: u64,
     /// What the allocator holds for the stored bytes beyond the bytes themselves
@@ -229,7 +324,8 @@ impl ByteLru {
             budget,
             admission: None,
             compressible_bytes: 0,
-            gzip_saved_bytes: 0,
+            encoded_saved_bytes: 0,
+            held_encoded: [Held::default(); 3],
             identity_copy_bytes: 0,
             allocator_overhead: 0,
             released: Vec::new(),
@@ -383,7 +479,8 @@ impl ByteLru {
             .extend(entries.into_iter().map(|(_, file)| file));
         self.bytes = self.fixed_bytes();
         self.compressible_bytes = 0;
-        self.gzip_saved_bytes = 0;
+        self.encoded_saved_bytes = 0;
+        self.held_encoded = [Held::default(); 3];
         self.identity_copy_bytes = 0;
     }
 
@@ -417,12 +514,13 @@ impl ByteLru {
         self.entries.len()
     }
 
-    /// Bytes saved by gzip over the identity bytes of cached compressible files.
+    /// Bytes the smallest compressed form saves over the identity bytes of cached
+    /// compressible files, over those identity bytes.
     pub fn compression_ratio(&self) -> f64 {
         if self.compressible_bytes == 0 {
             0.0
         } else {
-            self.gzip_saved_bytes as f64 / self.compressible_bytes as f64
+            self.encoded_saved_bytes as f64 / self.compressible_bytes as f64
         }
     }
 
@@ -438,25 +536,50 @@ impl ByteLru {
         std::mem::take(&mut self.released)
     }
 
+    /// Compressed representations held, and their bytes, by [`Coding::slot`].
+    pub fn held_encoded(&self) -> [Held; 3] {
+        self.held_encoded
+    }
+
     fn account(&mut self, file: &CachedFile, added: bool) {
         let cost = file.cost();
-        let (compressible, saved) = match &file.gzip {
-            Some(gzip) => (file.len, file.len.saturating_sub(gzip.len() as u64)),
+        // The ratio counts what the smallest held form saves.
+        let smallest = file
+            .encoded
+            .iter()
+            .flatten()
+            .map(|e| e.bytes.len() as u64)
+            .min();
+        let (compressible, saved) = match smallest {
+            Some(smallest) => (file.len, file.len.saturating_sub(smallest)),
             None => (0, 0),
         };
         let copy = if file.identity_copy { file.len } else { 0 };
-        if added {
-            self.bytes += cost;
-            self.compressible_bytes += compressible;
-            self.gzip_saved_bytes += saved;
-            self.identity_copy_bytes += copy;
-        } else {
-            self.bytes -= cost;
-            self.compressible_bytes -= compressible;
-            self.gzip_saved_bytes -= saved;
-            self.identity_copy_bytes -= copy;
+        let apply = |total: &mut u64, n: u64| {
+            if added {
+                *total += n;
+            } else {
+                *total -= n;
+            }
+        };
+        apply(&mut self.bytes, cost);
+        apply(&mut self.compressible_bytes, compressible);
+        apply(&mut self.encoded_saved_bytes, saved);
+        apply(&mut self.identity_copy_bytes, copy);
+        for (held, encoded) in self.held_encoded.iter_mut().zip(&file.encoded) {
+            if let Some(encoded) = encoded {
+                apply(&mut held.count, 1);
+                apply(&mut held.bytes, encoded.bytes.len() as u64);
+            }
         }
     }
+}
+
+/// Representations of one coding held by the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Held {
+    pub count: u64,
+    pub bytes: u64,
 }
 
 #[cfg(test)]
@@ -470,13 +593,18 @@ pub(crate) mod tests {
             len: identity as u64,
             modified: None,
             last_modified: None,
+            digest: 0,
             etag: HeaderValue::from_static("\"e\""),
-            gzip_etag: HeaderValue::from_static("\"g\""),
             content_type: HeaderValue::from_static("text/plain"),
             identity: Some(Bytes::from(vec![b'x'; identity])),
-            gzip: gzip.map(|n| Bytes::from(vec![b'z'; n])),
-            gzip_pending: false,
-            gzip_asked: AtomicBool::new(false),
+            encoded: [
+                gzip.map(|n| Encoded::new(0, Coding::Gzip, Bytes::from(vec![b'z'; n]), true)),
+                None,
+                None,
+            ],
+            compressible: gzip.is_some(),
+            asked: Default::default(),
+            building: AtomicU8::new(0),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
@@ -658,13 +786,14 @@ pub(crate) mod tests {
             len: len as u64,
             modified: None,
             last_modified: None,
+            digest: 0,
             etag: HeaderValue::from_static("\"e\""),
-            gzip_etag: HeaderValue::from_static("\"g\""),
             content_type: HeaderValue::from_static("text/html"),
             identity: Some(Bytes::from_static(&ZEROS[..len])),
-            gzip: None,
-            gzip_pending: false,
-            gzip_asked: AtomicBool::new(false),
+            encoded: Default::default(),
+            compressible: false,
+            asked: Default::default(),
+            building: AtomicU8::new(0),
             identity_copy: false,
             inflations: AtomicU32::new(0),
             checked_at_ms: AtomicU64::new(0),
