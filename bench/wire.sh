@@ -13,9 +13,11 @@
 # "gzip": `gzip` only) and each server, a fresh server walks the stream twice: pass 1 on a
 # cold server (empty cache), pass 2 right after on the same, warm server. Servers:
 #   - leanserve: the binary under test (LEANSERVE), prod profile (compressed-only store),
-#     static_files.max_cache_size = BUDGET_MB MiB (smaller than what the stream touches),
-#     2 workers, SERVER_SET passed as --set; its admin surface on a Unix socket (no token
-#     needed in prod), `GET /admin/cache` saved after each pass;
+#     static_files.max_cache_size = BUDGET_MB MiB (far smaller than the site; at the
+#     defaults larger than the 25.2 MiB of files the stream touches, 8 MiB as stored gzip:
+#     the report prints both, and no eviction is needed), 2 workers, SERVER_SET passed
+#     as --set; its admin surface on a Unix socket (no token needed in prod), `GET
+#     /admin/cache` saved after each pass;
 #   - baseline (only with BASELINE=/path/to/leanserve): another leanserve binary, run the
 #     same way, shown as its own rows;
 #   - nginx (Debian's nginx-light): 2 workers, sendfile, gzip on the fly at level 6
@@ -283,6 +285,7 @@ FLOOR=()
 if [ "$BUDGET" -lt $((8 * 1048576)) ]; then FLOOR=(--set tuner.cache_floor_mb="$BUDGET_MB"); fi
 start_leanserve() { # name binary config
   local name=$1 bin=$2 config=$3
+  : >"$LOGS/$name.out"   # read below before the background job may have opened it
   env -u LEANSERVE_ADMIN_TOKEN RUST_LOG=info "$bin" --config "$config" --env prod \
     --bind 127.0.0.1:0 --workers "$WORKERS" --root "$SITE" \
     --set admin.bind="unix:$work/$name-admin.sock" --set static_files.max_cache_size="$BUDGET" \

@@ -246,8 +246,12 @@ pub fn merged(
     store: Store,
 ) -> CachedFile {
     let mut encoded = file.encoded.clone();
+    // Builds asked for and not done here stay asked for (a build may finish while
+    // another coding's request waits in the queue).
+    let mut building = file.building.load(std::sync::atomic::Ordering::Relaxed);
     for (coding, bytes) in built {
         let Some(slot) = coding.slot() else { continue };
+        building &= !(1 << slot);
         match (bytes, &mut encoded[slot]) {
             // The stored level came out larger (it happens on tiny repetitive files):
             // the smaller bytes stay, as final.
@@ -268,6 +272,7 @@ pub fn merged(
     CachedFile {
         compressible: has_encoded,
         identity_copy: file.identity_copy && identity.is_some(),
+        building: AtomicU8::new(building),
         ..file.with_bytes(identity, encoded)
     }
 }
