@@ -68,14 +68,16 @@
 //!   for renders.
 //! - `tuner/`: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
 //!   configured, total) and the rules that turn readings into recommendations.
-//! - `codec.rs`: gzip and gunzip on libdeflate with reusable state, from the `gzip` and
-//!   `inflate` pools (the file cache's and the template renders' compression).
+//! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
+//!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
+//!   cache's and the template renders' compression).
 //! - `alloc.rs`: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
 //!   file cache's own arena, and `use_jemalloc!`; `alloc/read_buffers.rs`: the buffers
 //!   cache misses are read into, kept from one miss to the next.
 //! - `actors/`: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
-//!   gzip built in the background and misses the kernel can answer at once read without
+//!   br, zstd and gzip forms kept by demand (the first one a request's, the stored level
+//!   built in the background) and misses the kernel can answer at once read without
 //!   blocking; `profiler`: memory snapshots, comparisons and heap profiles; `templates`:
 //!   the template store: folder scanning, reloads, publishing the engine's builds, render
 //!   workers, reports and metrics; `monitor`: collection, history, alerts and their
@@ -92,7 +94,7 @@
 //!   per-request counters and the Prometheus text format.
 //! - `alerts.rs`: alert rules, their Prometheus-like states and the defaults.
 //! - `http/`: pure HTTP decisions without actix: admin access, request path safety,
-//!   preconditions, ranges, Accept-Encoding negotiation.
+//!   preconditions, ranges, Accept-Encoding negotiation among identity, gzip, br and zstd.
 //! - `web/`: the actix-web side in two surfaces: `configure_public` mounts the site
 //!   (health, templates, static files as the default service), `configure_admin` the
 //!   admin surface (admin, monitoring and dashboard, profiler) behind admin access,

@@ -65,6 +65,8 @@ return {
   limiterQueued: text('limiter-queued'),
   cacheBytes: Number(document.getElementById('cache-bytes')?.dataset.value ?? -1),
   cacheItems: text('cache-items'),
+  bytesSaved: Number(document.getElementById('bytes-saved')?.dataset.value ?? -1),
+  responsesBr: text('responses-br'),
   requestsTotal: text('requests-total'),
   chartPoints: [...document.querySelectorAll('.chart')].map((c) => Number(c.dataset.points)),
   alerts: [...document.querySelectorAll('#alerts [data-alert-name]')]
@@ -113,6 +115,9 @@ struct Page {
     /// `data-value` of `#cache-bytes` (its text is rounded, "1.1 KiB").
     cache_bytes: f64,
     cache_items: String,
+    /// `data-value` of `#bytes-saved` (its text is rounded).
+    bytes_saved: f64,
+    responses_br: String,
     requests_total: String,
     /// `data-points` of each `.chart`.
     chart_points: Vec<u64>,
@@ -362,6 +367,14 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 async fn dashboard_figures_match_the_monitoring_api() {
     let browser = Browser::start().await;
     let site = site();
+    // A stylesheet large enough to be sent compressed.
+    std::fs::write(
+        site.path().join("app.css"),
+        (0..200)
+            .map(|i| format!(".c{i} {{ color: teal; margin: {i}px }}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     // The tuner runs a round at start and then every second (not every 30 s), so its
     // figures on the page move during the test; it only recommends, so it changes no
     // cache budget or pool size under the comparisons below.
@@ -426,6 +439,18 @@ async fn dashboard_figures_match_the_monitoring_api() {
         page.cache_bytes,
         metric(&json, "cache_bytes"),
         "cached bytes"
+    );
+    // The traffic's client takes br: the compression tile counts what it saved.
+    assert!(metric(&json, "static_bytes_saved_total") > 0.0, "{json}");
+    assert_eq!(
+        page.bytes_saved,
+        metric(&json, "static_bytes_saved_total"),
+        "bytes saved"
+    );
+    assert_eq!(
+        page.responses_br,
+        (metric(&json, "static_responses_br_total") as u64).to_string(),
+        "br responses"
     );
     // Serve times cover one interval; the page shows "—" for one without file serves.
     if metric(&json, "serve_time_p99_seconds") == 0.0 {

@@ -257,6 +257,12 @@
     text('cache-fill', fmt.pct(fill));
     text('cache-items', fmt.int(num(m.cache_items)));
     text('cache-evictions', fmt.int(num(m.cache_evictions_total)));
+    const saved = num(m.static_bytes_saved_total);
+    text('bytes-saved', fmt.bytes(saved));
+    $('bytes-saved').dataset.value = String(saved);
+    for (const coding of ['br', 'zstd', 'gzip', 'identity']) {
+      text('responses-' + coding, fmt.int(num(m['static_responses_' + coding + '_total'])));
+    }
     text('compressed', fmt.int(num(m.compressed_served_total)));
     text('compression-ratio', num(m.compressed_served_total) ? fmt.pct(num(m.compression_ratio)) : '—');
   }

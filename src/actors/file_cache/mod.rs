@@ -848,7 +848,7 @@ impl FileCache {
     fn finish_build(
         &mut self,
         original: Arc<CachedFile>,
-        joined: Result<io::Result<Vec<(Coding, Option<Bytes>)>>, tokio::task::JoinError>,
+        joined: Result<io::Result<Built>, tokio::task::JoinError>,
     ) {
         let built = match joined {
             Ok(Ok(built)) => built,
@@ -963,6 +963,9 @@ impl FileCache {
         self.reader.complete(&key, &result);
     }
 }
+
+/// What a background build answers: each coding's bytes, `None` where they did not pay.
+type Built = Vec<(Coding, Option<Bytes>)>;
 
 /// The codings `file` should get at the stored level: those it asked for and those it
 /// holds only at the quick level.
