@@ -57,7 +57,7 @@ impl Levels {
     /// the cheapest per byte saved among the fast levels).
     pub const QUICK: Levels = Levels {
         gzip: 6,
-        br: 4,
+        br: 5,
         zstd: 3,
     };
 

@@ -57,22 +57,31 @@ async fn pools_serve_gzip_inserts_identity_inflates_and_renders_from_pooled_obje
     .await;
     assert_eq!(page.status, 200);
 
+    // The background builds at the stored level finish.
+    util::eventually("the background builds", || async {
+        let (_, body) = get_json(&server.url("/admin/pools"), None).await;
+        let stats = subsystems.cache_stats().await.unwrap();
+        pool(&body, "gzip")["in_use"] == 0 && stats.compression_queue == 0
+    })
+    .await;
     let (status, body) = get_json(&server.url("/admin/pools"), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["enabled"], true);
     let gzip = pool(&body, "gzip");
-    // Six inserts, sequential: one compressor made, reused five times.
-    assert!(gzip["acquires"].as_u64().unwrap() >= 6, "{gzip}");
-    assert_eq!(gzip["created"], 1, "{gzip}");
+    // Six files, each compressed for its first request and again at the stored level in
+    // the background: at most two compressors made (one per thread compressing at once),
+    // reused for the rest.
+    assert!(gzip["acquires"].as_u64().unwrap() >= 12, "{gzip}");
+    assert!(gzip["created"].as_u64().unwrap() <= 2, "{gzip}");
     assert_eq!(gzip["in_use"], 0);
+    // Identity responses (6) and background builds of compressed-only entries decode
+    // with pooled inflaters.
     let inflate = pool(&body, "inflate");
-    assert_eq!(
-        (inflate["acquires"].as_u64(), inflate["created"].as_u64()),
-        (Some(6), Some(1))
-    );
+    assert!(inflate["acquires"].as_u64().unwrap() >= 6, "{inflate}");
+    assert!(inflate["created"].as_u64().unwrap() <= 2, "{inflate}");
     let buffers = pool(&body, "render_buffers");
     assert!(buffers["acquires"].as_u64().unwrap() >= 1, "{buffers}");
-    assert!(gzip["idle_bytes"].as_u64().unwrap() > 0 || gzip["idle"] == 1);
+    assert!(gzip["idle_bytes"].as_u64().unwrap() > 0 || gzip["idle"].as_u64() >= Some(1));
     server_stop(subsystems, server).await;
 }
 

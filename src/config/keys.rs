@@ -194,21 +194,21 @@ key_table! {
         "STATIC_FILE_GZIP_LEVEL",
         int(1, 12, "levels"),
         "12",
-        "libdeflate level of the gzip bytes the cache keeps for files read more than once (a first response is compressed at level 6)",
+        "libdeflate level of the gzip bytes the cache builds in the background (a first response is compressed at level 6)",
     );
     STATIC_FILES_BR_LEVEL: u64 = key(
         "static_files.br_level",
         "STATIC_FILE_BR_LEVEL",
         int(0, 11, "levels"),
         "11",
-        "brotli quality of the br bytes the cache keeps for files read more than once (a first response is compressed at quality 4)",
+        "brotli quality of the br bytes the cache builds in the background (a first response is compressed at quality 5)",
     );
     STATIC_FILES_ZSTD_LEVEL: u64 = key(
         "static_files.zstd_level",
         "STATIC_FILE_ZSTD_LEVEL",
         int(1, 22, "levels"),
         "19",
-        "zstd level of the zstd bytes the cache keeps for files read more than once (a first response is compressed at level 3)",
+        "zstd level of the zstd bytes the cache builds in the background (a first response is compressed at level 3)",
     );
     STATIC_FILES_MAX_CACHE_SIZE: u64 = key(
         "static_files.max_cache_size",

@@ -160,11 +160,22 @@ impl Accepted {
     /// length: the acceptable one of the highest rank, the smallest of equals. None when
     /// none is acceptable (406).
     pub fn choose(&self, available: impl IntoIterator<Item = (Coding, u64)>) -> Option<Coding> {
-        available
-            .into_iter()
-            .filter(|&(coding, _)| self.accepts(coding))
-            .min_by_key(|&(coding, len)| (std::cmp::Reverse(self.rank(coding)), len))
-            .map(|(coding, _)| coding)
+        // A plain loop: `filter` then `min_by_key` on this chain made LLVM 22 (Rust 1.95)
+        // crash with SIGILL in a release build (opt-level 3, one codegen unit).
+        let mut best: Option<(Coding, Weight, u64)> = None;
+        for (coding, len) in available {
+            if !self.accepts(coding) {
+                continue;
+            }
+            let rank = self.rank(coding);
+            let better = best.is_none_or(|(_, best_rank, best_len)| {
+                rank > best_rank || (rank == best_rank && len < best_len)
+            });
+            if better {
+                best = Some((coding, rank, len));
+            }
+        }
+        best.map(|(coding, _, _)| coding)
     }
 
     /// The compressed coding, among `enabled` (in the server's order of preference), the

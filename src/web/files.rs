@@ -12,8 +12,8 @@
 //! `static_files.encodings`, from the first request on: when the cache holds no form the
 //! client takes, the file is compressed for it at the quick level, on the worker's own
 //! thread up to [`INLINE_MAX`] bytes (a few hundred microseconds at most) and on the
-//! blocking pool above. The first such bytes of an entry are offered to the cache; the
-//! stored level's bytes follow in the background once the file is read again (see the
+//! blocking pool above. The first such bytes of an entry are offered to the cache, which
+//! queues the stored level's bytes in the background, most read files first (see the
 //! file cache's module docs for which codings are kept).
 //!
 //! Files larger than `max_file_size` are streamed from disk in chunks with the same header
@@ -49,10 +49,10 @@ use crate::runtime::Subsystems;
 const STREAM_CHUNK: u64 = 64 * 1024;
 
 /// The largest file compressed at the quick level on the worker's own thread; larger
-/// ones go to the blocking pool. At the quick levels a 64 KiB page of the Rust docs takes
-/// about 0.3 ms (gzip 6: 0.45; br 4: 0.37; zstd 3: 0.17) to compress, the
-/// same order as sending it (`bench/compress`).
-pub const INLINE_MAX: u64 = 64 * 1024;
+/// ones go to the blocking pool, so one first request does not hold up the worker's
+/// other connections for more than a few hundred microseconds (brotli 5, the slowest
+/// quick level, compresses the Rust docs' pages at about 50 MB/s: `bench/compress`).
+pub const INLINE_MAX: u64 = 16 * 1024;
 
 /// Static files are the default service of the app or scope they are mounted in, not a
 /// catch-all route: a host route matches first wherever it is registered, so mounting
@@ -438,8 +438,10 @@ async fn compress_now(
     if !file.has_encoded() {
         subsystems.keep_encoded(Arc::clone(file), coding, bytes.clone());
     }
+    // At a stored level equal to the quick one these bytes are already the stored ones.
+    let stored = Levels::QUICK.of(coding) == codecs.stored_levels().of(coding);
     Ok(bytes
-        .map(|bytes| crate::actors::file_cache::Encoded::new(file.digest, coding, bytes, false)))
+        .map(|bytes| crate::actors::file_cache::Encoded::new(file.digest, coding, bytes, stored)))
 }
 
 /// Why a quick compression gave nothing.

@@ -19,7 +19,8 @@
 //!   takes compresses the file at the quick level while the client waits
 //!   (`web/files.rs`); for an entry with no compressed form yet those bytes are offered
 //!   to the cache ([`KeepEncoded`]), so the next client of that coding is served from
-//!   memory. Read again, the entry asks for its stored-level bytes ([`BuildEncodings`]):
+//!   memory, and the entry is queued for its stored-level bytes (as it is by
+//!   [`BuildEncodings`], which requests send for a coding built later):
 //!   `compression_workers` blocking tasks build them, most read first (by the admission
 //!   sketch), and put them into the entry if it still holds the same content. A second
 //!   coding is built only once [`SECOND_CODING_AFTER`] requests preferred it; until then
@@ -66,7 +67,7 @@ use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::codec::Codecs;
+use crate::codec::{Codecs, Levels};
 use crate::config::{Admission, StaticFileOpts};
 use crate::http::encoding::Coding;
 use crate::metrics::{Collector, Reading, Source};
@@ -101,9 +102,10 @@ pub struct BuildEncodings {
 }
 
 /// Keeps `bytes`, `file` compressed in `coding` at the quick level for a request, as the
-/// entry's first compressed form; `None`: compressing it does not save 10%, so the file
-/// is no longer treated as compressible. Sent by the static handler, answered by
-/// nothing; ignored when the entry changed since or already holds compressed bytes.
+/// entry's first compressed form, and queues the entry for its stored-level bytes;
+/// `None`: compressing it does not save 10%, so the file is no longer treated as
+/// compressible. Sent by the static handler, answered by nothing; ignored when the entry
+/// changed since or already holds compressed bytes.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct KeepEncoded {
@@ -1090,20 +1092,22 @@ impl Handler<BuildEncodings> for FileCache {
 impl Handler<KeepEncoded> for FileCache {
     type Result = ();
 
-    fn handle(&mut self, message: KeepEncoded, _: &mut Context<Self>) {
+    fn handle(&mut self, message: KeepEncoded, ctx: &mut Context<Self>) {
         let KeepEncoded {
             file,
             coding,
             bytes,
         } = message;
         let shared = &self.reader.shared;
+        // At a stored level equal to the quick one they are already the stored bytes.
+        let stored = Levels::QUICK.of(coding) == shared.codecs.stored_levels().of(coding);
         // Into the arena outside the lock (a copy of up to `max_file_size` bytes).
         let encoded = bytes.map(|bytes| {
             Encoded::new(
                 file.digest,
                 coding,
                 crate::alloc::into_cache_arena(bytes),
-                false,
+                stored,
             )
         });
         let mut store = self.reader.store();
@@ -1117,6 +1121,10 @@ impl Handler<KeepEncoded> for FileCache {
         if let Insert::Admitted { evicted } = store.insert(Arc::new(merged)) {
             CacheCounters::add(&shared.counters.evictions, evicted);
         }
+        drop(store);
+        // The stored level follows in the background, most read files first.
+        self.want_build(&file.key);
+        self.pump(ctx);
     }
 }
 
