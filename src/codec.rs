@@ -159,10 +159,12 @@ fn brotli_compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
 }
 
 /// The brotli window (log2 of its bytes) for an input of `len` bytes: large enough to
-/// hold it, between brotli's bounds 10 and 24.
+/// hold it, at least 17 and at most brotli's 24. Below 17 the `brotli` crate falls back,
+/// at qualities 5 to 8, to a large default hash table for every file: 14x the time for
+/// the same bytes on small pages (`bench/compress`, 2026-12-06).
 fn brotli_window(len: usize) -> i32 {
     let bits = usize::BITS - len.max(1).leading_zeros();
-    (bits as i32 + 1).clamp(10, 24)
+    (bits as i32 + 1).clamp(17, 24)
 }
 
 /// Kept libdeflate inflate state.
@@ -527,8 +529,8 @@ mod tests {
 
     #[test]
     fn codec_brotli_window_holds_the_input() {
-        assert_eq!(brotli_window(0), 10);
-        assert_eq!(brotli_window(1000), 11);
+        assert_eq!(brotli_window(0), 17);
+        assert_eq!(brotli_window(1000), 17);
         assert_eq!(brotli_window(100_000), 18);
         assert_eq!(brotli_window(1 << 30), 24);
         for len in [1, 1023, 1024, 5000, 65_536, 1 << 20] {

@@ -858,7 +858,12 @@ async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_f
     assert_eq!(stats.encodings[1].inline_compressions, 1);
     // The stored level follows in the background.
     util::eventually("the stored level built", || async {
-        subsystems.cache_stats().await.unwrap().background_compressions == 1
+        subsystems
+            .cache_stats()
+            .await
+            .unwrap()
+            .background_compressions
+            == 1
     })
     .await;
 }

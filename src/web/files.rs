@@ -11,7 +11,7 @@
 //! A compressible file is sent compressed to every client that takes one of
 //! `static_files.encodings`, from the first request on: when the cache holds no form the
 //! client takes, the file is compressed for it at the quick level, on the worker's own
-//! thread up to [`INLINE_MAX`] bytes (a few hundred microseconds at most) and on the
+//! thread up to [`inline_max`] bytes (about 300 microseconds at most) and on the
 //! blocking pool above. The first such bytes of an entry are offered to the cache, which
 //! queues the stored level's bytes in the background, most read files first (see the
 //! file cache's module docs for which codings are kept).
@@ -48,11 +48,19 @@ use crate::runtime::Subsystems;
 /// Chunk size of streamed (large) files.
 const STREAM_CHUNK: u64 = 64 * 1024;
 
-/// The largest file compressed at the quick level on the worker's own thread; larger
-/// ones go to the blocking pool, so one first request does not hold up the worker's
-/// other connections for more than a few hundred microseconds (brotli 5, the slowest
-/// quick level, compresses the Rust docs' pages at about 50 MB/s: `bench/compress`).
-pub const INLINE_MAX: u64 = 16 * 1024;
+/// The largest file compressed in `coding` at the quick level on the worker's own thread;
+/// larger ones go to the blocking pool, so one first request does not hold up the
+/// worker's other connections for more than about 300 microseconds. Medians per file on
+/// the Rust docs (`bench/compress`, 2026-12-06): brotli 5 takes 273 µs for 4-16 KiB
+/// pages, gzip 6 150 µs at 16 KiB, zstd 3 270 µs at 64-256 KiB.
+pub fn inline_max(coding: Coding) -> u64 {
+    match coding {
+        Coding::Br => 8 * 1024,
+        Coding::Gzip => 16 * 1024,
+        Coding::Zstd => 64 * 1024,
+        Coding::Identity => 0,
+    }
+}
 
 /// Static files are the default service of the app or scope they are mounted in, not a
 /// catch-all route: a host route matches first wherever it is registered, so mounting
@@ -411,7 +419,7 @@ async fn compress_now(
     let files = subsystems.files();
     let codecs = files.codecs().clone();
     let started = Instant::now();
-    let inline = file.len <= INLINE_MAX && file.identity.is_some();
+    let inline = file.len <= inline_max(coding) && file.identity.is_some();
     let result = if inline {
         match codecs.compressor_now() {
             Ok(mut compressor) => {

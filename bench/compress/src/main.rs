@@ -19,11 +19,14 @@
 //!
 //! Other settings: `ROUNDS` (default 5); `GZIP_ALL=1` adds flate2 (miniz_oxide) and zlib-rs
 //! at levels 1, 6 and 9 (the 2026-12-03 comparison); `SKIP_SLOW=1` leaves out brotli 9 and
-//! 11, libdeflate 12 and zstd 19.
+//! 11, libdeflate 12 and zstd 19. Built with `--features jemalloc`, the bench allocates
+//! through jemalloc as leanserve does (glibc malloc otherwise); brotli's cost per file with
+//! lgwin 22 depends on the allocator.
 //!
 //! brotli: `brotli::enc::BrotliEncoderParams` with the quality, `size_hint` = the input's
 //! length and `lgwin` either 22 (the encoder's default) or sized to the input,
-//! clamp(ceil(log2(len)) + 1, 10, 22); one `compress_stream` call with
+//! clamp(ceil(log2(len)) + 1, 10, 22), or so sized with a floor of 17 (qualities up to 8);
+//! one `compress_stream` call with
 //! `BROTLI_OPERATION_FINISH` over the whole input into a buffer of the worst-case size (what
 //! the C library's one-shot `BrotliEncoderCompress` does). zstd: one
 //! `zstd::bulk::Compressor` per level, reused across files (`ZSTD_compress2`, which knows
@@ -32,6 +35,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// leanserve's allocator; its options (`leanserve::alloc::MALLOC_CONF`, less the profiling
+/// ones) go in `_RJEM_MALLOC_CONF`.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const EXTENSIONS: &[&str] = &[
     "html", "htm", "css", "js", "json", "txt", "md", "svg", "xml",
@@ -163,12 +172,13 @@ fn brotli(quality: i32, window: Window, data: &[u8]) -> Vec<u8> {
         BrotliEncoderDestroyInstance, BrotliEncoderMaxCompressedSize, BrotliEncoderOperation,
         BrotliEncoderStateStruct,
     };
-    let mut params = brotli::enc::BrotliEncoderParams::default();
-    params.quality = quality;
-    params.lgwin = window.lgwin(data.len());
-    params.size_hint = data.len();
     let mut state = BrotliEncoderStateStruct::new(StandardAlloc::default());
-    state.params = params;
+    state.params = brotli::enc::BrotliEncoderParams {
+        quality,
+        lgwin: window.lgwin(data.len()),
+        size_hint: data.len(),
+        ..Default::default()
+    };
     let mut out = vec![0u8; BrotliEncoderMaxCompressedSize(data.len()).max(64)];
     let (mut available_in, mut in_offset) = (data.len(), 0);
     let (mut available_out, mut out_offset) = (out.len(), 0);

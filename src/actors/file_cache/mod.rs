@@ -701,7 +701,7 @@ impl Source for FileCacheReader {
         );
         out.gauge(
             "cache_compression_queue",
-            "Cached files waiting for their stored-level representations.",
+            "Cached files waiting for their stored-level representations, or being built.",
             stats.compression_queue as f64,
         );
         out.counter(
@@ -839,9 +839,10 @@ impl FileCache {
                 cache.pump(ctx);
             }));
         }
+        // Waiting or being built: zero only once the background work is done.
         CacheCounters::set(
             &self.reader.shared.counters.compression_queue,
-            self.compress_queue.len() as u64,
+            (self.compress_queue.len() + self.compressing) as u64,
         );
     }
 

@@ -144,7 +144,7 @@ pub struct CacheStats {
     pub admission_rejections: u64,
     /// Representations built at the stored level in the background (every coding).
     pub background_compressions: u64,
-    /// Cached files waiting for their stored-level representations.
+    /// Cached files waiting for their stored-level representations, or being built.
     pub compression_queue: u64,
     /// Identity responses decoded from stored compressed bytes.
     pub inflations: u64,
