@@ -2,7 +2,8 @@
 # Static file benchmark: leanserve (warm cache) against a plain actix-files server and,
 # when installed, nginx (sendfile, open_file_cache, gzip on the fly at level 6), measured
 # side by side in one run. Prints req/s, p99 latency and RSS for identity and gzip
-# requests of a 10 KB CSS file, each ratio to leanserve, the p99 of cached hits while a
+# requests (and br and zstd from leanserve) of a 10 KB and a 17 KB CSS file, each ratio to
+# leanserve, the p99 of cached hits while a
 # 50 MB file streams or loads, and a memory run (RSS against the cache budget, files that
 # fit with `store = both` and `compressed-only`).
 #
@@ -22,6 +23,7 @@ WORKERS=${WORKERS:-2}
 MEM_BUDGET=${MEM_BUDGET:-33554432}   # 32 MiB cache budget for the memory run
 MEM_FILES=${MEM_FILES:-1000}         # x 64 KiB of text = 64 MB touched
 SECTIONS=${SECTIONS:-throughput overhead profiling beside memory}
+CSS_FILES=${CSS_FILES:-style.css style17.css}   # the throughput section's files
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null; then
@@ -60,6 +62,7 @@ def css(size):
         out.append(f"{sel}:{rng.choice(['hover', 'focus', 'first-child', 'active'])} {{ {body}; }}\n")
     return "".join(out)[:size]
 open(f"{work}/site/style.css", "w").write(css(10 * 1024))
+open(f"{work}/site/style17.css", "w").write(css(17 * 1024))
 words = "lean serve memory budget cache actor supervisor restart gzip range etag header".split()
 with open(f"{work}/site/big.txt", "w") as f:
     for _ in range(50 * 1024 * 1024 // 80):
@@ -149,14 +152,22 @@ for s in "${servers[@]}"; do
   wait_up "${URL[$s]}"
   curl -fs -o /dev/null "${URL[$s]}"; curl -fs -o /dev/null -H 'Accept-Encoding: gzip' "${URL[$s]}"
 done
-# leanserve builds gzip in the background; the compressed-only one then keeps an
-# identity copy after a few identity reads: warm both to their steady state.
+# leanserve compresses a file for its first client of each coding and builds the stored
+# level in the background (a second coding after 3 requests for it); the compressed-only
+# one keeps an identity copy after a few identity reads: warm both to their steady state
+# (every coding stored, the queue empty).
 for s in leanserve leanserve-co; do
-  for _ in $(seq 1 50); do
-    curl -fs -o /dev/null -D - -H 'Accept-Encoding: gzip' "${URL[$s]}" | grep -qi '^content-encoding: gzip' && break
+  base=${URL[$s]%/*}
+  for file in $CSS_FILES; do
+    for coding in br zstd gzip; do
+      for _ in 1 2 3 4; do curl -fs -o /dev/null -H "Accept-Encoding: $coding" "$base/$file"; done
+    done
+    for _ in 1 2 3 4; do curl -fs -o /dev/null "$base/$file"; done
+  done
+  for _ in $(seq 1 100); do
+    curl -fs "$base/admin/cache" | grep -q '"compression_queue":0' && break
     sleep 0.1
   done
-  for _ in 1 2 3 4; do curl -fs -o /dev/null "${URL[$s]}"; done
 done
 
 # ---- throughput: rounds interleave the servers so noise spreads evenly ------------------
@@ -166,45 +177,58 @@ to_ms() { # wrk latency like 812.00us / 1.20ms / 1.01s
 }
 if wants throughput; then
 declare -A RPS P99
+encodings_of() { case $1 in leanserve*) echo identity gzip br zstd ;; *) echo identity gzip ;; esac; }
 for round in $(seq 1 "$ROUNDS"); do
-  for s in "${servers[@]}"; do
-    for enc in identity gzip; do
-      header=(); [ "$enc" = gzip ] && header=(-H 'Accept-Encoding: gzip')
-      out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "${URL[$s]}")
-      rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-      RPS[$s,$enc]+="$rps "; P99[$s,$enc]+="$p99 "
-      echo "round $round: $s $enc: $rps req/s, p99 $p99 ms" >&2
+  for file in $CSS_FILES; do
+    for s in "${servers[@]}"; do
+      for enc in $(encodings_of "$s"); do
+        header=(); [ "$enc" != identity ] && header=(-H "Accept-Encoding: $enc")
+        out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "${URL[$s]%/*}/$file")
+        rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+        p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+        RPS[$s,$file,$enc]+="$rps "; P99[$s,$file,$enc]+="$p99 "
+        echo "round $round: $file $s $enc: $rps req/s, p99 $p99 ms" >&2
+      done
     done
   done
 done
 
-echo
-echo "## 10 KB CSS, wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS workers each"
-echo
-echo "| server | encoding | req/s | p99 ms | RSS MB | leanserve / server |"
-echo "|---|---|---|---|---|---|"
-for enc in identity gzip; do
-  ls_rps=$(median "${RPS[leanserve,$enc]}")
-  for s in "${servers[@]}"; do
-    rps=$(median "${RPS[$s,$enc]}"); p99=$(median "${P99[$s,$enc]}")
-    rss=$(awk -v k="$(rss_kb "${PID[$s]}")" 'BEGIN {printf "%.1f", k / 1024}')
-    [ "$s" = nginx ] && rss="$(awk -v k="$(ps --ppid "${PID[nginx]}" -o rss= | awk '{s+=$1} END {print s}')" 'BEGIN {printf "%.1f", k / 1024}') (workers)"
-    ratio=$(awk -v a="$ls_rps" -v b="$rps" 'BEGIN {printf "%.2fx", a / b}')
-    echo "| $s | $enc | $rps | $p99 | $rss | $ratio |"
-  done
-done
-ls_id=$(median "${RPS[leanserve,identity]}"); ls_gz=$(median "${RPS[leanserve,gzip]}")
-echo
 check() { awk -v a="$2" -v b="$3" -v t="$4" -v what="$1" 'BEGIN { r = a / b; printf "- %s: %.2fx (target >= %sx): %s\n", what, r, t, (r >= t ? "met" : "NOT met") }'; }
-check "leanserve gzip vs leanserve identity" "$ls_gz" "$ls_id" 0.95
-check "compressed-only identity (copy kept) vs both" "$(median "${RPS[leanserve-co,identity]}")" "$ls_id" 0.9
-check "leanserve identity vs actix-files" "$ls_id" "$(median "${RPS[actix-files,identity]}")" 20
-if [[ " ${servers[*]} " == *" nginx "* ]]; then
-  check "leanserve identity vs nginx sendfile" "$ls_id" "$(median "${RPS[nginx,identity]}")" 1.0
-  check "leanserve gzip vs nginx gzip on the fly" "$ls_gz" "$(median "${RPS[nginx,gzip]}")" 4
-  check "compressed-only identity vs nginx sendfile" "$(median "${RPS[leanserve-co,identity]}")" "$(median "${RPS[nginx,identity]}")" 1.0
-fi
+for file in $CSS_FILES; do
+  size=$(( $(stat -c %s "$work/site/$file") / 1024 ))
+  echo
+  echo "## $size KB CSS ($file), wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS workers each"
+  echo
+  echo "| server | encoding | body bytes | req/s | p99 ms | RSS MB | leanserve / server |"
+  echo "|---|---|---|---|---|---|---|"
+  for enc in identity gzip br zstd; do
+    ls_rps=$(median "${RPS[leanserve,$file,$enc]}")
+    for s in "${servers[@]}"; do
+      [ -n "${RPS[$s,$file,$enc]:-}" ] || continue
+      rps=$(median "${RPS[$s,$file,$enc]}"); p99=$(median "${P99[$s,$file,$enc]}")
+      header=(); [ "$enc" != identity ] && header=(-H "Accept-Encoding: $enc")
+      bytes=$(curl -fs "${header[@]}" "${URL[$s]%/*}/$file" | wc -c)
+      rss=$(awk -v k="$(rss_kb "${PID[$s]}")" 'BEGIN {printf "%.1f", k / 1024}')
+      [ "$s" = nginx ] && rss="$(awk -v k="$(ps --ppid "${PID[nginx]}" -o rss= | awk '{s+=$1} END {print s}')" 'BEGIN {printf "%.1f", k / 1024}') (workers)"
+      ratio=$(awk -v a="$ls_rps" -v b="$rps" 'BEGIN {printf "%.2fx", a / b}')
+      echo "| $s | $enc | $bytes | $rps | $p99 | $rss | $ratio |"
+    done
+  done
+  ls_id=$(median "${RPS[leanserve,$file,identity]}"); ls_gz=$(median "${RPS[leanserve,$file,gzip]}")
+  echo
+  check "$file: leanserve gzip vs leanserve identity" "$ls_gz" "$ls_id" 0.95
+  for enc in br zstd; do
+    check "$file: leanserve $enc vs leanserve gzip" "$(median "${RPS[leanserve,$file,$enc]}")" "$ls_gz" 0.95
+    check "$file: compressed-only $enc vs compressed-only gzip" "$(median "${RPS[leanserve-co,$file,$enc]}")" "$(median "${RPS[leanserve-co,$file,gzip]}")" 0.95
+  done
+  check "$file: compressed-only identity (copy kept) vs both" "$(median "${RPS[leanserve-co,$file,identity]}")" "$ls_id" 0.9
+  check "$file: leanserve identity vs actix-files" "$ls_id" "$(median "${RPS[actix-files,$file,identity]}")" 20
+  if [[ " ${servers[*]} " == *" nginx "* ]]; then
+    check "$file: leanserve identity vs nginx sendfile" "$ls_id" "$(median "${RPS[nginx,$file,identity]}")" 1.0
+    check "$file: leanserve gzip vs nginx gzip on the fly" "$ls_gz" "$(median "${RPS[nginx,$file,gzip]}")" 4
+    check "$file: compressed-only identity vs nginx sendfile" "$(median "${RPS[leanserve-co,$file,identity]}")" "$(median "${RPS[nginx,$file,identity]}")" 1.0
+  fi
+done
 fi
 
 # ---- one setting on vs off: two servers, interleaved rounds -------------------------------

@@ -74,6 +74,33 @@ fn cli_out_of_range_flag_exits_2_naming_key_and_flag() {
 }
 
 #[test]
+fn cli_bad_encodings_exit_2_naming_the_key() {
+    let site = util::site();
+    let root = site.path().to_str().unwrap();
+    for (value, shown) in [("br,deflate", "br,deflate"), ("gzip,gzip", "gzip,gzip")] {
+        let output = run(
+            &[
+                "--root",
+                root,
+                "--set",
+                &format!("static_files.encodings={value}"),
+            ],
+            &[],
+        );
+        assert_config_error(
+            &output,
+            &[
+                "`static_files.encodings`",
+                shown,
+                "any of br, zstd, gzip, each at most once",
+            ],
+        );
+    }
+    let output = config_from_file("default.toml", "[static_files]\nbr_level = 12\n");
+    assert_config_error(&output, &["`static_files.br_level`", "from 0 to 11"]);
+}
+
+#[test]
 fn cli_unknown_profile_exits_2() {
     let output = run(&["--env", "staging"], &[]);
     assert_config_error(

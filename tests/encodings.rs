@@ -459,3 +459,26 @@ async fn encodings_metrics_count_responses_bytes_and_forms_by_coding() {
         sample("leanserve_static_bytes_saved_total") > 2.0 * (css().len() - br.body.len()) as f64
     );
 }
+
+#[actix_rt::test]
+async fn encodings_a_file_the_cache_does_not_keep_goes_in_the_cheapest_coding() {
+    let dir = site();
+    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_CACHE_ENABLED", "false")]).await;
+    for (accept, coding) in [
+        (CHROME, "zstd"),
+        ("gzip, br", "gzip"),
+        ("br", "br"),
+        ("br, zstd;q=0.5", "br"),
+    ] {
+        let response = accepting(&server, "/app.css", accept).await;
+        assert_eq!(
+            response.header("content-encoding"),
+            Some(coding),
+            "{accept}"
+        );
+        assert_eq!(response.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(decoded(&response), css().as_bytes(), "{accept}");
+    }
+    let stats = subsystems.cache_stats().await.unwrap();
+    assert_eq!((stats.items, stats.background_compressions), (0, 0));
+}

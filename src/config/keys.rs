@@ -193,7 +193,7 @@ key_table! {
         "static_files.gzip_level",
         "STATIC_FILE_GZIP_LEVEL",
         int(1, 12, "levels"),
-        "12",
+        "6",
         "libdeflate level of the gzip bytes the cache builds in the background (a first response is compressed at level 6)",
     );
     STATIC_FILES_BR_LEVEL: u64 = key(

@@ -246,7 +246,7 @@ fn config_encodings_take_known_codings_once_each_in_order() {
     assert_eq!(defaults.encodings, [Coding::Br, Coding::Zstd, Coding::Gzip]);
     assert_eq!(
         (defaults.gzip_level, defaults.br_level, defaults.zstd_level),
-        (12, 11, 19)
+        (6, 11, 19)
     );
     for (env, value) in [
         ("STATIC_FILE_GZIP_LEVEL", "13"),

@@ -14,7 +14,10 @@
 //! thread up to [`inline_max`] bytes (about 300 microseconds at most) and on the
 //! blocking pool above. The first such bytes of an entry are offered to the cache, which
 //! queues the stored level's bytes in the background, most read files first (see the
-//! file cache's module docs for which codings are kept).
+//! file cache's module docs for which codings are kept). A file the cache does not keep
+//! (admission turned it away, or the cache is off) is compressed for every request, as a
+//! server compressing on the fly does: at the passing levels (`Levels::PASSING`), in the
+//! coding cheapest per byte saved among those the client weighs highest.
 //!
 //! Files larger than `max_file_size` are streamed from disk in chunks with the same header
 //! semantics, identity only. A directory path serves its index file; without a trailing
@@ -314,8 +317,21 @@ async fn respond_cached(
     // nothing held but identity (or not even that).
     let (coding, fresh) = match (accepted.choose(file.available()), wanted) {
         (Some(Coding::Identity) | None, Some(wanted)) => {
-            match compress_now(subsystems, &file, wanted).await? {
-                Some(encoded) => (wanted, Some(encoded)),
+            // A file the cache does not keep is compressed again for every request: at
+            // the passing levels, in the coding cheapest per byte saved among those the
+            // client weighs highest (zstd, then gzip, then br).
+            let (coding, level) = if files.holds(&file) {
+                (wanted, Levels::QUICK.of(wanted))
+            } else {
+                let cheapest: Vec<Coding> = [Coding::Zstd, Coding::Gzip, Coding::Br]
+                    .into_iter()
+                    .filter(|coding| files.opts().encodings.contains(coding))
+                    .collect();
+                let coding = accepted.preferred(&cheapest).unwrap_or(wanted);
+                (coding, Levels::PASSING.of(coding))
+            };
+            match compress_now(subsystems, &file, coding, level).await? {
+                Some(encoded) => (coding, Some(encoded)),
                 None => (Coding::Identity, None),
             }
         }
@@ -415,6 +431,7 @@ async fn compress_now(
     subsystems: &Subsystems,
     file: &Arc<CachedFile>,
     coding: Coding,
+    level: i32,
 ) -> Result<Option<crate::actors::file_cache::Encoded>, WebError> {
     let files = subsystems.files();
     let codecs = files.codecs().clone();
@@ -425,14 +442,14 @@ async fn compress_now(
             Ok(mut compressor) => {
                 let identity = file.identity.as_deref().expect("checked");
                 compressor
-                    .encode(coding, Levels::QUICK.of(coding), identity)
+                    .encode(coding, level, identity)
                     .map(|bytes| worth_it(bytes, identity.len()))
                     .map_err(QuickError::Failed)
             }
-            Err(_) => quick_elsewhere(&codecs, file, coding).await,
+            Err(_) => quick_elsewhere(&codecs, file, coding, level).await,
         }
     } else {
-        quick_elsewhere(&codecs, file, coding).await
+        quick_elsewhere(&codecs, file, coding, level).await
     };
     let bytes = match result {
         Ok(bytes) => bytes,
@@ -443,11 +460,11 @@ async fn compress_now(
         Err(QuickError::Failed(error)) => return Err(io_failure(&file.key, error)),
     };
     files.record_inline_compression(coding, started.elapsed());
-    if !file.has_encoded() {
+    if !file.has_encoded() && level == Levels::QUICK.of(coding) {
         subsystems.keep_encoded(Arc::clone(file), coding, bytes.clone());
     }
     // At a stored level equal to the quick one these bytes are already the stored ones.
-    let stored = Levels::QUICK.of(coding) == codecs.stored_levels().of(coding);
+    let stored = level == codecs.stored_levels().of(coding);
     Ok(bytes
         .map(|bytes| crate::actors::file_cache::Encoded::new(file.digest, coding, bytes, stored)))
 }
@@ -466,6 +483,7 @@ async fn quick_elsewhere(
     codecs: &Codecs,
     file: &Arc<CachedFile>,
     coding: Coding,
+    level: i32,
 ) -> Result<Option<Bytes>, QuickError> {
     let (codecs, file) = (codecs.clone(), Arc::clone(file));
     let joined = web::block(move || {
@@ -475,7 +493,7 @@ async fn quick_elsewhere(
         })?;
         let mut compressor = codecs.compressor().map_err(QuickError::Busy)?;
         compressor
-            .encode(coding, Levels::QUICK.of(coding), &identity)
+            .encode(coding, level, &identity)
             .map(|bytes| worth_it(bytes, identity.len()))
             .map_err(QuickError::Failed)
     })

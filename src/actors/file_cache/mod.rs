@@ -309,6 +309,12 @@ impl FileCacheReader {
         &self.shared.cache_control
     }
 
+    /// Whether `file` is the entry the cache holds for its key (not a file admission
+    /// turned away, evicted or replaced since).
+    pub fn holds(&self, file: &Arc<CachedFile>) -> bool {
+        self.store().is_current(file)
+    }
+
     /// A cached entry checked against the disk within `cache_expiration`; `None` on a
     /// miss or when the entry is due for revalidation.
     pub fn lookup(&self, key: &str) -> Option<Arc<CachedFile>> {
