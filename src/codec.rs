@@ -83,46 +83,50 @@ impl Levels {
     }
 }
 
-/// Kept compressor state for the quick levels, and an output scratch.
+/// Kept compressor state for the quick and the passing levels, and an output scratch.
 pub struct Gzipper {
     deflate: Deflater,
+    /// libdeflate at the passing level, made on first use.
+    deflate_passing: Option<Deflater>,
+    /// zstd contexts at the quick and the passing level, made on first use.
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    zstd_passing: Option<zstd::bulk::Compressor<'static>>,
     scratch: Vec<u8>,
 }
 
 impl Gzipper {
-    /// Fresh state (the zstd context is made on first use).
+    /// Fresh state (all but the quick gzip state is made on first use).
     pub fn new() -> Gzipper {
         Gzipper {
             deflate: Deflater::new(quick_gzip_level()),
+            deflate_passing: None,
             zstd: None,
+            zstd_passing: None,
             scratch: Vec::new(),
         }
     }
 
     /// `data` as one gzip member at the quick level, in a buffer of exactly its length.
     pub fn gzip(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
-        let bound = self.deflate.gzip_compress_bound(data.len());
-        if self.scratch.len() < bound {
-            self.scratch.resize(bound, 0);
-        }
-        let written = self
-            .deflate
-            .gzip_compress(data, &mut self.scratch[..bound])
-            .map_err(|error| io::Error::other(format!("gzip: {error:?}")))?;
-        Ok(self.scratch[..written].to_vec())
+        deflate_into(&mut self.deflate, &mut self.scratch, data)
     }
 
-    /// `data` compressed with `coding` at `level`; kept state serves the quick levels,
-    /// fresh state any other.
+    /// `data` compressed with `coding` at `level`; kept state serves the quick and the
+    /// passing levels (requests wait for those), fresh state any other (background builds,
+    /// where it costs little beside the compression and keeps no large state around).
     pub fn encode(&mut self, coding: Coding, level: i32, data: &[u8]) -> io::Result<Vec<u8>> {
         match coding {
             Coding::Identity => Ok(data.to_vec()),
             Coding::Gzip if level == Levels::QUICK.gzip => self.gzip(data),
+            Coding::Gzip if level == Levels::PASSING.gzip => {
+                let deflate = match &mut self.deflate_passing {
+                    Some(deflate) => deflate,
+                    none => none.insert(Deflater::new(gzip_level(level)?)),
+                };
+                deflate_into(deflate, &mut self.scratch, data)
+            }
             Coding::Gzip => {
-                let level = CompressionLvl::new(level)
-                    .map_err(|error| io::Error::other(format!("gzip level {level}: {error:?}")))?;
-                let mut deflate = Deflater::new(level);
+                let mut deflate = Deflater::new(gzip_level(level)?);
                 let mut out = vec![0; deflate.gzip_compress_bound(data.len())];
                 let written = deflate
                     .gzip_compress(data, &mut out)
@@ -132,8 +136,13 @@ impl Gzipper {
                 Ok(out)
             }
             Coding::Br => brotli_compress(data, level),
-            Coding::Zstd if level == Levels::QUICK.zstd => {
-                let zstd = match &mut self.zstd {
+            Coding::Zstd if level == Levels::QUICK.zstd || level == Levels::PASSING.zstd => {
+                let slot = if level == Levels::QUICK.zstd {
+                    &mut self.zstd
+                } else {
+                    &mut self.zstd_passing
+                };
+                let zstd = match slot {
                     Some(zstd) => zstd,
                     none => none.insert(zstd::bulk::Compressor::new(level)?),
                 };
@@ -142,6 +151,25 @@ impl Gzipper {
             Coding::Zstd => zstd::bulk::compress(data, level),
         }
     }
+}
+
+/// `data` as one gzip member by `deflate`, through `scratch`, in a buffer of exactly its
+/// length.
+fn deflate_into(deflate: &mut Deflater, scratch: &mut Vec<u8>, data: &[u8]) -> io::Result<Vec<u8>> {
+    let bound = deflate.gzip_compress_bound(data.len());
+    if scratch.len() < bound {
+        scratch.resize(bound, 0);
+    }
+    let written = deflate
+        .gzip_compress(data, &mut scratch[..bound])
+        .map_err(|error| io::Error::other(format!("gzip: {error:?}")))?;
+    Ok(scratch[..written].to_vec())
+}
+
+/// A libdeflate level from a configured one.
+fn gzip_level(level: i32) -> io::Result<CompressionLvl> {
+    CompressionLvl::new(level)
+        .map_err(|error| io::Error::other(format!("gzip level {level}: {error:?}")))
 }
 
 impl Default for Gzipper {
@@ -510,7 +538,12 @@ mod tests {
         let codecs = Codecs::direct();
         let mut compressor = codecs.compressor().unwrap();
         for coding in Coding::COMPRESSED {
-            for level in [Levels::QUICK.of(coding), Codecs::DEFAULT_STORED.of(coding)] {
+            for level in [
+                Levels::QUICK.of(coding),
+                Levels::PASSING.of(coding),
+                Codecs::DEFAULT_STORED.of(coding),
+                9,
+            ] {
                 let encoded = compressor.encode(coding, level, &data).unwrap();
                 assert!(encoded.len() * 5 < data.len(), "{coding:?} {level}");
                 let again = compressor.encode(coding, level, &data).unwrap();
