@@ -309,10 +309,14 @@ impl FileCacheReader {
         &self.shared.cache_control
     }
 
-    /// Whether `file` is the entry the cache holds for its key (not a file admission
-    /// turned away, evicted or replaced since).
-    pub fn holds(&self, file: &Arc<CachedFile>) -> bool {
-        self.store().is_current(file)
+    /// Whether the cache holds `file`'s content under its key (not a file admission
+    /// turned away, evicted or changed since). By content, not by entry: the entry a load
+    /// hands its requests is not the one the cache keeps once its bytes moved to the
+    /// cache's arena.
+    pub fn holds(&self, file: &CachedFile) -> bool {
+        self.store()
+            .peek(&file.key)
+            .is_some_and(|held| held.digest == file.digest && held.len == file.len)
     }
 
     /// A cached entry checked against the disk within `cache_expiration`; `None` on a
