@@ -68,10 +68,10 @@ async fn pools_serve_gzip_inserts_identity_inflates_and_renders_from_pooled_obje
     assert_eq!(status, 200);
     assert_eq!(body["enabled"], true);
     let gzip = pool(&body, "gzip");
-    // Six files, each compressed for its first request and again at the stored level in
-    // the background: at most two compressors made (one per thread compressing at once),
-    // reused for the rest.
-    assert!(gzip["acquires"].as_u64().unwrap() >= 12, "{gzip}");
+    // Six files, each compressed for its first request (gzip's stored level is its quick
+    // one by default, so nothing is rebuilt): at most two compressors made (one per
+    // thread compressing at once), reused for the rest.
+    assert!(gzip["acquires"].as_u64().unwrap() >= 6, "{gzip}");
     assert!(gzip["created"].as_u64().unwrap() <= 2, "{gzip}");
     assert_eq!(gzip["in_use"], 0);
     // Identity responses (6) and background builds of compressed-only entries decode
