@@ -56,6 +56,8 @@
 # open_file_cache), not a cold disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 umask 022   # nginx's workers run as an unprivileged user and read the site
 
 SEED=${SEED:-1}
@@ -93,15 +95,6 @@ LOGS=$(realpath "$LOGS")          # nginx is started with another prefix
 rm -f "$LOGS"/*.log "$LOGS"/*.out "$LOGS"/wrk-* "$LOGS"/rss-* "$LOGS"/results.tsv   # this script's own, from an earlier run
 work=$(mktemp -d)
 chmod 755 "$work"
-# On exit, stop this script's own background jobs that are still running (servers, RSS
-# samplers): `jobs -p` lists only children not yet waited for, so no process id that has
-# been reaped (and could belong to someone else by now) is signalled.
-cleanup() {
-  local pid
-  for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT
 
 # ---- the site, generated once per SEED, FILES and SITE_MB and kept in SITE_DIR -------------
@@ -446,13 +439,11 @@ with open(out + ".json", "w") as f:
     json.dump(stats, f)
 PY
 fi
-json_get() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); [d := d[k] for k in sys.argv[2:]]; print(d)' "$@"; }
 site_files=$(json_get "$SITE_DIR/stats.json" files)
 site_bytes=$(json_get "$SITE_DIR/stats.json" bytes)
 req_files=$(json_get "$STREAM.json" distinct_files)
 req_bytes=$(json_get "$STREAM.json" distinct_bytes)
 if [ -n "$BUDGET_MB" ]; then BUDGET=$((BUDGET_MB * 1048576)); else BUDGET=$((req_bytes / 4)); fi
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 echo "site: $site_files files, $(mb "$site_bytes") MiB; stream: $REQUESTS requests over $req_files files ($(mb "$req_bytes") MiB); leanserve budget $(mb "$BUDGET") MiB" >&2
 
 # Warm the OS page cache with the whole site: both servers then read files from memory.
@@ -560,7 +551,6 @@ admin_get() { # path: from the running leanserve's admin socket
 }
 
 FIRST_PATH=$(head -1 "$SITE_DIR/files.tsv" | cut -f1)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # open_file_cache holds a descriptor per cached file: at most 10,000, and under half of the
 # descriptors a worker may open (raising the limit with worker_rlimit_nofile needs a
@@ -616,24 +606,6 @@ start_server() { # server name
   if [ "$1" = leanserve ]; then start_leanserve "$2"; else start_nginx "$2"; fi
 }
 
-# Stops a server: SIGTERM, then its exit status (logged; a server that died on its own
-# before this is reported as such).
-EXITS=""
-stop_server() { # name pid
-  local name=$1 pid=$2 rc=0
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" || rc=$?
-    echo "$name had exited on its own (status $rc) before it was stopped; see $LOGS/$name.log" >&2
-    EXITS+="- $name exited on its own during the run, status $rc ($LOGS/$name.log)"$'\n'
-    return
-  fi
-  kill "$pid"
-  wait "$pid" || rc=$?
-  if [ "$rc" != 0 ]; then
-    echo "$name exited with status $rc when stopped" >&2
-    EXITS+="- $name exited with status $rc when stopped ($LOGS/$name.log)"$'\n'
-  fi
-}
 
 # ---- a quick check that both servers answer the files' bytes -----------------------------------
 # A few files of each kind, identity and gzip: the body (inflated when gzip came back) must

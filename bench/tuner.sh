@@ -32,6 +32,8 @@
 # decisions stay in target/bench-tuner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 ROUNDS=${ROUNDS:-2}                 # interleaved rounds per offered rate and limiter setting
 DURATION=${DURATION:-8}             # seconds per oha run
@@ -64,15 +66,6 @@ LEANSERVE=target/release/leanserve
 LOGS=${LOGS:-target/bench-tuner}   # server logs and raw results, kept after the run
 mkdir -p "$LOGS"
 work=$(mktemp -d)
-# On exit, stop this script's own background jobs that are still running (servers,
-# probes, samplers): `jobs -p` lists only children not yet waited for, so no process id
-# that has been reaped (and could belong to someone else by now) is signalled.
-cleanup() {
-  local pid
-  for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT
 
 # Starts a leanserve on a port the OS picks, with the given environment; its pid lands in

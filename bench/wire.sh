@@ -76,6 +76,8 @@
 # times logged on the way are only for orientation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 umask 022
 
 SEED=${SEED:-1}
@@ -118,14 +120,6 @@ LOGS=$(realpath "$LOGS")   # nginx is started with another prefix
 rm -f "$LOGS"/*.log "$LOGS"/*.out "$LOGS"/*.tsv "$LOGS"/*.json "$LOGS"/stream.txt "$LOGS"/*-settle.txt   # this script's own, from an earlier run
 work=$(mktemp -d)
 chmod 755 "$work"
-# On exit, stop this script's own background jobs still running (servers): `jobs -p` lists
-# only children not yet waited for, so no reaped process id is signalled.
-cleanup() {
-  local pid
-  for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT
 
 # ---- the stream: Zipf (s = 1) over the site's files, ranks a seeded permutation ------------
@@ -172,8 +166,6 @@ stats = {
 with open(os.path.join(logs, "stream.json"), "w") as f:
     json.dump(stats, f, indent=1)
 PY
-json_get() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); [d := d[k] for k in sys.argv[2:]]; print(d)' "$@"; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 echo "site $SITE: $(json_get "$LOGS/stream.json" site_files) files, $(mb "$(json_get "$LOGS/stream.json" site_bytes)") MiB; stream: $REQUESTS requests over $(json_get "$LOGS/stream.json" distinct_files) files ($(mb "$(json_get "$LOGS/stream.json" distinct_bytes)") MiB); leanserve budget $BUDGET_MB MiB" >&2
 
 # Warm the OS page cache with the requested files: servers then read them from memory.
@@ -308,7 +300,6 @@ start_leanserve() { # name binary config
 }
 
 FIRST_PATH=$(head -1 "$LOGS/files.tsv" | cut -f1)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 NGINX_USER=""
 [ "$(id -u)" = 0 ] && NGINX_USER="user root root;"   # www-data cannot traverse /root
 # nginx in the foreground (daemon off) with its own prefix in the work dir; the master's pid
@@ -358,24 +349,6 @@ CONF
   exit 1
 }
 
-# Stops a server: SIGTERM, then its exit status (a server that died on its own during the
-# run is reported under the table).
-EXITS=""
-stop_server() { # name pid
-  local name=$1 pid=$2 rc=0
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" || rc=$?
-    echo "$name had exited on its own (status $rc) before it was stopped; see $LOGS/$name.log" >&2
-    EXITS+="- $name exited on its own during the run, status $rc ($LOGS/$name.log)"$'\n'
-    return
-  fi
-  kill "$pid"
-  wait "$pid" || rc=$?
-  if [ "$rc" != 0 ]; then
-    echo "$name exited with status $rc when stopped" >&2
-    EXITS+="- $name exited with status $rc when stopped ($LOGS/$name.log)"$'\n'
-  fi
-}
 
 # ---- the runs ---------------------------------------------------------------------------------
 accept_of() { case $1 in chrome) echo "gzip, deflate, br, zstd" ;; gzip) echo gzip ;; identity) echo identity ;; esac; }
