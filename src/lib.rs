@@ -125,6 +125,7 @@ mod alloc;
 mod codec;
 mod concurrency;
 mod config;
+mod dictionary;
 mod http;
 mod metrics;
 mod off;

@@ -7,7 +7,8 @@
 //! separators is tolerated. A member whose weight is missing, malformed or out of range,
 //! or that carries any other parameter, is skipped. When a coding is listed more than
 //! once, its highest weight counts. `x-gzip` is an alias of `gzip` (§8.4.1.3). Codings
-//! leanserve does not send (`deflate`, `compress`, `dcb`, ...) are ignored. A header that
+//! leanserve does not send (`deflate`, `compress`, ...) are ignored; the dictionary
+//! codings `dcz` and `dcb` are read apart ([`Accepted::dictionary_coding`]). A header that
 //! is malformed through and through is read as an empty one: never an error.
 //!
 //! Weights are resolved as §12.5.3 describes:
@@ -28,6 +29,8 @@
 //! client: the acceptable coding of the highest weight among those enabled, ties broken by
 //! the server's order (`static_files.encodings`, br before zstd before gzip by default),
 //! and only when it ranks at least as high as identity.
+
+use super::dictionary::DictCoding;
 
 /// A content coding leanserve can send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,6 +99,10 @@ pub struct Accepted {
     /// The listed weights of gzip, br, zstd and identity; None where not listed.
     weights: [Option<Weight>; 4],
     any: Option<Weight>,
+    /// The listed weights of the dictionary codings (`dcz`, `dcb`, by
+    /// [`DictCoding::slot`]); `*` does not stand for them, as they need a dictionary the
+    /// request names.
+    dictionary: [Option<Weight>; 2],
 }
 
 impl Accepted {
@@ -116,6 +123,8 @@ impl Accepted {
                 &mut accepted.any
             } else if let Some(coding) = coding_named(name) {
                 &mut accepted.weights[coding.index()]
+            } else if let Some(coding) = DictCoding::from_name(name) {
+                &mut accepted.dictionary[coding.slot()]
             } else {
                 continue;
             };
@@ -187,6 +196,22 @@ impl Accepted {
         for &coding in enabled {
             let weight = self.weight(coding);
             if weight > 0 && weight >= identity && best.is_none_or(|(_, w)| weight > w) {
+                best = Some((coding, weight));
+            }
+        }
+        best.map(|(coding, _)| coding)
+    }
+}
+
+impl Accepted {
+    /// The dictionary coding, among `enabled` (in the server's order of preference),
+    /// to send this client when it names a dictionary leanserve holds: the listed one of
+    /// the highest weight, ties broken by `enabled`'s order; None when it lists none.
+    pub fn dictionary_coding(&self, enabled: &[DictCoding]) -> Option<DictCoding> {
+        let mut best: Option<(DictCoding, Weight)> = None;
+        for &coding in enabled {
+            let weight = self.dictionary[coding.slot()].unwrap_or(0);
+            if weight > 0 && best.is_none_or(|(_, w)| weight > w) {
                 best = Some((coding, weight));
             }
         }
@@ -281,6 +306,34 @@ mod tests {
 
     fn without_gzip(value: &str) -> Option<Coding> {
         negotiate(Some(value), false)
+    }
+
+    #[test]
+    fn dictionary_codings_are_listed_explicitly_and_weighed() {
+        let both = [DictCoding::Dcz, DictCoding::Dcb];
+        let chromium = Accepted::parse(Some("gzip, deflate, br, zstd, dcb, dcz"));
+        assert_eq!(chromium.dictionary_coding(&both), Some(DictCoding::Dcz));
+        assert_eq!(
+            chromium.dictionary_coding(&[DictCoding::Dcb, DictCoding::Dcz]),
+            Some(DictCoding::Dcb),
+            "ties go to the server's order"
+        );
+        assert_eq!(
+            Accepted::parse(Some("dcz;q=0.5, DCB")).dictionary_coding(&both),
+            Some(DictCoding::Dcb)
+        );
+        assert_eq!(
+            Accepted::parse(Some("dcz;q=0")).dictionary_coding(&both),
+            None
+        );
+        assert_eq!(Accepted::parse(Some("*")).dictionary_coding(&both), None);
+        assert_eq!(Accepted::parse(None).dictionary_coding(&both), None);
+        assert_eq!(chromium.dictionary_coding(&[]), None);
+        // Listing them changes nothing for the plain codings.
+        assert_eq!(
+            Accepted::parse(Some("dcz, dcb")).choose([(Coding::Gzip, 1), (Coding::Identity, 9)]),
+            Some(Coding::Identity)
+        );
     }
 
     #[test]

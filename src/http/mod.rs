@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod conditional;
+pub mod dictionary;
 pub mod encoding;
 pub mod media;
 pub mod path;
