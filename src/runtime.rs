@@ -480,6 +480,26 @@ impl Subsystems {
         });
     }
 
+    /// Offers the file cache `file` compressed against a dictionary for a request (fire
+    /// and forget: the cache may decline).
+    pub(crate) fn keep_dict_encoded(
+        &self,
+        file: Arc<CachedFile>,
+        encoded: crate::actors::file_cache::DictEncoded,
+    ) {
+        self.inner
+            .file_cache
+            .do_send(crate::actors::file_cache::KeepDictEncoded { file, encoded });
+    }
+
+    /// Offers the file cache `file`, a version of an asset matching `pattern`, as a
+    /// dictionary for its next version (fire and forget).
+    pub(crate) fn add_asset_dictionary(&self, file: Arc<CachedFile>, pattern: String) {
+        self.inner
+            .file_cache
+            .do_send(crate::actors::file_cache::AddAssetDictionary { file, pattern });
+    }
+
     /// Offers the file cache an identity copy of a compressed-only entry that identity
     /// clients read often (fire and forget: the cache may decline).
     pub fn keep_identity(&self, file: Arc<CachedFile>, identity: bytes::Bytes) {

@@ -154,7 +154,10 @@ async fn static_a_client_refusing_identity_gets_gzip_before_the_cache_built_it()
     .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-encoding"), Some("gzip"));
-    assert_eq!(response.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        response.header("vary"),
+        Some("Accept-Encoding, Available-Dictionary")
+    );
     let page = std::fs::read(site.root().join("index.html")).unwrap();
     assert_eq!(gunzip(&response.body), page);
     // The cache's stored-level copy, built in the background, has a validator of its own
@@ -176,12 +179,18 @@ async fn static_gzip_is_negotiated_with_its_own_etag_and_vary() {
     let first = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.header("content-encoding"), Some("gzip"));
-    assert_eq!(first.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        first.header("vary"),
+        Some("Accept-Encoding, Available-Dictionary")
+    );
     assert_eq!(gunzip(&first.body), css.as_bytes());
     let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip, deflate")]).await;
     assert_eq!(gzip.status, 200);
     assert_eq!(gzip.header("content-encoding"), Some("gzip"));
-    assert_eq!(gzip.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        gzip.header("vary"),
+        Some("Accept-Encoding, Available-Dictionary")
+    );
     assert!(
         gzip.body.len() * 10 < css.len(),
         "stored gzip is small: {}",
@@ -830,7 +839,10 @@ async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_f
     for _ in 0..5 {
         let identity = get(&server, "/app.css", &[]).await;
         assert_eq!(identity.body, css.as_bytes());
-        assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(
+            identity.header("vary"),
+            Some("Accept-Encoding, Available-Dictionary")
+        );
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let stats = subsystems.cache_stats().await.unwrap();
@@ -895,7 +907,10 @@ async fn static_compressed_only_keeps_an_identity_copy_of_a_file_identity_client
     for _ in 0..5 {
         let identity = get(&server, "/app.css", &[]).await;
         assert_eq!(identity.body, css.as_bytes());
-        assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(
+            identity.header("vary"),
+            Some("Accept-Encoding, Available-Dictionary")
+        );
     }
     let gzip = get(&server, "/app.css", &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(gunzip(&gzip.body), css.as_bytes());

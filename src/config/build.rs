@@ -122,6 +122,13 @@ fn static_files(values: &Values) -> StaticFileOpts {
             .iter()
             .filter_map(|name| crate::http::encoding::Coding::from_name(name))
             .collect(),
+        dictionaries: values
+            .get(&k::STATIC_FILES_DICTIONARIES)
+            .iter()
+            .filter_map(|name| crate::http::dictionary::DictCoding::from_name(name))
+            .collect(),
+        dictionary_size: values.get(&k::STATIC_FILES_DICTIONARY_SIZE) as usize,
+        dictionary_assets: values.get(&k::STATIC_FILES_DICTIONARY_ASSETS),
         gzip_level: values.get(&k::STATIC_FILES_GZIP_LEVEL) as i32,
         br_level: values.get(&k::STATIC_FILES_BR_LEVEL) as i32,
         zstd_level: values.get(&k::STATIC_FILES_ZSTD_LEVEL) as i32,

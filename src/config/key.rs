@@ -39,6 +39,9 @@ pub enum Kind {
     /// A list of words from a fixed set, each at most once (in the same forms as
     /// [`Kind::List`]); read as the words in their order.
     Words(&'static [&'static str]),
+    /// A list of URL path patterns (in the same forms as [`Kind::List`]): each starts
+    /// with `/`, and `*` is its only special character.
+    Patterns,
     /// A bare file name: no slashes, not `.` or `..`.
     FileName,
     /// An `http://` or `https://` URL.
@@ -71,6 +74,7 @@ impl Kind {
                 "a comma-separated list of any of {}, each at most once",
                 words.join(", ")
             ),
+            Kind::Patterns => "a comma-separated list of paths starting with /, with * as the only wildcard and at least one *".into(),
             Kind::FileName => "a file name without slashes".into(),
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Alerts => "[[monitoring.alerts]] tables in a config file, each with a name and any of metric, comparison (> >= < <=), threshold, for, cooldown, over (seconds), severity (info, warning, critical), message, min_requests, enabled".into(),
@@ -115,6 +119,7 @@ const fn typed<T>(kind: Kind) -> Typed<T> {
 pub(crate) const BOOL: Typed<bool> = typed(Kind::Bool);
 pub(crate) const TEXT: Typed<String> = typed(Kind::Text);
 pub(crate) const LIST: Typed<Vec<String>> = typed(Kind::List);
+pub(crate) const PATTERNS: Typed<Vec<String>> = typed(Kind::Patterns);
 pub(crate) const FILE_NAME: Typed<String> = typed(Kind::FileName);
 pub(crate) const URL: Typed<String> = typed(Kind::Url);
 pub(crate) const ALERTS: Typed<Vec<AlertSpec>> = typed(Kind::Alerts);

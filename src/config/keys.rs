@@ -33,8 +33,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::key::{
-    ADDR, ALERTS, BOOL, DIR, FILE_NAME, Key, LIST, LISTEN, PATH, POOL_OVERRIDES, TEXT, TypedKey,
-    URL, choice, int, key, unset, words,
+    ADDR, ALERTS, BOOL, DIR, FILE_NAME, Key, LIST, LISTEN, PATH, PATTERNS, POOL_OVERRIDES, TEXT,
+    TypedKey, URL, choice, int, key, unset, words,
 };
 use super::opts::{AdminBind, Admission, Store, TunerMode};
 use super::value::{AlertSpec, PoolOverride};
@@ -188,6 +188,27 @@ key_table! {
         words(&["br", "zstd", "gzip"]),
         "br,zstd,gzip",
         "content codings the cache builds and stores, in the server's order of preference when a client weighs several alike (an empty list: identity only)",
+    );
+    STATIC_FILES_DICTIONARIES: Vec<String> = key(
+        "static_files.dictionaries",
+        "STATIC_FILE_DICTIONARIES",
+        words(&["dcz", "dcb"]),
+        "dcz,dcb",
+        "dictionary codings (RFC 9842) sent to clients that hold one of the cache's dictionaries, in the server's order of preference (an empty list: no dictionaries are built, offered or used)",
+    );
+    STATIC_FILES_DICTIONARY_SIZE: u64 = key(
+        "static_files.dictionary_size",
+        "STATIC_FILE_DICTIONARY_SIZE",
+        int(1024, 4 << 20, "bytes"),
+        "262144",
+        "bytes of the site dictionary, trained on a sample of the site's HTML pages at start and when many pages changed",
+    );
+    STATIC_FILES_DICTIONARY_ASSETS: Vec<String> = key(
+        "static_files.dictionary_assets",
+        "STATIC_FILE_DICTIONARY_ASSETS",
+        PATTERNS,
+        "",
+        "path patterns (from the mount point, * as the wildcard) of versioned assets each served as a dictionary for its next version, such as /assets/app-*.js",
     );
     STATIC_FILES_GZIP_LEVEL: u64 = key(
         "static_files.gzip_level",

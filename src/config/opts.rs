@@ -164,6 +164,12 @@ pub struct StaticFileOpts {
     pub compress_extensions: Vec<String>,
     /// The codings the cache builds, in the server's order of preference (empty: none).
     pub encodings: Vec<crate::http::encoding::Coding>,
+    /// The dictionary codings sent (empty: no dictionaries at all).
+    pub dictionaries: Vec<crate::http::dictionary::DictCoding>,
+    /// Bytes of the site dictionary.
+    pub dictionary_size: usize,
+    /// Patterns of the assets served as dictionaries for their next version.
+    pub dictionary_assets: Vec<String>,
     /// Levels of the representations the cache keeps: gzip (libdeflate 1-12), br (0-11),
     /// zstd (1-22).
     pub gzip_level: i32,

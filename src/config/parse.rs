@@ -28,7 +28,7 @@ pub(super) fn parse_text(key: &Key, text: &str, source: &Source) -> Result<Value
             _ => return Err(invalid(key, source, text)),
         },
         Kind::Int { .. } => Value::Int(trimmed.parse().map_err(|_| invalid(key, source, text))?),
-        Kind::List | Kind::Words(_) => Value::List(split_list(trimmed)),
+        Kind::List | Kind::Words(_) | Kind::Patterns => Value::List(split_list(trimmed)),
         Kind::Text
         | Kind::Choice(_)
         | Kind::FileName
@@ -53,14 +53,16 @@ pub(super) fn parse_toml(
         (Kind::Int { .. }, toml::Value::Integer(n)) => {
             Value::Int(u64::try_from(*n).map_err(|_| invalid(key, source, raw.to_string()))?)
         }
-        (Kind::List | Kind::Words(_), toml::Value::Array(items)) => {
+        (Kind::List | Kind::Words(_) | Kind::Patterns, toml::Value::Array(items)) => {
             let words: Option<Vec<String>> = items
                 .iter()
                 .map(|item| item.as_str().map(|word| word.trim().to_owned()))
                 .collect();
             Value::List(words.ok_or_else(|| invalid(key, source, raw.to_string()))?)
         }
-        (Kind::List | Kind::Words(_), toml::Value::String(s)) => Value::List(split_list(s)),
+        (Kind::List | Kind::Words(_) | Kind::Patterns, toml::Value::String(s)) => {
+            Value::List(split_list(s))
+        }
         (
             Kind::Text
             | Kind::Choice(_)
@@ -308,6 +310,9 @@ pub(super) fn check(key: &Key, value: Value, source: &Source) -> Result<Value, C
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
         }),
+        (Value::List(patterns), Kind::Patterns) => patterns
+            .iter()
+            .all(|pattern| crate::http::dictionary::check_pattern(pattern).is_ok()),
         (Value::List(words), Kind::Words(allowed)) => words
             .iter()
             .enumerate()

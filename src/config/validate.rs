@@ -98,7 +98,26 @@ pub(super) fn check_root_dir(opts: &Opts, origins: &Origins) -> Result<(), Confi
 /// The checks across keys, in the order [`Config::load`](super::Config::load) runs them.
 pub(super) fn check_across_keys(opts: &Opts, origins: &Origins) -> Result<(), ConfigError> {
     check_pools(opts, origins)?;
+    check_dictionary_assets(opts, origins)?;
     check_admin(opts, origins)
+}
+
+/// Each `static_files.dictionary_assets` pattern is a path with `*` as its only special
+/// character (what the browser reads as a URLPattern means the same to leanserve).
+fn check_dictionary_assets(opts: &Opts, origins: &Origins) -> Result<(), ConfigError> {
+    for pattern in &opts.static_files.dictionary_assets {
+        if let Err(reason) = crate::http::dictionary::check_pattern(pattern) {
+            return Err(ConfigError::Invalid {
+                origin: origins.source(&k::STATIC_FILES_DICTIONARY_ASSETS),
+                key: k::STATIC_FILES_DICTIONARY_ASSETS.path().into(),
+                value: pattern.clone(),
+                allowed: format!(
+                    "paths from the mount point with * as the only wildcard ({reason})"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks each whole number set in code against its key's range, as parsing checks a
@@ -148,6 +167,10 @@ fn check_ranges(opts: &Opts) -> Result<(), ConfigError> {
         ),
         (&k::STATIC_FILES_MAX_FILE_SIZE, files.max_file_size),
         (&k::STATIC_FILES_MIN_COMPRESS_SIZE, files.min_compress_size),
+        (
+            &k::STATIC_FILES_DICTIONARY_SIZE,
+            files.dictionary_size as u64,
+        ),
         (
             &k::STATIC_FILES_COMPRESSION_WORKERS,
             files.compression_workers as u64,

@@ -86,6 +86,7 @@ pub fn available_dictionary(header: Option<&str>) -> Option<[u8; 32]> {
 }
 
 /// `hash` as `Available-Dictionary` spells it (what a client sends).
+#[cfg(test)]
 pub fn available_dictionary_value(hash: &[u8; 32]) -> String {
     format!(
         ":{}:",

@@ -48,6 +48,9 @@ use crate::http::path;
 use crate::http::range::{self, RangeOutcome};
 use crate::runtime::Subsystems;
 
+pub(crate) use super::dictionaries::DICTIONARY_DIR;
+use super::dictionaries::{dictionary_headers, respond_with_dictionary, vary};
+
 /// Chunk size of streamed (large) files.
 const STREAM_CHUNK: u64 = 64 * 1024;
 
@@ -118,6 +121,9 @@ async fn respond(
         Some(tail) => (tail, false),
         None => (below, true),
     };
+    if let Some(name) = tail.strip_prefix(DICTIONARY_DIR) {
+        return super::dictionaries::respond(request, subsystems, name, started);
+    }
     let requested = path::parse_relative(tail, opts.serve_hidden).map_err(WebError::BadPath)?;
     let mut key = requested.key;
     let mut found = find(subsystems, &key).await?;
@@ -145,8 +151,10 @@ async fn respond(
             let response = respond_large(request, large, &etag, files.cache_control())?;
             let sent = Sent {
                 coding: Coding::Identity,
+                dictionary: None,
                 body_bytes: body_len(request, &response),
                 saved_bytes: 0,
+                dictionary_saved_bytes: 0,
             };
             (response, sent)
         }
@@ -157,7 +165,7 @@ async fn respond(
 }
 
 /// The body bytes `response` sends: its length, 0 for a `HEAD` or a 304.
-fn body_len(request: &HttpRequest, response: &HttpResponse) -> u64 {
+pub(super) fn body_len(request: &HttpRequest, response: &HttpResponse) -> u64 {
     match response.body().size() {
         BodySize::Sized(len) if request.method() != Method::HEAD => len,
         _ => 0,
@@ -197,13 +205,16 @@ fn redirect_to_directory(request: &HttpRequest) -> HttpResponse {
 use super::{conditions, header_str};
 
 /// The headers every answer about one representation carries (200, 206, 304).
-struct Representation<'a> {
-    etag: &'a HeaderValue,
-    last_modified: Option<&'a HeaderValue>,
-    content_type: &'a HeaderValue,
-    cache_control: &'a HeaderValue,
-    varies: bool,
-    coding: Coding,
+pub(super) struct Representation<'a> {
+    pub(super) etag: &'a HeaderValue,
+    pub(super) last_modified: Option<&'a HeaderValue>,
+    pub(super) content_type: &'a HeaderValue,
+    pub(super) cache_control: &'a HeaderValue,
+    pub(super) vary: Option<&'static str>,
+    /// The `Content-Encoding` token; None for identity.
+    pub(super) encoding: Option<&'static str>,
+    /// Headers of a 200 or 206 only (`Link`, `Use-As-Dictionary`).
+    pub(super) extra: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Representation<'_> {
@@ -213,8 +224,8 @@ impl Representation<'_> {
             builder.insert_header((header::LAST_MODIFIED, last_modified.clone()));
         }
         builder.insert_header((header::CACHE_CONTROL, self.cache_control.clone()));
-        if self.varies {
-            builder.insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
+        if let Some(vary) = self.vary {
+            builder.insert_header((header::VARY, HeaderValue::from_static(vary)));
         }
     }
 
@@ -223,30 +234,30 @@ impl Representation<'_> {
         builder
             .insert_header((header::CONTENT_TYPE, self.content_type.clone()))
             .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
-        if self.coding != Coding::Identity {
-            builder.insert_header((
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(self.coding.token()),
-            ));
+        if let Some(encoding) = self.encoding {
+            builder.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static(encoding)));
+        }
+        for (name, value) in &self.extra {
+            builder.insert_header((name.clone(), value.clone()));
         }
     }
 }
 
 /// A 200 or 206 under way: the builder with its headers set, and which bytes to send.
-struct Sending {
-    builder: HttpResponseBuilder,
-    start: u64,
-    len: u64,
+pub(super) struct Sending {
+    pub(super) builder: HttpResponseBuilder,
+    pub(super) start: u64,
+    pub(super) len: u64,
 }
 
 /// What the preconditions and the Range header make of a request for a representation
 /// of `full_len` bytes: a finished 304, or a response to fill.
-enum Prepared {
+pub(super) enum Prepared {
     NotModified(HttpResponse),
     Send(Sending),
 }
 
-fn prepare(
+pub(super) fn prepare(
     request: &HttpRequest,
     representation: &Representation<'_>,
     modified: Option<std::time::SystemTime>,
@@ -306,6 +317,9 @@ async fn respond_cached(
 ) -> Result<(HttpResponse, Sent), WebError> {
     let files = subsystems.files();
     let accepted = Accepted::parse(header_str(request.headers(), header::ACCEPT_ENCODING));
+    if let Some(answer) = respond_with_dictionary(request, &file, subsystems, &accepted).await? {
+        return Ok(answer);
+    }
     let wanted = file
         .compressible
         .then(|| accepted.preferred(&files.opts().encodings))
@@ -359,8 +373,9 @@ async fn respond_cached(
         last_modified: file.last_modified.as_ref(),
         content_type: &file.content_type,
         cache_control: files.cache_control(),
-        varies: file.varies(),
-        coding,
+        vary: vary(subsystems, &file),
+        encoding: (coding != Coding::Identity).then(|| coding.token()),
+        extra: dictionary_headers(request, subsystems, &file),
     };
     let full_len = encoded_bytes
         .as_ref()
@@ -373,8 +388,10 @@ async fn respond_cached(
         Prepared::NotModified(response) => {
             let sent = Sent {
                 coding,
+                dictionary: None,
                 body_bytes: 0,
                 saved_bytes: 0,
+                dictionary_saved_bytes: 0,
             };
             return Ok((response, sent));
         }
@@ -389,6 +406,8 @@ async fn respond_cached(
     let whole = len == full_len;
     let sent = Sent {
         coding,
+        dictionary: None,
+        dictionary_saved_bytes: 0,
         body_bytes: if request.method() == Method::HEAD {
             0
         } else {
@@ -504,7 +523,10 @@ async fn quick_elsewhere(
 /// The identity bytes of `file` for a response: held, or decoded from its compressed
 /// bytes on the blocking pool (counted; an entry decoded often is offered an identity
 /// copy).
-async fn identity(subsystems: &Subsystems, file: &Arc<CachedFile>) -> Result<Bytes, WebError> {
+pub(super) async fn identity(
+    subsystems: &Subsystems,
+    file: &Arc<CachedFile>,
+) -> Result<Bytes, WebError> {
     if let Some(identity) = &file.identity {
         return Ok(identity.clone());
     }
@@ -528,7 +550,7 @@ async fn identity(subsystems: &Subsystems, file: &Arc<CachedFile>) -> Result<Byt
 }
 
 /// The most of a cached body handed to actix-http at once.
-const SLICE: usize = 64 * 1024;
+pub(super) const SLICE: usize = 64 * 1024;
 
 /// A cached body larger than [`SLICE`], handed over a slice at a time (views of the
 /// cached bytes, no copy). actix-http copies what it is handed into the connection's
@@ -536,7 +558,7 @@ const SLICE: usize = 64 * 1024;
 /// actix-http frees a buffer grown past 128 KiB once it is written, so every large body
 /// cost a large allocation and its pages, freed again a moment later. In slices the
 /// buffer stays under 128 KiB and is reused from one response to the next.
-struct Slices(Bytes);
+pub(super) struct Slices(pub(super) Bytes);
 
 impl MessageBody for Slices {
     type Error = std::convert::Infallible;
@@ -558,13 +580,13 @@ impl MessageBody for Slices {
 }
 
 /// `len` bytes of `bytes` from `start`, without copying.
-fn slice(bytes: Bytes, start: u64, len: u64) -> Option<Bytes> {
+pub(super) fn slice(bytes: Bytes, start: u64, len: u64) -> Option<Bytes> {
     let start = usize::try_from(start).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     (end <= bytes.len()).then(|| bytes.slice(start..end))
 }
 
-fn io_failure(key: &str, error: io::Error) -> WebError {
+pub(super) fn io_failure(key: &str, error: io::Error) -> WebError {
     WebError::Load(LoadError::Io {
         key: key.to_owned(),
         kind: error.kind(),
@@ -588,8 +610,9 @@ fn respond_large(
         last_modified: large.last_modified.as_ref(),
         content_type: &large.content_type,
         cache_control,
-        varies: false,
-        coding: Coding::Identity,
+        vary: None,
+        encoding: None,
+        extra: Vec::new(),
     };
     if etag != large.etag && still_current(request, &large.etag) {
         return Ok(not_modified(&representation));

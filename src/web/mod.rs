@@ -41,6 +41,7 @@
 //! - `error.rs`: the single mapping from failures to statuses
 
 mod admin;
+mod dictionaries;
 mod error;
 mod files;
 mod health;

@@ -21,21 +21,27 @@ pub fn config_dir() -> PathBuf {
 
 /// Options of the test profile serving `root`, with extra environment variables.
 pub fn test_opts(root: &Path, env: &[(&str, &str)]) -> Opts {
+    Config::load(&load_options(root, env))
+        .expect("test configuration loads")
+        .opts
+}
+
+/// What [`test_opts`] loads: the test profile serving `root`, with extra environment
+/// variables.
+#[allow(dead_code)]
+pub fn load_options(root: &Path, env: &[(&str, &str)]) -> LoadOptions {
     let mut vars: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     vars.insert("STATIC_FILE_ROOT_DIR".into(), root.display().to_string());
-    let options = LoadOptions {
+    LoadOptions {
         config_dir: Some(config_dir()),
         profile: Some("test".into()),
         env: vars,
         flags: Vec::new(),
         skip_root_check: false,
-    };
-    Config::load(&options)
-        .expect("test configuration loads")
-        .opts
+    }
 }
 
 /// A folder with a small site in it.

@@ -194,6 +194,7 @@ pub(super) fn entry(
         content_type: content_type(key),
         identity: keep_identity.then_some(identity),
         encoded,
+        dictionary: None,
         compressible: compressible || has_encoded,
         asked: Default::default(),
         building: AtomicU8::new(0),
@@ -378,7 +379,7 @@ fn is_missing(error: &io::Error) -> bool {
     ) || (cfg!(target_os = "linux") && error.raw_os_error() == Some(ELOOP))
 }
 
-fn extension(key: &str) -> Option<String> {
+pub(super) fn extension(key: &str) -> Option<String> {
     let name = key.rsplit('/').next()?;
     let (_, ext) = name.rsplit_once('.')?;
     Some(ext.to_ascii_lowercase())

@@ -53,7 +53,17 @@ pub const IDENTITY_COPY_AFTER: u32 = 3;
 pub const SECOND_CODING_AFTER: u32 = 3;
 /// How often the cache measures its arena's overhead (see `alloc::into_cache_arena`).
 const ARENA_CHECK: Duration = Duration::from_secs(1);
-pub use store::{ByteLru, CachedFile, ENTRY_OVERHEAD, Encoded, Insert, allocation_size};
+pub use store::{
+    ByteLru, CachedFile, DictEncoded, ENTRY_OVERHEAD, Encoded, Insert, allocation_size,
+};
+
+/// How often the actor checks whether enough cached pages changed on disk to train the
+/// site dictionary again.
+const DICTIONARY_CHECK: Duration = Duration::from_secs(5);
+
+/// Changed pages that call for a new site dictionary: a tenth of the pages sampled, at
+/// least this many.
+const DICTIONARY_REBUILD_MIN_CHANGES: u64 = 20;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -122,6 +132,27 @@ pub struct KeepEncoded {
 pub struct KeepIdentity {
     pub file: Arc<CachedFile>,
     pub identity: Bytes,
+}
+
+/// Keeps `encoded` (`file` compressed against a dictionary for a request) in the entry,
+/// in place of the one it holds unless that one was made with the current site
+/// dictionary and this one was not. Sent by the static handler, answered by nothing;
+/// ignored when the entry changed since.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeepDictEncoded {
+    pub file: Arc<CachedFile>,
+    pub encoded: DictEncoded,
+}
+
+/// Keeps the identity bytes of `file`, a version of an asset matching `pattern`
+/// (`static_files.dictionary_assets`), as a dictionary for its next version. Sent by
+/// the static handler, answered by nothing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddAssetDictionary {
+    pub file: Arc<CachedFile>,
+    pub pattern: String,
 }
 
 /// Empties the cache; answers the bytes it held.
@@ -245,6 +276,8 @@ struct Shared {
     codecs: Codecs,
     /// Content digests of streamed files.
     digests: Arc<digests::LargeDigests>,
+    /// The compression dictionaries held (RFC 9842).
+    dictionaries: crate::dictionary::Dictionaries,
 }
 
 /// The handlers' view of the cache: lookups of fresh entries, counters, statistics.
@@ -280,6 +313,7 @@ impl FileCacheReader {
                 window_start: Mutex::new(Reading::default()),
                 codecs,
                 digests: Arc::default(),
+                dictionaries: crate::dictionary::Dictionaries::default(),
             }),
         })
     }
@@ -297,6 +331,16 @@ impl FileCacheReader {
     /// The compressors and inflaters the cache uses.
     pub fn codecs(&self) -> &Codecs {
         &self.shared.codecs
+    }
+
+    /// The compression dictionaries held.
+    pub fn dictionaries(&self) -> &crate::dictionary::Dictionaries {
+        &self.shared.dictionaries
+    }
+
+    /// Counts one download of a dictionary's own URL.
+    pub fn record_dictionary_download(&self) {
+        CacheCounters::add(&self.shared.counters.dictionary_downloads, 1);
     }
 
     /// The options the cache runs with.
@@ -345,12 +389,16 @@ impl FileCacheReader {
         CacheCounters::add(&counters.files_served, 1);
         CacheCounters::add(
             &counters.compressed_served,
-            u64::from(sent.coding != Coding::Identity),
+            u64::from(sent.coding != Coding::Identity || sent.dictionary.is_some()),
         );
-        let by = &counters.by_coding[stats::coding_index(sent.coding)];
+        let by = &counters.by_coding[stats::sent_index(&sent)];
         CacheCounters::add(&by.responses, 1);
         CacheCounters::add(&by.body_bytes, sent.body_bytes);
         CacheCounters::add(&counters.bytes_saved, sent.saved_bytes);
+        CacheCounters::add(
+            &counters.dictionary_bytes_saved,
+            sent.dictionary_saved_bytes,
+        );
         counters.serve_time.observe(elapsed);
     }
 
@@ -453,6 +501,12 @@ impl FileCacheReader {
             bytes_saved: load(&counters.bytes_saved),
             inline_compression_ms: load(&counters.inline_compression_us) as f64 / 1000.0,
             encodings: stats::by_coding(counters, held_encoded),
+            dictionary_bytes_saved: load(&counters.dictionary_bytes_saved),
+            dictionary_builds: load(&counters.dictionary_builds),
+            dictionary_build_failures: load(&counters.dictionary_build_failures),
+            dictionary_downloads: load(&counters.dictionary_downloads),
+            dictionary_bytes: self.store().dictionary_bytes(),
+            dictionaries: self.shared.dictionaries.list(),
         }
     }
 
@@ -508,8 +562,12 @@ impl FileCacheReader {
         {
             let mut store = self.store();
             match result {
-                Ok(Found::File(_)) if self.shared.opts.enable_cache => {
+                Ok(Found::File(file)) if self.shared.opts.enable_cache => {
                     let counters = &self.shared.counters;
+                    if is_page(key) && store.peek(key).is_some_and(|old| old.digest != file.digest)
+                    {
+                        CacheCounters::add(&counters.pages_changed, 1);
+                    }
                     match store.insert(settled.expect("settled above")) {
                         Insert::Admitted { evicted } => {
                             CacheCounters::add(&counters.evictions, evicted)
@@ -629,6 +687,36 @@ impl Source for FileCacheReader {
             "encoding",
             per(|by| by.body_bytes),
             |encoding| Some(format!("static_body_bytes_{encoding}_total")),
+        );
+        out.counter(
+            "dictionary_bytes_saved_total",
+            "Body bytes dictionary-compressed responses (dcz, dcb) saved against the best plain form their client takes.",
+            stats.dictionary_bytes_saved as f64,
+        );
+        out.counter(
+            "dictionary_builds_total",
+            "Site dictionaries trained.",
+            stats.dictionary_builds as f64,
+        );
+        out.counter(
+            "dictionary_build_failures_total",
+            "Site dictionary trainings that failed or found no pages.",
+            stats.dictionary_build_failures as f64,
+        );
+        out.counter(
+            "dictionary_downloads_total",
+            "Downloads of the site dictionary's URL (200s).",
+            stats.dictionary_downloads as f64,
+        );
+        out.gauge(
+            "dictionaries",
+            "Compression dictionaries held (site and asset versions).",
+            stats.dictionaries.len() as f64,
+        );
+        out.gauge(
+            "dictionary_bytes",
+            "Bytes of the dictionaries held, counted against the cache budget.",
+            stats.dictionary_bytes as f64,
         );
         out.counter(
             "static_bytes_saved_total",
@@ -792,6 +880,11 @@ pub struct FileCache {
     enqueued_total: u64,
     /// Builds running on the blocking pool.
     compressing: usize,
+    /// A site dictionary is being trained.
+    training: bool,
+    /// `pages_changed` when the last training started, and the pages it sampled.
+    changes_at_training: u64,
+    sampled: u64,
 }
 
 impl FileCache {
@@ -803,6 +896,9 @@ impl FileCache {
             queued: HashSet::new(),
             enqueued_total: 0,
             compressing: 0,
+            training: false,
+            changes_at_training: 0,
+            sampled: 0,
         }
     }
 
@@ -936,6 +1032,98 @@ impl FileCache {
         CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
     }
 
+    /// Trains the site dictionary on the blocking pool, unless dictionaries are off or a
+    /// training runs.
+    fn train_site_dictionary(&mut self, ctx: &mut Context<Self>) {
+        let shared = &self.reader.shared;
+        if shared.opts.dictionaries.is_empty() || self.training {
+            return;
+        }
+        self.training = true;
+        self.changes_at_training = shared
+            .counters
+            .pages_changed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let reader = self.reader.clone();
+        let started = Instant::now();
+        let task = actix_rt::task::spawn_blocking(move || {
+            let shared = &reader.shared;
+            let (samples, pages) = crate::dictionary::sample_pages(
+                &shared.root,
+                crate::dictionary::SAMPLE_FILES,
+                shared.opts.serve_hidden,
+            );
+            let bytes = crate::dictionary::train(&samples, shared.opts.dictionary_size)?;
+            let mut dictionary = crate::dictionary::Dictionary::new(
+                Bytes::from(bytes),
+                crate::dictionary::Source::Site {
+                    files: samples.len(),
+                },
+            );
+            // Its own download goes out compressed, at the stored levels.
+            if let Ok(mut compressor) = shared.codecs.compressor() {
+                let levels = shared.codecs.stored_levels();
+                for &coding in &shared.opts.encodings {
+                    if let Ok(encoded) =
+                        compressor.encode(coding, levels.of(coding), &dictionary.bytes)
+                        && encoded.len() < dictionary.bytes.len()
+                    {
+                        dictionary.encoded.push((coding, Bytes::from(encoded)));
+                    }
+                }
+            }
+            Some((dictionary, pages))
+        });
+        ctx.spawn(task.into_actor(self).map(move |joined, cache, _| {
+            cache.training = false;
+            let shared = &cache.reader.shared;
+            match joined.ok().flatten() {
+                Some((dictionary, pages)) => {
+                    let (hash, len) = (dictionary.hex(), dictionary.bytes.len());
+                    cache.sampled = match &dictionary.source {
+                        crate::dictionary::Source::Site { files } => *files as u64,
+                        crate::dictionary::Source::Asset { .. } => 0,
+                    };
+                    CacheCounters::add(&shared.counters.dictionary_builds, 1);
+                    if shared.dictionaries.set_site(dictionary) {
+                        log::info!(
+                            "file cache: site dictionary {hash} ({len} bytes from {} of {pages} pages) in {:?}",
+                            cache.sampled,
+                            started.elapsed()
+                        );
+                    }
+                    cache.count_dictionaries();
+                }
+                None => {
+                    CacheCounters::add(&shared.counters.dictionary_build_failures, 1);
+                    log::info!("file cache: no site dictionary (no HTML pages under the root)");
+                }
+            }
+        }));
+    }
+
+    /// Trains the site dictionary again once enough cached pages changed on disk.
+    fn check_site_changes(&mut self, ctx: &mut Context<Self>) {
+        let changed = self
+            .reader
+            .shared
+            .counters
+            .pages_changed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - self.changes_at_training;
+        if changed >= (self.sampled / 10).max(DICTIONARY_REBUILD_MIN_CHANGES) {
+            log::info!("file cache: {changed} pages changed; training the site dictionary again");
+            self.train_site_dictionary(ctx);
+        }
+    }
+
+    /// Counts the dictionaries' bytes against the budget.
+    fn count_dictionaries(&mut self) {
+        let bytes = self.reader.shared.dictionaries.bytes();
+        let evicted = self.reader.store().set_dictionary_bytes(bytes);
+        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
+    }
+
     fn start_load(&mut self, key: String, ctx: &mut Context<Self>) {
         let reader = self.reader.clone();
         let existing = reader.store().peek(&key);
@@ -975,6 +1163,11 @@ impl FileCache {
         };
         self.reader.complete(&key, &result);
     }
+}
+
+/// Whether `key` names an HTML page (what the site dictionary is trained on).
+fn is_page(key: &str) -> bool {
+    load::extension(key).is_some_and(|ext| ext == "html" || ext == "htm")
 }
 
 /// What a background build answers: each coding's bytes, `None` where they did not pay.
@@ -1051,6 +1244,16 @@ impl Actor for FileCache {
         self.reader.in_flight().clear();
         if crate::alloc::cache_arena_enabled() {
             ctx.run_interval(ARENA_CHECK, |cache, _| cache.count_arena_overhead());
+        }
+        // The dictionaries outlive an incarnation (clients hold them); a first start
+        // trains the site's.
+        if self.reader.shared.dictionaries.site().is_none() {
+            self.train_site_dictionary(ctx);
+        } else {
+            self.count_dictionaries();
+        }
+        if !self.reader.shared.opts.dictionaries.is_empty() {
+            ctx.run_interval(DICTIONARY_CHECK, |cache, ctx| cache.check_site_changes(ctx));
         }
         let opts = &self.reader.shared.opts;
         log::info!(
@@ -1136,6 +1339,65 @@ impl Handler<KeepEncoded> for FileCache {
         // The stored level follows in the background, most read files first.
         self.want_build(&file.key);
         self.pump(ctx);
+    }
+}
+
+impl Handler<KeepDictEncoded> for FileCache {
+    type Result = ();
+
+    fn handle(&mut self, message: KeepDictEncoded, _: &mut Context<Self>) {
+        let KeepDictEncoded { file, encoded } = message;
+        let shared = &self.reader.shared;
+        let site = shared.dictionaries.site().map(|site| site.hash);
+        let mut store = self.reader.store();
+        let Some(current) = store.peek(&file.key).filter(|f| f.digest == file.digest) else {
+            return;
+        };
+        let keep = match &current.dictionary {
+            None => true,
+            Some(held) => {
+                held.hash == encoded.hash
+                    || site != Some(held.hash)
+                    || shared.dictionaries.get(&held.hash).is_none()
+            }
+        };
+        if !keep {
+            return;
+        }
+        let mut replaced = current.with_bytes(current.identity.clone(), current.encoded.clone());
+        replaced.dictionary = Some(encoded);
+        replaced.identity_copy = current.identity_copy;
+        replaced.building.store(
+            current.building.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Insert::Admitted { evicted } = store.insert(Arc::new(replaced)) {
+            CacheCounters::add(&shared.counters.evictions, evicted);
+        }
+    }
+}
+
+impl Handler<AddAssetDictionary> for FileCache {
+    type Result = ();
+
+    fn handle(&mut self, message: AddAssetDictionary, _: &mut Context<Self>) {
+        let AddAssetDictionary { file, pattern } = message;
+        let dictionaries = &self.reader.shared.dictionaries;
+        let Some(identity) = file.identity.clone() else {
+            return;
+        };
+        if dictionaries.has_asset(&file.key, file.digest) {
+            return;
+        }
+        dictionaries.add_asset(crate::dictionary::Dictionary::new(
+            identity,
+            crate::dictionary::Source::Asset {
+                key: file.key.clone(),
+                pattern,
+                digest: file.digest,
+            },
+        ));
+        self.count_dictionaries();
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use serde::Serialize;
 
 use super::store::Held;
+use crate::http::dictionary::DictCoding;
 use crate::http::encoding::Coding;
 
 pub use crate::metrics::Histogram;
@@ -29,8 +30,19 @@ pub struct CacheCounters {
     pub(crate) identity_copies_refused: AtomicU64,
     /// Files waiting for their stored-level representations (set by the actor).
     pub(crate) compression_queue: AtomicU64,
-    /// Per coding: identity, gzip, br, zstd (see [`coding_index`]).
-    pub(crate) by_coding: [CodingCounters; 4],
+    /// Per coding: identity, gzip, br, zstd, dcz, dcb (see [`coding_index`]).
+    pub(crate) by_coding: [CodingCounters; 6],
+    /// Body bytes of the best plain form the client takes minus those sent, over whole
+    /// dictionary-compressed 200 responses.
+    pub(crate) dictionary_bytes_saved: AtomicU64,
+    /// Site dictionaries built, and site dictionary builds that failed or found no pages.
+    pub(crate) dictionary_builds: AtomicU64,
+    pub(crate) dictionary_build_failures: AtomicU64,
+    /// Cached pages found changed on disk when revalidated (they count towards
+    /// rebuilding the site dictionary).
+    pub(crate) pages_changed: AtomicU64,
+    /// Dictionary downloads (200 responses of a dictionary's own URL).
+    pub(crate) dictionary_downloads: AtomicU64,
     /// Identity body bytes minus the bytes sent, over compressed 200 responses.
     pub(crate) bytes_saved: AtomicU64,
     /// Time spent compressing responses while their clients waited, in microseconds.
@@ -42,6 +54,11 @@ pub struct CacheCounters {
 #[derive(Clone, Copy, Debug)]
 pub struct Sent {
     pub coding: Coding,
+    /// The dictionary coding the body was sent in (then `coding` is identity).
+    pub dictionary: Option<DictCoding>,
+    /// For a whole dictionary-compressed body: the best plain form's bytes minus those
+    /// sent.
+    pub dictionary_saved_bytes: u64,
     /// Body bytes sent (0 for a 304 or a `HEAD`).
     pub body_bytes: u64,
     /// Identity body bytes minus those sent, for a whole compressed body; else 0.
@@ -60,22 +77,32 @@ pub(crate) struct CodingCounters {
 }
 
 /// The order of [`CacheCounters::by_coding`] and [`CacheStats::encodings`].
-pub(crate) const CODINGS: [Coding; 4] = [Coding::Identity, Coding::Gzip, Coding::Br, Coding::Zstd];
+pub(crate) const ENCODINGS: [&str; 6] = ["identity", "gzip", "br", "zstd", "dcz", "dcb"];
 
-/// The index of `coding` in [`CODINGS`].
+/// The index of `coding` in [`ENCODINGS`].
 pub(crate) fn coding_index(coding: Coding) -> usize {
     coding.slot().map_or(0, |slot| slot + 1)
 }
 
-/// The per-coding figures of `counters`, with the representations `held` (by slot).
-pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 3]) -> Vec<EncodingStats> {
-    CODINGS
+/// The index of what `sent` went out in, in [`ENCODINGS`].
+pub(crate) fn sent_index(sent: &Sent) -> usize {
+    sent.dictionary
+        .map_or_else(|| coding_index(sent.coding), |coding| 4 + coding.slot())
+}
+
+/// The per-coding figures of `counters`, with the representations `held` (by slot:
+/// gzip, br, zstd, dcz, dcb).
+pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 5]) -> Vec<EncodingStats> {
+    ENCODINGS
         .iter()
         .zip(&counters.by_coding)
-        .map(|(&coding, by)| {
-            let held = coding.slot().map_or_else(Held::default, |slot| held[slot]);
+        .enumerate()
+        .map(|(index, (&encoding, by))| {
+            let held = index
+                .checked_sub(1)
+                .map_or_else(Held::default, |slot| held[slot]);
             EncodingStats {
-                encoding: coding.token(),
+                encoding,
                 responses: by.responses.load(Relaxed),
                 body_bytes: by.body_bytes.load(Relaxed),
                 recompressions: by.recompressions.load(Relaxed),
@@ -90,7 +117,7 @@ pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 3]) -> Vec<Encodi
 /// One coding's figures (identity's build counts and held figures are 0).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EncodingStats {
-    /// `identity`, `gzip`, `br` or `zstd`.
+    /// `identity`, `gzip`, `br`, `zstd`, `dcz` or `dcb`.
     pub encoding: &'static str,
     /// Responses sent in this coding (200, 206 and 304).
     pub responses: u64,
@@ -166,6 +193,18 @@ pub struct CacheStats {
     /// Time spent compressing responses while their clients waited.
     pub inline_compression_ms: f64,
     /// Responses, body bytes, builds and representations held, by coding (identity,
-    /// gzip, br, zstd).
+    /// gzip, br, zstd, dcz, dcb).
     pub encodings: Vec<EncodingStats>,
+    /// Body bytes dictionary-compressed 200 responses saved against the best plain form
+    /// their client takes.
+    pub dictionary_bytes_saved: u64,
+    /// Site dictionaries built since start, and builds that failed or found no pages.
+    pub dictionary_builds: u64,
+    pub dictionary_build_failures: u64,
+    /// Downloads of the dictionaries' own URLs (200s).
+    pub dictionary_downloads: u64,
+    /// Bytes of the dictionaries held, counted against the budget.
+    pub dictionary_bytes: u64,
+    /// The dictionaries held (hash, size, source, age), current ones first.
+    pub dictionaries: Vec<crate::dictionary::DictionaryInfo>,
 }

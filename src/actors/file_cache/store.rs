@@ -27,6 +27,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::admission::Admission;
+use crate::http::dictionary::DictCoding;
 use crate::http::encoding::Coding;
 
 /// Per-entry overhead estimate: the `Arc<CachedFile>` allocation, the LRU node, the
@@ -83,6 +84,37 @@ impl Encoded {
     }
 }
 
+/// A representation compressed against a dictionary (RFC 9842): `dcz` or `dcb` bytes,
+/// header included, for clients holding the dictionary whose SHA-256 is `hash`.
+#[derive(Clone, Debug)]
+pub struct DictEncoded {
+    pub coding: DictCoding,
+    pub hash: [u8; 32],
+    pub bytes: Bytes,
+    /// Strong validator: the content's digest, the coding, the dictionary and a hash of
+    /// these bytes.
+    pub etag: HeaderValue,
+}
+
+impl DictEncoded {
+    /// `bytes` in `coding` against the dictionary `hash` of the content `digest`.
+    pub fn new(digest: u64, coding: DictCoding, hash: [u8; 32], bytes: Bytes) -> DictEncoded {
+        let own = xxhash_rust::xxh3::xxh3_64(&bytes) as u32;
+        let dictionary = crate::http::dictionary::hex(&hash[..4]);
+        let etag = HeaderValue::try_from(format!(
+            "\"{digest:016x}-{}-{dictionary}-{own:08x}\"",
+            coding.token()
+        ))
+        .expect("hex digits and a token");
+        DictEncoded {
+            coding,
+            hash,
+            bytes,
+            etag,
+        }
+    }
+}
+
 /// One file as the cache holds it.
 #[derive(Debug)]
 pub struct CachedFile {
@@ -102,6 +134,9 @@ pub struct CachedFile {
     pub identity: Option<Bytes>,
     /// The compressed representations held, by [`Coding::slot`].
     pub encoded: [Option<Encoded>; 3],
+    /// The representation compressed against a dictionary, for clients holding it (one
+    /// per entry: the most recent one kept).
+    pub dictionary: Option<DictEncoded>,
     /// The file's extension is listed, it is large enough, compression is on, and
     /// compressing it was not found to save less than 10%: responses depend on
     /// Accept-Encoding (`Vary`), and a client taking a coding gets it compressed.
@@ -135,7 +170,11 @@ impl CachedFile {
             .flatten()
             .map(|encoded| allocation_size(encoded.bytes.len()))
             .sum();
-        identity + encoded + ENTRY_OVERHEAD + 2 * self.key.len() as u64
+        let dictionary = self
+            .dictionary
+            .as_ref()
+            .map_or(0, |encoded| allocation_size(encoded.bytes.len()));
+        identity + encoded + dictionary + ENTRY_OVERHEAD + 2 * self.key.len() as u64
     }
 
     /// Whether responses for this file depend on Accept-Encoding: it has compressed
@@ -254,6 +293,7 @@ impl CachedFile {
             content_type: self.content_type.clone(),
             identity,
             encoded,
+            dictionary: self.dictionary.clone(),
             compressible: self.compressible,
             asked: self
                 .asked
@@ -299,13 +339,16 @@ pub struct ByteLru {
     compressible_bytes: u64,
     encoded_saved_bytes: u64,
     /// Compressed representations held, and their bytes, by [`Coding::slot`].
-    held_encoded: [Held; 3],
+    held_encoded: [Held; 5],
     /// Bytes of identity copies (compressed-only store).
     identity_copy_bytes: u64,
     /// What the allocator holds for the stored bytes beyond the bytes themselves
     /// (fragmentation, metadata, pages not yet returned), as last measured; counted
     /// against the budget beside `bytes`.
     allocator_overhead: u64,
+    /// Bytes of the compression dictionaries held (site and assets), counted against the
+    /// budget beside the entries.
+    dictionary_bytes: u64,
     /// Entries evicted, replaced, removed or cleared, not yet freed: the caller frees
     /// them after releasing the lock around the store ([`take_released`]), since freeing
     /// cached bytes hands their pages back to the system (the cache's arena does not
@@ -325,9 +368,10 @@ impl ByteLru {
             admission: None,
             compressible_bytes: 0,
             encoded_saved_bytes: 0,
-            held_encoded: [Held::default(); 3],
+            held_encoded: [Held::default(); 5],
             identity_copy_bytes: 0,
             allocator_overhead: 0,
+            dictionary_bytes: 0,
             released: Vec::new(),
         }
     }
@@ -432,20 +476,33 @@ impl ByteLru {
         self.fit()
     }
 
+    /// Records the bytes of the dictionaries held, evicting least recently used entries
+    /// until everything fits; answers how many were evicted.
+    pub fn set_dictionary_bytes(&mut self, bytes: u64) -> u64 {
+        self.dictionary_bytes = bytes;
+        self.fit()
+    }
+
+    /// The dictionary bytes last recorded.
+    pub fn dictionary_bytes(&self) -> u64 {
+        self.dictionary_bytes
+    }
+
     /// The allocator overhead last recorded.
     pub fn allocator_overhead(&self) -> u64 {
         self.allocator_overhead
     }
 
-    /// Everything counted against the budget: entries, sketch and allocator overhead.
+    /// Everything counted against the budget: entries, sketch, allocator overhead and
+    /// dictionaries.
     pub fn held(&self) -> u64 {
-        self.bytes + self.allocator_overhead
+        self.bytes + self.allocator_overhead + self.dictionary_bytes
     }
 
     /// The most one entry may cost.
     fn room(&self) -> u64 {
         self.budget
-            .saturating_sub(self.fixed_bytes() + self.allocator_overhead)
+            .saturating_sub(self.fixed_bytes() + self.allocator_overhead + self.dictionary_bytes)
     }
 
     /// Evicts least recently used entries until everything fits the budget.
@@ -480,7 +537,7 @@ impl ByteLru {
         self.bytes = self.fixed_bytes();
         self.compressible_bytes = 0;
         self.encoded_saved_bytes = 0;
-        self.held_encoded = [Held::default(); 3];
+        self.held_encoded = [Held::default(); 5];
         self.identity_copy_bytes = 0;
     }
 
@@ -536,8 +593,9 @@ impl ByteLru {
         std::mem::take(&mut self.released)
     }
 
-    /// Compressed representations held, and their bytes, by [`Coding::slot`].
-    pub fn held_encoded(&self) -> [Held; 3] {
+    /// Compressed representations held, and their bytes: by [`Coding::slot`], then dcz
+    /// and dcb.
+    pub fn held_encoded(&self) -> [Held; 5] {
         self.held_encoded
     }
 
@@ -572,6 +630,11 @@ impl ByteLru {
                 apply(&mut held.bytes, encoded.bytes.len() as u64);
             }
         }
+        if let Some(encoded) = &file.dictionary {
+            let held = &mut self.held_encoded[3 + encoded.coding.slot()];
+            apply(&mut held.count, 1);
+            apply(&mut held.bytes, encoded.bytes.len() as u64);
+        }
     }
 }
 
@@ -602,6 +665,7 @@ pub(crate) mod tests {
                 None,
                 None,
             ],
+            dictionary: None,
             compressible: gzip.is_some(),
             asked: Default::default(),
             building: AtomicU8::new(0),
@@ -791,6 +855,7 @@ pub(crate) mod tests {
             content_type: HeaderValue::from_static("text/html"),
             identity: Some(Bytes::from_static(&ZEROS[..len])),
             encoded: Default::default(),
+            dictionary: None,
             compressible: false,
             asked: Default::default(),
             building: AtomicU8::new(0),
