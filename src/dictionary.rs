@@ -215,13 +215,13 @@ pub fn train(samples: &[Vec<u8>], size: usize) -> Option<Vec<u8>> {
     }
     let total: usize = samples.iter().map(Vec::len).sum();
     // The trainer wants far more sample bytes than dictionary bytes.
-    if samples.len() >= 16 && total >= 4 * size {
-        if let Ok(formatted) = zstd::dict::from_samples(samples, size) {
-            let header = formatted_header_len(&formatted);
-            if let Some(header) = header.filter(|&header| header < formatted.len()) {
-                return Some(formatted[header..].to_vec());
-            }
-        }
+    if samples.len() >= 16
+        && total >= 4 * size
+        && let Ok(formatted) = zstd::dict::from_samples(samples, size)
+        && let Some(header) =
+            formatted_header_len(&formatted).filter(|&header| header < formatted.len())
+    {
+        return Some(formatted[header..].to_vec());
     }
     let mut raw: Vec<u8> = Vec::with_capacity(size.min(total));
     for sample in samples {

@@ -71,13 +71,17 @@
 //! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).
+//! - `dictionary.rs`: compression dictionaries (RFC 9842): the site dictionary sampled
+//!   and trained from the site's pages, asset versions kept as dictionaries, the registry
+//!   the request path looks them up in by hash, and dcz/dcb compression against them.
 //! - `alloc.rs`: the allocator: jemalloc statistics, heap sampling and pprof dumps, the
 //!   file cache's own arena, and `use_jemalloc!`; `alloc/read_buffers.rs`: the buffers
 //!   cache misses are read into, kept from one miss to the next.
 //! - `actors/`: the supervised actors, one per file (`process`: RSS and CPU sampler;
 //!   `file_cache`: the byte-bounded LRU of static files behind TinyLFU admission, with
 //!   br, zstd and gzip forms kept by demand (the first one a request's, the stored level
-//!   built in the background) and misses the kernel can answer at once read without
+//!   built in the background), dcz and dcb forms against the dictionaries it holds, and
+//!   misses the kernel can answer at once read without
 //!   blocking; `profiler`: memory snapshots, comparisons and heap profiles; `templates`:
 //!   the template store: folder scanning, reloads, publishing the engine's builds, render
 //!   workers, reports and metrics; `monitor`: collection, history, alerts and their
@@ -94,11 +98,13 @@
 //!   per-request counters and the Prometheus text format.
 //! - `alerts.rs`: alert rules, their Prometheus-like states and the defaults.
 //! - `http/`: pure HTTP decisions without actix: admin access, request path safety,
-//!   preconditions, ranges, Accept-Encoding negotiation among identity, gzip, br and zstd.
+//!   preconditions, ranges, Accept-Encoding negotiation among identity, gzip, br and zstd,
+//!   and the RFC 9842 headers, codings and match patterns (`http/dictionary.rs`).
 //! - `web/`: the actix-web side in two surfaces: `configure_public` mounts the site
 //!   (health, templates, static files as the default service), `configure_admin` the
 //!   admin surface (admin, monitoring and dashboard, profiler) behind admin access,
 //!   `configure` both on one listener, `limit_head` the request-head limit;
+//!   `web/dictionaries.rs` serves the site dictionary and dcz/dcb responses;
 //!   `web/error.rs` maps failures to statuses.
 //! - `properties.rs`: property tests of the parsers (tests only).
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a

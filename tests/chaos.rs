@@ -694,3 +694,78 @@ async fn chaos_restart_storm_backs_off_keeps_serving_then_exits_3() {
         "requests refused during the storm: {refused:?}"
     );
 }
+
+#[actix_rt::test]
+async fn chaos_dictionaries_outlive_a_file_cache_restart() {
+    let site = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        let page = format!(
+            "<!DOCTYPE html><html><head><title>Page {i}</title></head><body>\
+             <nav>Home Guide Reference Changelog</nav><h1>Page {i}</h1>{}\
+             <footer>The same footer on every page of the site</footer></body></html>",
+            "<p>A paragraph the pages share.</p>".repeat(60)
+        );
+        std::fs::write(site.path().join(format!("p{i}.html")), page).unwrap();
+    }
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
+    let server = serve(&subsystems);
+    eventually("the site dictionary trained", || async {
+        !subsystems
+            .cache_stats()
+            .await
+            .unwrap()
+            .dictionaries
+            .is_empty()
+    })
+    .await;
+    let before = subsystems.cache_stats().await.unwrap();
+    let hash = before.dictionaries[0].hash.clone();
+
+    assert_eq!(
+        post(&server.url("/admin/chaos/panic/file_cache")).await,
+        202
+    );
+    eventually("file cache restarted", || async {
+        let report = subsystems.supervisor_report();
+        let cache = report
+            .children
+            .iter()
+            .find(|c| c.name == "file_cache")
+            .unwrap();
+        cache.restarts == 1 && cache.state == leanserve::ChildState::Running
+    })
+    .await;
+    // Clients still hold it: the same dictionary, not trained again, still served, still
+    // used, and still counted against the budget.
+    let after = subsystems.cache_stats().await.unwrap();
+    assert_eq!(after.dictionaries[0].hash, hash);
+    assert_eq!(after.dictionary_builds, 1);
+    assert_eq!(after.dictionary_bytes, before.dictionary_bytes);
+    let client = awc::Client::default();
+    let mut dictionary = client
+        .get(server.url(&format!("/.leanserve/dictionary/{hash}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dictionary.status(), 200);
+    let bytes = dictionary.body().limit(1 << 22).await.unwrap();
+    use base64::Engine;
+    use sha2::Digest;
+    let available = format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes))
+    );
+    let page = client
+        .get(server.url("/p3.html"))
+        .insert_header(("Accept-Encoding", "br, dcz"))
+        .insert_header(("Available-Dictionary", available.as_str()))
+        .no_decompress()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers().get("content-encoding").unwrap(), "dcz");
+}

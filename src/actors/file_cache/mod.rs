@@ -1,4 +1,5 @@
-//! The file cache actor: a byte-bounded LRU of static files with stored gzip, br and zstd.
+//! The file cache actor: a byte-bounded LRU of static files with stored gzip, br and zstd,
+//! and the compression dictionaries.
 //!
 //! The actor owns the cache: loading, compression, eviction, expiry, statistics and its
 //! own restart (a new incarnation starts with an empty cache and refills). Request
@@ -27,6 +28,14 @@
 //!   its clients get a form they also take, or one compressed for them alone. A file
 //!   only identity clients read is never compressed: under `store = "compressed-only"`
 //!   its compressed bytes would only be decoded again for every hit.
+//! - Dictionaries (RFC 9842, `crate::dictionary`). The first incarnation trains the site
+//!   dictionary on the blocking pool; every [`DICTIONARY_CHECK`] it trains it again once
+//!   enough cached pages were found changed on disk (a tenth of those sampled, at least
+//!   [`DICTIONARY_REBUILD_MIN_CHANGES`]). The registry lives in the shared state, not the
+//!   actor, so a restart keeps the dictionaries clients hold. [`AddAssetDictionary`]
+//!   keeps a version of an asset as the dictionary for its next one;
+//!   [`KeepDictEncoded`] keeps a response compressed against a dictionary in its entry.
+//!   The dictionaries' bytes count against the budget.
 //! - [`ClearCache`], [`GetCacheStats`], [`GetCacheSize`], [`GetCacheItemCount`] (from
 //!   `Subsystems` and the admin routes).
 //!
