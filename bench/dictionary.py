@@ -485,10 +485,10 @@ def cmd_report(logs, params):
         limit = int(p["budget_mb"]) * MB + 30 * 1000 * 1000
         print(f"### 5. Peak RSS (VmHWM) against the budget ({p['budget_mb']} MiB) + 30 MB = {limit / MB:.1f} MiB")
         print()
-        print("| run | VmHWM MiB | VmRSS MiB | dictionary_bytes | bytes_cached MiB | items | target |")
+        print("| run | VmHWM MiB | VmRSS MiB (anon / file-backed) | dictionary_bytes | bytes_cached MiB | items | target |")
         print("|---|---|---|---|---|---|---|")
         for k, v in r.items():
-            print(f"| {k} | {v['hwm'] / MB:.1f} | {v['rss'] / MB:.1f} | {v.get('dictionary_bytes', '-')} | "
+            print(f"| {k} | {v['hwm'] / MB:.1f} | {v['rss'] / MB:.1f} ({v['anon'] / MB:.1f} / {v['file'] / MB:.1f}) | {v.get('dictionary_bytes', '-')} | "
                   f"{v.get('bytes_cached', 0) / MB:.1f} | {v.get('items', '-')} | {verdict(v['hwm'] <= limit)} |")
         print()
     if notes:

@@ -191,10 +191,10 @@ record_rss() { # key pid
   python3 - "$LOGS/rss.json" "$1" "/proc/$2/status" "$LOGS/$1-cache.json" <<'PY'
 import json, sys
 out, key, status, cache = sys.argv[1:5]
-st = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open(status) if l.startswith(("VmHWM", "VmRSS"))}
+st = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open(status) if l.startswith(("VmHWM", "VmRSS", "RssAnon", "RssFile"))}
 c = json.load(open(cache))
 d = json.load(open(out))
-d[key] = {"hwm": st["VmHWM"], "rss": st["VmRSS"], "dictionary_bytes": c.get("dictionary_bytes"),
+d[key] = {"hwm": st["VmHWM"], "rss": st["VmRSS"], "anon": st["RssAnon"], "file": st["RssFile"], "dictionary_bytes": c.get("dictionary_bytes"),
           "bytes_cached": c.get("bytes_cached", 0), "items": c.get("items")}
 json.dump(d, open(out, "w"), indent=1)
 PY

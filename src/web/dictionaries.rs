@@ -256,14 +256,20 @@ pub(super) async fn respond_with_dictionary(
         .cloned();
     let encoded = match held {
         Some(held) => held,
-        None => match compress(subsystems, file, &dictionary, coding).await? {
-            Some(encoded) => {
+        None => match compress(subsystems, file, &dictionary, coding).await {
+            Ok(Some(encoded)) => {
                 if files.holds(file) {
                     subsystems.keep_dict_encoded(Arc::clone(file), encoded.clone());
                 }
                 encoded
             }
-            None => return Ok(None),
+            Ok(None) => return Ok(None),
+            // No decoder or blocking thread free, or the bytes would not compress: the
+            // ordinary codings answer instead.
+            Err(error) => {
+                log::warn!("sending {:?} without a dictionary: {error}", file.key);
+                return Ok(None);
+            }
         },
     };
     // The best plain form the client takes, as the ordinary negotiation would pick.
