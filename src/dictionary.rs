@@ -15,10 +15,11 @@
 //!   version can be sent compressed against it. The newest [`ASSET_VERSIONS`] versions of
 //!   each pattern are kept.
 //! - **Measured** (bench/compress `dictionary`, Rust docs, 2,000 pages trained, 300 others
-//!   compressed): a 256 KiB trained dictionary gives the median page at 0.152x its gzip-6
-//!   bytes with zstd 15 (32 µs a page with the prepared dictionary), 0.149x with zstd 19
-//!   (800 µs); raw content gives 0.21x. dcb at brotli 5 gives 0.160x but costs 600 µs a
-//!   page, as the brotli crate hashes the whole dictionary for every response.
+//!   compressed): a 256 KiB trained dictionary gives the median page at 0.164x its gzip-6
+//!   bytes with zstd 6 (20 µs a page with the prepared dictionary), 0.152x with zstd 15,
+//!   0.149x with zstd 19 (800 µs); raw content gives 0.21x. dcb at brotli 5 gives 0.160x
+//!   but costs 600 µs a page, as the brotli crate hashes the whole dictionary for every
+//!   response.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,9 +50,18 @@ pub const ASSET_VERSIONS: usize = 3;
 /// fetched it before the site changed still hold.
 pub const SITE_VERSIONS: usize = 2;
 
-/// zstd level of dcz responses: with a prepared dictionary as fast as level 3 on pages
-/// and within 2% of level 19's size (bench/compress `dictionary`).
-pub const DCZ_LEVEL: i32 = 15;
+/// zstd level of dcz responses. With the site dictionary prepared at this level (2.8 MB)
+/// a page takes 20 µs (median, 6 µs per KB) and its context 3 MB whatever the input;
+/// level 15 saves 7% more bytes but its prepared dictionary takes 8.5 MB, its context 9
+/// to 33 MB, and a 160 KB page 7 ms (bench/compress `dictionary`, bench/README.md).
+pub const DCZ_LEVEL: i32 = 6;
+
+/// zstd contexts kept for the next dcz response (each about 3 MB at [`DCZ_LEVEL`]).
+const CONTEXTS_KEPT: usize = 4;
+
+/// The zstd contexts free for dcz responses.
+static CONTEXTS: std::sync::Mutex<Vec<zstd::zstd_safe::CCtx<'static>>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// brotli quality of dcb responses: the brotli crate re-hashes the dictionary for each
 /// response, so higher qualities cost 10-40 ms a page.
@@ -140,17 +150,25 @@ impl Dictionary {
         let Some(prepared) = prepared else {
             return Ok(false);
         };
-        thread_local! {
-            static CONTEXT: std::cell::RefCell<zstd::zstd_safe::CCtx<'static>> =
-                std::cell::RefCell::new(zstd::zstd_safe::CCtx::create());
-        }
+        let contexts = || {
+            CONTEXTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let mut context = contexts()
+            .pop()
+            .unwrap_or_else(zstd::zstd_safe::CCtx::create);
         // Written from the buffer's start: a buffer of its own, then after the header.
         let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
-        CONTEXT.with_borrow_mut(|context| {
-            context
-                .compress_using_cdict(&mut frame, data, prepared.as_cdict())
-                .map_err(|code| io::Error::other(zstd::zstd_safe::get_error_name(code)))
-        })?;
+        let result = context
+            .compress_using_cdict(&mut frame, data, prepared.as_cdict())
+            .map_err(|code| io::Error::other(zstd::zstd_safe::get_error_name(code)));
+        let mut kept = contexts();
+        if kept.len() < CONTEXTS_KEPT {
+            kept.push(context);
+        }
+        drop(kept);
+        result?;
         out.extend_from_slice(&frame);
         Ok(true)
     }

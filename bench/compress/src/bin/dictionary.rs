@@ -97,7 +97,7 @@ fn main() {
         for t in &train { if raw.len() >= size { break; } raw.extend_from_slice(t); }
         raw.truncate(size);
         for (name, dict) in [("trained", &trained), ("raw", &raw)] {
-            for level in [3, 9, 15, 19] {
+            for level in std::env::var("LEVELS").unwrap_or("3,9,15,19".into()).split(',').map(|l| l.parse::<i32>().unwrap()) {
                 let mut c = zstd::bulk::Compressor::with_dictionary(level, dict).unwrap();
                 let mut ratio_g = Vec::new(); let mut ratio_b = Vec::new(); let mut us = Vec::new();
                 for (i, t) in test.iter().enumerate() {
@@ -113,7 +113,7 @@ fn main() {
                 }
                 println!("dcz {name:7} {:>3}K L{level:<2}: /gzip6 {:.3}  /br11 {:.3}  {:.0} us/page (train {train_s:.1}s, header {header})", size / 1024, median(ratio_g), median(ratio_b), median(us));
             }
-            for q in [5, 9, 11] {
+            for q in std::env::var("QUALITIES").unwrap_or("5,9,11".into()).split(',').filter(|q| !q.is_empty()).map(|q| q.parse::<i32>().unwrap()) {
                 let mut ratio_g = Vec::new(); let mut ratio_b = Vec::new(); let mut us = Vec::new();
                 for (i, t) in test.iter().enumerate().take(if q == 11 { 60 } else { 300 }) {
                     let s = Instant::now();
