@@ -481,6 +481,17 @@ fn script(version: u32) -> String {
 
 #[actix_rt::test]
 async fn dictionaries_an_asset_version_is_the_dictionary_for_the_next() {
+    asset_versions("both").await;
+}
+
+/// The prod profile's store drops identity bytes once compressed ones exist: the
+/// version kept as a dictionary is decoded from them.
+#[actix_rt::test]
+async fn dictionaries_asset_versions_work_in_a_compressed_only_store() {
+    asset_versions("compressed-only").await;
+}
+
+async fn asset_versions(store: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("assets")).unwrap();
     let (v1, v2) = (script(1), script(2));
@@ -495,6 +506,7 @@ async fn dictionaries_an_asset_version_is_the_dictionary_for_the_next() {
                 "STATIC_FILE_CACHE_CONTROL",
                 "public, max-age=31536000, immutable",
             ),
+            ("STATIC_FILE_STORE", store),
         ],
     )
     .await;
@@ -580,6 +592,61 @@ async fn dictionaries_an_asset_version_is_the_dictionary_for_the_next() {
             ),
         ]
     );
+
+    // Three newer versions push the first out (3 are kept per pattern)...
+    let v1_hash = hex(&sha2::Sha256::digest(v1.as_bytes()));
+    let held = |admin: &RawResponse| -> Vec<String> {
+        let admin: serde_json::Value = serde_json::from_slice(&admin.body).unwrap();
+        admin["dictionaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["hash"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // (Under compressed-only its entry holds only the br bytes of its first response by
+    // now.)
+    for n in 3..=5 {
+        let version = script(n).replace("dispatch", &format!("dispatch{n}"));
+        std::fs::write(dir.path().join(format!("assets/app-{n}.js")), version).unwrap();
+        get(&server, &format!("/assets/app-{n}.js"), &[]).await;
+    }
+    dictionaries_held(&subsystems, 3, 0).await;
+    for _ in 0..500 {
+        if held(&get(&server, "/admin/cache", &[]).await).len() == 3
+            && !held(&get(&server, "/admin/cache", &[]).await).contains(&v1_hash)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!held(&get(&server, "/admin/cache", &[]).await).contains(&v1_hash));
+    // Served again, it is kept again (decoded from its compressed bytes where identity
+    // is not held), and works as a dictionary again.
+    let again = get(
+        &server,
+        "/assets/app-1.js",
+        &[("Accept-Encoding", CHROMIUM)],
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    for _ in 0..500 {
+        if held(&get(&server, "/admin/cache", &[]).await).contains(&v1_hash) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delta = get(
+        &server,
+        "/assets/app-2.js",
+        &[
+            ("Accept-Encoding", CHROMIUM),
+            ("Available-Dictionary", &available(v1.as_bytes())),
+        ],
+    )
+    .await;
+    assert_eq!(delta.header("content-encoding"), Some("dcz"), "{store}");
+    assert_eq!(undcz(v1.as_bytes(), &delta.body, v2.len()), v2.as_bytes());
 }
 
 #[actix_rt::test]

@@ -1391,13 +1391,19 @@ impl Handler<AddAssetDictionary> for FileCache {
 
     fn handle(&mut self, message: AddAssetDictionary, _: &mut Context<Self>) {
         let AddAssetDictionary { file, pattern } = message;
-        let dictionaries = &self.reader.shared.dictionaries;
-        let Some(identity) = file.identity.clone() else {
-            return;
-        };
+        let shared = &self.reader.shared;
+        let dictionaries = &shared.dictionaries;
         if dictionaries.has_asset(&file.key, file.digest) {
             return;
         }
+        // A compressed-only entry is decoded (once per version: it is kept from then on).
+        let identity = match identity_of(&file, &shared.codecs) {
+            Ok(identity) => identity,
+            Err(error) => {
+                log::warn!("file cache: {} not kept as a dictionary: {error}", file.key);
+                return;
+            }
+        };
         dictionaries.add_asset(crate::dictionary::Dictionary::new(
             identity,
             crate::dictionary::Source::Asset {
