@@ -699,3 +699,48 @@ fn dictionaries_a_bad_asset_pattern_is_refused_naming_the_key() {
         assert!(message.contains(bad), "{message}");
     }
 }
+
+#[actix_rt::test]
+async fn dictionaries_mounted_under_a_scope_name_paths_under_it() {
+    let dir = site(30);
+    let subsystems = Runtime::new(test_opts(dir.path(), &[]))
+        .start()
+        .await
+        .unwrap();
+    let app = subsystems.clone();
+    let server = util::serve_with(move |cfg| {
+        cfg.service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)));
+    });
+    dictionaries_held(&subsystems, 1, 1).await;
+    let first = get(&server, "/lean/p1.html", &[("Accept-Encoding", CHROMIUM)]).await;
+    let hash = subsystems.cache_stats().await.unwrap().dictionaries[0]
+        .hash
+        .clone();
+    let url = format!("/lean/.leanserve/dictionary/{hash}");
+    assert_eq!(
+        first.header("link"),
+        Some(format!("<{url}>; rel=\"compression-dictionary\"").as_str())
+    );
+    let dictionary = get(&server, &url, &[]).await;
+    assert_eq!(dictionary.status, 200);
+    assert_eq!(
+        dictionary.header("use-as-dictionary"),
+        Some(r#"match="/lean/*", match-dest=("document")"#)
+    );
+    let response = get(
+        &server,
+        "/lean/p2.html",
+        &[
+            ("Accept-Encoding", CHROMIUM),
+            ("Available-Dictionary", &available(&dictionary.body)),
+        ],
+    )
+    .await;
+    assert_eq!(response.header("content-encoding"), Some("dcz"));
+    assert_eq!(
+        undcz(&dictionary.body, &response.body, page(2).len()),
+        page(2).into_bytes()
+    );
+    // Not at the root: the host's paths are its own.
+    assert_eq!(get(&server, &url[5..], &[]).await.status, 404);
+}
