@@ -401,6 +401,14 @@ def cmd_report(logs, params):
         print(f"- Size-bucketed medians (pages >= 1,024 B), body / gzip-6: " + ", ".join(
             f"{lo // 1024}-{hi // 1024 if hi < 1 << 40 else 'inf'} KiB {med([int(r['body_bytes']) / int(r['gzip6']) for r in big if lo <= int(r['file_bytes']) < hi]):.3f}x (n={sum(1 for r in big if lo <= int(r['file_bytes']) < hi)})"
             for lo, hi in ((1024, 8192), (8192, 32768), (32768, 131072), (131072, 524288), (524288, 1 << 40))))
+        if have("stream-nginx-gzip-pass1.tsv"):
+            # the python gzip-6 reference against nginx's own gzip bodies, on the pages table 2 sent
+            ng = {r["path"]: int(r["body_bytes"]) for r in csv.DictReader(open(L("stream-nginx-gzip-pass1.tsv")), delimiter="\t")
+                  if r["coding"] == "gzip" and r["kind"] in ("html", "htm")}
+            ref = {r["path"]: int(r["gzip6"]) for r in rows if r["path"] in ng}
+            if ref:
+                print(f"- gzip-6 reference check: on the {len(ref)} pages nginx sent gzipped in table 2, python's gzip-6 totals "
+                      f"{sum(ref.values()) / sum(ng[k] for k in ref):.4f}x nginx's bytes ({sum(1 for k in ref if ref[k] != ng[k])} pages differ).")
         if pf["bad_bodies"] or pf["errors"]:
             notes.append(f"table 1: {pf['errors']} errors ({pf['non_2xx_examples']}), {pf['bad_bodies']} bad bodies ({pf['bad_examples']})")
         print()
@@ -489,7 +497,7 @@ def cmd_report(logs, params):
         print("|---|---|---|---|---|---|---|")
         for k, v in r.items():
             print(f"| {k} | {v['hwm'] / MB:.1f} | {v['rss'] / MB:.1f} ({v['anon'] / MB:.1f} / {v['file'] / MB:.1f}) | {v.get('dictionary_bytes', '-')} | "
-                  f"{v.get('bytes_cached', 0) / MB:.1f} | {v.get('items', '-')} | {verdict(v['hwm'] <= limit)} |")
+                  f"{v.get('bytes_cached', 0) / MB:.1f} | {v.get('items', '-')} | {verdict(v['hwm'] <= limit) if not k.startswith('reference') else '(reference: ' + ('under' if v['hwm'] <= limit else 'over') + ')'} |")
         print()
     if notes:
         print("Problems seen:")

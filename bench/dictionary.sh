@@ -38,7 +38,8 @@
 #      -d WRK_SECONDS, (a) `Accept-Encoding: gzip` against (b) the dictionary client's headers,
 #      interleaved a, b, a, b ... ROUNDS times each after a warm-up. Median b / a >= 0.9x.
 #   5. rss: leanserve's VmHWM at the end of sections 2 and 1 <= budget + 30 MB; and
-#      dictionary_bytes from /admin/cache.
+#      dictionary_bytes from /admin/cache (also shown for the stream walked with Chrome's
+#      header, no dictionary: a reference, no target).
 #
 #   bench/dictionary.sh                       # everything (~10 minutes on 2 cores)
 #   SKIP="pages wrk" bench/dictionary.sh      # the other sections only
@@ -74,7 +75,7 @@ WORKERS=2
 MIN=1024
 BUDGET=$((BUDGET_MB * 1048576))
 COMMAND="$(printf '%q ' "$0" "$@")"
-COMMAND="$(env | grep -E '^(SEED|REQUESTS|CONCURRENCY|BUDGET_MB|SAMPLE|SKIP|JS|JS_PCT|PAGE_BYTES|PAGE|WRK_SECONDS|ROUNDS)=' | sort | tr '\n' ' ')$COMMAND"
+COMMAND="$(env | { grep -E '^(SEED|REQUESTS|CONCURRENCY|BUDGET_MB|SAMPLE|SKIP|JS|JS_PCT|PAGE_BYTES|PAGE|WRK_SECONDS|ROUNDS|LEANSERVE)=' || true; } | sort | tr '\n' ' ')$COMMAND"
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 
 if [ -z "${SITE:-}" ]; then SITE="$(rustc --print sysroot)/share/doc/rust/html"; fi
@@ -217,6 +218,7 @@ if ! skip stream; then
       fi
     done
     [ "$run" = leanserve:dict ] && record_rss "after table 2 (stream, dictionary client, 2 passes)" "$pid"
+    [ "$run" = leanserve:chrome ] && record_rss "reference: after table 2's stream with Chrome's header (no dictionary), 2 passes" "$pid"
     stop_server "$name" "$pid"
   done
 fi
@@ -289,7 +291,7 @@ fi
 # ---- report -----------------------------------------------------------------------------------
 echo
 params=$(python3 -c 'import json, sys; print(json.dumps(dict(zip(["version", "date", "command", "site", "budget_mb", "nginx", "seed", "concurrency", "js", "js_pct"], sys.argv[1:]))))' \
-  "$("$LEANSERVE" --version 2>&1 | head -1), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted src changes')" \
+  "$("$LEANSERVE" --version 2>&1 | head -1), binary of $(date -u -r "$LEANSERVE" '+%Y-%m-%d %H:%M UTC'); tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted src changes')" \
   "$(date -u '+%Y-%m-%d %H:%M UTC')" "$COMMAND" "$SITE" "$BUDGET_MB" "$("$NGINX" -v 2>&1 | sed 's#.*/##')" "$SEED" "$CONCURRENCY" "$JS" "$JS_PCT")
 python3 "$PY" report "$LOGS" "$params" | tee "$LOGS/report.md"
 printf '%s' "$EXITS"
