@@ -1057,17 +1057,17 @@ impl FileCache {
         let started = Instant::now();
         let task = actix_rt::task::spawn_blocking(move || {
             let shared = &reader.shared;
-            let (samples, pages) = crate::dictionary::sample_pages(
+            let samples = crate::dictionary::sample_pages(
                 &shared.root,
                 crate::dictionary::SAMPLE_FILES,
                 shared.opts.serve_hidden,
             );
             let bytes = crate::dictionary::train(&samples, shared.opts.dictionary_size)?;
+            let (sampled, pages) = (samples.sizes.len(), samples.pages);
+            drop(samples);
             let mut dictionary = crate::dictionary::Dictionary::new(
                 Bytes::from(bytes),
-                crate::dictionary::Source::Site {
-                    files: samples.len(),
-                },
+                crate::dictionary::Source::Site { files: sampled },
             );
             // Its own download goes out compressed, at the stored levels.
             if let Ok(mut compressor) = shared.codecs.compressor() {
@@ -1355,8 +1355,11 @@ impl Handler<KeepDictEncoded> for FileCache {
     type Result = ();
 
     fn handle(&mut self, message: KeepDictEncoded, _: &mut Context<Self>) {
-        let KeepDictEncoded { file, encoded } = message;
+        let KeepDictEncoded { file, mut encoded } = message;
         let shared = &self.reader.shared;
+        // Into the cache's arena outside the lock, as every kept form: an evicted one's
+        // pages go back at once, and the arena's overhead is measured and counted.
+        encoded.bytes = crate::alloc::into_cache_arena(encoded.bytes);
         let site = shared.dictionaries.site().map(|site| site.hash);
         let mut store = self.reader.store();
         let Some(current) = store.peek(&file.key).filter(|f| f.digest == file.digest) else {
