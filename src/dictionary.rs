@@ -329,6 +329,11 @@ pub fn sample_pages(root: &Path, max_files: usize, include_hidden: bool) -> Samp
         pages: found,
         ..Samples::default()
     };
+    // Sized once: grown by doubling, the buffer would briefly take twice the bytes.
+    let chosen = found.div_ceil(step);
+    samples
+        .data
+        .reserve_exact(SAMPLE_BYTES.min(chosen * SAMPLE_CAP as usize) + SAMPLE_CAP as usize);
     let mut page = Vec::new();
     for path in pages.iter().step_by(step) {
         if samples.data.len() >= SAMPLE_BYTES {
