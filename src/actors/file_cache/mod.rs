@@ -29,9 +29,9 @@
 //!   only identity clients read is never compressed: under `store = "compressed-only"`
 //!   its compressed bytes would only be decoded again for every hit.
 //! - Dictionaries (RFC 9842, `crate::dictionary`). The first incarnation trains the site
-//!   dictionary on the blocking pool; every [`DICTIONARY_CHECK`] it trains it again once
+//!   dictionary on the blocking pool; every [`dictionaries::DICTIONARY_CHECK`] it trains it again once
 //!   enough cached pages were found changed on disk (a tenth of those sampled, at least
-//!   [`DICTIONARY_REBUILD_MIN_CHANGES`]). The registry lives in the shared state, not the
+//!   [`dictionaries::DICTIONARY_REBUILD_MIN_CHANGES`]). The registry lives in the shared state, not the
 //!   actor, so a restart keeps the dictionaries clients hold. [`AddAssetDictionary`]
 //!   keeps a version of an asset as the dictionary for its next one;
 //!   [`KeepDictEncoded`] keeps a response compressed against a dictionary in its entry.
@@ -44,6 +44,7 @@
 //! 404. With `cache_expiration = 0` (the dev profile) every request revalidates.
 
 mod admission;
+mod dictionaries;
 mod digests;
 mod load;
 // openat2(2) and preadv2(2) through libc; every block says why it is sound.
@@ -52,6 +53,7 @@ mod nowait;
 mod stats;
 mod store;
 
+pub use dictionaries::{AddAssetDictionary, KeepDictEncoded};
 pub use load::{Found, LargeFile, identity_of, read_chunk};
 pub use stats::{CacheStats, EncodingStats, Histogram, Sent};
 /// Identity responses decoded from one entry's compressed bytes before it gets an
@@ -65,14 +67,6 @@ const ARENA_CHECK: Duration = Duration::from_secs(1);
 pub use store::{
     ByteLru, CachedFile, DictEncoded, ENTRY_OVERHEAD, Encoded, Insert, allocation_size,
 };
-
-/// How often the actor checks whether enough cached pages changed on disk to train the
-/// site dictionary again.
-const DICTIONARY_CHECK: Duration = Duration::from_secs(5);
-
-/// Changed pages that call for a new site dictionary: a tenth of the pages sampled, at
-/// least this many.
-const DICTIONARY_REBUILD_MIN_CHANGES: u64 = 20;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -141,27 +135,6 @@ pub struct KeepEncoded {
 pub struct KeepIdentity {
     pub file: Arc<CachedFile>,
     pub identity: Bytes,
-}
-
-/// Keeps `encoded` (`file` compressed against a dictionary for a request) in the entry,
-/// in place of the one it holds unless that one was made with the current site
-/// dictionary and this one was not. Sent by the static handler, answered by nothing;
-/// ignored when the entry changed since.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct KeepDictEncoded {
-    pub file: Arc<CachedFile>,
-    pub encoded: DictEncoded,
-}
-
-/// Keeps the identity bytes of `file`, a version of an asset matching `pattern`
-/// (`static_files.dictionary_assets`), as a dictionary for its next version. Sent by
-/// the static handler, answered by nothing.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddAssetDictionary {
-    pub file: Arc<CachedFile>,
-    pub pattern: String,
 }
 
 /// Empties the cache; answers the bytes it held.
@@ -1041,98 +1014,6 @@ impl FileCache {
         CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
     }
 
-    /// Trains the site dictionary on the blocking pool, unless dictionaries are off or a
-    /// training runs.
-    fn train_site_dictionary(&mut self, ctx: &mut Context<Self>) {
-        let shared = &self.reader.shared;
-        if shared.opts.dictionaries.is_empty() || self.training {
-            return;
-        }
-        self.training = true;
-        self.changes_at_training = shared
-            .counters
-            .pages_changed
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let reader = self.reader.clone();
-        let started = Instant::now();
-        let task = actix_rt::task::spawn_blocking(move || {
-            let shared = &reader.shared;
-            let samples = crate::dictionary::sample_pages(
-                &shared.root,
-                crate::dictionary::SAMPLE_FILES,
-                shared.opts.serve_hidden,
-            );
-            let bytes = crate::dictionary::train(&samples, shared.opts.dictionary_size)?;
-            let (sampled, pages) = (samples.sizes.len(), samples.pages);
-            drop(samples);
-            let mut dictionary = crate::dictionary::Dictionary::new(
-                Bytes::from(bytes),
-                crate::dictionary::Source::Site { files: sampled },
-            );
-            // Its own download goes out compressed, at the stored levels.
-            if let Ok(mut compressor) = shared.codecs.compressor() {
-                let levels = shared.codecs.stored_levels();
-                for &coding in &shared.opts.encodings {
-                    if let Ok(encoded) =
-                        compressor.encode(coding, levels.of(coding), &dictionary.bytes)
-                        && encoded.len() < dictionary.bytes.len()
-                    {
-                        dictionary.encoded.push((coding, Bytes::from(encoded)));
-                    }
-                }
-            }
-            Some((dictionary, pages))
-        });
-        ctx.spawn(task.into_actor(self).map(move |joined, cache, _| {
-            cache.training = false;
-            let shared = &cache.reader.shared;
-            match joined.ok().flatten() {
-                Some((dictionary, pages)) => {
-                    let (hash, len) = (dictionary.hex(), dictionary.bytes.len());
-                    cache.sampled = match &dictionary.source {
-                        crate::dictionary::Source::Site { files } => *files as u64,
-                        crate::dictionary::Source::Asset { .. } => 0,
-                    };
-                    CacheCounters::add(&shared.counters.dictionary_builds, 1);
-                    if shared.dictionaries.set_site(dictionary) {
-                        log::info!(
-                            "file cache: site dictionary {hash} ({len} bytes from {} of {pages} pages) in {:?}",
-                            cache.sampled,
-                            started.elapsed()
-                        );
-                    }
-                    cache.count_dictionaries();
-                }
-                None => {
-                    CacheCounters::add(&shared.counters.dictionary_build_failures, 1);
-                    log::info!("file cache: no site dictionary (no HTML pages under the root)");
-                }
-            }
-        }));
-    }
-
-    /// Trains the site dictionary again once enough cached pages changed on disk.
-    fn check_site_changes(&mut self, ctx: &mut Context<Self>) {
-        let changed = self
-            .reader
-            .shared
-            .counters
-            .pages_changed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - self.changes_at_training;
-        if changed >= (self.sampled / 10).max(DICTIONARY_REBUILD_MIN_CHANGES) {
-            log::info!("file cache: {changed} pages changed; training the site dictionary again");
-            self.train_site_dictionary(ctx);
-        }
-    }
-
-    /// Counts the dictionaries' bytes against the budget.
-    fn count_dictionaries(&mut self) {
-        let bytes = self.reader.shared.dictionaries.bytes();
-        let evicted = self.reader.store().set_dictionary_bytes(bytes);
-        CacheCounters::add(&self.reader.shared.counters.evictions, evicted);
-    }
-
     fn start_load(&mut self, key: String, ctx: &mut Context<Self>) {
         let reader = self.reader.clone();
         let existing = reader.store().peek(&key);
@@ -1262,7 +1143,9 @@ impl Actor for FileCache {
             self.count_dictionaries();
         }
         if !self.reader.shared.opts.dictionaries.is_empty() {
-            ctx.run_interval(DICTIONARY_CHECK, |cache, ctx| cache.check_site_changes(ctx));
+            ctx.run_interval(dictionaries::DICTIONARY_CHECK, |cache, ctx| {
+                cache.check_site_changes(ctx)
+            });
         }
         let opts = &self.reader.shared.opts;
         log::info!(
@@ -1348,74 +1231,6 @@ impl Handler<KeepEncoded> for FileCache {
         // The stored level follows in the background, most read files first.
         self.want_build(&file.key);
         self.pump(ctx);
-    }
-}
-
-impl Handler<KeepDictEncoded> for FileCache {
-    type Result = ();
-
-    fn handle(&mut self, message: KeepDictEncoded, _: &mut Context<Self>) {
-        let KeepDictEncoded { file, mut encoded } = message;
-        let shared = &self.reader.shared;
-        // Into the cache's arena outside the lock, as every kept form: an evicted one's
-        // pages go back at once, and the arena's overhead is measured and counted.
-        encoded.bytes = crate::alloc::into_cache_arena(encoded.bytes);
-        let site = shared.dictionaries.site().map(|site| site.hash);
-        let mut store = self.reader.store();
-        let Some(current) = store.peek(&file.key).filter(|f| f.digest == file.digest) else {
-            return;
-        };
-        let keep = match &current.dictionary {
-            None => true,
-            Some(held) => {
-                held.hash == encoded.hash
-                    || site != Some(held.hash)
-                    || shared.dictionaries.get(&held.hash).is_none()
-            }
-        };
-        if !keep {
-            return;
-        }
-        let mut replaced = current.with_bytes(current.identity.clone(), current.encoded.clone());
-        replaced.dictionary = Some(encoded);
-        replaced.identity_copy = current.identity_copy;
-        replaced.building.store(
-            current.building.load(std::sync::atomic::Ordering::Relaxed),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        if let Insert::Admitted { evicted } = store.insert(Arc::new(replaced)) {
-            CacheCounters::add(&shared.counters.evictions, evicted);
-        }
-    }
-}
-
-impl Handler<AddAssetDictionary> for FileCache {
-    type Result = ();
-
-    fn handle(&mut self, message: AddAssetDictionary, _: &mut Context<Self>) {
-        let AddAssetDictionary { file, pattern } = message;
-        let shared = &self.reader.shared;
-        let dictionaries = &shared.dictionaries;
-        if dictionaries.has_asset(&file.key, file.digest) {
-            return;
-        }
-        // A compressed-only entry is decoded (once per version: it is kept from then on).
-        let identity = match identity_of(&file, &shared.codecs) {
-            Ok(identity) => identity,
-            Err(error) => {
-                log::warn!("file cache: {} not kept as a dictionary: {error}", file.key);
-                return;
-            }
-        };
-        dictionaries.add_asset(crate::dictionary::Dictionary::new(
-            identity,
-            crate::dictionary::Source::Asset {
-                key: file.key.clone(),
-                pattern,
-                digest: file.digest,
-            },
-        ));
-        self.count_dictionaries();
     }
 }
 
