@@ -4,8 +4,12 @@
 //!
 //! Usage: dictionary DIR ; HTML files of DIR, shuffled by a fixed seed, `TRAIN` (2,000) of
 //! them to build dictionaries of `SIZES` KiB (64,128,256), the next `TEST` (300) to
-//! compress. Dictionaries: `trained` (zstd's trainer, its header and entropy tables
-//! removed: raw content, as RFC 9842 needs) and `raw` (the training pages' bytes, cut).
+//! compress (so changing `TRAIN` changes the test pages too). Dictionaries: `trained`
+//! (zstd's trainer, its header and entropy tables removed: raw content, as RFC 9842
+//! needs) and `raw` (the training pages' bytes, cut). `LEVELS` (3,9,15,19): the zstd
+//! levels of dcz; `QUALITIES` (5,9,11; empty for none): the brotli qualities of dcb;
+//! `SAMPLE_CAP` (0: whole pages): each training page cut to that many bytes, as
+//! leanserve cuts its samples at 32 KiB.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -80,7 +84,19 @@ fn main() {
         files.swap(i, (x % (i as u64 + 1)) as usize);
     }
     let (train_n, test_n) = (env_usize("TRAIN", 2000), env_usize("TEST", 300));
-    let train: Vec<Vec<u8>> = files[..train_n].iter().map(|p| std::fs::read(p).unwrap()).collect();
+    // SAMPLE_CAP: each training page cut to this many bytes (0: whole).
+    let cap = env_usize("SAMPLE_CAP", 0);
+    let train: Vec<Vec<u8>> = files[..train_n]
+        .iter()
+        .map(|p| {
+            let mut page = std::fs::read(p).unwrap();
+            if cap > 0 {
+                page.truncate(cap);
+            }
+            page
+        })
+        .collect();
+    println!("training bytes {}", train.iter().map(Vec::len).sum::<usize>());
     let test: Vec<Vec<u8>> = files[train_n..train_n + test_n].iter().map(|p| std::fs::read(p).unwrap()).collect();
     let sizes: Vec<usize> = std::env::var("SIZES").unwrap_or("64,128,256".into()).split(',').map(|s| s.parse::<usize>().unwrap() * 1024).collect();
     println!("{} html files; train {train_n}, test {test_n}; test median size {} B", files.len(), median(test.iter().map(|t| t.len() as f64).collect()));
