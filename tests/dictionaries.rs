@@ -743,4 +743,17 @@ async fn dictionaries_mounted_under_a_scope_name_paths_under_it() {
     );
     // Not at the root: the host's paths are its own.
     assert_eq!(get(&server, &url[5..], &[]).await.status, 404);
+    // A percent-encoded path names the same mount point.
+    std::fs::write(dir.path().join("caf\u{e9}.html"), page(3)).unwrap();
+    let encoded = get(
+        &server,
+        "/lean/caf%C3%A9.html",
+        &[("Accept-Encoding", CHROMIUM)],
+    )
+    .await;
+    assert_eq!(encoded.status, 200);
+    assert_eq!(
+        encoded.header("link"),
+        Some(format!("<{url}>; rel=\"compression-dictionary\"").as_str())
+    );
 }

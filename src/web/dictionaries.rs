@@ -73,14 +73,12 @@ const USE_AS_DICTIONARY: HeaderName = HeaderName::from_static("use-as-dictionary
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
-/// The path the request's mount point is at (`""` at the root).
+/// The path the request's mount point is at (`""` at the root): what routing consumed of
+/// the path, in the form routing read it.
 fn mount(request: &HttpRequest) -> &str {
-    let below = request.match_info().unprocessed();
-    request
-        .path()
-        .strip_suffix(below)
-        .unwrap_or_default()
-        .trim_end_matches('/')
+    let path = request.match_info();
+    let (whole, below) = (path.as_str(), path.unprocessed());
+    whole[..whole.len() - below.len()].trim_end_matches('/')
 }
 
 /// The `Vary` of a cached file's responses.
