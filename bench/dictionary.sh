@@ -138,52 +138,6 @@ start_leanserve() { # name root [--set k=v ...]
   fi
 }
 
-NGINX_USER=""
-[ "$(id -u)" = 0 ] && NGINX_USER="user root root;"   # www-data cannot traverse /root
-start_nginx() { # name
-  local name=$1 port
-  port=$(free_port)
-  mkdir -p "$work/$name"
-  cat >"$work/$name/nginx.conf" <<CONF
-$NGINX_USER
-worker_processes $WORKERS;
-daemon off;
-pid $work/$name/nginx.pid;
-error_log $LOGS/$name.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  include /etc/nginx/mime.types;
-  types { text/markdown md; application/json map; text/csv csv; application/javascript mjs; }
-  default_type application/octet-stream;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  gzip on;
-  gzip_comp_level 6;
-  gzip_vary on;
-  gzip_min_length $MIN;
-  gzip_types text/css application/javascript text/javascript application/json image/svg+xml
-             text/xml application/xml text/plain text/markdown text/csv;
-  client_body_temp_path $work/$name/body;
-  proxy_temp_path $work/$name/proxy;
-  fastcgi_temp_path $work/$name/fastcgi;
-  uwsgi_temp_path $work/$name/uwsgi;
-  scgi_temp_path $work/$name/scgi;
-  server { listen 127.0.0.1:$port; root $SITE; }
-}
-CONF
-  "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
-  LAST_PID=$!
-  LAST_URL=http://127.0.0.1:$port
-  for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$LAST_URL/index.html" && return 0
-    kill -0 "$LAST_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not come up; see $LOGS/$name.log" >&2
-  exit 1
-}
 
 # Peak and current RSS of a pid (and /admin/cache's figures) into $LOGS/rss.json under KEY.
 echo '{}' >"$LOGS/rss.json"
@@ -206,7 +160,7 @@ if ! skip stream; then
   sort -u "$LOGS/stream.txt" | sed "s#^#$SITE#" | tr '\n' '\0' | xargs -0 cat >/dev/null
   for run in leanserve:dict nginx:gzip nginx:chrome leanserve:chrome; do
     s=${run%%:*} c=${run##*:} name=stream-${run/:/-}
-    if [ "$s" = leanserve ]; then start_leanserve "$name" "$SITE"; else start_nginx "$name"; fi
+    if [ "$s" = leanserve ]; then start_leanserve "$name" "$SITE"; else start_nginx "$name" "$SITE" /index.html; fi
     pid=$LAST_PID
     for pass in 1 2; do
       echo "$name pass $pass: $(python3 "$PY" walk "$LAST_URL" "$c" "$LOGS/stream.txt" "$SITE" "$CONCURRENCY" "$LOGS/$name-pass$pass")" >&2

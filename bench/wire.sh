@@ -300,54 +300,6 @@ start_leanserve() { # name binary config
 }
 
 FIRST_PATH=$(head -1 "$LOGS/files.tsv" | cut -f1)
-NGINX_USER=""
-[ "$(id -u)" = 0 ] && NGINX_USER="user root root;"   # www-data cannot traverse /root
-# nginx in the foreground (daemon off) with its own prefix in the work dir; the master's pid
-# in $LAST_PID (its workers are its children).
-start_nginx() { # name
-  local name=$1 port
-  port=$(free_port)
-  mkdir -p "$work/$name"
-  cat >"$work/$name/nginx.conf" <<CONF
-$NGINX_USER
-worker_processes $WORKERS;
-daemon off;
-pid $work/$name/nginx.pid;
-error_log $LOGS/$name.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  include /etc/nginx/mime.types;
-  types { text/markdown md; application/json map; text/csv csv; application/javascript mjs; }
-  default_type application/octet-stream;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  gzip on;
-  gzip_comp_level 6;
-  gzip_vary on;
-  gzip_min_length $MIN;
-  gzip_types text/css application/javascript text/javascript application/json image/svg+xml
-             text/xml application/xml text/plain text/markdown text/csv;
-  client_body_temp_path $work/$name/body;
-  proxy_temp_path $work/$name/proxy;
-  fastcgi_temp_path $work/$name/fastcgi;
-  uwsgi_temp_path $work/$name/uwsgi;
-  scgi_temp_path $work/$name/scgi;
-  server { listen 127.0.0.1:$port; root $SITE; }
-}
-CONF
-  "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
-  LAST_PID=$!
-  LAST_URL=http://127.0.0.1:$port
-  for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$LAST_URL$FIRST_PATH" && return 0
-    kill -0 "$LAST_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not come up; see $LOGS/$name.log" >&2
-  exit 1
-}
 
 
 # ---- the runs ---------------------------------------------------------------------------------
@@ -361,7 +313,7 @@ for h in $HEADERS; do
     case $s in
       leanserve) start_leanserve "$name" "$LEANSERVE" "$CONFIG" ;;
       baseline) start_leanserve "$name" "$BASELINE" "$BASELINE_CONFIG" ;;
-      nginx) start_nginx "$name" ;;
+      nginx) start_nginx "$name" "$SITE" "$FIRST_PATH" ;;
     esac
     pid=$LAST_PID
     for pass in 1 2; do
