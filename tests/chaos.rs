@@ -169,19 +169,8 @@ async fn chaos_server_binary_survives_one_panic_and_exits_3_past_intensity() {
     assert_eq!(status.code(), Some(3));
 }
 
-#[actix_rt::test]
-async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
-    let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
-    let client = awc::Client::default();
-    let mut first = client.get(server.url("/app.css")).send().await.unwrap();
-    assert_eq!(first.body().await.unwrap(), "body { color: teal }");
-    assert_eq!(subsystems.cache_item_count().await.unwrap(), 1);
-
+/// Panics the file cache (its first restart) and waits until it runs again.
+async fn panic_the_file_cache_once(server: &util::Server, subsystems: &leanserve::Subsystems) {
     assert_eq!(
         post(&server.url("/admin/chaos/panic/file_cache")).await,
         202
@@ -196,6 +185,22 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
         cache.restarts == 1 && cache.state == leanserve::ChildState::Running
     })
     .await;
+}
+
+#[actix_rt::test]
+async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
+    let site = site();
+    let subsystems = Runtime::new(test_opts(site.path(), &[]))
+        .start()
+        .await
+        .unwrap();
+    let server = serve(&subsystems);
+    let client = awc::Client::default();
+    let mut first = client.get(server.url("/app.css")).send().await.unwrap();
+    assert_eq!(first.body().await.unwrap(), "body { color: teal }");
+    assert_eq!(subsystems.cache_item_count().await.unwrap(), 1);
+
+    panic_the_file_cache_once(&server, &subsystems).await;
     assert_eq!(
         subsystems.cache_item_count().await.unwrap(),
         0,
@@ -724,20 +729,7 @@ async fn chaos_dictionaries_outlive_a_file_cache_restart() {
     let before = subsystems.cache_stats().await.unwrap();
     let hash = before.dictionaries[0].hash.clone();
 
-    assert_eq!(
-        post(&server.url("/admin/chaos/panic/file_cache")).await,
-        202
-    );
-    eventually("file cache restarted", || async {
-        let report = subsystems.supervisor_report();
-        let cache = report
-            .children
-            .iter()
-            .find(|c| c.name == "file_cache")
-            .unwrap();
-        cache.restarts == 1 && cache.state == leanserve::ChildState::Running
-    })
-    .await;
+    panic_the_file_cache_once(&server, &subsystems).await;
     // Clients still hold it: the same dictionary, not trained again, still served, still
     // used, and still counted against the budget.
     let after = subsystems.cache_stats().await.unwrap();

@@ -88,6 +88,19 @@ async fn site_dictionary(server: &Server) -> (String, Vec<u8>) {
     (url, response.body)
 }
 
+/// GET `target` as a client holding `dictionary` (Chromium's Accept-Encoding).
+async fn holding(server: &Server, target: &str, dictionary: &[u8]) -> RawResponse {
+    get(
+        server,
+        target,
+        &[
+            ("Accept-Encoding", CHROMIUM),
+            ("Available-Dictionary", &available(dictionary)),
+        ],
+    )
+    .await
+}
+
 fn available(dictionary: &[u8]) -> String {
     use base64::Engine;
     let hash = sha2::Sha256::digest(dictionary);
@@ -445,15 +458,7 @@ async fn dictionaries_a_changed_site_gets_a_new_dictionary_and_keeps_the_old_one
     // Clients holding either dictionary get dcz against the one they hold.
     let file = std::fs::read(dir.path().join("p40.html")).unwrap();
     for dictionary in [&old, &new] {
-        let response = get(
-            &server,
-            "/p40.html",
-            &[
-                ("Accept-Encoding", CHROMIUM),
-                ("Available-Dictionary", &available(dictionary)),
-            ],
-        )
-        .await;
+        let response = holding(&server, "/p40.html", dictionary).await;
         assert_eq!(response.header("content-encoding"), Some("dcz"));
         assert_eq!(&response.body[8..40], &sha2::Sha256::digest(dictionary)[..]);
         assert_eq!(undcz(dictionary, &response.body, file.len()), file);
@@ -542,15 +547,7 @@ async fn asset_versions(store: &str) {
         ..Default::default()
     };
     brotli::BrotliCompress(&mut v2.as_bytes(), &mut br, &params).unwrap();
-    let delta = get(
-        &server,
-        "/assets/app-2.js",
-        &[
-            ("Accept-Encoding", CHROMIUM),
-            ("Available-Dictionary", &available(v1.as_bytes())),
-        ],
-    )
-    .await;
+    let delta = holding(&server, "/assets/app-2.js", v1.as_bytes()).await;
     assert_eq!(delta.header("content-encoding"), Some("dcz"));
     assert_eq!(undcz(v1.as_bytes(), &delta.body, v2.len()), v2.as_bytes());
     assert!(
@@ -636,15 +633,7 @@ async fn asset_versions(store: &str) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let delta = get(
-        &server,
-        "/assets/app-2.js",
-        &[
-            ("Accept-Encoding", CHROMIUM),
-            ("Available-Dictionary", &available(v1.as_bytes())),
-        ],
-    )
-    .await;
+    let delta = holding(&server, "/assets/app-2.js", v1.as_bytes()).await;
     assert_eq!(delta.header("content-encoding"), Some("dcz"), "{store}");
     assert_eq!(undcz(v1.as_bytes(), &delta.body, v2.len()), v2.as_bytes());
 }
@@ -727,15 +716,7 @@ async fn dictionaries_mounted_under_a_scope_name_paths_under_it() {
         dictionary.header("use-as-dictionary"),
         Some(r#"match="/lean/*", match-dest=("document")"#)
     );
-    let response = get(
-        &server,
-        "/lean/p2.html",
-        &[
-            ("Accept-Encoding", CHROMIUM),
-            ("Available-Dictionary", &available(&dictionary.body)),
-        ],
-    )
-    .await;
+    let response = holding(&server, "/lean/p2.html", &dictionary.body).await;
     assert_eq!(response.header("content-encoding"), Some("dcz"));
     assert_eq!(
         undcz(&dictionary.body, &response.body, page(2).len()),
