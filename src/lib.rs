@@ -46,6 +46,9 @@
 //! - Supervise: [`ChildSpec`], [`Handle`], [`SupervisorSpec`] and the reports.
 //! - Pool: [`Subsystems::create_pool`] with a [`Manager`] (or [`FnManager`]) and a
 //!   [`PoolSpec`]; [`Pool`], [`Pooled`] and their errors.
+//! - HTTPS: [`tls_server_config`] reads a listener's [`TlsFiles`] into the rustls
+//!   configuration a host binds with (`HttpServer::bind_rustls_0_23`), or a [`TlsError`]
+//!   naming the key at fault.
 //! - [`Off`]: what asking a switched-off subsystem answers.
 //! - [`use_jemalloc!`]: jemalloc as a binary's global allocator, for its statistics and
 //!   heap profiles (the library never sets one).
@@ -71,6 +74,8 @@
 //! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).
+//! - `tls.rs`: TLS for a listener (rustls with ring): a certificate chain and key from PEM
+//!   files into the server configuration, TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`.
 //! - `dictionary.rs`: compression dictionaries (RFC 9842): the site dictionary sampled
 //!   and trained from the site's pages, asset versions kept as dictionaries, the registry
 //!   the request path looks them up in by hash, and dcz/dcb compression against them.
@@ -139,6 +144,7 @@ mod pool;
 mod runtime;
 mod supervisor;
 mod templates;
+mod tls;
 mod tuner;
 mod web;
 
@@ -162,6 +168,7 @@ pub use supervisor::{
 };
 pub use templates::chain::ChainError;
 pub use templates::{LoadState, RenderError, Rendered, Served, TemplateError, TemplateInfo};
+pub use tls::{TlsError, TlsFiles, server_config as tls_server_config};
 pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
 
 /// What leanserve's own binaries, benchmarks and tests reach into beyond the API above:

@@ -79,7 +79,23 @@ fn server(values: &Values) -> ServerOpts {
         client_disconnect_timeout: millis(values.get(&k::SERVER_CLIENT_DISCONNECT_TIMEOUT_MS)),
         max_connections: values.get(&k::SERVER_MAX_CONNECTIONS) as usize,
         max_header_bytes: values.get(&k::SERVER_MAX_HEADER_BYTES) as usize,
+        tls: tls_files(
+            values.get(&k::SERVER_TLS_CERT),
+            values.get(&k::SERVER_TLS_KEY),
+        ),
     }
+}
+
+/// A certificate and a key, when both are set (one without the other is refused by
+/// validation).
+fn tls_files(
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> Option<crate::tls::TlsFiles> {
+    Some(crate::tls::TlsFiles {
+        cert: cert?,
+        key: key?,
+    })
 }
 
 /// `admin.bind` equal to `server.bind` (and not an ephemeral port) is the serving listener.
@@ -90,6 +106,10 @@ fn admin(values: &Values, server_bind: std::net::SocketAddr) -> AdminOpts {
             admin => admin,
         },
         token: values.get(&k::ADMIN_TOKEN),
+        tls: tls_files(
+            values.get(&k::ADMIN_TLS_CERT),
+            values.get(&k::ADMIN_TLS_KEY),
+        ),
     }
 }
 

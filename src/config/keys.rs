@@ -112,6 +112,18 @@ key_table! {
         "32768",
         "largest request head (line and headers) answered; larger gets 431 (actix-http refuses heads over 128 KiB itself)",
     );
+    SERVER_TLS_CERT: Option<PathBuf> = unset(
+        "server.tls_cert",
+        "LEANSERVE_TLS_CERT",
+        PATH,
+        "PEM certificate chain (leaf first) of the serving listener; with server.tls_key it serves HTTPS, with ALPN offering h2 and http/1.1",
+    );
+    SERVER_TLS_KEY: Option<PathBuf> = unset(
+        "server.tls_key",
+        "LEANSERVE_TLS_KEY",
+        PATH,
+        "PEM private key (PKCS#8, RSA or EC) of server.tls_cert's certificate",
+    );
     ADMIN_BIND: AdminBind = key(
         "admin.bind",
         "LEANSERVE_ADMIN_BIND",
@@ -126,6 +138,18 @@ key_table! {
         "bearer token for the admin surface; unset: it answers loopback and Unix-socket peers only; required when admin.bind is not loopback or a Unix socket, and in the prod profile unless it is a Unix socket",
     )
     .secret();
+    ADMIN_TLS_CERT: Option<PathBuf> = unset(
+        "admin.tls_cert",
+        "LEANSERVE_ADMIN_TLS_CERT",
+        PATH,
+        "PEM certificate chain of the admin listener when it has a TCP address of its own; with admin.tls_key it serves HTTPS",
+    );
+    ADMIN_TLS_KEY: Option<PathBuf> = unset(
+        "admin.tls_key",
+        "LEANSERVE_ADMIN_TLS_KEY",
+        PATH,
+        "PEM private key (PKCS#8, RSA or EC) of admin.tls_cert's certificate",
+    );
     SUPERVISOR_MAX_RESTARTS: u64 = key(
         "supervisor.max_restarts",
         "LEANSERVE_SUPERVISOR_MAX_RESTARTS",

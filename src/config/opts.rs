@@ -27,6 +27,8 @@ pub struct ServerOpts {
     pub max_connections: usize,
     /// Largest request head answered (431 above).
     pub max_header_bytes: usize,
+    /// The certificate and key of HTTPS on the serving listener (None: cleartext).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Where the admin surface listens.
@@ -82,6 +84,8 @@ pub struct AdminOpts {
     pub bind: AdminBind,
     /// Bearer token for the admin surface; `None`: loopback and Unix-socket peers only.
     pub token: Option<String>,
+    /// The certificate and key of HTTPS on the admin listener's own TCP address.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl fmt::Debug for AdminOpts {

@@ -99,7 +99,51 @@ pub(super) fn check_root_dir(opts: &Opts, origins: &Origins) -> Result<(), Confi
 pub(super) fn check_across_keys(opts: &Opts, origins: &Origins) -> Result<(), ConfigError> {
     check_pools(opts, origins)?;
     check_dictionary_assets(opts, origins)?;
+    check_tls(opts, origins)?;
     check_admin(opts, origins)
+}
+
+/// A certificate needs its key and a key its certificate; the admin surface takes TLS
+/// only on a TCP address of its own (on the serving listener it has the server's, on a
+/// Unix socket none).
+fn check_tls(opts: &Opts, origins: &Origins) -> Result<(), ConfigError> {
+    let pairs = [
+        (
+            &k::SERVER_TLS_CERT,
+            &k::SERVER_TLS_KEY,
+            opts.server.tls.is_some(),
+        ),
+        (
+            &k::ADMIN_TLS_CERT,
+            &k::ADMIN_TLS_KEY,
+            opts.admin.tls.is_some(),
+        ),
+    ];
+    for (cert, key, both) in pairs {
+        if both {
+            continue;
+        }
+        let (set, missing) = match (origins.is_set(cert), origins.is_set(key)) {
+            (true, false) => (cert, key),
+            (false, true) => (key, cert),
+            _ => continue,
+        };
+        return Err(ConfigError::Invalid {
+            origin: origins.source(set),
+            key: missing.path().into(),
+            value: "(unset)".into(),
+            allowed: format!("a path, since {} is set", set.path()),
+        });
+    }
+    if opts.admin.tls.is_some() && !matches!(opts.admin.bind, crate::config::AdminBind::Tcp(_)) {
+        return Err(ConfigError::Invalid {
+            origin: origins.source(&k::ADMIN_TLS_CERT),
+            key: k::ADMIN_TLS_CERT.path().into(),
+            value: opts.admin.tls.as_ref().map_or_else(String::new, |tls| tls.cert.display().to_string()),
+            allowed: "unset unless admin.bind is a TCP address of its own (on the serving listener the admin surface has server.tls_cert; a Unix socket has no TLS)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Each `static_files.dictionary_assets` pattern is a path with `*` as its only special

@@ -318,8 +318,38 @@ macro_rules! limited {
     }};
 }
 
+/// The TLS configurations of the serving and admin listeners, read before anything
+/// starts; a file that cannot be used stops start-up naming its key (exit 2).
+type TlsConfigs = (
+    Option<Arc<rustls::ServerConfig>>,
+    Option<Arc<rustls::ServerConfig>>,
+);
+
+fn tls_configs(opts: &leanserve::Opts) -> Result<TlsConfigs, leanserve::TlsError> {
+    let server = opts
+        .server
+        .tls
+        .as_ref()
+        .map(|files| leanserve::tls_server_config(files, ("server.tls_cert", "server.tls_key")))
+        .transpose()?;
+    let admin = opts
+        .admin
+        .tls
+        .as_ref()
+        .map(|files| leanserve::tls_server_config(files, ("admin.tls_cert", "admin.tls_key")))
+        .transpose()?;
+    Ok((server, admin))
+}
+
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
+    let (server_tls, admin_tls) = match tls_configs(&opts) {
+        Ok(configs) => configs,
+        Err(error) => {
+            eprintln!("leanserve: {error}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     // Binding the admin surface's Unix socket checks, removes and renames files: done
     // before the actors and the site run on the System thread it would otherwise stall.
     let admin_socket =
@@ -351,8 +381,16 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             opts.server
         )
         .workers(opts.server.workers)
-        .shutdown_timeout(opts.server.shutdown_timeout.as_secs())
-        .bind(opts.server.bind)
+        .shutdown_timeout(opts.server.shutdown_timeout.as_secs());
+        let scheme = if server_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let server = match server_tls {
+            Some(tls) => server.bind_rustls_0_23(opts.server.bind, Arc::unwrap_or_clone(tls)),
+            None => server.bind(opts.server.bind),
+        }
         .with_context(|| format!("cannot listen on {}", opts.server.bind))?;
         let addrs = server.addrs();
         // `run` installs the SIGINT/SIGTERM handlers, so a signal sent once a line below
@@ -361,9 +399,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         // Printed on stdout so scripts and tests can find ports chosen by the OS: the
         // serving listener first, then the admin one.
         for addr in addrs {
-            println!("leanserve listening on http://{addr}");
+            println!("leanserve listening on {scheme}://{addr}");
         }
-        let admin = admin_server(&opts, &subsystems, admin_socket)?;
+        let admin = admin_server(&opts, &subsystems, admin_socket, admin_tls)?;
         let escalated = Arc::new(AtomicBool::new(false));
         {
             let handles: Vec<_> = std::iter::once(server.handle())
@@ -422,6 +460,7 @@ fn admin_server(
     opts: &leanserve::Opts,
     subsystems: &leanserve::Subsystems,
     socket: Option<unix_socket::Socket>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<Option<(actix_web::dev::Server, Option<unix_socket::Socket>)>> {
     let app_subsystems = subsystems.clone();
     let max_head = opts.server.max_header_bytes;
@@ -440,13 +479,16 @@ fn admin_server(
     match &opts.admin.bind {
         AdminBind::Serving => Ok(None),
         AdminBind::Tcp(addr) => {
-            let server = server
-                .bind(addr)
-                .with_context(|| format!("cannot listen on {addr} (admin.bind)"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let server = match tls {
+                Some(tls) => server.bind_rustls_0_23(addr, Arc::unwrap_or_clone(tls)),
+                None => server.bind(addr),
+            }
+            .with_context(|| format!("cannot listen on {addr} (admin.bind)"))?;
             let addrs = server.addrs();
             let server = server.run();
             for addr in addrs {
-                println!("leanserve admin listening on http://{addr}");
+                println!("leanserve admin listening on {scheme}://{addr}");
             }
             Ok(Some((server, None)))
         }

@@ -1,0 +1,114 @@
+//! TLS for a listener (rustls with ring): a certificate chain and its private key, read
+//! from PEM files, into the server configuration a listener binds with.
+//!
+//! - Protocols: TLS 1.3 and 1.2 only, with rustls' cipher suites (no CBC, no RSA key
+//!   exchange); a client offering only TLS 1.0 or 1.1 gets a handshake failure.
+//! - ALPN offers `h2` then `http/1.1`: a client that speaks HTTP/2 gets it, any other
+//!   gets HTTP/1.1 (actix-web serves both on the one listener).
+//! - Session resumption: rustls' in-memory session cache (TLS 1.2 and 1.3) and
+//!   stateless tickets with rotating keys.
+//! - Keys: PKCS#8, or PKCS#1 (RSA) or SEC1 (EC), as PEM. The key must belong to the first
+//!   certificate of the chain.
+//!
+//! Every failure names the configuration key whose file is at fault, so the binary can
+//! stop with exit code 2 naming it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The PEM files of one listener's certificate chain and private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
+}
+
+/// Why a listener's TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} ({}): {reason}", path.display())]
+pub struct TlsError {
+    /// The configuration key naming the file at fault (`server.tls_cert`, ...).
+    pub key: &'static str,
+    /// The file it names.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The server configuration for `files`, whose paths came from `keys` (the certificate's
+/// key, the private key's key), for error messages.
+pub fn server_config(
+    files: &TlsFiles,
+    keys: (&'static str, &'static str),
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_key, key_key) = keys;
+    let fail = |key: &'static str, path: &Path, reason: String| TlsError {
+        key,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|error| fail(cert_key, &files.cert, pem_reason(&error)))?
+        .collect::<Result<_, _>>()
+        .map_err(|error| fail(cert_key, &files.cert, pem_reason(&error)))?;
+    if chain.is_empty() {
+        return Err(fail(
+            cert_key,
+            &files.cert,
+            "no PEM certificate in it".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(&files.key).map_err(|error| {
+        fail(
+            key_key,
+            &files.key,
+            match error {
+                rustls::pki_types::pem::Error::NoItemsFound => {
+                    "no PEM private key in it (PKCS#8, RSA or EC)".into()
+                }
+                other => pem_reason(&other),
+            },
+        )
+    })?;
+    // ring: it builds with a C compiler alone (aws-lc-rs, rustls' default, wants cmake,
+    // which these machines lack). It has no post-quantum hybrid key exchange: clients that
+    // offer X25519MLKEM768 agree on X25519 instead.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|error| fail(cert_key, &files.cert, error.to_string()))?;
+    let mut config = builder
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|error| {
+            fail(
+                key_key,
+                &files.key,
+                match error {
+                    rustls::Error::InconsistentKeys(_) => format!(
+                        "the key does not belong to the certificate in {}",
+                        files.cert.display()
+                    ),
+                    other => format!("not a usable private key: {other}"),
+                },
+            )
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|error| fail(cert_key, &files.cert, error.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {
+    match error {
+        rustls::pki_types::pem::Error::Io(io) => format!("cannot read it: {io}"),
+        other => format!("not valid PEM: {other:?}"),
+    }
+}
