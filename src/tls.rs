@@ -5,6 +5,7 @@
 //!   exchange); a client offering only TLS 1.0 or 1.1 gets a handshake failure.
 //! - ALPN offers `h2` then `http/1.1`: a client that speaks HTTP/2 gets it, any other
 //!   gets HTTP/1.1 (actix-web serves both on the one listener).
+//! - The server chooses the cipher suite, in rustls' order (AES-256-GCM first).
 //! - Session resumption: rustls' in-memory session cache (TLS 1.2 and 1.3) and
 //!   stateless tickets with rotating keys.
 //! - Keys: PKCS#8, or PKCS#1 (RSA) or SEC1 (EC), as PEM. The key must belong to the first
@@ -101,6 +102,9 @@ pub fn server_config(
             )
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order of cipher suites, not the client's (rustls lists the strongest
+    // first): testssl rates letting the client choose HIGH.
+    config.ignore_client_order = true;
     config.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|error| fail(cert_key, &files.cert, error.to_string()))?;
     Ok(Arc::new(config))

@@ -73,22 +73,35 @@ const BOTH: &[&rustls::SupportedProtocolVersion] =
 
 /// Starts the binary with TLS from `pki` on the serving listener (and `env`); answers
 /// the process, its URLs and the site.
-fn start(
-    pki: &Pki,
-    env: &[(&str, &str)],
-) -> (std::process::Child, String, String, tempfile::TempDir) {
+fn start(pki: &Pki, env: &[(&str, &str)]) -> (Running, String, String, tempfile::TempDir) {
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
     let mut vars = vec![
         ("LEANSERVE_TLS_CERT", cert.as_str()),
         ("LEANSERVE_TLS_KEY", key.as_str()),
     ];
     vars.extend_from_slice(env);
-    util::spawn_server(&vars)
+    spawn(&vars)
 }
 
-fn stop(mut child: std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// [`util::spawn_server`], the process in a [`Running`].
+fn spawn(env: &[(&str, &str)]) -> (Running, String, String, tempfile::TempDir) {
+    let (child, url, admin, site) = util::spawn_server(env);
+    (Running(child), url, admin, site)
+}
+
+/// A running server, killed when dropped (also when a test fails halfway, so no server
+/// outlives its test holding the test harness's output open).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stop(child: Running) {
+    drop(child);
 }
 
 #[actix_rt::test]
@@ -305,4 +318,169 @@ fn tls_bad_certificates_and_keys_stop_start_up_naming_the_key() {
         assert!(stderr.contains(named), "{label}: {stderr}");
         assert!(stderr.contains(says), "{label}: {stderr}");
     }
+}
+
+/// Starts the binary with `env`, reading the serving, admin and redirect lines it prints.
+fn start_with_redirect(env: &[(&str, &str)]) -> (Running, String, String, tempfile::TempDir) {
+    use std::io::BufRead;
+    let site = util::site();
+    let mut child = util::leanserve(
+        &["--env", "test", "--root", site.path().to_str().unwrap()],
+        env,
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Running(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut next = |prefix: &str| {
+        let line = lines.next().expect("a line on stdout").unwrap();
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned()
+    };
+    let url = next("leanserve listening on ");
+    next("leanserve admin listening on ");
+    let redirect = next("leanserve redirecting to https on ");
+    (child, url, redirect, site)
+}
+
+#[actix_rt::test]
+async fn tls_hsts_and_the_redirect_to_https() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let (child, url, redirect, _site) = start_with_redirect(&[
+        ("LEANSERVE_TLS_CERT", &cert),
+        ("LEANSERVE_TLS_KEY", &key),
+        ("LEANSERVE_HSTS_MAX_AGE_S", "31536000"),
+        ("LEANSERVE_REDIRECT_BIND", "127.0.0.1:0"),
+    ]);
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let url = url.replace("127.0.0.1", "localhost");
+    let https = client(&pki.ca, &[b"h2", b"http/1.1"], BOTH);
+    let response = https.get(format!("{url}/app.css")).send().await.unwrap();
+    assert_eq!(
+        response.headers().get("strict-transport-security").unwrap(),
+        "max-age=31536000"
+    );
+    // Every path, with its query, to the same host on the HTTPS port.
+    let addr: std::net::SocketAddr = redirect.trim_start_matches("http://").parse().unwrap();
+    for (target, host, location) in [
+        (
+            "/app.css?v=2",
+            "localhost",
+            format!("https://localhost:{port}/app.css?v=2"),
+        ),
+        (
+            "/a/b/",
+            &format!("localhost:{}", addr.port()),
+            format!("https://localhost:{port}/a/b/"),
+        ),
+        ("/", "[::1]:80", format!("https://[::1]:{port}/")),
+    ] {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let head = answer
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 308"), "{target}: {head}");
+        let expected = format!("location: {}", location.to_ascii_lowercase());
+        assert!(
+            head.lines().any(|line| line == expected),
+            "{target}: {head}"
+        );
+        assert!(
+            !head.contains("strict-transport-security"),
+            "not over cleartext: {head}"
+        );
+    }
+    stop(child);
+
+    // Off by default.
+    let (child, url, _admin, _site) = start(&pki, &[]);
+    let url = url.replace("127.0.0.1", "localhost");
+    let response = https.get(format!("{url}/app.css")).send().await.unwrap();
+    assert_eq!(response.headers().get("strict-transport-security"), None);
+    stop(child);
+}
+
+#[actix_rt::test]
+async fn tls_h2c_serves_http2_with_prior_knowledge_beside_http1() {
+    let (child, url, _admin, _site) = spawn(&[("LEANSERVE_H2C", "true")]);
+    let addr = url.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = http::Request::builder()
+        .uri(format!("http://{addr}/app.css"))
+        .body(())
+        .unwrap();
+    let (response, _) = h2.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(bytes, b"body { color: teal }");
+    // HTTP/1.1 on the same port still.
+    let http1 = util::raw(addr.parse().unwrap(), "GET", "/app.css", &[]).await;
+    assert_eq!(http1.status, 200);
+    stop(child);
+
+    // Without server.h2c, no HTTP/2 over cleartext.
+    let (child, url, _admin, _site) = spawn(&[]);
+    let tcp = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let refused = match h2::client::handshake(tcp).await {
+        Err(_) => true,
+        Ok((mut h2, connection)) => {
+            actix_rt::spawn(async move {
+                let _ = connection.await;
+            });
+            let request = http::Request::builder()
+                .uri(format!("{url}/app.css"))
+                .body(())
+                .unwrap();
+            match h2.send_request(request, true) {
+                Err(_) => true,
+                Ok((response, _)) => response.await.is_err(),
+            }
+        }
+    };
+    assert!(
+        refused,
+        "HTTP/2 prior knowledge was answered without server.h2c"
+    );
+    stop(child);
+}
+
+#[test]
+fn tls_h2c_with_tls_and_a_redirect_without_tls_are_refused() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let (code, stderr) = refused(&[
+        ("LEANSERVE_TLS_CERT", &cert),
+        ("LEANSERVE_TLS_KEY", &key),
+        ("LEANSERVE_H2C", "true"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("server.h2c"), "{stderr}");
+    let (code, stderr) = refused(&[("LEANSERVE_REDIRECT_BIND", "127.0.0.1:0")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("server.redirect_bind"), "{stderr}");
 }

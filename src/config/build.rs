@@ -83,6 +83,11 @@ fn server(values: &Values) -> ServerOpts {
             values.get(&k::SERVER_TLS_CERT),
             values.get(&k::SERVER_TLS_KEY),
         ),
+        hsts_max_age: secs(values.get(&k::SERVER_HSTS_MAX_AGE_S)),
+        redirect_bind: values.get(&k::SERVER_REDIRECT_BIND),
+        h2c: values.get(&k::SERVER_H2C),
+        h2_stream_window: values.get(&k::SERVER_H2_STREAM_WINDOW) as u32,
+        h2_connection_window: values.get(&k::SERVER_H2_CONNECTION_WINDOW) as u32,
     }
 }
 

@@ -124,6 +124,40 @@ key_table! {
         PATH,
         "PEM private key (PKCS#8, RSA or EC) of server.tls_cert's certificate",
     );
+    SERVER_HSTS_MAX_AGE_S: u64 = key(
+        "server.hsts_max_age_s",
+        "LEANSERVE_HSTS_MAX_AGE_S",
+        int(0, 63_072_000, "seconds"),
+        "0",
+        "with TLS: Strict-Transport-Security max-age on every response of the serving listener (0: no header; browsers then keep to HTTPS for that long, so raise it once HTTPS works)",
+    );
+    SERVER_REDIRECT_BIND: Option<SocketAddr> = unset(
+        "server.redirect_bind",
+        "LEANSERVE_REDIRECT_BIND",
+        ADDR,
+        "with TLS: a cleartext listener answering every request with a 308 to the same path over HTTPS on server.bind's port",
+    );
+    SERVER_H2C: bool = key(
+        "server.h2c",
+        "LEANSERVE_H2C",
+        BOOL,
+        "false",
+        "cleartext HTTP/2 with prior knowledge on the serving listener, beside HTTP/1.1, for proxies that speak it to upstreams (not with TLS, where ALPN chooses)",
+    );
+    SERVER_H2_STREAM_WINDOW: u64 = key(
+        "server.h2_stream_window",
+        "LEANSERVE_H2_STREAM_WINDOW",
+        int(65_535, 1 << 30, "bytes"),
+        "1048576",
+        "HTTP/2 flow-control window a client gets for each request body it sends",
+    );
+    SERVER_H2_CONNECTION_WINDOW: u64 = key(
+        "server.h2_connection_window",
+        "LEANSERVE_H2_CONNECTION_WINDOW",
+        int(65_535, 1 << 30, "bytes"),
+        "2097152",
+        "HTTP/2 flow-control window a client gets for all the request bodies of one connection",
+    );
     ADMIN_BIND: AdminBind = key(
         "admin.bind",
         "LEANSERVE_ADMIN_BIND",

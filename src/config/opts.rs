@@ -29,6 +29,15 @@ pub struct ServerOpts {
     pub max_header_bytes: usize,
     /// The certificate and key of HTTPS on the serving listener (None: cleartext).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// `Strict-Transport-Security: max-age` with TLS (zero: no header).
+    pub hsts_max_age: Duration,
+    /// A cleartext listener redirecting to HTTPS.
+    pub redirect_bind: Option<SocketAddr>,
+    /// Cleartext HTTP/2 with prior knowledge beside HTTP/1.1.
+    pub h2c: bool,
+    /// HTTP/2 receive windows: per stream, per connection.
+    pub h2_stream_window: u32,
+    pub h2_connection_window: u32,
 }
 
 /// Where the admin surface listens.

@@ -135,6 +135,32 @@ fn check_tls(opts: &Opts, origins: &Origins) -> Result<(), ConfigError> {
             allowed: format!("a path, since {} is set", set.path()),
         });
     }
+    let server = &opts.server;
+    if server.h2c && server.tls.is_some() {
+        return Err(ConfigError::Invalid {
+            origin: origins.source(&k::SERVER_H2C),
+            key: k::SERVER_H2C.path().into(),
+            value: "true".into(),
+            allowed: "false while server.tls_cert is set (over TLS, ALPN offers h2)".into(),
+        });
+    }
+    if let Some(redirect) = server.redirect_bind {
+        let allowed = if server.tls.is_none() {
+            Some("unset unless server.tls_cert is set (it redirects to HTTPS)")
+        } else if redirect == server.bind && redirect.port() != 0 {
+            Some("an address other than server.bind")
+        } else {
+            None
+        };
+        if let Some(allowed) = allowed {
+            return Err(ConfigError::Invalid {
+                origin: origins.source(&k::SERVER_REDIRECT_BIND),
+                key: k::SERVER_REDIRECT_BIND.path().into(),
+                value: redirect.to_string(),
+                allowed: allowed.into(),
+            });
+        }
+    }
     if opts.admin.tls.is_some() && !matches!(opts.admin.bind, crate::config::AdminBind::Tcp(_)) {
         return Err(ConfigError::Invalid {
             origin: origins.source(&k::ADMIN_TLS_CERT),
@@ -190,6 +216,15 @@ fn check_ranges(opts: &Opts) -> Result<(), ConfigError> {
         ),
         (&k::SERVER_MAX_CONNECTIONS, server.max_connections as u64),
         (&k::SERVER_MAX_HEADER_BYTES, server.max_header_bytes as u64),
+        (&k::SERVER_HSTS_MAX_AGE_S, secs(server.hsts_max_age)),
+        (
+            &k::SERVER_H2_STREAM_WINDOW,
+            u64::from(server.h2_stream_window),
+        ),
+        (
+            &k::SERVER_H2_CONNECTION_WINDOW,
+            u64::from(server.h2_connection_window),
+        ),
         (
             &k::SUPERVISOR_MAX_RESTARTS,
             u64::from(supervisor.max_restarts),

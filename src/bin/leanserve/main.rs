@@ -315,6 +315,8 @@ macro_rules! limited {
             .keep_alive(keep_alive)
             .max_connections(opts.max_connections)
             .tcp_nodelay(true)
+            .h2_initial_window_size(opts.h2_stream_window)
+            .h2_initial_connection_window_size(opts.h2_connection_window)
     }};
 }
 
@@ -367,11 +369,20 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let shared = opts.admin.bind == AdminBind::Serving;
         let app_subsystems = subsystems.clone();
         let max_head = opts.server.max_header_bytes;
+        let hsts = hsts_header(&opts);
         let server = limited!(
             HttpServer::new(move || {
-                let app = App::new().wrap(from_fn(move |request, next| {
-                    leanserve::limit_head(max_head, request, next)
-                }));
+                let app = App::new()
+                    .wrap(from_fn(move |request, next| {
+                        leanserve::limit_head(max_head, request, next)
+                    }))
+                    .wrap(actix_web::middleware::Condition::new(
+                        hsts.is_some(),
+                        actix_web::middleware::DefaultHeaders::new().add((
+                            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                            hsts.clone().unwrap_or_default(),
+                        )),
+                    ));
                 if shared {
                     app.configure(leanserve::configure(&app_subsystems))
                 } else {
@@ -389,6 +400,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         };
         let server = match server_tls {
             Some(tls) => server.bind_rustls_0_23(opts.server.bind, Arc::unwrap_or_clone(tls)),
+            None if opts.server.h2c => server.bind_auto_h2c(opts.server.bind),
             None => server.bind(opts.server.bind),
         }
         .with_context(|| format!("cannot listen on {}", opts.server.bind))?;
@@ -398,10 +410,38 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let server = server.run();
         // Printed on stdout so scripts and tests can find ports chosen by the OS: the
         // serving listener first, then the admin one.
-        for addr in addrs {
+        for addr in &addrs {
             println!("leanserve listening on {scheme}://{addr}");
         }
         let admin = admin_server(&opts, &subsystems, admin_socket, admin_tls)?;
+        // The redirect to HTTPS, stopped with the serving listener.
+        let redirect = match opts.server.redirect_bind {
+            Some(bind) => {
+                let https_port = addrs.first().map_or(443, std::net::SocketAddr::port);
+                let redirect = limited!(
+                    HttpServer::new(move || {
+                        App::new().default_service(actix_web::web::to(
+                            move |request: actix_web::HttpRequest| {
+                                redirect_to_https(request, https_port)
+                            },
+                        ))
+                    }),
+                    opts.server
+                )
+                .workers(1)
+                .shutdown_timeout(opts.server.shutdown_timeout.as_secs())
+                .bind(bind)
+                .with_context(|| format!("cannot listen on {bind} (server.redirect_bind)"))?;
+                for addr in redirect.addrs() {
+                    println!("leanserve redirecting to https on http://{addr}");
+                }
+                let redirect = redirect.run();
+                let handle = redirect.handle();
+                actix_web::rt::spawn(redirect);
+                Some(handle)
+            }
+            None => None,
+        };
         let escalated = Arc::new(AtomicBool::new(false));
         {
             let handles: Vec<_> = std::iter::once(server.handle())
@@ -442,6 +482,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
             None => (server.await, Ok(())),
         };
+        if let Some(redirect) = redirect {
+            redirect.stop(true).await;
+        }
         served.context("HTTP server failed")?;
         admin_served.context("admin HTTP server failed")?;
         if escalated.load(Ordering::SeqCst) {
@@ -451,6 +494,44 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         subsystems.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `Strict-Transport-Security` value of the serving listener: with TLS and a
+/// non-zero `server.hsts_max_age_s` only (over cleartext the header means nothing).
+fn hsts_header(opts: &leanserve::Opts) -> Option<String> {
+    let server = &opts.server;
+    (server.tls.is_some() && !server.hsts_max_age.is_zero())
+        .then(|| format!("max-age={}", server.hsts_max_age.as_secs()))
+}
+
+/// A 308 to the request's path and query over HTTPS: on the host the client asked for
+/// (its name, without the cleartext port), at the HTTPS listener's port.
+async fn redirect_to_https(
+    request: actix_web::HttpRequest,
+    https_port: u16,
+) -> actix_web::HttpResponse {
+    let info = request.connection_info();
+    let host = info.host();
+    // "[::1]:80" or "example.org:80" -> the name alone.
+    let name = match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => &host[..colon],
+        _ => host,
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", actix_web::http::uri::PathAndQuery::as_str);
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("https://{name}{port}{target}"),
+        ))
+        .finish()
 }
 
 /// The admin surface's own server on `admin.bind` (none when it shares the serving
