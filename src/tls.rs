@@ -15,11 +15,13 @@
 //! stop with exit code 2 naming it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// The PEM files of one listener's certificate chain and private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,17 +45,130 @@ pub struct TlsError {
 }
 
 /// The server configuration for `files`, whose paths came from `keys` (the certificate's
-/// key, the private key's key), for error messages.
+/// key, the private key's key), for error messages. Its certificate is fixed; a listener
+/// that reloads renewed files uses [`Certificates`] and [`config_for`].
 pub fn server_config(
     files: &TlsFiles,
     keys: (&'static str, &'static str),
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    config_for(Certificates::load(files, keys)?)
+}
+
+/// The server configuration presenting whatever `certificates` holds at each handshake.
+pub fn config_for(certificates: Arc<Certificates>) -> Result<Arc<ServerConfig>, TlsError> {
+    // ring: it builds with a C compiler alone (aws-lc-rs, rustls' default, wants cmake,
+    // which these machines lack). It has no post-quantum hybrid key exchange: clients that
+    // offer X25519MLKEM768 agree on X25519 instead.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let fail = |error: rustls::Error| TlsError {
+        key: certificates.keys.0,
+        path: certificates.files.cert.clone(),
+        reason: error.to_string(),
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(fail)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::clone(&certificates) as Arc<dyn ResolvesServerCert>);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order of cipher suites, not the client's (rustls lists the strongest
+    // first): testssl rates letting the client choose HIGH.
+    config.ignore_client_order = true;
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
+    Ok(Arc::new(config))
+}
+
+/// A listener's certificate and key, as last loaded from its files, presented at every
+/// new handshake; [`Certificates::reload_if_changed`] swaps in renewed files, and open
+/// connections keep what they negotiated.
+#[derive(Debug)]
+pub struct Certificates {
+    files: TlsFiles,
+    keys: (&'static str, &'static str),
+    /// The certified key, and the file bytes it came from (to tell a change).
+    current: RwLock<(Arc<CertifiedKey>, Vec<u8>)>,
+}
+
+impl Certificates {
+    /// Loads `files` (whose configuration keys are `keys`, for errors).
+    pub fn load(
+        files: &TlsFiles,
+        keys: (&'static str, &'static str),
+    ) -> Result<Arc<Certificates>, TlsError> {
+        let (key, contents) = certified_key(files, keys)?;
+        Ok(Arc::new(Certificates {
+            files: files.clone(),
+            keys,
+            current: RwLock::new((key, contents)),
+        }))
+    }
+
+    /// Loads the files again when their bytes changed: `Ok(true)` when the new pair is
+    /// presented from now on, `Ok(false)` when nothing changed, and an error (the old
+    /// pair staying in use) when the new files cannot be used, a half-written renewal
+    /// included.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let contents = read_both(&self.files, self.keys)?;
+        if contents
+            == self
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .1
+        {
+            return Ok(false);
+        }
+        let (key, contents) = certified_key(&self.files, self.keys)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = (key, contents);
+        Ok(true)
+    }
+
+    /// The configuration keys of the files.
+    pub fn keys(&self) -> (&'static str, &'static str) {
+        self.keys
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0,
+        ))
+    }
+}
+
+/// Both files' bytes, end to end (what a change is told by).
+fn read_both(files: &TlsFiles, keys: (&'static str, &'static str)) -> Result<Vec<u8>, TlsError> {
+    let read = |path: &Path, key: &'static str| {
+        std::fs::read(path).map_err(|error| TlsError {
+            key,
+            path: path.to_path_buf(),
+            reason: format!("cannot read it: {error}"),
+        })
+    };
+    let mut contents = read(&files.cert, keys.0)?;
+    contents.extend(read(&files.key, keys.1)?);
+    Ok(contents)
+}
+
+/// The certificate chain and key of `files`, checked to belong together, and the bytes
+/// they were read from.
+fn certified_key(
+    files: &TlsFiles,
+    keys: (&'static str, &'static str),
+) -> Result<(Arc<CertifiedKey>, Vec<u8>), TlsError> {
     let (cert_key, key_key) = keys;
     let fail = |key: &'static str, path: &Path, reason: String| TlsError {
         key,
         path: path.to_path_buf(),
         reason,
     };
+    let contents = read_both(files, keys)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|error| fail(cert_key, &files.cert, pem_reason(&error)))?
         .collect::<Result<_, _>>()
@@ -77,37 +192,22 @@ pub fn server_config(
             },
         )
     })?;
-    // ring: it builds with a C compiler alone (aws-lc-rs, rustls' default, wants cmake,
-    // which these machines lack). It has no post-quantum hybrid key exchange: clients that
-    // offer X25519MLKEM768 agree on X25519 instead.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|error| fail(cert_key, &files.cert, error.to_string()))?;
-    let mut config = builder
-        .with_no_client_auth()
-        .with_single_cert(chain, private)
-        .map_err(|error| {
-            fail(
-                key_key,
-                &files.key,
-                match error {
-                    rustls::Error::InconsistentKeys(_) => format!(
-                        "the key does not belong to the certificate in {}",
-                        files.cert.display()
-                    ),
-                    other => format!("not a usable private key: {other}"),
-                },
-            )
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    // The server's order of cipher suites, not the client's (rustls lists the strongest
-    // first): testssl rates letting the client choose HIGH.
-    config.ignore_client_order = true;
-    config.ticketer = rustls::crypto::ring::Ticketer::new()
-        .map_err(|error| fail(cert_key, &files.cert, error.to_string()))?;
-    Ok(Arc::new(config))
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = CertifiedKey::from_der(chain, private, &provider).map_err(|error| {
+        fail(
+            key_key,
+            &files.key,
+            match error {
+                rustls::Error::InconsistentKeys(_) => format!(
+                    "the key does not belong to the certificate in {}",
+                    files.cert.display()
+                ),
+                other => format!("not a usable private key: {other}"),
+            },
+        )
+    })?;
+    Ok((Arc::new(certified), contents))
 }
 
 fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {

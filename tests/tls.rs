@@ -17,6 +17,10 @@ use rustls::pki_types::CertificateDer;
 struct Pki {
     dir: tempfile::TempDir,
     ca: CertificateDer<'static>,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    /// The leaf in cert.pem.
+    leaf: CertificateDer<'static>,
 }
 
 impl Pki {
@@ -25,21 +29,38 @@ impl Pki {
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         // A key of another certificate, for the mismatch.
         let other = rcgen::KeyPair::generate().unwrap();
         std::fs::write(dir.path().join("other-key.pem"), other.serialize_pem()).unwrap();
-        Pki {
-            ca: ca.der().clone(),
+        let mut pki = Pki {
+            ca: ca_cert.der().clone(),
+            ca_cert,
+            ca_key,
+            leaf: CertificateDer::from(Vec::new()),
             dir,
-        }
+        };
+        pki.renew();
+        pki
+    }
+
+    /// Issues a new leaf for localhost and 127.0.0.1 into cert.pem and key.pem (each
+    /// replaced by a rename, as a renewal tool does).
+    fn renew(&mut self) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .unwrap();
+        self.replace("key.pem", &key.serialize_pem());
+        self.replace("cert.pem", &leaf.pem());
+        self.leaf = leaf.der().clone();
+    }
+
+    fn replace(&self, name: &str, contents: &str) {
+        let temporary = self.dir.path().join(format!(".{name}.new"));
+        std::fs::write(&temporary, contents).unwrap();
+        std::fs::rename(&temporary, self.dir.path().join(name)).unwrap();
     }
 
     fn path(&self, name: &str) -> String {
@@ -483,4 +504,172 @@ fn tls_h2c_with_tls_and_a_redirect_without_tls_are_refused() {
     let (code, stderr) = refused(&[("LEANSERVE_REDIRECT_BIND", "127.0.0.1:0")]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("server.redirect_bind"), "{stderr}");
+}
+
+/// A TLS connection to `addr` trusting `ca`, offering HTTP/1.1.
+async fn connect(
+    addr: &str,
+    ca: &CertificateDer<'static>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// The leaf certificate a connection's server presented.
+fn presented(
+    stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> CertificateDer<'static> {
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+/// One keep-alive GET of /app.css on `stream`; answers the status line.
+async fn get_css(stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /app.css HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // The head, then the 20-byte body.
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") || !answer.ends_with(b"teal }") {
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts the binary with TLS from `pki` and `env`, collecting its stderr.
+fn start_logging(
+    pki: &Pki,
+    env: &[(&str, &str)],
+) -> (
+    Running,
+    String,
+    Arc<std::sync::Mutex<String>>,
+    tempfile::TempDir,
+) {
+    use std::io::BufRead;
+    let site = util::site();
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let mut vars = vec![
+        ("LEANSERVE_TLS_CERT", cert.as_str()),
+        ("LEANSERVE_TLS_KEY", key.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    vars.extend_from_slice(env);
+    let mut child = util::leanserve(
+        &["--env", "test", "--root", site.path().to_str().unwrap()],
+        &vars,
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let (url, _admin) = util::listening(&mut child);
+    (
+        Running(child),
+        url.trim_start_matches("https://").to_owned(),
+        log,
+        site,
+    )
+}
+
+/// Waits (at most 15 s) until `check` holds.
+async fn within_15_s(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} within 15 s");
+}
+
+#[actix_rt::test]
+async fn tls_renewed_certificates_reach_new_handshakes_and_unusable_ones_are_refused() {
+    let mut pki = Pki::new();
+    let first = pki.leaf.clone();
+    let (_child, addr, log, _site) =
+        start_logging(&pki, &[("LEANSERVE_TLS_RELOAD_INTERVAL_S", "1")]);
+    let mut open = connect(&addr, &pki.ca).await;
+    assert_eq!(presented(&open), first);
+    assert_eq!(get_css(&mut open).await, "HTTP/1.1 200 OK");
+
+    pki.renew();
+    let renewed = pki.leaf.clone();
+    assert_ne!(renewed, first);
+    within_15_s(
+        "a new handshake presenting the renewed certificate",
+        async || presented(&connect(&addr, &pki.ca).await) == renewed,
+    )
+    .await;
+    // The connection opened before goes on, with what it negotiated.
+    assert_eq!(get_css(&mut open).await, "HTTP/1.1 200 OK");
+    assert_eq!(presented(&open), first);
+
+    // A renewal gone wrong: the old pair stays, and the error says why.
+    pki.replace("cert.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    within_15_s("the unusable certificate logged", async || {
+        log.lock().unwrap().contains("server.tls_cert")
+            && log.lock().unwrap().contains("the certificate in use stays")
+    })
+    .await;
+    let after = connect(&addr, &pki.ca).await;
+    assert_eq!(presented(&after), renewed);
+}
+
+#[actix_rt::test]
+async fn tls_sighup_reloads_the_certificate_at_once() {
+    let mut pki = Pki::new();
+    // Never on a timer: only the signal reloads.
+    let (child, addr, _log, _site) =
+        start_logging(&pki, &[("LEANSERVE_TLS_RELOAD_INTERVAL_S", "0")]);
+    let first = pki.leaf.clone();
+    assert_eq!(presented(&connect(&addr, &pki.ca).await), first);
+    pki.renew();
+    let renewed = pki.leaf.clone();
+    assert_eq!(presented(&connect(&addr, &pki.ca).await), first, "no timer");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    within_15_s("the renewed certificate after SIGHUP", async || {
+        presented(&connect(&addr, &pki.ca).await) == renewed
+    })
+    .await;
 }

@@ -83,6 +83,7 @@ fn server(values: &Values) -> ServerOpts {
             values.get(&k::SERVER_TLS_CERT),
             values.get(&k::SERVER_TLS_KEY),
         ),
+        tls_reload_interval: secs(values.get(&k::SERVER_TLS_RELOAD_INTERVAL_S)),
         hsts_max_age: secs(values.get(&k::SERVER_HSTS_MAX_AGE_S)),
         redirect_bind: values.get(&k::SERVER_REDIRECT_BIND),
         h2c: values.get(&k::SERVER_H2C),

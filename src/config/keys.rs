@@ -124,6 +124,13 @@ key_table! {
         PATH,
         "PEM private key (PKCS#8, RSA or EC) of server.tls_cert's certificate",
     );
+    SERVER_TLS_RELOAD_INTERVAL_S: u64 = key(
+        "server.tls_reload_interval_s",
+        "LEANSERVE_TLS_RELOAD_INTERVAL_S",
+        int(0, 86_400, "seconds"),
+        "60",
+        "how often the TLS listeners read their certificate and key files again, new handshakes taking renewed ones (0: only on SIGHUP, which always does)",
+    );
     SERVER_HSTS_MAX_AGE_S: u64 = key(
         "server.hsts_max_age_s",
         "LEANSERVE_HSTS_MAX_AGE_S",

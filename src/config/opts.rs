@@ -29,6 +29,8 @@ pub struct ServerOpts {
     pub max_header_bytes: usize,
     /// The certificate and key of HTTPS on the serving listener (None: cleartext).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// How often the TLS files are read again (zero: on SIGHUP only).
+    pub tls_reload_interval: Duration,
     /// `Strict-Transport-Security: max-age` with TLS (zero: no header).
     pub hsts_max_age: Duration,
     /// A cleartext listener redirecting to HTTPS.

@@ -218,6 +218,10 @@ fn check_ranges(opts: &Opts) -> Result<(), ConfigError> {
         (&k::SERVER_MAX_HEADER_BYTES, server.max_header_bytes as u64),
         (&k::SERVER_HSTS_MAX_AGE_S, secs(server.hsts_max_age)),
         (
+            &k::SERVER_TLS_RELOAD_INTERVAL_S,
+            secs(server.tls_reload_interval),
+        ),
+        (
             &k::SERVER_H2_STREAM_WINDOW,
             u64::from(server.h2_stream_window),
         ),

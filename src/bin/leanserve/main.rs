@@ -320,32 +320,95 @@ macro_rules! limited {
     }};
 }
 
-/// The TLS configurations of the serving and admin listeners, read before anything
-/// starts; a file that cannot be used stops start-up naming its key (exit 2).
-type TlsConfigs = (
-    Option<Arc<rustls::ServerConfig>>,
-    Option<Arc<rustls::ServerConfig>>,
-);
+/// The TLS certificates and configurations of the serving and admin listeners, read
+/// before anything starts; a file that cannot be used stops start-up naming its key
+/// (exit 2).
+struct Tls {
+    server: Option<Arc<rustls::ServerConfig>>,
+    admin: Option<Arc<rustls::ServerConfig>>,
+    certificates: Vec<Arc<leanserve::Certificates>>,
+}
 
-fn tls_configs(opts: &leanserve::Opts) -> Result<TlsConfigs, leanserve::TlsError> {
-    let server = opts
-        .server
-        .tls
-        .as_ref()
-        .map(|files| leanserve::tls_server_config(files, ("server.tls_cert", "server.tls_key")))
-        .transpose()?;
-    let admin = opts
-        .admin
-        .tls
-        .as_ref()
-        .map(|files| leanserve::tls_server_config(files, ("admin.tls_cert", "admin.tls_key")))
-        .transpose()?;
-    Ok((server, admin))
+fn tls_configs(opts: &leanserve::Opts) -> Result<Tls, leanserve::TlsError> {
+    let mut certificates = Vec::new();
+    let mut load = |files: Option<&leanserve::TlsFiles>, keys| {
+        files
+            .map(|files| {
+                let loaded = leanserve::Certificates::load(files, keys)?;
+                certificates.push(Arc::clone(&loaded));
+                leanserve::tls_config_for(loaded)
+            })
+            .transpose()
+    };
+    let server = load(
+        opts.server.tls.as_ref(),
+        ("server.tls_cert", "server.tls_key"),
+    )?;
+    let admin = load(opts.admin.tls.as_ref(), ("admin.tls_cert", "admin.tls_key"))?;
+    Ok(Tls {
+        server,
+        admin,
+        certificates,
+    })
+}
+
+/// Reads the listeners' certificate files again every `interval` (never when zero) and
+/// on SIGHUP: new handshakes take renewed files, open connections keep theirs, and files
+/// that cannot be used (a renewal half written, a key of another certificate) leave the
+/// old pair in use, logged as an error.
+fn watch_certificates(
+    certificates: Vec<Arc<leanserve::Certificates>>,
+    interval: std::time::Duration,
+) {
+    if certificates.is_empty() {
+        return;
+    }
+    let reload = move |certificates: &[Arc<leanserve::Certificates>]| {
+        for certificates in certificates {
+            match certificates.reload_if_changed() {
+                Ok(true) => log::info!(
+                    "{}: new handshakes use the renewed certificate",
+                    certificates.keys().0
+                ),
+                Ok(false) => {}
+                Err(error) => {
+                    log::error!("{error}; the certificate in use stays until the files are fixed")
+                }
+            }
+        }
+    };
+    let (periodic, on_signal) = (certificates.clone(), certificates);
+    if !interval.is_zero() {
+        actix_web::rt::spawn(async move {
+            let mut ticks = actix_web::rt::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                reload(&periodic);
+            }
+        });
+    }
+    #[cfg(unix)]
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            log::warn!("cannot listen for SIGHUP; certificates reload every interval only");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            log::info!("SIGHUP: reading the certificate files again");
+            reload(&on_signal);
+        }
+    });
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let opts = config.opts;
-    let (server_tls, admin_tls) = match tls_configs(&opts) {
+    let Tls {
+        server: server_tls,
+        admin: admin_tls,
+        certificates,
+    } = match tls_configs(&opts) {
         Ok(configs) => configs,
         Err(error) => {
             eprintln!("leanserve: {error}");
@@ -366,6 +429,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .start()
             .await
             .context("cannot start the runtime")?;
+        watch_certificates(certificates, opts.server.tls_reload_interval);
         let shared = opts.admin.bind == AdminBind::Serving;
         let app_subsystems = subsystems.clone();
         let max_head = opts.server.max_header_bytes;
