@@ -46,10 +46,10 @@
 //! - Supervise: [`ChildSpec`], [`Handle`], [`SupervisorSpec`] and the reports.
 //! - Pool: [`Subsystems::create_pool`] with a [`Manager`] (or [`FnManager`]) and a
 //!   [`PoolSpec`]; [`Pool`], [`Pooled`] and their errors.
-//! - HTTPS: [`tls_server_config`] reads a listener's [`TlsFiles`] into the rustls
-//!   configuration a host binds with (`HttpServer::bind_rustls_0_23`), or a [`TlsError`]
-//!   naming the key at fault; [`Certificates`] with [`tls_config_for`] for a listener
-//!   that takes renewed files without a restart.
+//! - HTTPS: [`Certificates::load`] reads a listener's [`TlsFiles`] (or answers a
+//!   [`TlsError`] naming the key at fault), [`Certificates::server_config`] is the rustls
+//!   configuration a host binds with (`HttpServer::bind_rustls_0_23`), and
+//!   [`Certificates::reload_if_changed`] takes renewed files without a restart.
 //! - [`Off`]: what asking a switched-off subsystem answers.
 //! - [`use_jemalloc!`]: jemalloc as a binary's global allocator, for its statistics and
 //!   heap profiles (the library never sets one).
@@ -169,10 +169,7 @@ pub use supervisor::{
 };
 pub use templates::chain::ChainError;
 pub use templates::{LoadState, RenderError, Rendered, Served, TemplateError, TemplateInfo};
-pub use tls::{
-    Certificates, TlsError, TlsFiles, config_for as tls_config_for,
-    server_config as tls_server_config,
-};
+pub use tls::{Certificates, TlsError, TlsFiles};
 pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
 
 /// What leanserve's own binaries, benchmarks and tests reach into beyond the API above:

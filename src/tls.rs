@@ -12,7 +12,9 @@
 //!   certificate of the chain.
 //!
 //! Every failure names the configuration key whose file is at fault, so the binary can
-//! stop with exit code 2 naming it.
+//! stop with exit code 2 naming it. [`Certificates`] holds a listener's pair, presents it
+//! at every handshake and swaps in renewed files
+//! ([`Certificates::reload_if_changed`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -44,18 +46,8 @@ pub struct TlsError {
     pub reason: String,
 }
 
-/// The server configuration for `files`, whose paths came from `keys` (the certificate's
-/// key, the private key's key), for error messages. Its certificate is fixed; a listener
-/// that reloads renewed files uses [`Certificates`] and [`config_for`].
-pub fn server_config(
-    files: &TlsFiles,
-    keys: (&'static str, &'static str),
-) -> Result<Arc<ServerConfig>, TlsError> {
-    config_for(Certificates::load(files, keys)?)
-}
-
 /// The server configuration presenting whatever `certificates` holds at each handshake.
-pub fn config_for(certificates: Arc<Certificates>) -> Result<Arc<ServerConfig>, TlsError> {
+fn config_for(certificates: Arc<Certificates>) -> Result<Arc<ServerConfig>, TlsError> {
     // ring: it builds with a C compiler alone (aws-lc-rs, rustls' default, wants cmake,
     // which these machines lack). It has no post-quantum hybrid key exchange: clients that
     // offer X25519MLKEM768 agree on X25519 instead.
@@ -127,6 +119,12 @@ impl Certificates {
     /// The configuration keys of the files.
     pub fn keys(&self) -> (&'static str, &'static str) {
         self.keys
+    }
+
+    /// The rustls server configuration a listener binds with
+    /// (`HttpServer::bind_rustls_0_23`), presenting these certificates at each handshake.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        config_for(Arc::clone(self))
     }
 }
 

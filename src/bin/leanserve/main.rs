@@ -336,7 +336,7 @@ fn tls_configs(opts: &leanserve::Opts) -> Result<Tls, leanserve::TlsError> {
             .map(|files| {
                 let loaded = leanserve::Certificates::load(files, keys)?;
                 certificates.push(Arc::clone(&loaded));
-                leanserve::tls_config_for(loaded)
+                loaded.server_config()
             })
             .transpose()
     };
