@@ -204,17 +204,8 @@ http {
   server { listen 127.0.0.1:$port ssl http2; root $root; }
 }
 CONF
-  "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
-  LAST_PID=$!
-  LAST_URL=https://127.0.0.1:$port
   LAST_PORT=$port
-  for _ in $(seq 1 100); do
-    curl -fsk -o /dev/null "$LAST_URL$probe" && return 0
-    kill -0 "$LAST_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not come up; see $LOGS/$name.log" >&2
-  exit 1
+  run_nginx "$name" "https://127.0.0.1:$port" "$probe"
 }
 
 # What one GET answers over h2: "http_version content-encoding body-bytes".

@@ -77,11 +77,19 @@ http {
   server { listen 127.0.0.1:$port; root $root; }
 }
 CONF
+  run_nginx "$name" "http://127.0.0.1:$port" "$probe"
+}
+
+# Starts the nginx whose configuration is "$work/NAME/nginx.conf" and waits until URL PROBE
+# answers (curl -k: a self-signed certificate is fine); the master's pid in LAST_PID, URL in
+# LAST_URL. Needs NGINX, LOGS and work.
+run_nginx() { # name url probe
+  local name=$1 url=$2 probe=$3
   "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
   LAST_PID=$!
-  LAST_URL=http://127.0.0.1:$port
+  LAST_URL=$url
   for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$LAST_URL$probe" && return 0
+    curl -fsk -o /dev/null "$LAST_URL$probe" && return 0
     kill -0 "$LAST_PID" 2>/dev/null || break
     sleep 0.1
   done
