@@ -79,7 +79,7 @@ pub struct Certificates {
     files: TlsFiles,
     keys: (&'static str, &'static str),
     /// The certified key, and the file bytes it came from (to tell a change).
-    current: RwLock<(Arc<CertifiedKey>, Vec<u8>)>,
+    current: RwLock<(Arc<CertifiedKey>, Contents)>,
 }
 
 impl Certificates {
@@ -88,7 +88,8 @@ impl Certificates {
         files: &TlsFiles,
         keys: (&'static str, &'static str),
     ) -> Result<Arc<Certificates>, TlsError> {
-        let (key, contents) = certified_key(files, keys)?;
+        let contents = read_both(files, keys)?;
+        let key = certified_key(files, keys, &contents)?;
         Ok(Arc::new(Certificates {
             files: files.clone(),
             keys,
@@ -111,7 +112,7 @@ impl Certificates {
         {
             return Ok(false);
         }
-        let (key, contents) = certified_key(&self.files, self.keys)?;
+        let key = certified_key(&self.files, self.keys, &contents)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = (key, contents);
         Ok(true)
     }
@@ -140,8 +141,11 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// Both files' bytes, end to end (what a change is told by).
-fn read_both(files: &TlsFiles, keys: (&'static str, &'static str)) -> Result<Vec<u8>, TlsError> {
+/// Both files' bytes: the certificate chain's, the key's (what a change is told by).
+type Contents = (Vec<u8>, Vec<u8>);
+
+/// Reads both files, once each.
+fn read_both(files: &TlsFiles, keys: (&'static str, &'static str)) -> Result<Contents, TlsError> {
     let read = |path: &Path, key: &'static str| {
         std::fs::read(path).map_err(|error| TlsError {
             key,
@@ -149,26 +153,23 @@ fn read_both(files: &TlsFiles, keys: (&'static str, &'static str)) -> Result<Vec
             reason: format!("cannot read it: {error}"),
         })
     };
-    let mut contents = read(&files.cert, keys.0)?;
-    contents.extend(read(&files.key, keys.1)?);
-    Ok(contents)
+    Ok((read(&files.cert, keys.0)?, read(&files.key, keys.1)?))
 }
 
-/// The certificate chain and key of `files`, checked to belong together, and the bytes
-/// they were read from.
+/// The certificate chain and key in `contents` (read from `files`), checked to belong
+/// together.
 fn certified_key(
     files: &TlsFiles,
     keys: (&'static str, &'static str),
-) -> Result<(Arc<CertifiedKey>, Vec<u8>), TlsError> {
+    contents: &Contents,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let (cert_key, key_key) = keys;
     let fail = |key: &'static str, path: &Path, reason: String| TlsError {
         key,
         path: path.to_path_buf(),
         reason,
     };
-    let contents = read_both(files, keys)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|error| fail(cert_key, &files.cert, pem_reason(&error)))?
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&contents.0)
         .collect::<Result<_, _>>()
         .map_err(|error| fail(cert_key, &files.cert, pem_reason(&error)))?;
     if chain.is_empty() {
@@ -178,7 +179,7 @@ fn certified_key(
             "no PEM certificate in it".into(),
         ));
     }
-    let private = PrivateKeyDer::from_pem_file(&files.key).map_err(|error| {
+    let private = PrivateKeyDer::from_pem_slice(&contents.1).map_err(|error| {
         fail(
             key_key,
             &files.key,
@@ -205,7 +206,7 @@ fn certified_key(
             },
         )
     })?;
-    Ok((Arc::new(certified), contents))
+    Ok(Arc::new(certified))
 }
 
 fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {
