@@ -309,6 +309,28 @@ pub fn default_rules(memory_threshold_mb: u64) -> Vec<Rule> {
             )
         },
         rule(
+            "tls_cert_expiring",
+            "tls_cert_expiry_seconds",
+            Below,
+            14.0 * 86_400.0,
+            0,
+            Warning,
+            "a listener's TLS certificate expires within 14 days",
+        ),
+        Rule {
+            over: Some(Duration::from_secs(300)),
+            cooldown: Duration::from_secs(300),
+            ..rule(
+                "tls_reload_failed",
+                "tls_reload_failures_total",
+                Above,
+                0.0,
+                0,
+                Warning,
+                "renewed TLS certificate files could not be used; the old pair still serves",
+            )
+        },
+        rule(
             "supervisor_escalated",
             "supervisor_escalated",
             Above,
@@ -459,6 +481,8 @@ mod tests {
                 "memory_high",
                 "memory_critical",
                 "actor_restarts",
+                "tls_cert_expiring",
+                "tls_reload_failed",
                 "supervisor_escalated"
             ]
         );
@@ -467,5 +491,7 @@ mod tests {
         assert_eq!(rules[5].threshold, memory.threshold * 1.25);
         assert_eq!(rules[1].min_requests, Some(100));
         assert_eq!(rules[6].over, Some(Duration::from_secs(300)));
+        assert_eq!(rules[7].threshold, 14.0 * 86_400.0);
+        assert_eq!(rules[8].over, Some(Duration::from_secs(300)));
     }
 }

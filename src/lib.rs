@@ -76,7 +76,8 @@
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).
 //! - `tls.rs`: TLS for a listener (rustls with ring): a certificate chain and key from PEM
-//!   files into the server configuration, TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`.
+//!   files into the server configuration, TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`;
+//!   reloads, the leaf's expiry read from its DER, and both as metrics.
 //! - `dictionary.rs`: compression dictionaries (RFC 9842): the site dictionary sampled
 //!   and trained from the site's pages, asset versions kept as dictionaries, the registry
 //!   the request path looks them up in by hash, and dcz/dcb compression against them.
@@ -101,7 +102,7 @@
 //! - `off.rs`: `Off`, what every route and method that needs a switched-off subsystem
 //!   answers (409 on the admin surface, naming the key that switches it on).
 //! - `metrics/`: the sources subsystems register with the monitor, metric families,
-//!   per-request counters and the Prometheus text format.
+//!   per-request and per-connection counters and the Prometheus text format.
 //! - `alerts.rs`: alert rules, their Prometheus-like states and the defaults.
 //! - `http/`: pure HTTP decisions without actix: admin access, request path safety,
 //!   preconditions, ranges, Accept-Encoding negotiation among identity, gzip, br and zstd,

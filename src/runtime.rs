@@ -50,6 +50,7 @@ use crate::supervisor::{
 };
 use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
 use crate::templates::{RenderError, Rendered, TemplateInfo};
+use crate::tls::Certificates;
 
 /// Name of the root supervisor.
 pub const ROOT_NAME: &str = "leanserve";
@@ -81,6 +82,7 @@ pub enum StartError {
 pub struct Runtime {
     opts: Opts,
     extra: Vec<ChildSpec>,
+    certificates: Vec<Arc<Certificates>>,
 }
 
 impl Runtime {
@@ -89,7 +91,16 @@ impl Runtime {
         Runtime {
             opts,
             extra: Vec::new(),
+            certificates: Vec::new(),
         }
+    }
+
+    /// Reports a TLS listener's certificates in the metrics (`tls_cert_expiry_seconds`,
+    /// `tls_reload_failures_total`, labelled by listener) and so in the default alerts:
+    /// expiry within 14 days, and renewals that could not be used.
+    pub fn certificates(mut self, certificates: Arc<Certificates>) -> Self {
+        self.certificates.push(certificates);
+        self
     }
 
     /// Adds a host actor to the root supervisor, started after leanserve's own children
@@ -292,6 +303,9 @@ impl Runtime {
             }
             if let Some(tuner) = &tuner_shared {
                 sources.push(Arc::new(tuner.clone()));
+            }
+            if !self.certificates.is_empty() {
+                sources.push(Arc::new(crate::tls::Listeners(self.certificates)));
             }
             let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
             let (spec, handle) = ChildSpec::worker("monitor", move || {
@@ -726,6 +740,21 @@ impl Subsystems {
     /// Per-request counters (bumped by the web middleware).
     pub fn requests(&self) -> &Arc<RequestMetrics> {
         &self.inner.requests
+    }
+
+    /// The serving listener's connection counter, for `HttpServer::on_connect`: it
+    /// counts connections by transport (`tcp`, `tls`) and protocol (`http1`, `h2`) in
+    /// `connections_total` and `connections_open`. `h2c`: the listener also takes HTTP/2
+    /// over cleartext (`HttpServer::bind_auto_h2c`), so a cleartext connection's protocol
+    /// is settled by its first request.
+    pub fn count_connections(
+        &self,
+        h2c: bool,
+    ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+        let connections = Arc::clone(self.inner.requests.connections());
+        move |connection, extensions| {
+            crate::web::count_connection(&connections, h2c, connection, extensions)
+        }
     }
 
     /// The monitor's published samples and alerts; `None` when monitoring is off.

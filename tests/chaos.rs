@@ -8,6 +8,7 @@ mod util;
 
 use std::time::Duration;
 
+use actix_web::http::Version;
 use leanserve::Runtime;
 use util::{eventually, get_json, serve, site, test_opts};
 
@@ -423,19 +424,34 @@ struct Load {
 }
 
 impl Load {
+    /// Eight clients over HTTP/1.1, each with its own connections.
     fn start(url: &str, pick: fn(usize) -> (String, Option<String>)) -> Load {
+        Load::through(url, None, pick)
+    }
+
+    /// Eight concurrent clients; with `shared`, all send through that one client (over
+    /// HTTP/2: streams of one connection) and every answer must be HTTP/2.
+    fn through(
+        url: &str,
+        shared: Option<awc::Client>,
+        pick: fn(usize) -> (String, Option<String>),
+    ) -> Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let clients = (0..8usize)
             .map(|c| {
-                let (url, stop) = (url.to_owned(), stop.clone());
+                let (url, stop, shared) = (url.to_owned(), stop.clone(), shared.clone());
                 actix_rt::spawn(async move {
-                    let client = awc::Client::default();
+                    let h2 = shared.is_some();
+                    let client = shared.unwrap_or_default();
                     let (mut ok, mut failed) = (0u32, Vec::new());
                     let mut n = c;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let (path, expected) = pick(n);
                         n += 1;
                         match client.get(format!("{url}{path}")).send().await {
+                            Ok(response) if h2 && response.version() != Version::HTTP_2 => {
+                                failed.push(format!("{path}: {:?}", response.version()))
+                            }
                             Ok(mut response) if response.status() == 200 => {
                                 let body = response.body().limit(1 << 20).await.unwrap();
                                 match expected {
@@ -760,4 +776,111 @@ async fn chaos_dictionaries_outlive_a_file_cache_restart() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers().get("content-encoding").unwrap(), "dcz");
+}
+
+/// A client of `https://localhost` trusting `certificate` alone, offering only `h2`.
+fn h2_client(certificate: &rcgen::Certificate) -> awc::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.der().clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(config)))
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+/// The binary over HTTPS and HTTP/2: eight concurrent streams on one connection while
+/// every supervised child panics in turn, twice; no stream fails, and the connection
+/// outlives every restart.
+#[actix_rt::test]
+async fn chaos_every_child_panicking_in_turn_fails_no_h2_stream_over_tls() {
+    let tls = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    std::fs::write(&cert_path, certificate.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join("t.txt"), "n = {{ n }}").unwrap();
+    let (cert_path, key_path) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let (child, url, admin, site) = util::spawn_server(&[
+        ("LEANSERVE_TLS_CERT", &cert_path),
+        ("LEANSERVE_TLS_KEY", &key_path),
+        ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
+        ("STATIC_FILE_MAX_CACHE_SIZE", "1048576"),
+        ("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "100"),
+    ]);
+    let mut child = KillOnDrop(child);
+    for i in 0..8 {
+        let text = format!("line {i} of a file read on the blocking pool\n").repeat(8_000);
+        std::fs::write(site.path().join(format!("big{i}.txt")), text).unwrap();
+    }
+    let url = url.replace("127.0.0.1", "localhost");
+    let load = Load::through(&url, Some(h2_client(&certificate)), |n| match n % 4 {
+        0 => ("/app.css".to_owned(), None),
+        1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
+        _ => (format!("/big{}.txt", n % 8), None),
+    });
+    let (_, tree) = get_json(&format!("{admin}/admin/supervisor"), None).await;
+    let children: Vec<String> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|child| child["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(children.len() >= 5, "{children:?}");
+    for round in 1..=2u64 {
+        for name in &children {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let panic = format!("{admin}/admin/chaos/panic/{name}");
+            assert_eq!(post(&panic).await, 202, "{name}");
+            eventually("the child restarted", || async {
+                let (_, tree) = get_json(&format!("{admin}/admin/supervisor"), None).await;
+                let it = tree["children"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["name"] == name.as_str())
+                    .cloned()
+                    .unwrap();
+                it["restarts"] == round && it["state"] == "running"
+            })
+            .await;
+        }
+    }
+    let (served, failures) = load.finish().await;
+    println!(
+        "{served} HTTP/2 streams served across {} restarts",
+        2 * children.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(served > 0);
+    assert!(child.0.try_wait().unwrap().is_none(), "still running");
+}
+
+/// A server process, killed when dropped (also when an assertion fails halfway).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

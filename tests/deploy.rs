@@ -1364,3 +1364,162 @@ fn deploy_systemd_unit_starts_drains_and_restarts_as_the_server_expects() {
     // The tuner reads the unit's cgroup limit.
     assert!(setting(&service, "MemoryMax").ends_with(['M', 'G']));
 }
+
+/// `patch` merged into `base` as kustomize merges a strategic-merge patch of the shapes
+/// deploy/k8s uses: maps field by field, lists of objects item by item on their merge key
+/// (`mountPath` for volume mounts, `name` otherwise), anything else replaced.
+fn strategic_merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(key) {
+                    Some(existing) => strategic_merge(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(base), Value::Array(patch)) => {
+            for item in patch {
+                let key = ["mountPath", "name"]
+                    .into_iter()
+                    .find(|key| item.get(key).is_some());
+                let existing = key.and_then(|key| base.iter_mut().find(|e| e[key] == item[key]));
+                match existing {
+                    Some(existing) => strategic_merge(existing, item),
+                    None => base.push(item.clone()),
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+#[test]
+fn deploy_tls_overlay_mounts_the_secret_leanserve_loads() {
+    let overlay = k8s_dir().join("tls");
+    let kustomization = &yaml_documents(&overlay.join("kustomization.yaml"))[0];
+    assert_eq!(
+        kustomization["resources"],
+        serde_json::json!(["../"]),
+        "deploy/k8s/tls/kustomization.yaml: the base is its one resource"
+    );
+    let patches = kustomization["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1);
+    let patch_file = patches[0]["path"].as_str().unwrap();
+    let patch = &yaml_documents(&overlay.join(patch_file))[0];
+    let manifests = manifests();
+    let base = one_of(&manifests, "Deployment");
+    assert_eq!(
+        (&patch["kind"], &patch["metadata"]["name"]),
+        (&base.doc["kind"], &base.doc["metadata"]["name"]),
+        "deploy/k8s/tls/{patch_file}: patches the base's Deployment"
+    );
+    let mut merged = base.doc.clone();
+    strategic_merge(&mut merged, patch);
+    let deployment = Manifest {
+        file: format!("tls/{patch_file} over {}", base.file),
+        doc: merged,
+    };
+    let container = container_pointer(&deployment);
+
+    // The certificate and key are files of a kubernetes.io/tls Secret's volume.
+    let env = deployment_env(&deployment);
+    let literal = |name: &str| match env.get(name) {
+        Some(EnvValue::Literal(value)) => value.clone(),
+        other => panic!("{}: env {name} is {other:?}", deployment.what()),
+    };
+    let (cert, key) = (literal("LEANSERVE_TLS_CERT"), literal("LEANSERVE_TLS_KEY"));
+    let mounts = deployment.at(&format!("{container}/volumeMounts"));
+    let mount = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| cert.starts_with(m["mountPath"].as_str().unwrap()))
+        .unwrap_or_else(|| panic!("{}: {cert} is under no volume mount", deployment.what()));
+    let mount_path = mount["mountPath"].as_str().unwrap();
+    assert_eq!(cert, format!("{mount_path}/tls.crt"));
+    assert_eq!(key, format!("{mount_path}/tls.key"));
+    let volume = deployment
+        .at(&format!("{POD}/volumes"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("{}: no volume {}", deployment.what(), mount["name"]));
+    assert!(
+        volume.pointer("/secret/secretName").is_some(),
+        "{}: the certificate's volume is no Secret",
+        deployment.what()
+    );
+    // The container's user reads the files: Secret files belong to root, so the mode
+    // must let the fsGroup read them.
+    let mode = volume
+        .pointer("/secret/defaultMode")
+        .and_then(Value::as_u64);
+    let user = deployment.u64(&format!("{POD}/securityContext/runAsUser"));
+    let group = deployment
+        .doc
+        .pointer(&format!("{POD}/securityContext/fsGroup"));
+    let readable = match (mode, group) {
+        (None, _) => true,
+        (Some(mode), _) if mode & 0o004 != 0 => true,
+        (Some(mode), Some(_)) => mode & 0o040 != 0,
+        (Some(_), None) => user == 0,
+    };
+    assert!(
+        readable,
+        "{}: user {user} cannot read the Secret's files (mode {mode:?})",
+        deployment.what()
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            deployment.str(&format!("{container}/{probe}/httpGet/scheme")),
+            "HTTPS",
+            "{}: {probe} would speak cleartext to the TLS port",
+            deployment.what()
+        );
+    }
+
+    // leanserve starts with that environment and those files: a certificate and key in
+    // a folder standing in for the mount.
+    let secret = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["leanserve".into()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    std::fs::write(secret.path().join("tls.crt"), certificate.pem()).unwrap();
+    std::fs::write(secret.path().join("tls.key"), pair.serialize_pem()).unwrap();
+    let site = util::site();
+    let mut env = container_env(&deployment, &dockerfile());
+    for var in ["LEANSERVE_TLS_CERT", "LEANSERVE_TLS_KEY"] {
+        let path = env[var].replacen(mount_path, &secret.path().display().to_string(), 1);
+        env.insert(var.into(), path);
+    }
+    env.insert(
+        "STATIC_FILE_ROOT_DIR".into(),
+        site.path().display().to_string(),
+    );
+    let config = Config::load(&LoadOptions {
+        config_dir: Some(util::config_dir()),
+        profile: None,
+        env,
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}: leanserve would refuse to start: {e}",
+            deployment.what()
+        )
+    });
+    let files = config
+        .opts
+        .server
+        .tls
+        .as_ref()
+        .expect("TLS on the serving listener");
+    leanserve::Certificates::load(files, ("server.tls_cert", "server.tls_key"))
+        .unwrap_or_else(|e| panic!("{}: {e}", deployment.what()));
+}

@@ -47,11 +47,18 @@ impl Pki {
     /// Issues a new leaf for localhost and 127.0.0.1 into cert.pem and key.pem (each
     /// replaced by a rename, as a renewal tool does).
     fn renew(&mut self) {
+        self.issue(None);
+    }
+
+    /// [`Pki::renew`], the leaf valid until `not_after` (rcgen's default without).
+    fn issue(&mut self, not_after: Option<std::time::SystemTime>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .signed_by(&key, &self.ca_cert, &self.ca_key)
-            .unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        if let Some(not_after) = not_after {
+            params.not_after = not_after.into();
+        }
+        let leaf = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
         self.replace("key.pem", &key.serialize_pem());
         self.replace("cert.pem", &leaf.pem());
         self.leaf = leaf.der().clone();
@@ -436,7 +443,10 @@ async fn tls_hsts_and_the_redirect_to_https() {
 
 #[actix_rt::test]
 async fn tls_h2c_serves_http2_with_prior_knowledge_beside_http1() {
-    let (child, url, _admin, _site) = spawn(&[("LEANSERVE_H2C", "true")]);
+    let (child, url, admin, _site) = spawn(&[
+        ("LEANSERVE_H2C", "true"),
+        ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
+    ]);
     let addr = url.trim_start_matches("http://").to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
@@ -460,6 +470,15 @@ async fn tls_h2c_serves_http2_with_prior_knowledge_beside_http1() {
     // HTTP/1.1 on the same port still.
     let http1 = util::raw(addr.parse().unwrap(), "GET", "/app.css", &[]).await;
     assert_eq!(http1.status, 200);
+    // Each connection counted under the protocol its first request spoke.
+    within_15_s("the h2c and HTTP/1 connections counted", async || {
+        let metrics = &monitoring(&admin).await["metrics"];
+        metrics["connections_open_tcp_h2"] == 1.0
+            && metrics["connections_tcp_http1"].as_f64() >= Some(1.0)
+            && metrics["connections_tcp_unknown"] == 0.0
+    })
+    .await;
+    drop(h2);
     stop(child);
 
     // Without server.h2c, no HTTP/2 over cleartext.
@@ -568,6 +587,7 @@ fn start_logging(
     String,
     Arc<std::sync::Mutex<String>>,
     tempfile::TempDir,
+    String,
 ) {
     use std::io::BufRead;
     let site = util::site();
@@ -599,12 +619,13 @@ fn start_logging(
             log.push('\n');
         }
     });
-    let (url, _admin) = util::listening(&mut child);
+    let (url, admin) = util::listening(&mut child);
     (
         Running(child),
         url.trim_start_matches("https://").to_owned(),
         log,
         site,
+        admin,
     )
 }
 
@@ -623,8 +644,13 @@ async fn within_15_s(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn tls_renewed_certificates_reach_new_handshakes_and_unusable_ones_are_refused() {
     let mut pki = Pki::new();
     let first = pki.leaf.clone();
-    let (_child, addr, log, _site) =
-        start_logging(&pki, &[("LEANSERVE_TLS_RELOAD_INTERVAL_S", "1")]);
+    let (_child, addr, log, _site, admin) = start_logging(
+        &pki,
+        &[
+            ("LEANSERVE_TLS_RELOAD_INTERVAL_S", "1"),
+            ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
+        ],
+    );
     let mut open = connect(&addr, &pki.ca).await;
     assert_eq!(presented(&open), first);
     assert_eq!(get_css(&mut open).await, "HTTP/1.1 200 OK");
@@ -650,13 +676,97 @@ async fn tls_renewed_certificates_reach_new_handshakes_and_unusable_ones_are_ref
     .await;
     let after = connect(&addr, &pki.ca).await;
     assert_eq!(presented(&after), renewed);
+    // Counted, and raised as an alert.
+    within_15_s("the failed reload counted and alerted", async || {
+        let now = monitoring(&admin).await;
+        now["metrics"]["tls_reload_failures_server_total"].as_f64() >= Some(1.0)
+            && alert_state(&now, "tls_reload_failed") == "firing"
+    })
+    .await;
+    let quiet = monitoring(&admin).await;
+    assert_eq!(alert_state(&quiet, "tls_cert_expiring"), "inactive");
+}
+
+/// The admin listener's `GET /monitoring`.
+async fn monitoring(admin: &str) -> serde_json::Value {
+    awc::Client::new()
+        .get(format!("{admin}/monitoring"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .limit(1 << 20)
+        .await
+        .unwrap()
+}
+
+/// The state of alert rule `name` in a `/monitoring` answer.
+fn alert_state(monitoring: &serde_json::Value, name: &str) -> String {
+    let rule = monitoring["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["name"] == name)
+        .unwrap_or_else(|| panic!("no rule {name}"));
+    rule["state"].as_str().unwrap().to_owned()
+}
+
+#[actix_rt::test]
+async fn tls_expiry_alert_and_connections_by_protocol_in_the_metrics() {
+    let mut pki = Pki::new();
+    let in_five_days = std::time::SystemTime::now() + std::time::Duration::from_secs(5 * 86_400);
+    pki.issue(Some(in_five_days));
+    let (child, url, admin, _site) = start(&pki, &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
+    let url = url.replace("127.0.0.1", "localhost");
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let response = client(&pki.ca, &[alpn], BOTH)
+            .get(format!("{url}/app.css"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    within_15_s("the expiry alert and both protocols counted", async || {
+        let now = monitoring(&admin).await;
+        let metrics = &now["metrics"];
+        alert_state(&now, "tls_cert_expiring") == "firing"
+            && metrics["connections_tls_h2"].as_f64() >= Some(1.0)
+            && metrics["connections_tls_http1"].as_f64() >= Some(1.0)
+    })
+    .await;
+    let now = monitoring(&admin).await;
+    assert_eq!(now["metrics"]["connections_tcp_http1"], 0.0);
+    assert_eq!(alert_state(&now, "tls_reload_failed"), "inactive");
+    let metrics = awc::Client::new()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    let left: f64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("leanserve_tls_cert_expiry_seconds{listener=\"server\"} ")
+        })
+        .unwrap_or_else(|| panic!("no expiry in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!((4.9 * 86_400.0..=5.0 * 86_400.0).contains(&left), "{left}");
+    assert!(
+        metrics.contains("leanserve_connections_total{transport=\"tls\",protocol=\"h2\"} 1"),
+        "{metrics}"
+    );
+    stop(child);
 }
 
 #[actix_rt::test]
 async fn tls_sighup_reloads_the_certificate_at_once() {
     let mut pki = Pki::new();
     // Never on a timer: only the signal reloads.
-    let (child, addr, _log, _site) =
+    let (child, addr, _log, _site, _admin) =
         start_logging(&pki, &[("LEANSERVE_TLS_RELOAD_INTERVAL_S", "0")]);
     let first = pki.leaf.clone();
     assert_eq!(presented(&connect(&addr, &pki.ca).await), first);
@@ -672,4 +782,137 @@ async fn tls_sighup_reloads_the_certificate_at_once() {
         presented(&connect(&addr, &pki.ca).await) == renewed
     })
     .await;
+}
+
+/// An HTTP/2 connection over TLS (ALPN `h2`) to `addr`, trusting `ca`.
+async fn h2_over_tls(
+    addr: &str,
+    ca: &CertificateDer<'static>,
+) -> h2::client::SendRequest<bytes::Bytes> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (h2, connection) = h2::client::handshake(tls).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    h2
+}
+
+/// Sends a GET of `path` on a new stream and answers its response.
+async fn h2_get(
+    h2: &mut h2::client::SendRequest<bytes::Bytes>,
+    addr: &str,
+    path: &str,
+) -> http::Response<h2::RecvStream> {
+    let request = http::Request::builder()
+        .uri(format!("https://{addr}{path}"))
+        .body(())
+        .unwrap();
+    let (response, _) = h2.send_request(request, true).unwrap();
+    response.await.unwrap()
+}
+
+#[actix_rt::test]
+async fn tls_h2_takes_a_limiter_permit_per_stream_and_renders() {
+    let pki = Pki::new();
+    let (child, url, _admin, site) = start(
+        &pki,
+        &[
+            ("LEANSERVE_LIMITER_ENABLED", "true"),
+            ("LEANSERVE_LIMITER_MIN_LIMIT", "1"),
+            ("LEANSERVE_LIMITER_MAX_LIMIT", "1"),
+            ("LEANSERVE_LIMITER_QUEUE_SIZE", "0"),
+            ("STATIC_FILE_MAX_FILE_SIZE", "65536"),
+        ],
+    );
+    std::fs::write(site.path().join("big.bin"), vec![7u8; 8 << 20]).unwrap();
+    let addr = url.trim_start_matches("https://").to_owned();
+    let mut h2 = h2_over_tls(&addr, &pki.ca).await;
+    // A stream whose 8 MiB body the client does not read: HTTP/2 flow control stops the
+    // server at the stream's window, with the file limiter's one permit held.
+    let big = h2_get(&mut h2, &addr, "/big.bin").await;
+    assert_eq!(big.status(), 200);
+    // Another stream on the same connection is refused, as another connection would be.
+    let refused = h2_get(&mut h2, &addr, "/index.html").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // Renders have their own limiter.
+    let page = h2_get(&mut h2, &addr, "/templates/pages/index.html").await;
+    assert_eq!(page.status(), 200);
+    // Reading the body to its end gives the permit back.
+    let mut body = big.into_body();
+    let mut total = 0;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        total += chunk.len();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+    }
+    assert_eq!(total, 8 << 20);
+    within_15_s("the permit back after the stream ended", async || {
+        h2_get(&mut h2, &addr, "/index.html").await.status() == 200
+    })
+    .await;
+    stop(child);
+}
+
+#[actix_rt::test]
+async fn tls_a_silent_h2_connection_is_closed_after_the_request_timeout() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new();
+    let (child, url, _admin, _site) =
+        start(&pki, &[("LEANSERVE_CLIENT_REQUEST_TIMEOUT_MS", "500")]);
+    let addr = url.trim_start_matches("https://").to_owned();
+    // The TLS handshake done with ALPN h2, then no preface and no request.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut buffer, opened) = ([0u8; 1024], std::time::Instant::now());
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a silent h2 connection was kept open for 20 s"
+    );
+    assert!(
+        opened.elapsed() >= std::time::Duration::from_millis(400),
+        "closed before the timeout, so not by it"
+    );
+    stop(child);
 }

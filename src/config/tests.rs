@@ -406,7 +406,7 @@ fn config_alert_rules_change_defaults_add_and_remove() {
     assert_eq!(busy.comparison, crate::alerts::Comparison::AtLeast);
     assert_eq!(busy.severity, crate::alerts::Severity::Critical);
     assert!(rules.iter().all(|r| r.name != "memory_critical"));
-    assert_eq!(rules.len(), 8);
+    assert_eq!(rules.len(), 10, "the 10 defaults, one removed, one added");
 }
 
 #[test]

@@ -9,10 +9,12 @@
 //! [`exposition`]). Labels are fixed, small sets (status class, child name): nothing
 //! request-controlled ever becomes a label, so the number of series is bounded.
 
+mod connections;
 pub mod exposition;
 mod histogram;
 mod requests;
 
+pub use connections::{Connection, Connections, Protocol, Transport};
 pub use requests::RequestMetrics;
 
 pub use histogram::{BUCKETS_US, Histogram, Reading};

@@ -2,9 +2,11 @@
 //! duration histogram, bumped by the `web` middleware with atomics (never a message per
 //! request) and read by the monitor.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::connections::Connections;
 use super::{Collector, Histogram, Kind, Source};
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -14,6 +16,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct RequestMetrics {
     by_class: [AtomicU64; 5],
     duration: Histogram,
+    connections: Arc<Connections>,
 }
 
 impl RequestMetrics {
@@ -22,6 +25,11 @@ impl RequestMetrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Relaxed);
         self.duration.observe(elapsed);
+    }
+
+    /// The serving listener's connection counters.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 
     /// Requests answered so far.
@@ -49,6 +57,7 @@ impl Source for RequestMetrics {
             "Time from request to response, all routes.",
             &self.duration,
         );
+        self.connections.collect(out);
     }
 }
 

@@ -83,6 +83,7 @@ async fn serve(
     subsystems: web::Data<Subsystems>,
 ) -> Result<HttpResponse, WebError> {
     let started = Instant::now();
+    super::settle_connection(&request);
     let limiter = subsystems.limiters().map(|limiters| &limiters.files);
     let result = match super::limit::admit(limiter).await {
         Ok(permit) => {

@@ -54,10 +54,13 @@ mod templates;
 pub use error::WebError;
 pub use server::limit_head;
 
+use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::web;
+use std::sync::Arc;
 
 use crate::http::conditional::Conditions;
+use crate::metrics::{Connection, Connections, Protocol, Transport};
 use crate::runtime::Subsystems;
 
 /// A header's value as text; `None` when absent or not visible ASCII.
@@ -120,6 +123,40 @@ pub fn mark_unix_peers(
         .is_some()
     {
         extensions.insert(UnixPeer);
+    }
+}
+
+/// Counts one connection of a serving listener in `connections` and keeps its guard in
+/// the connection's data, so its close is counted too. TLS connections are HTTP/2 when
+/// ALPN chose `h2`; cleartext ones are HTTP/1 unless the listener takes `h2c`, when the
+/// first request settles it ([`settle_connection`]).
+pub(crate) fn count_connection(
+    connections: &Arc<Connections>,
+    h2c: bool,
+    connection: &dyn std::any::Any,
+    extensions: &mut actix_web::dev::Extensions,
+) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let (transport, protocol) = match connection.downcast_ref::<Tls>() {
+        Some(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            (Transport::Tls, Protocol::H2)
+        }
+        Some(_) => (Transport::Tls, Protocol::Http1),
+        None if h2c => (Transport::Tcp, Protocol::Unknown),
+        None => (Transport::Tcp, Protocol::Http1),
+    };
+    extensions.insert(connections.accepted(transport, protocol));
+}
+
+/// Settles the protocol of the request's connection, when it is counted and not known
+/// yet (a cleartext connection on an h2c listener).
+pub(crate) fn settle_connection(request: &HttpRequest) {
+    if let Some(connection) = request.conn_data::<Connection>() {
+        connection.settle(if request.version() == actix_web::http::Version::HTTP_2 {
+            Protocol::H2
+        } else {
+            Protocol::Http1
+        });
     }
 }
 

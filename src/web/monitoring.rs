@@ -83,6 +83,7 @@ pub(crate) async fn measure(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    super::settle_connection(request.request());
     let response = next.call(request).await?;
     if let Some(subsystems) = response.request().app_data::<web::Data<Subsystems>>() {
         subsystems

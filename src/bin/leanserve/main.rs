@@ -425,10 +425,12 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             _ => None,
         };
     actix_web::rt::System::new().block_on(async move {
-        let subsystems = Runtime::new(opts.clone())
-            .start()
-            .await
-            .context("cannot start the runtime")?;
+        let runtime = certificates
+            .iter()
+            .fold(Runtime::new(opts.clone()), |runtime, certificates| {
+                runtime.certificates(Arc::clone(certificates))
+            });
+        let subsystems = runtime.start().await.context("cannot start the runtime")?;
         watch_certificates(certificates, opts.server.tls_reload_interval);
         let shared = opts.admin.bind == AdminBind::Serving;
         let app_subsystems = subsystems.clone();
@@ -456,7 +458,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             opts.server
         )
         .workers(opts.server.workers)
-        .shutdown_timeout(opts.server.shutdown_timeout.as_secs());
+        .shutdown_timeout(opts.server.shutdown_timeout.as_secs())
+        .on_connect(subsystems.count_connections(opts.server.h2c));
         let scheme = if server_tls.is_some() {
             "https"
         } else {
