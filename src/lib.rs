@@ -70,8 +70,9 @@
 //! - `concurrency/`: the concurrency manager: an adaptive in-flight limit (pure) and the
 //!   limiter that applies it with a short CoDel-style queue; one for static files, one
 //!   for renders.
-//! - `tuner/`: the configuration tuner's pure part: the memory limit (cgroup v2/v1,
-//!   configured, total) and the rules that turn readings into recommendations.
+//! - `tuner/`: the configuration tuner's pure part: the memory limit and pressure
+//!   (cgroup v2/v1, configured, total; PSI), the CPU quota (cgroup v2/v1, else the
+//!   CPUs) and the rules that turn readings into recommendations.
 //! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).

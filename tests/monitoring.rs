@@ -238,7 +238,7 @@ async fn monitoring_json_views_agree_with_the_traffic() {
     assert_eq!(body["children"].as_array().unwrap().len(), 7);
     assert_eq!(
         body["alerts"].as_array().unwrap().len(),
-        8,
+        10,
         "the default rules"
     );
     assert!(body["interval_seconds"].is_number());

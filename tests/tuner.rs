@@ -63,6 +63,9 @@ async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
             .is_empty()
     );
     assert!(body["last"]["memory_limit"]["bytes"].as_u64().unwrap() > 0);
+    let cpu = &body["last"]["cpu_limit"];
+    assert!(cpu["cpus"].as_f64().unwrap() > 0.0, "{cpu}");
+    assert!(cpu["source"].is_string() && cpu["available"].as_u64() >= Some(1));
     let (status, fresh) = get_json(&server.url("/admin/tuner/recommendations"), None).await;
     assert_eq!((status, fresh["applied"].as_bool()), (200, Some(false)));
     subsystems.shutdown().await;
@@ -259,4 +262,85 @@ fn tuner_bad_settings_stop_start_up_naming_the_key() {
     })
     .expect("a 4 MiB cache starts with the default tuner floor");
     assert_eq!(small.opts.tuner.cache_floor, 4 << 20);
+}
+
+/// A CPU cgroup with a quota of half a CPU (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`),
+/// removed when dropped; `None` (with the reason) where none can be made.
+struct HalfCpu {
+    dir: std::path::PathBuf,
+    version: &'static str,
+}
+
+impl HalfCpu {
+    fn create() -> Result<HalfCpu, String> {
+        let name = format!("leanserve-tuner-test-{}", std::process::id());
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
+        let (dir, version, files) = if v2.exists() {
+            let dir = std::path::Path::new("/sys/fs/cgroup").join(&name);
+            (dir, "cgroup_v2", vec![("cpu.max", "50000 100000")])
+        } else {
+            let dir = std::path::Path::new("/sys/fs/cgroup/cpu").join(&name);
+            (
+                dir,
+                "cgroup_v1",
+                vec![
+                    ("cpu.cfs_period_us", "100000"),
+                    ("cpu.cfs_quota_us", "50000"),
+                ],
+            )
+        };
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cgroup = HalfCpu { dir, version };
+        for (file, value) in files {
+            std::fs::write(cgroup.dir.join(file), value)
+                .map_err(|e| format!("cannot write {file}: {e}"))?;
+        }
+        Ok(cgroup)
+    }
+}
+
+impl Drop for HalfCpu {
+    fn drop(&mut self) {
+        // Empty once its process has exited; the kernel may take a moment to notice.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.dir.display());
+    }
+}
+
+#[actix_rt::test]
+async fn tuner_reads_the_cpu_quota_of_its_cgroup() {
+    use std::os::unix::process::CommandExt;
+    let cgroup = match HalfCpu::create() {
+        Ok(cgroup) => cgroup,
+        Err(reason) => {
+            println!("skipped: no CPU cgroup can be made here ({reason})");
+            return;
+        }
+    };
+    let site = site();
+    let procs = cgroup.dir.join("cgroup.procs");
+    let mut command = util::leanserve(
+        &["--env", "test", "--root", site.path().to_str().unwrap()],
+        &[("LEANSERVE_TUNER_MODE", "recommend")],
+    );
+    command.stdout(std::process::Stdio::piped());
+    // SAFETY: between fork and exec the closure only writes a file (open, write, close
+    // system calls through std::fs), allocating nothing the parent's locks could hold.
+    unsafe {
+        command.pre_exec(move || std::fs::write(&procs, "0"));
+    }
+    let mut child = command.spawn().unwrap();
+    let (_, admin) = util::listening(&mut child);
+    let (status, body) = get_json(&format!("{admin}/admin/tuner/recommendations"), None).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cpu_limit"]["cpus"], 0.5, "{body}");
+    assert_eq!(body["cpu_limit"]["source"], cgroup.version, "{body}");
+    assert_eq!(knob(&body["knobs"], "server.workers")["recommended"], 1.0);
 }

@@ -24,7 +24,7 @@ use crate::config::{TunerMode, TunerOpts};
 use crate::metrics::{Collector, Kind, Reading, Sample, Source};
 use crate::pool::{Pools, Resize};
 use crate::supervisor::Handle;
-use crate::tuner::{MemoryLimit, Readings, Recommendation, Targets, memory, recommend};
+use crate::tuner::{CpuLimit, MemoryLimit, Readings, Recommendation, Targets, memory, recommend};
 
 /// Decisions kept.
 const DECISIONS_KEPT: usize = 50;
@@ -43,6 +43,8 @@ pub struct TunerReport {
     pub mode: TunerMode,
     pub at_ms: u64,
     pub memory_limit: Option<MemoryLimit>,
+    /// The CPU quota (or count) thread recommendations are sized for, and its source.
+    pub cpu_limit: CpuLimit,
     pub rss_bytes: Option<u64>,
     /// Whether this round applied the live knobs.
     pub applied: bool,
@@ -236,7 +238,8 @@ impl TunerShared {
                 })
                 .collect(),
             limiters,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu: crate::tuner::cpu::detect_here(),
+            memory_pressure: memory::pressure_here(),
             workers: inputs.workers,
             render_workers: inputs
                 .templates
@@ -282,6 +285,7 @@ impl TunerShared {
             mode: self.opts.mode,
             at_ms: unix_ms(),
             memory_limit: readings.limit,
+            cpu_limit: readings.cpu,
             rss_bytes: readings.rss,
             applied: apply,
             knobs,
@@ -388,6 +392,11 @@ impl Source for TunerShared {
                 limit.bytes as f64,
             );
         }
+        out.gauge(
+            "tuner_cpu_limit_cpus",
+            "The CPUs thread counts are sized for: the cgroup's CPU quota, else the CPUs.",
+            report.cpu_limit.cpus,
+        );
         let per_knob = |pick: fn(&Recommendation) -> f64, json: &'static str| {
             report
                 .knobs

@@ -1,10 +1,15 @@
 //! The memory limit the tuner keeps RSS under: the container's, else the configured one,
 //! else the machine's.
 //!
-//! Order: cgroup v2 `memory.max`, then `memory.high` (a throttling limit, also worth
-//! staying under); cgroup v1 `memory.limit_in_bytes`; `tuner.memory_limit_mb`; total
-//! memory. "max" and v1's huge sentinel mean "no limit", and so does any limit above the
-//! machine's memory.
+//! Order: cgroup v2 `memory.max` and `memory.high` (the kernel throttles and reclaims
+//! at `memory.high`, before the limit: the lower of the two is the target); cgroup v1
+//! `memory.limit_in_bytes` and `memory.soft_limit_in_bytes` (reclaimed down to it under
+//! contention), the lower likewise; `tuner.memory_limit_mb`; total memory. "max" and
+//! v1's huge sentinel mean "no limit", and so does any limit above the machine's memory.
+//!
+//! The kernel's memory pressure stall figure (PSI: the share of the last 10 s some task
+//! waited for memory) comes from the cgroup's `memory.pressure`, else the system's
+//! `/proc/pressure/memory`, where the kernel exposes them.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +20,7 @@ pub enum LimitSource {
     CgroupV2Max,
     CgroupV2High,
     CgroupV1,
+    CgroupV1Soft,
     Configured,
     TotalMemory,
 }
@@ -61,14 +67,23 @@ pub fn detect(
         .into_iter()
         .chain(std::iter::once(cgroup_mount.to_owned()))
         .collect();
+    // The lower of a folder's limits, with its source.
+    let lowest = |dir: &Path, files: [(&str, LimitSource); 2]| {
+        files
+            .into_iter()
+            .filter_map(|(file, source)| {
+                let bytes = read(dir.join(file)).and_then(|t| parse_limit(&t, total))?;
+                Some(MemoryLimit { bytes, source })
+            })
+            .min_by_key(|limit| limit.bytes)
+    };
     for dir in &v2_dirs {
-        for (file, source) in [
+        let files = [
             ("memory.max", LimitSource::CgroupV2Max),
             ("memory.high", LimitSource::CgroupV2High),
-        ] {
-            if let Some(bytes) = read(dir.join(file)).and_then(|t| parse_limit(&t, total)) {
-                return MemoryLimit { bytes, source };
-            }
+        ];
+        if let Some(limit) = lowest(dir, files) {
+            return limit;
         }
     }
     // cgroup v1: this process's memory cgroup (`N:memory:/path`), then the root.
@@ -87,13 +102,12 @@ pub fn detect(
         .into_iter()
         .chain(std::iter::once(cgroup_mount.join("memory")))
     {
-        if let Some(bytes) =
-            read(dir.join("memory.limit_in_bytes")).and_then(|t| parse_limit(&t, total))
-        {
-            return MemoryLimit {
-                bytes,
-                source: LimitSource::CgroupV1,
-            };
+        let files = [
+            ("memory.limit_in_bytes", LimitSource::CgroupV1),
+            ("memory.soft_limit_in_bytes", LimitSource::CgroupV1Soft),
+        ];
+        if let Some(limit) = lowest(&dir, files) {
+            return limit;
         }
     }
     match configured {
@@ -106,6 +120,38 @@ pub fn detect(
             source: LimitSource::TotalMemory,
         },
     }
+}
+
+/// The `some avg10` figure of a PSI file (`some avg10=1.23 avg60=... total=...`): the
+/// percentage of the last 10 s in which some task stalled on memory.
+pub fn parse_pressure(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("some "))?
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("avg10="))?
+        .parse()
+        .ok()
+}
+
+/// The memory pressure stall figure: the cgroup's (v2 `memory.pressure`), else the
+/// system's (`/proc/pressure/memory`); `None` where the kernel has no PSI.
+pub fn pressure(cgroup_mount: &Path, proc_cgroup: Option<&str>, system: &Path) -> Option<f64> {
+    let read = |path: PathBuf| std::fs::read_to_string(path).ok();
+    proc_cgroup
+        .and_then(|text| cgroup_v2_dir(text, cgroup_mount))
+        .and_then(|dir| read(dir.join("memory.pressure")))
+        .or_else(|| read(system.to_owned()))
+        .and_then(|text| parse_pressure(&text))
+}
+
+/// This process's memory pressure stall figure ([`pressure`]).
+pub fn pressure_here() -> Option<f64> {
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").ok();
+    pressure(
+        Path::new("/sys/fs/cgroup"),
+        proc_cgroup.as_deref(),
+        Path::new("/proc/pressure/memory"),
+    )
 }
 
 /// The limit of this process: `/sys/fs/cgroup` and `/proc/self/cgroup`.
@@ -173,6 +219,17 @@ mod tests {
             Some("4:memory:/box/one\n0::/\n"),
         );
         assert_eq!((v1.bytes, v1.source), (GIB, LimitSource::CgroupV1));
+        // A soft limit under it is the target; v1's sentinel is none.
+        let soft = mount.join("memory/box/one/memory.soft_limit_in_bytes");
+        std::fs::write(&soft, "9223372036854771712\n").unwrap();
+        let v1 = detect(None, total, mount, Some("4:memory:/box/one\n"));
+        assert_eq!((v1.bytes, v1.source), (GIB, LimitSource::CgroupV1));
+        std::fs::write(&soft, "805306368\n").unwrap();
+        let v1 = detect(None, total, mount, Some("4:memory:/box/one\n"));
+        assert_eq!(
+            (v1.bytes, v1.source),
+            (768 << 20, LimitSource::CgroupV1Soft)
+        );
         let root_unlimited = detect(Some(2 * GIB), total, mount, None);
         assert_eq!(root_unlimited.source, LimitSource::Configured);
 
@@ -192,5 +249,29 @@ mod tests {
             (max.bytes, max.source),
             (256 << 20, LimitSource::CgroupV2Max)
         );
+        // memory.high under memory.max: the kernel reclaims from there, so it is the target.
+        std::fs::write(own.join("memory.high"), "201326592\n").unwrap();
+        let high = detect(None, total, mount, Some(proc_cgroup));
+        assert_eq!(
+            (high.bytes, high.source),
+            (192 << 20, LimitSource::CgroupV2High)
+        );
+    }
+
+    #[test]
+    fn tuner_memory_pressure_reads_the_cgroup_then_the_system() {
+        let text = "some avg10=12.50 avg60=3.00 avg300=0.50 total=123456\n\
+                    full avg10=1.00 avg60=0.00 avg300=0.00 total=456\n";
+        assert_eq!(parse_pressure(text), Some(12.5));
+        assert_eq!(parse_pressure("full avg10=1.00\n"), None);
+        assert_eq!(parse_pressure(""), None);
+        let root = tempfile::tempdir().unwrap();
+        let (mount, system) = (root.path(), root.path().join("system-memory"));
+        assert_eq!(pressure(mount, Some("0::/a\n"), &system), None, "no PSI");
+        std::fs::write(&system, "some avg10=0.25 avg60=0 avg300=0 total=1\n").unwrap();
+        assert_eq!(pressure(mount, Some("0::/a\n"), &system), Some(0.25));
+        std::fs::create_dir_all(mount.join("a")).unwrap();
+        std::fs::write(mount.join("a/memory.pressure"), text).unwrap();
+        assert_eq!(pressure(mount, Some("0::/a\n"), &system), Some(12.5));
     }
 }

@@ -1,10 +1,12 @@
 //! The configuration tuner's pure part: where the memory limit comes from
-//! ([`memory`]) and the rules that turn readings into recommendations ([`rules`]). The
+//! ([`memory`]), the CPUs threads are sized for ([`cpu`]), and the rules that turn readings into recommendations ([`rules`]). The
 //! `tuner` actor (`src/actors/tuner.rs`) gathers the readings every `tuner.interval`,
 //! keeps the recommendations and applies the live ones in auto mode.
 
+pub mod cpu;
 pub mod memory;
 pub mod rules;
 
+pub use cpu::CpuLimit;
 pub use memory::MemoryLimit;
 pub use rules::{Readings, Recommendation, Targets, recommend};

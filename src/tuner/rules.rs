@@ -23,6 +23,7 @@
 //!   workers from Little's law, the renders in flight on average (rate × mean time, queue
 //!   wait included) with half again for bursts.
 
+use super::cpu::{CpuLimit, CpuSource};
 use super::memory::MemoryLimit;
 
 /// Headroom (share of the limit) under which the allocator returns pages at once and
@@ -62,7 +63,11 @@ pub struct Readings {
     pub pools: Vec<(String, usize, usize, usize)>,
     /// (limiter, limit, in flight, rejected since the last round).
     pub limiters: Vec<(String, usize, usize, u64)>,
-    pub cpus: usize,
+    /// The CPU quota or count threads are sized for.
+    pub cpu: CpuLimit,
+    /// The kernel's memory pressure stall figure (PSI `some avg10`, percent), where it
+    /// has one.
+    pub memory_pressure: Option<f64>,
     pub workers: usize,
     pub render_workers: usize,
     /// Renders per second and their mean time (queue wait included), over the last round.
@@ -181,6 +186,13 @@ fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
         evidence("memory_limit_bytes", "now", limit.bytes as f64),
         evidence("rss_target_bytes", "now", target),
     ]);
+    if let Some(stalled) = r.memory_pressure {
+        rec.evidence.push(evidence(
+            "memory_pressure_some_percent",
+            "last 10 s",
+            stalled,
+        ));
+    }
     rec.recommended = recommended;
     rec.reason = if room > t.cache_ceiling as f64 && recommended == t.cache_ceiling as f64 {
         format!(
@@ -315,15 +327,40 @@ fn limits(r: &Readings) -> Vec<Recommendation> {
 }
 
 fn workers(r: &Readings) -> Recommendation {
+    let cpu = &r.cpu;
     Recommendation {
         knob: "server.workers".into(),
         unit: "threads",
         current: r.workers as f64,
-        recommended: r.cpus.max(1) as f64,
+        recommended: cpu.threads() as f64,
         live: false,
-        reason: "one HTTP worker per CPU: the workers never block".into(),
-        evidence: vec![evidence("available_parallelism", "now", r.cpus as f64)],
+        reason: match cpu.source {
+            CpuSource::Cpus => "one HTTP worker per CPU: the workers never block".into(),
+            _ => format!(
+                "one HTTP worker per CPU of the {:.2}-CPU quota, rounded up: the workers never block, and more would only take turns under the quota",
+                cpu.cpus
+            ),
+        },
+        evidence: cpu_evidence(cpu),
     }
+}
+
+/// The CPU figures a thread count rests on: the quota (when one applies) and the CPUs.
+fn cpu_evidence(cpu: &CpuLimit) -> Vec<Evidence> {
+    let mut figures = vec![evidence(
+        "available_parallelism",
+        "now",
+        cpu.available as f64,
+    )];
+    let source = match cpu.source {
+        CpuSource::CgroupV2 => Some("cgroup v2 cpu.max"),
+        CpuSource::CgroupV1 => Some("cgroup v1 cpu.cfs_quota_us"),
+        CpuSource::Cpus => None,
+    };
+    if let Some(source) = source {
+        figures.push(evidence("cpu_quota_cpus", source, cpu.cpus));
+    }
+    figures
 }
 
 fn render_workers(r: &Readings) -> Recommendation {
@@ -332,7 +369,7 @@ fn render_workers(r: &Readings) -> Recommendation {
     let (recommended, reason) = if r.renders_per_second <= 0.0 {
         (r.render_workers, "no renders in the last round".to_owned())
     } else {
-        let needed = ((busy * 1.5).ceil() as usize).clamp(1, (r.cpus * 2).max(1));
+        let needed = ((busy * 1.5).ceil() as usize).clamp(1, r.cpu.threads() * 2);
         (
             needed,
             format!(
@@ -349,14 +386,17 @@ fn render_workers(r: &Readings) -> Recommendation {
         recommended: recommended as f64,
         live: false,
         reason,
-        evidence: vec![
+        evidence: [
             evidence("template_renders_per_second", &window, r.renders_per_second),
             evidence(
                 "template_render_mean_seconds",
                 &window,
                 r.mean_render_seconds,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(cpu_evidence(&r.cpu))
+        .collect(),
     }
 }
 
@@ -381,7 +421,12 @@ mod tests {
             background_thread: Some(false),
             pools: vec![("gzip".into(), 8, 1, 8), ("inflate".into(), 4, 1, 4)],
             limiters: vec![("files".into(), 40, 3, 0)],
-            cpus: 2,
+            cpu: CpuLimit {
+                cpus: 2.0,
+                source: CpuSource::Cpus,
+                available: 2,
+            },
+            memory_pressure: None,
             workers: 2,
             render_workers: 2,
             renders_per_second: 0.0,
@@ -537,5 +582,48 @@ mod tests {
         assert!(renders.reason.starts_with("Little's law"));
         r.renders_per_second = 0.0;
         assert!(!knob(&recommend(&r, &TARGETS), "templates.render_workers").changes());
+
+        // Under half a CPU's quota: one worker, renders at most two, the quota shown.
+        r.cpu = CpuLimit {
+            cpus: 0.5,
+            source: CpuSource::CgroupV1,
+            available: 2,
+        };
+        r.renders_per_second = 400.0;
+        let all = recommend(&r, &TARGETS);
+        let workers = knob(&all, "server.workers");
+        assert_eq!(workers.recommended, 1.0);
+        assert!(
+            workers.reason.contains("0.50-CPU quota"),
+            "{}",
+            workers.reason
+        );
+        assert!(
+            workers
+                .evidence
+                .iter()
+                .any(|e| e.metric == "cpu_quota_cpus" && e.value == 0.5),
+            "{:?}",
+            workers.evidence
+        );
+        assert_eq!(knob(&all, "templates.render_workers").recommended, 2.0);
+
+        // The kernel's pressure stall figure is part of the budget's evidence.
+        assert!(
+            !knob(&all, "cache_budget_bytes")
+                .evidence
+                .iter()
+                .any(|e| e.metric == "memory_pressure_some_percent")
+        );
+        r.memory_pressure = Some(3.5);
+        let budget = knob(&recommend(&r, &TARGETS), "cache_budget_bytes").clone();
+        assert!(
+            budget
+                .evidence
+                .iter()
+                .any(|e| e.metric == "memory_pressure_some_percent" && e.value == 3.5),
+            "{:?}",
+            budget.evidence
+        );
     }
 }
