@@ -780,18 +780,12 @@ async fn chaos_dictionaries_outlive_a_file_cache_restart() {
 
 /// A client of `https://localhost` trusting `certificate` alone, offering only `h2`.
 fn h2_client(certificate: &rcgen::Certificate) -> awc::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificate.der().clone()).unwrap();
-    #[allow(deprecated)]
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
     awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(config)))
+        .connector(awc::Connector::new().rustls_0_23(util::tls_client_config(
+            certificate.der(),
+            &[b"h2"],
+            rustls::DEFAULT_VERSIONS,
+        )))
         .timeout(Duration::from_secs(30))
         .finish()
 }

@@ -81,18 +81,8 @@ fn client(
     alpn: &[&[u8]],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> awc::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(Arc::new(config)))
+        .connector(awc::Connector::new().rustls_0_23(util::tls_client_config(ca, alpn, versions)))
         .finish()
 }
 
@@ -530,21 +520,7 @@ async fn connect(
     addr: &str,
     ca: &CertificateDer<'static>,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap()
+    util::tls_connect(addr, util::tls_client_config(ca, &[], BOTH)).await
 }
 
 /// The leaf certificate a connection's server presented.
@@ -689,15 +665,7 @@ async fn tls_renewed_certificates_reach_new_handshakes_and_unusable_ones_are_ref
 
 /// The admin listener's `GET /monitoring`.
 async fn monitoring(admin: &str) -> serde_json::Value {
-    awc::Client::new()
-        .get(format!("{admin}/monitoring"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .limit(1 << 20)
-        .await
-        .unwrap()
+    util::get_json(&format!("{admin}/monitoring"), None).await.1
 }
 
 /// The state of alert rule `name` in a `/monitoring` answer.
@@ -789,22 +757,7 @@ async fn h2_over_tls(
     addr: &str,
     ca: &CertificateDer<'static>,
 ) -> h2::client::SendRequest<bytes::Bytes> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = util::tls_connect(addr, util::tls_client_config(ca, &[b"h2"], BOTH)).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (h2, connection) = h2::client::handshake(tls).await.unwrap();
     actix_rt::spawn(async move {
@@ -878,24 +831,7 @@ async fn tls_a_silent_h2_connection_is_closed_after_the_request_timeout() {
         start(&pki, &[("LEANSERVE_CLIENT_REQUEST_TIMEOUT_MS", "500")]);
     let addr = url.trim_start_matches("https://").to_owned();
     // The TLS handshake done with ALPN h2, then no preface and no request.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.clone()).unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = util::tls_connect(&addr, util::tls_client_config(&pki.ca, &[b"h2"], BOTH)).await;
     let (mut buffer, opened) = ([0u8; 1024], std::time::Instant::now());
     let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         loop {

@@ -468,3 +468,36 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A TLS client configuration trusting `ca` alone and offering `alpn` over `versions`
+/// (`rustls::DEFAULT_VERSIONS`: 1.3 and 1.2).
+pub fn tls_client_config(
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
+
+/// A TLS connection to `addr` for the name `localhost`, handshake done.
+pub async fn tls_connect(
+    addr: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
