@@ -19,7 +19,22 @@
 #                                        # (VARIANT="LEANSERVE_LIMITER_MIN_LIMIT=8")
 #   VARIANT="LEANSERVE_TEMPLATES_RENDER_NICE=0" SECTIONS=overload bench/tuner.sh
 #                                        # another server, limiter on with these settings
-#   SERVER_CPUS=1 CLIENT_CPUS=0 bench/tuner.sh  # overload with servers and oha pinned apart
+#   SERVER_CPUS=1 CLIENT_CPUS=0 CPU_QUOTA=off bench/tuner.sh  # servers and oha pinned apart
+#   CPU_QUOTA=1 CPU_PERIOD_US=10000 bench/tuner.sh   # a whole CPU per server, 10 ms periods
+#   LEANSERVE=/tmp/t/release/leanserve bench/tuner.sh  # this binary, no cargo build
+#
+# CPU quota. Each server runs in a CPU cgroup of its own (cgroup v2 cpu.max, or v1
+# cpu.cfs_quota_us / cpu.cfs_period_us, found at run time; bench/lib.sh), held to
+# CPU_QUOTA CPUs (default 0.5) per CPU_PERIOD_US (default 100000, the kernel's and
+# Kubernetes' period), and joins it before its first instruction, so it sizes itself
+# under the quota. oha, curl and this script stay outside, in the script's own cgroup: a
+# server held to half a core leaves the load generator the other 1.5 of a 2-core
+# machine, where without a quota they shared both. HTTP_WORKERS sets LEANSERVE_WORKERS
+# (default: the quota rounded up, 1 at 0.5; empty: the server's own default);
+# CPU_WEIGHT multiplies the cgroup's scheduling weight (v1 cpu.shares, v2 cpu.weight;
+# default 1, unchanged). The cgroups are removed on exit. CPU_QUOTA=off runs the servers
+# in the script's cgroup as before; with no writable cgroup the script stops and says
+# why. Each run logs the server's CPU and its throttled periods (cpu.stat).
 #
 # Pinning (taskset) is off by default: on a 2-core machine a server pinned to one core
 # runs its HTTP worker and render threads on that core, and the scheduler's time slices
@@ -51,6 +66,14 @@ MEM_MODES=${MEM_MODES:-untuned tuned tuned-sample-1s}   # untuned and tuned are 
 SECTIONS=${SECTIONS:-overload memory}
 SERVER_CPUS=${SERVER_CPUS-}         # overload: taskset CPU list for the servers; empty: no pinning
 CLIENT_CPUS=${CLIENT_CPUS-}         # overload: taskset CPU list for oha and curl
+CPU_QUOTA=${CPU_QUOTA:-0.5}         # CPUs each server's cgroup may use per period; off: no cgroups
+CPU_PERIOD_US=${CPU_PERIOD_US:-100000}   # the quota's period (1000-1000000 us)
+CPU_WEIGHT=${CPU_WEIGHT:-1}         # the server cgroups' scheduling weight, times the default
+if [ "$CPU_QUOTA" = off ] || [ "$CPU_QUOTA" = 0 ]; then CPU_QUOTA=; fi
+if [ -n "$CPU_QUOTA" ] && [ -z "${HTTP_WORKERS+set}" ]; then   # the quota rounded up
+  HTTP_WORKERS=$(awk -v q="$CPU_QUOTA" 'BEGIN { w = int(q); if (w < q) w++; print w }')
+fi
+HTTP_WORKERS=${HTTP_WORKERS-}       # LEANSERVE_WORKERS for every server; empty: the server's default
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 OHA=${OHA:-$HOME/.cargo/bin/oha}
@@ -60,24 +83,36 @@ if wants memory && ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --quiet --bin leanserve
-LEANSERVE=target/release/leanserve
+if [ -z "${LEANSERVE:-}" ]; then
+  cargo build --release --quiet --bin leanserve
+  LEANSERVE=target/release/leanserve
+fi
 
 LOGS=${LOGS:-target/bench-tuner}   # server logs and raw results, kept after the run
 mkdir -p "$LOGS"
 work=$(mktemp -d)
 trap cleanup EXIT
+if [ -n "$CPU_QUOTA" ]; then
+  cpu_cgroup_find || { echo "no CPU quota possible here; CPU_QUOTA=off runs without one" >&2; exit 1; }
+  QUOTA_NOTE="each in a cgroup $CG_VERSION of its own held to $CPU_QUOTA CPU ($(awk -v c="$CPU_QUOTA" -v p="$CPU_PERIOD_US" 'BEGIN { printf "%d", c * p }') us per $CPU_PERIOD_US us period$([ "$CPU_WEIGHT" = 1 ] || echo ", weight ${CPU_WEIGHT}x"))"
+  echo "servers $QUOTA_NOTE, under $CG_PARENT" >&2
+else
+  QUOTA_NOTE="without a CPU quota"
+fi
 
 # Starts a leanserve on a port the OS picks, with the given environment; its pid lands in
 # $LAST_PID and its base URL in $LAST_URL (no command substitution: a subshell would lose
 # track of the pid). The port comes from the first stdout line.
 start_leanserve() { # name root VAR=value...
   local name=$1 root=$2; shift 2
+  LAST_CGROUP=
+  if [ -n "$CPU_QUOTA" ]; then cpu_cgroup_new "$name" "$CPU_QUOTA" "$CPU_PERIOD_US" "$CPU_WEIGHT"; fi
+  cpu_cgroup_exec_words "$LAST_CGROUP"
   # The prod profile wants an admin token unless the admin surface is on a Unix socket,
   # so it is on one (read with `admin_get`); /metrics is public on the serving port.
   env -u LEANSERVE_ADMIN_TOKEN LEANSERVE_BIND=127.0.0.1:0 LEANSERVE_ADMIN_BIND="unix:$work/$name-admin.sock" \
-    LEANSERVE_MONITORING_PUBLIC_METRICS=true RUST_LOG=info "$@" \
-    ${PIN_SERVER:+taskset -c "$PIN_SERVER"} "${SERVER_BIN:-$LEANSERVE}" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
+    LEANSERVE_MONITORING_PUBLIC_METRICS=true RUST_LOG=info ${HTTP_WORKERS:+LEANSERVE_WORKERS=$HTTP_WORKERS} "$@" \
+    "${CG_EXEC[@]}" ${PIN_SERVER:+taskset -c "$PIN_SERVER"} "${SERVER_BIN:-$LEANSERVE}" --env prod --root "$root" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
   LAST_PID=$!
   LAST_URL=
   for _ in $(seq 1 100); do
@@ -174,19 +209,35 @@ cat >"$work/tpl/cpu.html" <<'TPL'
 TPL
 # The monitor samples every 500 ms so /metrics (read after each run for the log) is fresh.
 # With VARIANT set, a third server runs the limiter with those settings (not a target).
-declare -A URL PID LABEL=([on]="on" [off]="off")
+declare -A URL PID CG LABEL=([on]="on" [off]="off")
 servers=(on off)
 start_leanserve overload-on "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true
-PID[on]=$LAST_PID; URL[on]=$LAST_URL
+PID[on]=$LAST_PID; URL[on]=$LAST_URL; CG[on]=$LAST_CGROUP
 start_leanserve overload-off "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=false
-PID[off]=$LAST_PID; URL[off]=$LAST_URL
+PID[off]=$LAST_PID; URL[off]=$LAST_URL; CG[off]=$LAST_CGROUP
 if [ -n "$VARIANT" ]; then
   # shellcheck disable=SC2086 # VARIANT is a list of VAR=value words
   SERVER_BIN=$VARIANT_BIN start_leanserve overload-variant "$work/site" TEMPLATES_DIR="$work/tpl" LEANSERVE_MONITORING_INTERVAL_MS=500 LEANSERVE_LIMITER_ENABLED=true $VARIANT
-  PID[var]=$LAST_PID; URL[var]=$LAST_URL; LABEL[var]="on, ${VARIANT# }${VARIANT_BIN:+ ($VARIANT_BIN)}"
+  PID[var]=$LAST_PID; URL[var]=$LAST_URL; CG[var]=$LAST_CGROUP; LABEL[var]="on, ${VARIANT# }${VARIANT_BIN:+ ($VARIANT_BIN)}"
   servers+=(var)
 fi
-for s in "${servers[@]}"; do echo "limiter ${LABEL[$s]}: ${URL[$s]} (pid ${PID[$s]})" >&2; done
+for s in "${servers[@]}"; do echo "limiter ${LABEL[$s]}: ${URL[$s]} (pid ${PID[$s]}${CG[$s]:+, cgroup ${CG[$s]}})" >&2; done
+# What the servers made of their CPUs: HTTP workers and render threads as resolved.
+SIZING=$(admin_get overload-on /admin/config | python3 -c '
+import json, sys
+def entries(o):  # the {"key", "value", "source"} objects, wherever they sit
+    if isinstance(o, dict):
+        if "key" in o and "value" in o:
+            yield o
+        for v in o.values():
+            yield from entries(v)
+    elif isinstance(o, list):
+        for v in o:
+            yield from entries(v)
+e = {x["key"]: x for x in entries(json.load(sys.stdin))}
+w, r = e["server.workers"], e["templates.render_workers"]
+print("%s HTTP workers (%s), %s render threads" % (w["value"], w.get("source", "?"), r["value"]))' 2>/dev/null || echo "sizing unknown (/admin/config)")
+echo "servers: $SIZING" >&2
 
 # The machine is shared: each measured oha run also reads how much of the CPU other
 # processes used meanwhile (all busy time in /proc/stat minus the servers' and oha's own),
@@ -198,15 +249,26 @@ probe_health() { # url out: one curl every 100 ms until killed
     sleep 0.1
   done
 }
-measured_oha() { # out oha-args...; sets FOREIGN
-  local out=$1 try b0 s0 w0 b1 s1 w1 prober; shift
+# With ON set to a server (on, off, var), also that server's CPU (SERVER_CORES, in CPUs)
+# and, under a quota, the share of its cgroup's periods that ran out of quota (THROTTLED,
+# "throttled/periods" and THROTTLED_MS, the time its threads waited for the next period);
+# OHA_CORES is oha's own CPU.
+measured_oha() { # out oha-args...; sets FOREIGN, OHA_CORES, SERVER_CORES, THROTTLED, THROTTLED_MS
+  local out=$1 try b0 s0 w0 b1 s1 w1 prober c0 c1 p0 t0 ms0 p1 t1 ms1; shift
   for try in 1 2 3; do
     : >"$work/health"
     if [ -n "${PROBE:-}" ]; then probe_health "$PROBE" "$work/health" & prober=$!; fi
+    if [ -n "${ON:-}" ]; then c0=$(cpu_of "${PID[$ON]}"); read -r p0 t0 ms0 < <(cpu_cgroup_throttling "${CG[$ON]}"); fi
     b0=$(cpu_busy); s0=$(cpu_of "${PID[@]}"); w0=$(date +%s.%N)
     { time "${OHA_RUN[@]}" --no-tui "$@" >"$out"; } 2>"$work/oha-time"
     b1=$(cpu_busy); s1=$(cpu_of "${PID[@]}"); w1=$(date +%s.%N)
+    if [ -n "${ON:-}" ]; then
+      c1=$(cpu_of "${PID[$ON]}"); read -r p1 t1 ms1 < <(cpu_cgroup_throttling "${CG[$ON]}")
+      SERVER_CORES=$(awk -v c="$((c1 - c0))" -v w0="$w0" -v w1="$w1" -v hz="$HZ" 'BEGIN { printf "%.2f", c / hz / (w1 - w0) }')
+      THROTTLED="$((t1 - t0))/$((p1 - p0))"; THROTTLED_MS=$((ms1 - ms0))
+    fi
     if [ -n "${PROBE:-}" ]; then kill "$prober" 2>/dev/null || true; wait "$prober" 2>/dev/null || true; fi
+    OHA_CORES=$(awk -v w0="$w0" -v w1="$w1" -v t="$(cat "$work/oha-time")" 'BEGIN { split(t, o, " "); printf "%.2f", (o[1] + o[2]) / (w1 - w0) }')
     FOREIGN=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v w0="$w0" -v w1="$w1" -v hz="$HZ" -v n="$NCPU" -v t="$(cat "$work/oha-time")" \
       'BEGIN { split(t, o, " "); f = (b - s - (o[1] + o[2]) * hz) / ((w1 - w0) * hz * n); printf "%.3f", (f < 0 ? 0 : f) }')
     awk -v f="$FOREIGN" -v m="$MAX_FOREIGN" 'BEGIN { exit !(f <= m) }' && return 0
@@ -242,9 +304,9 @@ for s in "${servers[@]}"; do curl -fs -o /dev/null "${URL[$s]}$ROUTE"; done
 # and C0 are reported.
 caps=""
 for i in 1 2 3; do
-  measured_oha "$work/cap.csv" -c 32 -z "${DURATION}s" --output-format csv "${URL[off]}$ROUTE"
+  ON=off measured_oha "$work/cap.csv" -c 32 -z "${DURATION}s" --output-format csv "${URL[off]}$ROUTE"
   rps=$(python3 "$work/oha_csv.py" "$work/cap.csv" "$DURATION" 1 1 | cut -d' ' -f1)
-  echo "closed-loop capacity run $i: $rps 2xx/s (other processes: $FOREIGN of the CPU)" >&2
+  echo "closed-loop capacity run $i: $rps 2xx/s (server $SERVER_CORES CPU, throttled in $THROTTLED periods; oha $OHA_CORES CPU; other processes: $FOREIGN of the CPU)" >&2
   FOREIGN_ALL+="$FOREIGN "
   caps+="$rps "
 done
@@ -264,10 +326,10 @@ conns() { awk -v r="$1" -v l="$2" 'BEGIN { c = int(4 * r * (l > 0.005 ? l : 0.00
 rate=$(awk -v c="$C0" 'BEGIN { printf "%d", 0.3 * c }')
 declare -A UNLOADED
 for s in off on; do
-  measured_oha "$work/unloaded-$s.csv" -q "$rate" --latency-correction -z "${DURATION}s" -c "$(conns "$rate" 0.005)" \
+  ON=$s measured_oha "$work/unloaded-$s.csv" -q "$rate" --latency-correction -z "${DURATION}s" -c "$(conns "$rate" 0.005)" \
     --output-format csv "${URL[$s]}$ROUTE"
   UNLOADED[$s]=$(python3 "$work/oha_csv.py" "$work/unloaded-$s.csv" "$DURATION" 1 1 | cut -d' ' -f3)
-  echo "unloaded p99 at $rate/s, limiter $s: ${UNLOADED[$s]} ms (other processes: $FOREIGN of the CPU)" >&2
+  echo "unloaded p99 at $rate/s, limiter $s: ${UNLOADED[$s]} ms (server $SERVER_CORES CPU, throttled in $THROTTLED periods; other processes: $FOREIGN of the CPU)" >&2
   FOREIGN_ALL+="$FOREIGN "
 done
 P99U=$(awk -v a="${UNLOADED[off]}" -v b="${UNLOADED[on]}" 'BEGIN { print (a < b ? a : b) }')
@@ -276,21 +338,21 @@ GOOD_S=$(awk -v p="$P99U" 'BEGIN { print 5 * p / 1000 }')
 C=""
 for step in 1.00 0.95 0.90 0.85 0.80 0.75 0.70 0.65 0.60 0.55 0.50; do
   rate=$(awk -v c="$C0" -v f="$step" 'BEGIN { printf "%d", f * c }')
-  measured_oha "$work/sustain.csv" -q "$rate" --latency-correction -z "${DURATION}s" \
+  ON=off measured_oha "$work/sustain.csv" -q "$rate" --latency-correction -z "${DURATION}s" \
     -c "$(conns "$rate" "$(awk -v p="$P99U" 'BEGIN { print p / 1000 }')")" --output-format csv "${URL[off]}$ROUTE"
   FOREIGN_ALL+="$FOREIGN "
   read -r tput _ p99 _ < <(python3 "$work/oha_csv.py" "$work/sustain.csv" "$DURATION" "$GOOD_S" 1)
   sleep 1
   if awk -v t="$tput" -v r="$rate" 'BEGIN { exit !(t >= 0.99 * r) }'; then
-    echo "sustained at $step C0 ($rate/s): 2xx $tput/s, p99 $p99 ms (other processes: $FOREIGN of the CPU)" >&2
+    echo "sustained at $step C0 ($rate/s): 2xx $tput/s, p99 $p99 ms (server $SERVER_CORES CPU, throttled in $THROTTLED periods; other processes: $FOREIGN of the CPU)" >&2
     C=$rate
     break
   fi
-  echo "not sustained at $step C0 ($rate/s): 2xx $tput/s, p99 $p99 ms" >&2
+  echo "not sustained at $step C0 ($rate/s): 2xx $tput/s, p99 $p99 ms (server $SERVER_CORES CPU, throttled in $THROTTLED periods)" >&2
 done
 if [ -z "$C" ]; then C=$(awk -v c="$C0" 'BEGIN { printf "%d", 0.5 * c }'); echo "nothing sustained down to 0.5 C0; C = 0.5 C0" >&2; fi
 
-declare -A TPUT GOOD P99 N503 P99R P99RS SLOW HMAX HP99
+declare -A TPUT GOOD P99 N503 P99R P99RS SLOW HMAX HP99 SCPU OCPU THR
 for round in $(seq 1 "$ROUNDS"); do
   for mult in $RATES; do
     rate=$(awk -v c="$C" -v m="$mult" 'BEGIN { printf "%d", m * c }')
@@ -298,7 +360,7 @@ for round in $(seq 1 "$ROUNDS"); do
     if (( round % 2 == 0 )); then order=(); for s in "${servers[@]}"; do order=("$s" "${order[@]}"); done; fi
     for s in "${order[@]}"; do
       tag="$mult-$s-$round"
-      PROBE=${URL[$s]} measured_oha "$work/run-$tag.csv" -q "$rate" --latency-correction -z "${DURATION}s" \
+      PROBE=${URL[$s]} ON=$s measured_oha "$work/run-$tag.csv" -q "$rate" --latency-correction -z "${DURATION}s" \
         -c "$(conns "$rate" "$(awk -v p="$P99U" 'BEGIN { print p / 1000 }')")" --output-format csv "${URL[$s]}$ROUTE"
       FOREIGN_ALL+="$FOREIGN "
       cp "$work/health" "$work/health-$tag"
@@ -306,11 +368,14 @@ for round in $(seq 1 "$ROUNDS"); do
       read -r tput good p99 n503 p99r other p99r_sent slow < <(python3 "$work/oha_csv.py" "$work/run-$tag.csv" "$DURATION" "$GOOD_S" "$C")
       read -r hmax hp99 < <(latency_summary "$work/health-$tag")
       limiter=$(curl -fs "${URL[$s]}/metrics" | awk '/^leanserve_limiter_(limit|rejected_total|queue_timeouts_total|queue_displaced_total)\{limiter="renders"\}/ { sub(/\{limiter="renders"\}/, ""); sub(/^leanserve_limiter_/, ""); printf " %s=%s", $1, $2 }')
-      echo "round $round: ${mult}C ($rate/s) limiter ${LABEL[$s]}: 2xx $tput/s, goodput ${good}C, 2xx p99 $p99 ms, 503s $n503 (p99 $p99r ms; $p99r_sent ms from send), other $other; 2xx over 50 ms from send / in 250 ms windows: $slow; /health max $hmax ms p99 $hp99 ms;$limiter; other processes: $FOREIGN of the CPU" >&2
+      echo "round $round: ${mult}C ($rate/s) limiter ${LABEL[$s]}: 2xx $tput/s, goodput ${good}C, 2xx p99 $p99 ms, 503s $n503 (p99 $p99r ms; $p99r_sent ms from send), other $other; 2xx over 50 ms from send / in 250 ms windows: $slow; /health max $hmax ms p99 $hp99 ms;$limiter; server $SERVER_CORES CPU, throttled in $THROTTLED periods ($THROTTLED_MS ms), oha $OHA_CORES CPU; other processes: $FOREIGN of the CPU" >&2
       TPUT[$mult,$s]+="$tput "; GOOD[$mult,$s]+="$good "; P99[$mult,$s]+="$p99 "; N503[$mult,$s]+="$n503 "
       if [ "$p99r" != "-" ]; then P99R[$mult,$s]+="$p99r "; P99RS[$mult,$s]+="$p99r_sent "; fi
       SLOW[$mult,$s]+="$slow "
       HMAX[$mult,$s]+="$hmax "; HP99[$mult,$s]+="$hp99 "
+      SCPU[$mult,$s]+="$SERVER_CORES "; OCPU[$mult,$s]+="$OHA_CORES "
+      THR[$mult,$s]+="$(awk -v t="$THROTTLED" 'BEGIN { split(t, a, "/"); printf "%.2f", (a[2] > 0 ? a[1] / a[2] : 0) }') "
+      cp "$work/health-$tag" "$LOGS/health-$tag.txt"
       cp "$work/run-$tag.csv" "$LOGS/"
     done
   done
@@ -319,13 +384,13 @@ done
 echo
 echo "## Overload: ~1 ms renders (n=$n, $render_ms ms alone), C = $C renders/s sustained at a constant rate (closed-loop maximum C0 = $C0, C = $(awk -v c="$C" -v z="$C0" 'BEGIN { printf "%.2f", c / z }') C0), unloaded p99 $P99U ms (limiter off ${UNLOADED[off]} ms, on ${UNLOADED[on]} ms)"
 echo
-echo "oha -q RATE --latency-correction -z ${DURATION}s, $ROUNDS interleaved rounds (medians); goodput counts 2xx within 5x the unloaded p99 ($(awk -v g="$GOOD_S" 'BEGIN { printf "%.2f", g * 1000 }') ms). Servers on CPU ${SERVER_CPUS:-any}, oha and curl on CPU ${CLIENT_CPUS:-any}."
+echo "oha -q RATE --latency-correction -z ${DURATION}s, $ROUNDS interleaved rounds (medians); goodput counts 2xx within 5x the unloaded p99 ($(awk -v g="$GOOD_S" 'BEGIN { printf "%.2f", g * 1000 }') ms). Servers $QUOTA_NOTE, LEANSERVE_WORKERS=${HTTP_WORKERS:-unset} ($SIZING), on CPU ${SERVER_CPUS:-any}; oha and curl ${CPU_QUOTA:+outside the server cgroups, }on CPU ${CLIENT_CPUS:-any}. Server and oha CPU in CPUs (1 = one core busy)${CPU_QUOTA:+; throttled: share of the server cgroup periods that ran out of quota}."
 echo
-echo "| offered | limiter | goodput/C | 2xx p99 ms | 503s | 503 p99 ms | /health max ms |"
-echo "|---|---|---|---|---|---|---|"
+echo "| offered | limiter | goodput/C | 2xx/s | 2xx p99 ms | 503s | 503 p99 ms | /health p99 ms | /health max ms | server CPU | throttled | oha CPU |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for mult in $RATES; do
   for s in "${servers[@]}"; do
-    echo "| ${mult}C | ${LABEL[$s]} | $(median "${GOOD[$mult,$s]}") | $(median "${P99[$mult,$s]}") | $(median "${N503[$mult,$s]}") | $(median "${P99R[$mult,$s]:-}") | $(median "${HMAX[$mult,$s]}") |"
+    echo "| ${mult}C | ${LABEL[$s]} | $(median "${GOOD[$mult,$s]}") | $(median "${TPUT[$mult,$s]}") | $(median "${P99[$mult,$s]}") | $(median "${N503[$mult,$s]}") | $(median "${P99R[$mult,$s]:-}") | $(median "${HP99[$mult,$s]}") | $(median "${HMAX[$mult,$s]}") | $(median "${SCPU[$mult,$s]}") | $(median "${THR[$mult,$s]}") | $(median "${OCPU[$mult,$s]}") |"
   done
 done
 echo
@@ -342,7 +407,7 @@ for mult in $RATES; do
 done
 low=$(awk '{print $1}' <<<"$RATES")
 r=$(median "${N503[$low,on]}"); ton=$(median "${TPUT[$low,on]}"); toff=$(median "${TPUT[$low,off]}")
-echo "- ${low}C: $r rejections with the limiter on (target 0): $(verdict "$(awk -v r="$r" 'BEGIN { print (r == 0) }')")"
+echo "- ${low}C: $r rejections with the limiter on, $(awk -v r="$r" -v c="$C" -v m="$low" -v d="$DURATION" 'BEGIN { printf "%.2f%%", r / (m * c * d) * 100 }') of the offered requests (rounds: ${N503[$low,on]}) (target 0): $(verdict "$(awk -v r="$r" 'BEGIN { print (r == 0) }')")"
 echo "- ${low}C: throughput on $ton/s vs off $toff/s, $(awk -v a="$ton" -v b="$toff" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }') (target within 3%): $(verdict "$(awk -v a="$ton" -v b="$toff" 'BEGIN { d = a / b - 1; print (d >= -0.03 && d <= 0.03) }')")"
 worst=$(for k in "${!HMAX[@]}"; do echo "${HMAX[$k]}"; done | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
 worst_on=$(for k in "${!HMAX[@]}"; do if [[ $k != *,off ]]; then echo "${HMAX[$k]}"; fi; done | tr ' ' '\n' | grep -v '^$' | sort -g | tail -1)
@@ -472,7 +537,7 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
 echo "## Memory: $files text files ($((site_bytes / 1048576)) MB, gzip ratio $gz_ratio) under M = $MEM_LIMIT_MB MB, 1 GiB cache, ${MEM_LOAD} s of load then ${MEM_SETTLE} s idle"
 echo
-echo "wrk -t1 -c16 random files (90% gzip) plus 20 renders/s; VmRSS sampled every 100 ms; tuner interval 1 s."
+echo "wrk -t1 -c16 random files (90% gzip) plus 20 renders/s; VmRSS sampled every 100 ms; tuner interval 1 s; servers $QUOTA_NOTE, LEANSERVE_WORKERS=${HTTP_WORKERS:-unset}."
 echo
 echo "| server | baseline RSS MB | peak RSS MB | peak / M | req/s | hit ratio | cached MB (budget MB) at load end | RSS after ${MEM_SETTLE} s idle MB | baseline + cache MB (cached bytes + arena overhead) |"
 echo "|---|---|---|---|---|---|---|---|---|"
