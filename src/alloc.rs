@@ -234,7 +234,9 @@ impl CacheBuffer {
     }
 }
 
-/// Whether `bytes` already live in the file cache's arena.
+/// Whether `bytes` already live in the file cache's arena. Any bytes may be asked about:
+/// static data, another allocator's heap or a file mapping answer `false` (see the
+/// SAFETY note of the jemalloc build for why the lookup is sound for them).
 pub fn in_cache_arena(bytes: &[u8]) -> bool {
     imp::in_cache_arena(bytes)
 }
@@ -455,8 +457,14 @@ mod imp {
         let mut ptr = bytes.as_ptr().cast::<std::ffi::c_void>();
         let mut found: std::ffi::c_uint = 0;
         let mut found_len = std::mem::size_of::<std::ffi::c_uint>();
-        // SAFETY: "arenas.lookup" takes a pointer to an allocation (written as the new
-        // value) and answers its arena's index as an unsigned.
+        // SAFETY: "arenas.lookup" takes a pointer (written as the new value) and answers
+        // its arena's index as an unsigned. It is sound for an address jemalloc never
+        // handed out too: jemalloc 5.3.1 (tikv-jemalloc-sys 0.7.1, pinned in Cargo.lock)
+        // reads its page map with `emap_full_alloc_ctx_try_lookup`, an independent radix
+        // tree read that answers "not present" (EINVAL here) for unmapped addresses,
+        // rather than the dependent read that assumes the page is jemalloc's. Before
+        // moving to another jemalloc, check `arenas_lookup_ctl` in its ctl.c;
+        // tests/cache_arena.rs asks about static and foreign memory.
         let status = unsafe {
             tikv_jemalloc_sys::mallctl(
                 c"arenas.lookup".as_ptr(),

@@ -183,7 +183,9 @@ pub mod internals {
     pub use crate::actors::file_cache::{ENTRY_OVERHEAD, Found, allocation_size};
     pub use crate::actors::process::current_rss;
     pub use crate::actors::templates::TemplatesShared;
-    pub use crate::alloc::{cache_arena_enabled, cache_arena_stats, heap_stats, into_cache_arena};
+    pub use crate::alloc::{
+        cache_arena_enabled, cache_arena_stats, heap_stats, in_cache_arena, into_cache_arena,
+    };
     pub use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
     pub use crate::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
     pub use crate::config::{TypedKey, keys};

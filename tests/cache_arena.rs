@@ -28,6 +28,18 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
             .all(|(i, b)| b.len() == 64 << 10 && b[5] == i as u8)
     );
     assert!(arena().allocated >= before.allocated + 100 * (64 << 10));
+    // Asked about any memory, the lookup answers without touching what is not jemalloc's:
+    // the arena's bytes, the heap's, static data, a stack, and glibc's heap.
+    assert!(kept.iter().all(|b| leanserve::internals::in_cache_arena(b)));
+    let heap = vec![1u8; 64 << 10];
+    assert!(!leanserve::internals::in_cache_arena(&heap));
+    static STATIC: [u8; 4096] = [7; 4096];
+    assert!(!leanserve::internals::in_cache_arena(&STATIC));
+    let stack = [3u8; 256];
+    assert!(!leanserve::internals::in_cache_arena(&stack));
+    assert!(!leanserve::internals::in_cache_arena(&[]));
+    let foreign = glibc_buffer(1 << 20);
+    assert!(!leanserve::internals::in_cache_arena(foreign.0));
     drop(kept);
     let after = arena();
     assert!(
@@ -191,4 +203,31 @@ async fn misses_are_read_into_kept_buffers_and_only_admitted_files_enter_the_are
     let kept = stats.read_buffer_bytes;
     assert!(kept > 0 && kept <= 1 << 20, "{stats:?}");
     subsystems.shutdown().await;
+}
+
+/// A buffer from glibc's `malloc` (not the global allocator, jemalloc), freed on drop.
+struct GlibcBuffer(&'static mut [u8]);
+
+fn glibc_buffer(len: usize) -> GlibcBuffer {
+    unsafe extern "C" {
+        safe fn malloc(len: usize) -> *mut u8;
+    }
+    let ptr = malloc(len);
+    assert!(!ptr.is_null());
+    // SAFETY: glibc's malloc returned `len` bytes; they are filled before being read and
+    // freed only by `GlibcBuffer`'s drop.
+    unsafe {
+        std::ptr::write_bytes(ptr, 9, len);
+        GlibcBuffer(std::slice::from_raw_parts_mut(ptr, len))
+    }
+}
+
+impl Drop for GlibcBuffer {
+    fn drop(&mut self) {
+        unsafe extern "C" {
+            fn free(ptr: *mut u8);
+        }
+        // SAFETY: allocated by glibc's malloc in `glibc_buffer`, freed once.
+        unsafe { free(self.0.as_mut_ptr()) }
+    }
 }
