@@ -10,7 +10,21 @@
 # open_file_cache, keepalive_requests 1000000 (the default 1000 caps h2load's connections),
 # gzip on the fly at level 6 (gzip_min_length 1024, css/js/json/svg/txt and html). The
 # machine is shared and noisy: rounds interleave the servers (the order alternates) and the
-# tables quote medians.
+# tables quote medians, the per-round ratios beside them.
+#
+# CPU quota (CPU_QUOTA, off by default). Without it h2load, a single thread, shares the two
+# cores with the server it measures, and the ratio follows whichever of them the scheduler
+# favours. With CPU_QUOTA=C every server the script starts (leanserve; nginx's master and
+# so its workers) runs in a CPU cgroup of its own held to C CPUs per CPU_PERIOD_US (default
+# 100000), made by bench/lib.sh (cgroup v2 cpu.max or v1 cpu.cfs_quota_us, found at run
+# time) and joined before the server's first instruction; h2load, curl and this script stay
+# outside it. Both servers keep WORKERS workers (leanserve's --workers is explicit, so the
+# quota does not size it). The cgroups are removed on exit (bench/lib.sh's cleanup); with no
+# writable cgroup the script stops and says why. Every measured h2load run (css, site) also
+# records the server's CPU (its processes' utime + stime over the run, in CPUs: 1 = one core
+# busy), h2load's own CPU, what other processes used of the machine, and under a quota the
+# share of the server cgroup's periods that ran out of quota (cpu.stat); the tables quote
+# their medians.
 #
 # Sections (SECTIONS, any of "css site handshake idle testssl"):
 #   css        a generated 10 KB CSS file (bench/http.sh's generator) served by both, warmed
@@ -46,6 +60,7 @@
 #   bench/h2.sh                                   # everything, ~10 minutes
 #   LEANSERVE=/tmp/h2t/release/leanserve bench/h2.sh   # use that binary, build nothing
 #   SECTIONS="css handshake" ROUNDS=1 N=50000 bench/h2.sh   # a quick run
+#   CPU_QUOTA=1 SECTIONS="css site" ROUNDS=7 bench/h2.sh    # each server held to one CPU
 #
 # Knobs (environment):
 #   SECTIONS="css site handshake idle testssl"
@@ -58,6 +73,8 @@
 #   HS_CLIENTS=2       s_time processes side by side
 #   IDLE_CONNS=1000    idle TLS connections
 #   WORKERS=2          leanserve workers and nginx worker processes
+#   CPU_QUOTA=off      CPUs each server's cgroup may use per period (1: one CPU); off: no cgroups
+#   CPU_PERIOD_US=100000   the quota's period (1000-1000000 us)
 #   LEANSERVE          leanserve binary (default: `cargo build --release`, target/release/leanserve)
 #   NGINX=/usr/sbin/nginx
 #   LOGS=target/bench-h2   server logs, h2load outputs, testssl output, results.tsv, report.md
@@ -80,6 +97,9 @@ HS_TIME=${HS_TIME:-10}
 HS_CLIENTS=${HS_CLIENTS:-2}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 WORKERS=${WORKERS:-2}
+CPU_QUOTA=${CPU_QUOTA:-off}
+CPU_PERIOD_US=${CPU_PERIOD_US:-100000}
+if [ "$CPU_QUOTA" = off ] || [ "$CPU_QUOTA" = 0 ]; then CPU_QUOTA=; fi
 NGINX=${NGINX:-/usr/sbin/nginx}
 wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -104,6 +124,13 @@ rm -f "$LOGS"/*.log "$LOGS"/*.out "$LOGS"/h2load-* "$LOGS"/stime-* "$LOGS"/tests
 work=$(mktemp -d)
 chmod 755 "$work"
 trap cleanup EXIT
+if [ -n "$CPU_QUOTA" ]; then
+  cpu_cgroup_find || { echo "no CPU quota possible here; CPU_QUOTA=off runs without one" >&2; exit 1; }
+  QUOTA_NOTE="each server in a cgroup $CG_VERSION of its own held to $CPU_QUOTA CPU ($(awk -v c="$CPU_QUOTA" -v p="$CPU_PERIOD_US" 'BEGIN { printf "%d", c * p }') us per $CPU_PERIOD_US us period), h2load and curl outside it"
+  echo "$QUOTA_NOTE, under $CG_PARENT" >&2
+else
+  QUOTA_NOTE="no CPU quota (servers and h2load share the cores)"
+fi
 REPORT=$LOGS/report.md
 say() { echo "$@" | tee -a "$REPORT"; }   # the report: printed and saved
 
@@ -114,6 +141,22 @@ tree_rss_kb() { # pid: VmRSS of it and its children (nginx's workers), KiB
   local total=0 p
   for p in "$1" $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
     total=$((total + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+round_ratios() { # "a1 a2 ..." "b1 b2 ...": a_i / b_i, round by round
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? " " : ""), (y[i] + 0 > 0 ? sprintf("%.2f", x[i] / y[i]) : "-") }'
+}
+# CPU over a run. A server's processes: its cgroup's under a quota (nginx's workers are
+# there from their fork), else its pid and its children.
+HZ=$(getconf CLK_TCK); NCPU=$(nproc)
+TIMEFORMAT='%3U %3S'   # `time`: h2load's own CPU seconds
+cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+server_ticks() { # pid cgroup: utime + stime of the server's processes, clock ticks
+  local total=0 p pids
+  if [ -n "$2" ]; then pids=$(cat "$2/cgroup.procs"); else pids="$1 $(cat "/proc/$1/task/$1/children" 2>/dev/null)"; fi
+  for p in $pids; do
+    total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0)))
   done
   echo "$total"
 }
@@ -141,14 +184,24 @@ open(f"{sys.argv[1]}/style.css", "w").write(css(10 * 1024))
 PY
 
 # ---- servers -------------------------------------------------------------------------------------
+# Under CPU_QUOTA, a cgroup of its own for server NAME: its directory in LAST_CGROUP and the
+# words that start a command in it in CG_EXEC (both empty without a quota).
+server_cgroup() { # name
+  LAST_CGROUP=
+  if [ -n "$CPU_QUOTA" ]; then cpu_cgroup_new "$1" "$CPU_QUOTA" "$CPU_PERIOD_US" 1; fi
+  cpu_cgroup_exec_words "$LAST_CGROUP"
+}
+
 # leanserve over TLS: prod profile, 2 workers, admin on a Unix socket of its own (admin_get
-# NAME PATH). Pid in LAST_PID, https URL in LAST_URL, port in LAST_PORT.
+# NAME PATH). Pid in LAST_PID, https URL in LAST_URL, port in LAST_PORT, cgroup (under
+# CPU_QUOTA) in LAST_CGROUP.
 start_leanserve_tls() { # name root extra --set args...
   local name=$1 root=$2; shift 2
   local sets=() kv
   for kv in "$@"; do sets+=(--set "$kv"); done
+  server_cgroup "$name"
   env -u LEANSERVE_ADMIN_TOKEN LEANSERVE_TLS_CERT="$work/cert.pem" LEANSERVE_TLS_KEY="$work/key.pem" RUST_LOG=info \
-    "$LEANSERVE" --config config --env prod --bind 127.0.0.1:0 --workers "$WORKERS" --root "$root" \
+    "${CG_EXEC[@]}" "$LEANSERVE" --config config --env prod --bind 127.0.0.1:0 --workers "$WORKERS" --root "$root" \
     --set admin.bind="unix:$work/$name-admin.sock" "${sets[@]}" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
   LAST_PID=$!
   LAST_URL=
@@ -164,7 +217,9 @@ start_leanserve_tls() { # name root extra --set args...
 }
 admin_get() { curl -fs --unix-socket "$work/$1-admin.sock" "http://localhost$2"; }
 
-# nginx over TLS and h2 (`listen ... ssl http2`, the 1.22 syntax), the same certificate.
+# nginx over TLS and h2 (`listen ... ssl http2`, the 1.22 syntax), the same certificate;
+# under CPU_QUOTA its master joins a cgroup of its own (LAST_CGROUP) and forks its workers
+# there.
 OFC_MAX=$(( $(ulimit -n) / 2 < 10000 ? $(ulimit -n) / 2 : 10000 ))
 start_nginx_tls() { # name root probe keepalive_timeout
   local name=$1 root=$2 probe=$3 keepalive=${4:-75s} port user=""
@@ -205,7 +260,8 @@ http {
 }
 CONF
   LAST_PORT=$port
-  run_nginx "$name" "https://127.0.0.1:$port" "$probe"
+  server_cgroup "$name"
+  run_nginx "$name" "https://127.0.0.1:$port" "$probe" "$LAST_CGROUP"
 }
 
 # What one GET answers over h2: "http_version content-encoding body-bytes".
@@ -220,12 +276,15 @@ probe() { # url encoding
 }
 
 # Runs h2load; figures in H (rps, done, ok, failed, errored, s2xx, s3xx, s4xx, s5xx,
-# proto, data_bytes). Anything but all-2xx (or 2xx+3xx) goes to ODD.
-declare -A H PROBE NEG SITE_RSS
+# proto, data_bytes, client_s: h2load's CPU seconds). Anything but all-2xx (or 2xx+3xx)
+# goes to ODD.
+declare -A H PROBE NEG SITE_RSS SPID SCG
 run_h2load() { # label args...
-  local label=$1; shift
-  h2load "$@" >"$LOGS/h2load-$label.txt" 2>&1 || odd "h2load $label exited non-zero; see $LOGS/h2load-$label.txt"
+  local label=$1 rc=0; shift
+  { time h2load "$@" >"$LOGS/h2load-$label.txt" 2>&1 || rc=$?; } 2>"$work/h2load-time"
+  [ "$rc" = 0 ] || odd "h2load $label exited with status $rc; see $LOGS/h2load-$label.txt"
   H=()
+  H[client_s]=$(awk '{ print $1 + $2 }' "$work/h2load-time")
   local f=$LOGS/h2load-$label.txt
   H[rps]=$(awk '/^finished in/ { gsub(",", "", $4); print $4 }' "$f")
   read -r H[done] H[ok] H[failed] H[errored] H[timeout] < <(awk '/^requests:/ { print $6, $8, $10, $12, $14 }' "$f")
@@ -240,9 +299,41 @@ run_h2load() { # label args...
   return 0
 }
 
+# run_h2load against server S (its pid in SPID[S], its cgroup in SCG[S]), adding to H the
+# CPU over the run, in CPUs (1 = one core busy): the server's (cpu), h2load's (client_cpu)
+# and other processes' share of the whole machine (other, 0-1); and under CPU_QUOTA the
+# share of the server cgroup's periods that ran out of quota (throttled, 0-1; "-" without).
+measured_h2load() { # server label h2load-args...
+  local s=$1 c0 c1 b0 b1 w0 w1 p0 t0 p1 t1; shift
+  read -r p0 t0 _ < <(cpu_cgroup_throttling "${SCG[$s]}")
+  c0=$(server_ticks "${SPID[$s]}" "${SCG[$s]}"); b0=$(cpu_busy); w0=$(date +%s.%N)
+  run_h2load "$@"
+  c1=$(server_ticks "${SPID[$s]}" "${SCG[$s]}"); b1=$(cpu_busy); w1=$(date +%s.%N)
+  read -r p1 t1 _ < <(cpu_cgroup_throttling "${SCG[$s]}")
+  H[cpu]=$(awk -v c="$((c1 - c0))" -v w="$w1" -v v="$w0" -v hz="$HZ" 'BEGIN { printf "%.2f", c / hz / (w - v) }')
+  H[client_cpu]=$(awk -v c="${H[client_s]}" -v w="$w1" -v v="$w0" 'BEGIN { printf "%.2f", c / (w - v) }')
+  H[other]=$(awk -v b="$((b1 - b0))" -v c="$((c1 - c0))" -v h="${H[client_s]}" -v w="$w1" -v v="$w0" -v hz="$HZ" -v n="$NCPU" \
+    'BEGIN { f = (b - c - h * hz) / ((w - v) * hz * n); printf "%.2f", (f < 0 ? 0 : f) }')
+  H[throttled]=-
+  [ -n "${SCG[$s]}" ] && H[throttled]=$(awk -v t="$((t1 - t0))" -v p="$((p1 - p0))" 'BEGIN { printf "%.2f", (p > 0 ? t / p : 0) }')
+  return 0
+}
+# "server CPU | h2load CPU | other CPU | throttled" table cells: medians of the runs' figures.
+declare -A RUN_CPU RUN_CLIENT RUN_OTHER RUN_THR
+note_run() { # key: adds this run's H figures under KEY
+  RUN_CPU[$1]+="${H[cpu]} "; RUN_CLIENT[$1]+="${H[client_cpu]} "; RUN_OTHER[$1]+="${H[other]} "
+  [ "${H[throttled]}" = - ] || RUN_THR[$1]+="${H[throttled]} "
+}
+cpu_cells() { # key
+  local thr=-
+  [ -n "${RUN_THR[$1]:-}" ] && thr=$(awk -v t="$(median "${RUN_THR[$1]}")" 'BEGIN { printf "%.0f%%", 100 * t }')
+  echo "$(median "${RUN_CPU[$1]:-}") | $(median "${RUN_CLIENT[$1]:-}") | $(median "${RUN_OTHER[$1]:-}") | $thr"
+}
+run_note() { echo "server CPU ${H[cpu]}, h2load CPU ${H[client_cpu]}, other ${H[other]}, throttled ${H[throttled]}"; }
+
 say "# HTTPS/HTTP2: leanserve against nginx ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 say ""
-say "Command: \`SECTIONS=\"$SECTIONS\" ROUNDS=$ROUNDS N=$N SITE_N=$SITE_N SITE_WARM=$SITE_WARM HS_TIME=$HS_TIME IDLE_CONNS=$IDLE_CONNS LEANSERVE=$LEANSERVE bench/h2.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores; $("$NGINX" -v 2>&1 | sed 's#.*: ##'), $(h2load --version 2>&1 | head -1), $(openssl version | cut -d' ' -f1-2). Certificate: ECDSA P-256 self-signed, both servers. leanserve: prod profile (compressed-only store), $WORKERS workers; nginx: $WORKERS workers, sendfile, open_file_cache, gzip on the fly level 6, keepalive_requests 1000000."
+say "Command: \`${CPU_QUOTA:+CPU_QUOTA=$CPU_QUOTA CPU_PERIOD_US=$CPU_PERIOD_US }SECTIONS=\"$SECTIONS\" ROUNDS=$ROUNDS N=$N SITE_N=$SITE_N SITE_WARM=$SITE_WARM HS_TIME=$HS_TIME IDLE_CONNS=$IDLE_CONNS LEANSERVE=$LEANSERVE bench/h2.sh\` at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores; $("$NGINX" -v 2>&1 | sed 's#.*: ##'), $(h2load --version 2>&1 | head -1), $(openssl version | cut -d' ' -f1-2). Certificate: ECDSA P-256 self-signed, both servers. leanserve: prod profile (compressed-only store), $WORKERS workers; nginx: $WORKERS workers, sendfile, open_file_cache, gzip on the fly level 6, keepalive_requests 1000000. CPU: $QUOTA_NOTE."
 say ""
 
 servers=(leanserve nginx)
@@ -265,9 +356,10 @@ warm_leanserve_css() { # name url
 
 # ---- 1. cached 10 KB CSS over h2 + TLS ----------------------------------------------------------
 if wants css; then
-  start_leanserve_tls ls-css "$work/css"; LS_PID=$LAST_PID; LS_URL=$LAST_URL
-  start_nginx_tls ng-css "$work/css" /style.css; NG_PID=$LAST_PID; NG_URL=$LAST_URL
-  declare -A CURL=([leanserve]=$LS_URL [nginx]=$NG_URL) CPID=([leanserve]=$LS_PID [nginx]=$NG_PID)
+  start_leanserve_tls ls-css "$work/css"; LS_PID=$LAST_PID; LS_URL=$LAST_URL; SCG[leanserve]=$LAST_CGROUP
+  start_nginx_tls ng-css "$work/css" /style.css; NG_PID=$LAST_PID; NG_URL=$LAST_URL; SCG[nginx]=$LAST_CGROUP
+  declare -A CURL=([leanserve]=$LS_URL [nginx]=$NG_URL)
+  SPID=([leanserve]=$LS_PID [nginx]=$NG_PID)
   warm_leanserve_css ls-css "$LS_URL/style.css"
   for s in "${servers[@]}"; do
     for enc in identity gzip; do
@@ -283,11 +375,12 @@ if wants css; then
     for enc in identity gzip; do
       for s in $(order_of "$round"); do
         h=(); [ "$enc" = gzip ] && h=(-H 'accept-encoding: gzip')
-        run_h2load "css-$s-$enc-$round" -n "$N" -c 10 -m 10 "${h[@]}" "${CURL[$s]}/style.css"
+        measured_h2load "$s" "css-$s-$enc-$round" -n "$N" -c 10 -m 10 "${h[@]}" "${CURL[$s]}/style.css"
         CSS_RPS[$s,$enc]+="${H[rps]} "
+        note_run "css,$s,$enc"
         CSS_BODY[$s,$enc]=$(awk -v d="${H[data]:-0}" -v n="${H[ok]:-0}" 'BEGIN { if (n > 0) printf "%.0f", d / n; else print "-" }')
-        result css "$round" "$s" "$enc" "${H[rps]}" req/s "ok ${H[ok]:-?} 2xx ${H[s2xx]:-?}"
-        echo "css round $round: $s $enc: ${H[rps]} req/s (${H[ok]:-?} ok, 2xx ${H[s2xx]:-?}, ${H[proto]:-?})" >&2
+        result css "$round" "$s" "$enc" "${H[rps]}" req/s "ok ${H[ok]:-?} 2xx ${H[s2xx]:-?}; $(run_note)"
+        echo "css round $round: $s $enc: ${H[rps]} req/s (${H[ok]:-?} ok, 2xx ${H[s2xx]:-?}, ${H[proto]:-?}; $(run_note))" >&2
       done
     done
   done
@@ -295,15 +388,15 @@ if wants css; then
   stop_server ls-css "$LS_PID"; stop_server ng-css "$NG_PID"
   say "## 1. Cached 10 KB CSS over h2 + TLS"
   say ""
-  say "\`h2load -n $N -c 10 -m 10\` (100 streams over 10 connections, one h2load thread), $ROUNDS interleaved rounds, medians; body bytes: h2load's data bytes / succeeded requests (h2 DATA payload, frame headers excluded). RSS at the end: leanserve $CSS_RSS_LS MB, nginx $CSS_RSS_NG MB (master + workers)."
+  say "\`h2load -n $N -c 10 -m 10\` (100 streams over 10 connections, one h2load thread), $ROUNDS interleaved rounds, medians; body bytes: h2load's data bytes / succeeded requests (h2 DATA payload, frame headers excluded); round ratios: leanserve / nginx in each round (the two runs back to back). CPU in CPUs (1 = one core busy), medians over the runs: the server's processes, h2load's, other processes' share of the machine; throttled: share of the server cgroup's periods that ran out of quota. $QUOTA_NOTE. RSS at the end: leanserve $CSS_RSS_LS MB, nginx $CSS_RSS_NG MB (master + workers)."
   say ""
-  say "| encoding | server | answered as | body bytes | req/s (median) | rounds | leanserve / nginx | target | |"
-  say "|---|---|---|---|---|---|---|---|---|"
+  say "| encoding | server | answered as | body bytes | req/s (median) | rounds | server CPU | h2load CPU | other | throttled | round ratios | leanserve / nginx | target | |"
+  say "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for enc in identity gzip; do
     r=$(ratio "$(median "${CSS_RPS[leanserve,$enc]}")" "$(median "${CSS_RPS[nginx,$enc]}")")
     for s in "${servers[@]}"; do
-      if [ "$s" = leanserve ]; then t=">= 1.0x"; v=$(verdict "$r" 1.0); rr="${r}x"; else t=""; v=""; rr=""; fi
-      say "| $enc | $s | ${PROBE[$s,$enc]%%,*} | ${CSS_BODY[$s,$enc]} | $(median "${CSS_RPS[$s,$enc]}") | $(echo ${CSS_RPS[$s,$enc]}) | $rr | $t | $v |"
+      if [ "$s" = leanserve ]; then t=">= 1.0x"; v=$(verdict "$r" 1.0); rr="${r}x"; rq=$(round_ratios "${CSS_RPS[leanserve,$enc]}" "${CSS_RPS[nginx,$enc]}"); else t=""; v=""; rr=""; rq=""; fi
+      say "| $enc | $s | ${PROBE[$s,$enc]%%,*} | ${CSS_BODY[$s,$enc]} | $(median "${CSS_RPS[$s,$enc]}") | $(echo ${CSS_RPS[$s,$enc]}) | $(cpu_cells "css,$s,$enc") | $rq | $rr | $t | $v |"
     done
   done
   say ""
@@ -328,9 +421,10 @@ if wants site; then
   FIRST=$(head -1 "$STREAM")
   for enc in identity gzip; do
     h=(); [ "$enc" = gzip ] && h=(-H 'accept-encoding: gzip')
-    start_leanserve_tls "ls-site-$enc" "$SITE_DIR/site" static_files.max_cache_size="$BUDGET"; LS_PID=$LAST_PID; LS_URL=$LAST_URL
-    start_nginx_tls "ng-site-$enc" "$SITE_DIR/site" "$FIRST"; NG_PID=$LAST_PID; NG_URL=$LAST_URL
+    start_leanserve_tls "ls-site-$enc" "$SITE_DIR/site" static_files.max_cache_size="$BUDGET"; LS_PID=$LAST_PID; LS_URL=$LAST_URL; SCG[leanserve]=$LAST_CGROUP
+    start_nginx_tls "ng-site-$enc" "$SITE_DIR/site" "$FIRST"; NG_PID=$LAST_PID; NG_URL=$LAST_URL; SCG[nginx]=$LAST_CGROUP
     declare -A SURL=([leanserve]=$LS_URL [nginx]=$NG_URL)
+    SPID=([leanserve]=$LS_PID [nginx]=$NG_PID)
     for s in "${servers[@]}"; do
       uris "${SURL[$s]}" 1 "$SITE_WARM" >"$work/warm-$s.txt"
       run_h2load "site-$s-$enc-warmup" -n "$SITE_WARM" -c 1 -m 10 "${h[@]}" -i "$work/warm-$s.txt"
@@ -342,7 +436,8 @@ if wants site; then
         uris "${SURL[$s]}" "$first" "$slice_len" >"$work/slice-$s.txt"
         before=""
         [ "$s" = leanserve ] && before=$(admin_get "ls-site-$enc" /admin/cache | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["cache_hits"], d["cache_misses"])')
-        run_h2load "site-$s-$enc-$round" -n "$SITE_N" -c 10 -m 10 "${h[@]}" -i "$work/slice-$s.txt"
+        measured_h2load "$s" "site-$s-$enc-$round" -n "$SITE_N" -c 10 -m 10 "${h[@]}" -i "$work/slice-$s.txt"
+        note_run "site,$s,$enc"
         hit=-
         if [ "$s" = leanserve ]; then
           after=$(admin_get "ls-site-$enc" /admin/cache | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["cache_hits"], d["cache_misses"])')
@@ -352,8 +447,8 @@ if wants site; then
         SITE_RPS[$s,$enc]+="${H[rps]} "
         SITE_BODY[$s,$enc]+="$(awk -v d="${H[data]:-0}" -v n="${H[ok]:-0}" 'BEGIN { if (n > 0) printf "%.0f", d / n; else print 0 }') "
         SITE_ERR[$s,$enc]=$(( ${SITE_ERR[$s,$enc]:-0} + ${H[s4xx]:-0} + ${H[s5xx]:-0} + ${H[failed]:-0} + ${H[errored]:-0} ))
-        result site "$round" "$s" "$enc" "${H[rps]}" req/s "ok ${H[ok]:-?} 2xx ${H[s2xx]:-?} 3xx ${H[s3xx]:-?} hit $hit"
-        echo "site round $round: $s $enc: ${H[rps]} req/s (${H[ok]:-?} ok, 2xx ${H[s2xx]:-?}, 4xx ${H[s4xx]:-?}, 5xx ${H[s5xx]:-?}), hit ratio $hit" >&2
+        result site "$round" "$s" "$enc" "${H[rps]}" req/s "ok ${H[ok]:-?} 2xx ${H[s2xx]:-?} 3xx ${H[s3xx]:-?} hit $hit; $(run_note)"
+        echo "site round $round: $s $enc: ${H[rps]} req/s (${H[ok]:-?} ok, 2xx ${H[s2xx]:-?}, 4xx ${H[s4xx]:-?}, 5xx ${H[s5xx]:-?}), hit ratio $hit; $(run_note)" >&2
       done
     done
     SITE_RSS[leanserve,$enc]=$(mb $(( $(tree_rss_kb "$LS_PID") * 1024 ))); SITE_RSS[nginx,$enc]=$(mb $(( $(tree_rss_kb "$NG_PID") * 1024 )))
@@ -361,16 +456,16 @@ if wants site; then
   done
   say "## 2. A big site over h2 + TLS"
   say ""
-  say "bench/site.sh's site ($SITE_DIR: $(json_get "$SITE_DIR/stats.json" files) files, $(mb "$(json_get "$SITE_DIR/stats.json" bytes)") MiB) and its Zipf (s = 1) stream. Fresh servers per encoding, warmed with the stream's first $SITE_WARM paths (h2load -c 1 -m 10); round r measures the next $slice_len paths with \`h2load -i URIS -n $SITE_N -c 10 -m 10\` (each of the 10 connections walks the same $slice_len URIs). leanserve budget $(mb "$BUDGET") MiB (25% of the stream's requested set). $ROUNDS interleaved rounds, medians; body bytes: mean DATA payload per answer; errors: 4xx/5xx/failed/errored over all rounds."
+  say "bench/site.sh's site ($SITE_DIR: $(json_get "$SITE_DIR/stats.json" files) files, $(mb "$(json_get "$SITE_DIR/stats.json" bytes)") MiB) and its Zipf (s = 1) stream. Fresh servers per encoding, warmed with the stream's first $SITE_WARM paths (h2load -c 1 -m 10); round r measures the next $slice_len paths with \`h2load -i URIS -n $SITE_N -c 10 -m 10\` (each of the 10 connections walks the same $slice_len URIs). leanserve budget $(mb "$BUDGET") MiB (25% of the stream's requested set). $ROUNDS interleaved rounds, medians; body bytes: mean DATA payload per answer; errors: 4xx/5xx/failed/errored over all rounds; CPU, throttled and round ratios as in section 1. $QUOTA_NOTE."
   say ""
-  say "| encoding | server | req/s (median) | rounds | body bytes | leanserve hit ratio | RSS MB at end | errors | leanserve / nginx | target | |"
-  say "|---|---|---|---|---|---|---|---|---|---|---|"
+  say "| encoding | server | req/s (median) | rounds | body bytes | leanserve hit ratio | RSS MB at end | errors | server CPU | h2load CPU | other | throttled | round ratios | leanserve / nginx | target | |"
+  say "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for enc in identity gzip; do
     r=$(ratio "$(median "${SITE_RPS[leanserve,$enc]}")" "$(median "${SITE_RPS[nginx,$enc]}")")
     tgt=1.0; [ "$enc" = gzip ] && tgt=5
     for s in "${servers[@]}"; do
-      if [ "$s" = leanserve ]; then t=">= ${tgt}x"; v=$(verdict "$r" "$tgt"); rr="${r}x"; hr=$(median "${SITE_HIT[$enc]}"); else t=""; v=""; rr=""; hr=-; fi
-      say "| $enc | $s | $(median "${SITE_RPS[$s,$enc]}") | $(echo ${SITE_RPS[$s,$enc]}) | $(median "${SITE_BODY[$s,$enc]}") | $hr | ${SITE_RSS[$s,$enc]} | ${SITE_ERR[$s,$enc]} | $rr | $t | $v |"
+      if [ "$s" = leanserve ]; then t=">= ${tgt}x"; v=$(verdict "$r" "$tgt"); rr="${r}x"; hr=$(median "${SITE_HIT[$enc]}"); rq=$(round_ratios "${SITE_RPS[leanserve,$enc]}" "${SITE_RPS[nginx,$enc]}"); else t=""; v=""; rr=""; hr=-; rq=""; fi
+      say "| $enc | $s | $(median "${SITE_RPS[$s,$enc]}") | $(echo ${SITE_RPS[$s,$enc]}) | $(median "${SITE_BODY[$s,$enc]}") | $hr | ${SITE_RSS[$s,$enc]} | ${SITE_ERR[$s,$enc]} | $(cpu_cells "site,$s,$enc") | $rq | $rr | $t | $v |"
     done
   done
   say ""

@@ -1,5 +1,5 @@
 # Shell helpers the benchmark scripts share (bench/site.sh, bench/wire.sh, bench/tuner.sh,
-# bench/dictionary.sh).
+# bench/h2.sh, bench/dictionary.sh).
 # Source it after `cd` to the repository; `cleanup` removes "$work" and the script's LOGS
 # must be set before `stop_server` is called.
 
@@ -15,9 +15,9 @@ cleanup() {
   rm -rf "$work"
 }
 
-# CPU cgroups: a server held to a CPU quota (bench/tuner.sh's CPU_QUOTA) runs in a cgroup of
-# its own, made under the script's own cgroup, so its load generator (left in the script's
-# cgroup) keeps the rest of the machine. Found at run time: cgroup v2 when a cgroup2 mount
+# CPU cgroups: a server held to a CPU quota (CPU_QUOTA of bench/tuner.sh and bench/h2.sh)
+# runs in a cgroup of its own, made under the script's own cgroup, so its load generator
+# (left in the script's cgroup) keeps the rest of the machine. Found at run time: cgroup v2 when a cgroup2 mount
 # offers the cpu controller, else the v1 cpu controller's mount. A process joins its cgroup
 # from its first instruction through `cpu_cgroup_exec`, before it reads how many CPUs it
 # has (std's available_parallelism reads the quota of its own cgroup).
@@ -174,10 +174,12 @@ CONF
 
 # Starts the nginx whose configuration is "$work/NAME/nginx.conf" and waits until URL PROBE
 # answers (curl -k: a self-signed certificate is fine); the master's pid in LAST_PID, URL in
-# LAST_URL. Needs NGINX, LOGS and work.
-run_nginx() { # name url probe
-  local name=$1 url=$2 probe=$3
-  "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
+# LAST_URL. With CGROUP (a cpu_cgroup_new directory) the master joins it before its first
+# instruction and its workers are forked there. Needs NGINX, LOGS and work.
+run_nginx() { # name url probe [cgroup]
+  local name=$1 url=$2 probe=$3 CG_EXEC
+  cpu_cgroup_exec_words "${4:-}"
+  "${CG_EXEC[@]}" "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$LOGS/$name.log" >"$LOGS/$name.out" 2>&1 &
   LAST_PID=$!
   LAST_URL=$url
   for _ in $(seq 1 100); do
