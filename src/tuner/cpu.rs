@@ -83,20 +83,6 @@ fn up_to(dir: PathBuf, mount: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// This process's folder of cgroup v1 controller `controller` (`N:cpu,cpuacct:/path`).
-fn v1_dir(proc_cgroup: &str, mount: &Path, controller: &str) -> Option<PathBuf> {
-    proc_cgroup.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        controllers.split(',').any(|c| c == controller).then(|| {
-            // Mounted as `cpu,cpuacct` with `cpu` a link to it on most systems.
-            mount
-                .join(controller)
-                .join(path.trim().trim_start_matches('/'))
-        })
-    })
-}
-
 /// Finds the limit under `cgroup_mount` (normally `/sys/fs/cgroup`) for the process
 /// whose `/proc/self/cgroup` reads `proc_cgroup`, on `available` CPUs.
 pub fn detect(cgroup_mount: &Path, proc_cgroup: Option<&str>, available: usize) -> CpuLimit {
@@ -114,7 +100,9 @@ pub fn detect(cgroup_mount: &Path, proc_cgroup: Option<&str>, available: usize) 
         });
     let v1 = || {
         let mount = cgroup_mount.join("cpu");
-        let dirs = match proc_cgroup.and_then(|text| v1_dir(text, cgroup_mount, "cpu")) {
+        let dirs = match proc_cgroup
+            .and_then(|text| super::memory::cgroup_v1_dir(text, cgroup_mount, "cpu"))
+        {
             Some(dir) => up_to(dir, &mount),
             None => vec![mount],
         };

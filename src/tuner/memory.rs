@@ -53,6 +53,21 @@ pub fn cgroup_v2_dir(proc_cgroup: &str, mount: &Path) -> Option<PathBuf> {
     Some(mount.join(path.trim_start_matches('/')))
 }
 
+/// This process's folder of cgroup v1 controller `controller` from `/proc/self/cgroup`
+/// text (`N:cpu,cpuacct:/path`): `<mount>/<controller>/path`.
+pub fn cgroup_v1_dir(proc_cgroup: &str, mount: &Path, controller: &str) -> Option<PathBuf> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers.split(',').any(|c| c == controller).then(|| {
+            // A co-mounted `cpu,cpuacct` is linked as `cpu` on most systems.
+            mount
+                .join(controller)
+                .join(path.trim().trim_start_matches('/'))
+        })
+    })
+}
+
 /// Finds the limit, reading cgroup files under `cgroup_mount` (normally `/sys/fs/cgroup`)
 /// and `proc_cgroup` (the text of `/proc/self/cgroup`).
 pub fn detect(
@@ -87,17 +102,7 @@ pub fn detect(
         }
     }
     // cgroup v1: this process's memory cgroup (`N:memory:/path`), then the root.
-    let v1_own = proc_cgroup.and_then(|text| {
-        text.lines().find_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers.split(',').any(|c| c == "memory").then(|| {
-                cgroup_mount
-                    .join("memory")
-                    .join(path.trim().trim_start_matches('/'))
-            })
-        })
-    });
+    let v1_own = proc_cgroup.and_then(|text| cgroup_v1_dir(text, cgroup_mount, "memory"));
     for dir in v1_own
         .into_iter()
         .chain(std::iter::once(cgroup_mount.join("memory")))

@@ -83,7 +83,6 @@ async fn serve(
     subsystems: web::Data<Subsystems>,
 ) -> Result<HttpResponse, WebError> {
     let started = Instant::now();
-    super::settle_connection(&request);
     let limiter = subsystems.limiters().map(|limiters| &limiters.files);
     let result = match super::limit::admit(limiter).await {
         Ok(permit) => {
@@ -93,6 +92,7 @@ async fn serve(
         Err(refused) => Err(refused),
     };
     if subsystems.monitoring().is_some() {
+        super::settle_connection(&request);
         let status = match &result {
             Ok(response) => response.status(),
             Err(error) => actix_web::ResponseError::status_code(error),
