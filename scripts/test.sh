@@ -9,7 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
+  # pip where the Python is one's own (pyenv, a venv); Debian's package where python3 is
+  # the system's, which refuses pip installs (PEP 668, "externally managed").
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-prometheus-client >/dev/null; }
 fi
 missing=()
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
