@@ -112,13 +112,17 @@ pub struct Rule {
     pub min_requests: Option<u64>,
 }
 
-/// The state of a rule.
+/// The state of an alert rule, as Prometheus names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// The condition does not hold (or the rule was never evaluated).
     Inactive,
+    /// The condition holds, for less than the rule's `for` duration so far.
     Pending,
+    /// The condition has held for the rule's `for` duration: the alert is announced.
     Firing,
+    /// The rule was firing and its condition stopped holding.
     Resolved,
 }
 

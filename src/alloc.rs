@@ -62,10 +62,14 @@ pub enum HeapProfiling {
 /// Why a heap profile could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// Heap profiling is not possible in this process; the reason (jemalloc is not the
+    /// global allocator, or was built without profiling).
     #[error("heap profiling is unavailable: {0}")]
     Unavailable(String),
+    /// Heap sampling is off (see `profiler.heap_profiling`).
     #[error(transparent)]
     Off(#[from] crate::off::Off),
+    /// jemalloc could not write the profile; its error.
     #[error("jemalloc could not write the heap profile: {0}")]
     Dump(String),
 }

@@ -34,10 +34,7 @@ use libdeflater::{CompressionLvl, Compressor as Deflater, Decompressor};
 use crate::http::encoding::Coding;
 use crate::pool::{AcquireError, Manager, Pool, Pooled};
 
-/// Name of the pool of compressors (gzip, brotli and zstd state).
-pub const GZIP_POOL: &str = "gzip";
-/// Name of the pool of inflaters.
-pub const INFLATE_POOL: &str = "inflate";
+pub use crate::config::keys::{GZIP_POOL, INFLATE_POOL};
 /// A compressor's output scratch larger than this is given back on return.
 const MAX_KEPT_SCRATCH: usize = 256 * 1024;
 

@@ -76,16 +76,22 @@ pub const DCB_QUALITY: i32 = 5;
 /// The largest window a dcb stream may use (RFC 9842: 16 MB).
 const DCB_MAX_LGWIN: u32 = 24;
 
-/// Where a dictionary came from.
+/// Where a compression dictionary came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
-    /// Trained on (or cut from) `files` of the site's pages.
-    Site { files: usize },
+    /// The site dictionary, trained on (or cut from) `files` of the site's pages.
+    Site {
+        /// Site pages it was trained on (or cut from).
+        files: usize,
+    },
     /// A version of the asset at `key` (its content digest `digest`), under `pattern`.
     Asset {
+        /// The asset's path relative to `static_files.root_dir` (its cache key).
         key: String,
+        /// The `static_files.dictionary_assets` pattern it matched.
         pattern: String,
+        /// A digest of the version's content: a changed file is a new version.
         #[serde(skip)]
         digest: u64,
     },
@@ -350,12 +356,14 @@ pub fn sample_pages(root: &Path, max_files: usize, include_hidden: bool) -> Samp
     samples
 }
 
-/// What `/admin/cache` shows of one dictionary.
+/// One compression dictionary (RFC 9842) the file cache holds, as `/admin/cache` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DictionaryInfo {
     /// SHA-256, hex.
     pub hash: String,
+    /// The dictionary's size, in bytes.
     pub bytes: u64,
+    /// Where it came from.
     #[serde(flatten)]
     pub source: Source,
     /// Seconds since it was built or taken.

@@ -123,6 +123,13 @@
 //!   Unix socket) and `unix_http.rs` (the client's HTTP/1.1 over it).
 
 #![deny(missing_docs)]
+// Every type a host can reach through a public signature is one it can name (exported
+// below) and read about: the compiler checks it for the library a host builds. The
+// `cli` feature's `internals` are leanserve's own and exempt.
+#![cfg_attr(
+    not(feature = "cli"),
+    deny(unnameable_types, private_interfaces, private_bounds)
+)]
 // Without `cli` there is no `internals` module, and what only leanserve's own tools use
 // through it (the memory benchmark's engine access, the allocator tests' arena figures)
 // is unused; the default build still reports real dead code.
@@ -153,25 +160,51 @@ mod web;
 
 // The public API: what an embedding application and the binaries use. Everything else is
 // private to the crate.
-pub use actors::profiler::MemoryStats;
-pub use alerts::{Comparison, Rule, Severity};
-pub use alloc::{Allocator, HeapProfiling};
-pub use config::{
-    AdminBind, Config, ConfigError, LoadOptions, Opts, Profile, Source, Store, TunerMode,
+pub use actors::file_cache::{CacheStats, EncodingStats};
+pub use actors::monitor::AlertStatus;
+pub use actors::process::ProcessSample;
+pub use actors::profiler::{
+    CapturedProfile, Comparison as SnapshotComparison, Delta as SnapshotDelta, MemoryStats,
+    ProfilerError, Snapshot,
 };
+pub use actors::templates::{
+    LazyVariable, OptimizeReport, ReloadSummary, SharedVariable, VariablesReport,
+};
+pub use actors::tuner::{TunerDecision, TunerReport};
+pub use alerts::{Comparison, Rule, Severity, State as AlertState};
+pub use alloc::{Allocator, HeapProfiling, HeapStats, ProfileError as HeapProfileError};
+pub use concurrency::{LimitConfig, LimiterConfig};
+pub use config::{
+    AdminBind, AdminOpts, Admission, Config, ConfigError, ContextOptimizerOpts, LimiterOpts,
+    LoadOptions, MemoryOptimizerOpts, MonitoringOpts, Opts, PoolOpts, ProcessOpts, Profile,
+    ProfilerOpts, ServerOpts, Source, StaticFileOpts, Store, SupervisorOpts, TemplateOpts,
+    TunerMode, TunerOpts,
+};
+pub use dictionary::{DictionaryInfo, Source as DictionarySource};
+pub use http::dictionary::DictCoding;
+pub use http::encoding::Coding;
 pub use off::Off;
 pub use pool::{
-    AcquireError, FnManager, MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pooled,
-    Resize,
+    AcquireError, Decision as ScaleDecision, Direction as ScaleDirection, DiscardReason,
+    Evidence as ScaleEvidence, FnManager, MaintainReport, Manager, Pool, PoolError, PoolSpec,
+    PoolStats, Pooled, Resize, SpecError, WaitFigures,
 };
 pub use runtime::{Readiness, Runtime, StartError, Subsystems};
 pub use supervisor::{
-    CallError, ChildReport, ChildSpec, ChildState, Handle, Intensity, Restart, RootSupervisor,
-    Strategy, SupervisorError, SupervisorReport, SupervisorSpec, SupervisorState,
+    CallError, ChildReport, ChildSpec, ChildState, ExitReason, Failure, Handle, Intensity, Restart,
+    RootSupervisor, Strategy, SupervisorError, SupervisorHandle, SupervisorReport, SupervisorSpec,
+    SupervisorState, TreeStatus,
 };
 pub use templates::chain::ChainError;
-pub use templates::{LoadState, RenderError, Rendered, Served, TemplateError, TemplateInfo};
+pub use templates::{
+    DataFileError, FlattenError, InternerStats, LoadState, MemoryReport, RenderError, Rendered,
+    Rewrites, Served, TemplateError, TemplateInfo, Unflattenable, UsageReport,
+};
 pub use tls::{Certificates, TlsError, TlsFiles};
+pub use tuner::{
+    CpuLimit, CpuSource, Evidence as TuningEvidence, LimitSource as MemoryLimitSource, MemoryLimit,
+    Recommendation,
+};
 pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
 
 /// What leanserve's own binaries, benchmarks and tests reach into beyond the API above:
@@ -191,6 +224,41 @@ pub mod internals {
     pub use crate::config::{TypedKey, keys};
     pub use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
     pub use crate::templates::{Published, context, flatten};
+
+    pub use crate::actors::file_cache::{FileCacheReader, LoadError};
+    pub use crate::actors::monitor::MonitorReader;
+    pub use crate::concurrency::Limiters;
+    pub use crate::metrics::RequestMetrics;
+    use crate::runtime::Subsystems;
+    use crate::supervisor::CallError;
+
+    /// The file cache's read handle.
+    pub fn files(subsystems: &Subsystems) -> &FileCacheReader {
+        subsystems.files()
+    }
+
+    /// Loads `key` through the miss protocol, as the static-file route does.
+    pub async fn load_file(
+        subsystems: &Subsystems,
+        key: String,
+    ) -> Result<Result<Found, LoadError>, CallError> {
+        subsystems.file_cache().load(key).await
+    }
+
+    /// The in-flight limiters; `None` when `limiter.enabled` is false.
+    pub fn limiters(subsystems: &Subsystems) -> Option<&Limiters> {
+        subsystems.limiters()
+    }
+
+    /// The per-request counters.
+    pub fn requests(subsystems: &Subsystems) -> &RequestMetrics {
+        subsystems.requests()
+    }
+
+    /// The monitor's published samples; `None` when monitoring is off.
+    pub fn monitoring(subsystems: &Subsystems) -> Option<&MonitorReader> {
+        subsystems.monitoring()
+    }
 }
 
 /// What `use_jemalloc!` expands to; not API.

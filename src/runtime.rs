@@ -20,35 +20,28 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::actors::file_cache::{
-    BuildEncodings, CacheStats, CachedFile, Claim, ClearCache, FileCache, FileCacheReader, Found,
-    GetCacheItemCount, GetCacheSize, GetCacheStats, KeepEncoded, KeepIdentity, LoadError,
-    StartLoad,
-};
-use crate::actors::monitor::{AlertStatus, CheckAlerts, CollectNow, Monitor, MonitorReader};
-use crate::actors::pool_manager::{CreatePool, MaintainPools, PoolManager, RemovePool, ResizePool};
-use crate::actors::process::{ProcessSample, ProcessSampler, ProcessStats, SampleProcess};
+use crate::actors::file_cache::{CacheStats, FileCacheHandle, FileCacheReader};
+use crate::actors::monitor::{AlertStatus, MonitorHandle, MonitorReader};
+use crate::actors::pool_manager::PoolsHandle;
+use crate::actors::process::{ProcessHandle, ProcessSample};
 use crate::actors::profiler::{
-    CaptureHeapProfile, CapturedProfile, CompareSnapshots, Comparison, GetMemoryStats, HeapProfile,
-    MemoryAccount, MemoryStats, Profiler, ProfilerError, ProfilerShared, Snapshot, TakeSnapshot,
+    CapturedProfile, Comparison as SnapshotComparison, MemoryAccount, MemoryStats, ProfilerError,
+    ProfilerHandle, Snapshot,
 };
 use crate::actors::templates::{
-    OptimizeReport, OptimizeTemplates, ReloadSummary, ReloadTemplates, TemplateStore,
-    TemplatesShared, VariablesReport,
+    OptimizeReport, ReloadSummary, TemplatesHandle, TemplatesShared, VariablesReport,
 };
-use crate::actors::tuner::{Tune, Tuner, TunerInputs, TunerReport, TunerShared};
-use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager, Levels};
+use crate::actors::tuner::{TunerDecision, TunerHandle, TunerInputs, TunerReport, TunerShared};
+use crate::codec::Levels;
 use crate::concurrency::Limiters;
 use crate::config::{Opts, TunerMode};
-use crate::http::encoding::Coding;
 use crate::metrics::{RequestMetrics, Source};
 use crate::off::Off;
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
 use crate::supervisor::{
-    CallError, ChildSpec, Handle, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
+    CallError, ChildSpec, Intensity, RootSupervisor, SupervisorError, SupervisorReport,
     SupervisorSpec,
 };
-use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
 use crate::templates::{RenderError, Rendered, TemplateInfo};
 use crate::tls::Certificates;
 
@@ -116,118 +109,51 @@ impl Runtime {
     /// System (`#[actix_web::main]`, `actix_rt::System`).
     pub async fn start(self) -> Result<Subsystems, StartError> {
         let opts = self.opts;
-        // Checked on the blocking pool: the checks look at the static root, which may be
-        // a network mount, and a host may start the runtime on a thread that serves.
-        let checked = {
-            let opts = opts.clone();
-            actix_web::rt::task::spawn_blocking(move || {
-                if !opts.static_files.root_dir.is_dir() {
-                    return Err(StartError::RootDir {
-                        path: opts.static_files.root_dir.clone(),
-                    });
-                }
-                opts.validate().map_err(StartError::from)
-            })
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-        };
-        checked?;
-        let pools = Pools::new();
-        let (codecs, buffers) = if opts.pools.enabled {
-            let pool_error = |error: PoolError| StartError::Pools(error);
-            let gzip = pools
-                .create(GZIP_POOL, opts.pools.spec(GZIP_POOL), GzipManager)
-                .map_err(pool_error)?;
-            let inflate = pools
-                .create(INFLATE_POOL, opts.pools.spec(INFLATE_POOL), InflateManager)
-                .map_err(pool_error)?;
-            let buffers = pools
-                .create(BUFFER_POOL, opts.pools.spec(BUFFER_POOL), BufferManager)
-                .map_err(pool_error)?;
-            (Codecs::pooled(gzip, inflate), Some(buffers))
-        } else {
-            (Codecs::direct(), None)
-        };
-        let codecs = codecs.storing_at(Levels {
+        check(&opts).await?;
+        let levels = Levels {
             gzip: opts.static_files.gzip_level,
             br: opts.static_files.br_level,
             zstd: opts.static_files.zstd_level,
-        });
-        // The root is opened on the blocking pool too.
-        let files = {
-            let (static_files, codecs) = (opts.static_files.clone(), codecs.clone());
-            let opened = actix_web::rt::task::spawn_blocking(move || {
-                let root = static_files.root_dir.clone();
-                if root.is_dir() {
-                    FileCacheReader::new(static_files, codecs).ok()
-                } else {
-                    None
-                }
-            })
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
-            opened.ok_or_else(|| StartError::RootDir {
-                path: opts.static_files.root_dir.clone(),
-            })?
         };
-        let (file_cache_spec, file_cache) = {
-            let reader = files.clone();
-            ChildSpec::worker("file_cache", move || FileCache::new(reader.clone()))
-        };
-        let process_stats = ProcessStats::default();
-        let (process_spec, process) = {
-            let (interval, stats) = (opts.process.sample_interval, process_stats.clone());
-            ChildSpec::worker("process", move || {
-                ProcessSampler::new(interval, stats.clone())
-            })
-        };
-        let heap_profiling = crate::alloc::set_heap_profiling(opts.profiler.heap_profiling);
-        match (&heap_profiling, opts.profiler.heap_profiling) {
-            (crate::alloc::HeapProfiling::Unavailable { reason }, true) => {
-                log::warn!(
-                    "profiler.heap_profiling is on, but heap profiles are unavailable: {reason}"
-                )
-            }
-            (state, _) => log::info!("heap profiling: {state:?}"),
-        }
+        let (pool_manager_spec, pools, resources) =
+            PoolsHandle::start(&opts.pools, levels).map_err(StartError::Pools)?;
+        let (file_cache_spec, file_cache) =
+            FileCacheHandle::start(opts.static_files.clone(), resources.codecs.clone())
+                .await
+                .map_err(|_| StartError::RootDir {
+                    path: opts.static_files.root_dir.clone(),
+                })?;
+        let (process_spec, process) = ProcessHandle::child(&opts.process);
         let templates = if opts.templates.enabled {
             let shared = TemplatesShared::with_resources(
                 opts.templates.clone(),
                 opts.static_files.min_compress_size,
-                Resources { codecs, buffers },
+                resources,
             );
             // Live values templates can read; computed only when a render reads them.
-            let reader = files.clone();
-            shared.add_live_value("cache_stats", move || reader.stats());
-            let stats = process_stats.clone();
-            shared.add_live_value("process", move || stats.latest());
-            // Loaded before the tree starts, so the first request finds them.
-            let loader = shared.clone();
-            match actix_web::rt::task::spawn_blocking(move || loader.reload_blocking()).await {
-                Ok(summary) => {
-                    if let Some(failure) = summary.failure {
-                        log::error!("templates: {failure}");
-                    }
-                }
-                // Served empty until the store's own first reload (or the next) succeeds.
-                Err(panic) => shared.reload_panicked(&panic),
-            }
-            Some(shared)
+            let files = file_cache.reader().clone();
+            shared.add_live_value("cache_stats", move || files.stats());
+            let samples = process.stats().clone();
+            shared.add_live_value("process", move || samples.latest());
+            Some(TemplatesHandle::start(shared).await)
         } else {
             None
         };
-        let mut accounts: Vec<Arc<dyn MemoryAccount>> = vec![Arc::new(files.clone())];
-        if opts.pools.enabled {
-            accounts.push(Arc::new(pools.clone()));
+        let mut accounts: Vec<Arc<dyn MemoryAccount>> = vec![Arc::new(file_cache.reader().clone())];
+        if pool_manager_spec.is_some() {
+            accounts.push(Arc::new(pools.registry().clone()));
         }
-        if let Some(templates) = &templates {
-            accounts.push(Arc::new(templates.clone()));
+        if let Some((_, templates)) = &templates {
+            accounts.push(Arc::new(templates.shared().clone()));
         }
-        let profiler_shared = ProfilerShared::new(opts.profiler.clone(), accounts);
-        let (profiler_spec, profiler) = {
-            let shared = profiler_shared.clone();
-            ChildSpec::worker("profiler", move || Profiler::new(shared.clone()))
-        };
+        let (profiler_spec, profiler) = ProfilerHandle::start(&opts.profiler, accounts);
+        let requests = Arc::new(RequestMetrics::default());
+        let limiters = opts
+            .limiter
+            .enabled
+            .then(|| Limiters::new(opts.limiter.config, opts.templates.render_workers));
+
+        // The tree, in start order (see the module doc); stopped in reverse.
         let supervisor = &opts.supervisor;
         let mut tree = SupervisorSpec::new(ROOT_NAME)
             .intensity(Intensity {
@@ -238,43 +164,21 @@ impl Runtime {
             })
             .call_timeout(supervisor.call_timeout)
             .child(process_spec);
-        let pool_manager = if opts.pools.enabled {
-            let (registry, interval) = (pools.clone(), opts.pools.maintenance_interval);
-            let (spec, handle) = ChildSpec::worker("pool_manager", move || {
-                PoolManager::new(registry.clone(), interval)
-            });
+        if let Some(spec) = pool_manager_spec {
             tree = tree.child(spec);
-            Some(handle)
-        } else {
-            None
-        };
+        }
         tree = tree.child(file_cache_spec).child(profiler_spec);
-        let templates = match templates {
-            Some(shared) => {
-                let store_shared = shared.clone();
-                let (spec, handle) = ChildSpec::worker("templates", move || {
-                    TemplateStore::new(store_shared.clone())
-                });
-                tree = tree.child(spec);
-                Some((handle, shared))
-            }
-            None => None,
-        };
-        let requests = Arc::new(RequestMetrics::default());
-        let limiters = opts
-            .limiter
-            .enabled
-            .then(|| Limiters::new(opts.limiter.config, opts.templates.render_workers));
-        let tuner_shared = (opts.tuner.mode != TunerMode::Off).then(|| {
-            TunerShared::new(
-                opts.tuner.clone(),
+        let (tree, templates) = optional_child(tree, templates);
+        let tuner = (opts.tuner.mode != TunerMode::Off).then(|| {
+            TunerHandle::child(
+                &opts.tuner,
                 TunerInputs {
-                    files: files.clone(),
-                    file_cache: file_cache.clone(),
-                    process: process_stats.clone(),
-                    pools: pools.clone(),
+                    files: file_cache.reader().clone(),
+                    file_cache: file_cache.actor().clone(),
+                    process: process.stats().clone(),
+                    pools: pools.registry().clone(),
                     limiters: limiters.clone(),
-                    templates: templates.as_ref().map(|(_, shared)| shared.clone()),
+                    templates: templates.as_ref().map(|t| t.shared().clone()),
                     workers: opts.server.workers,
                     pool_ceilings: crate::config::BUILTIN_POOLS
                         .iter()
@@ -283,49 +187,33 @@ impl Runtime {
                 },
             )
         });
-        let monitor = if opts.monitoring.enabled {
-            let reader = MonitorReader::new(opts.monitoring.interval);
+        let monitor = opts.monitoring.enabled.then(|| {
             let mut sources: Vec<Arc<dyn Source>> = vec![
-                Arc::new(files.clone()),
+                Arc::new(file_cache.reader().clone()),
                 requests.clone(),
                 tree.status(),
-                Arc::new(process_stats.clone()),
-                Arc::new(profiler_shared.clone()),
+                Arc::new(process.stats().clone()),
+                Arc::new(profiler.shared().clone()),
             ];
-            if let Some((_, shared)) = &templates {
-                sources.push(Arc::new(shared.clone()));
+            if let Some(templates) = &templates {
+                sources.push(Arc::new(templates.shared().clone()));
             }
-            if pool_manager.is_some() {
-                sources.push(Arc::new(pools.clone()));
+            if opts.pools.enabled {
+                sources.push(Arc::new(pools.registry().clone()));
             }
             if let Some(limiters) = &limiters {
                 sources.push(Arc::new(limiters.clone()));
             }
-            if let Some(tuner) = &tuner_shared {
-                sources.push(Arc::new(tuner.clone()));
+            if let Some((_, tuner)) = &tuner {
+                sources.push(Arc::new(tuner.shared().clone()));
             }
             if !self.certificates.is_empty() {
                 sources.push(Arc::new(crate::tls::Listeners(self.certificates)));
             }
-            let (monitor_reader, monitoring) = (reader.clone(), opts.monitoring.clone());
-            let (spec, handle) = ChildSpec::worker("monitor", move || {
-                Monitor::new(monitor_reader.clone(), sources.clone(), &monitoring)
-            });
-            tree = tree.child(spec);
-            Some((handle, reader))
-        } else {
-            None
-        };
-        let tuner = match tuner_shared {
-            Some(shared) => {
-                let actor_shared = shared.clone();
-                let (spec, handle) =
-                    ChildSpec::worker("tuner", move || Tuner::new(actor_shared.clone()));
-                tree = tree.child(spec);
-                Some((handle, shared))
-            }
-            None => None,
-        };
+            MonitorHandle::child(&opts.monitoring, sources)
+        });
+        let (tree, monitor) = optional_child(tree, monitor);
+        let (mut tree, tuner) = optional_child(tree, tuner);
         for spec in self.extra {
             tree = tree.child(spec);
         }
@@ -337,16 +225,12 @@ impl Runtime {
                 opts,
                 root,
                 process,
-                process_stats,
                 file_cache,
-                files,
                 profiler,
-                profiler_shared,
                 templates,
                 requests,
                 monitor,
                 pools,
-                pool_manager,
                 limiters,
                 tuner,
             }),
@@ -354,28 +238,52 @@ impl Runtime {
     }
 }
 
+/// Adds a subsystem's child when it is on; answers its handle.
+fn optional_child<H>(
+    tree: SupervisorSpec,
+    child: Option<(ChildSpec, H)>,
+) -> (SupervisorSpec, Option<H>) {
+    match child {
+        Some((spec, handle)) => (tree.child(spec), Some(handle)),
+        None => (tree, None),
+    }
+}
+
+/// Checks hand-built options as `Config::load` does, on the blocking pool: the checks
+/// look at the static root, which may be a network mount, and a host may start the
+/// runtime on a thread that serves.
+async fn check(opts: &Opts) -> Result<(), StartError> {
+    let opts = opts.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        if !opts.static_files.root_dir.is_dir() {
+            return Err(StartError::RootDir {
+                path: opts.static_files.root_dir.clone(),
+            });
+        }
+        opts.validate().map_err(StartError::from)
+    })
+    .await
+    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}
+
+/// What a running runtime holds: one handle per subsystem.
 struct Inner {
     opts: Opts,
     root: RootSupervisor,
-    process: Handle<ProcessSampler>,
-    process_stats: ProcessStats,
-    file_cache: Handle<FileCache>,
-    files: FileCacheReader,
-    profiler: Handle<Profiler>,
-    profiler_shared: ProfilerShared,
+    process: ProcessHandle,
+    file_cache: FileCacheHandle,
+    profiler: ProfilerHandle,
     /// `None` with `templates.enabled = false`.
-    templates: Option<(Handle<TemplateStore>, TemplatesShared)>,
+    templates: Option<TemplatesHandle>,
     requests: Arc<RequestMetrics>,
     /// `None` with `monitoring.enabled = false`.
-    monitor: Option<(Handle<Monitor>, MonitorReader)>,
-    /// Empty with `pools.enabled = false`.
-    pools: Pools,
-    /// `None` with `pools.enabled = false`.
-    pool_manager: Option<Handle<PoolManager>>,
+    monitor: Option<MonitorHandle>,
+    /// An empty registry with `pools.enabled = false`.
+    pools: PoolsHandle,
     /// `None` with `limiter.enabled = false`.
     limiters: Option<Limiters>,
     /// `None` with the tuner off.
-    tuner: Option<(Handle<Tuner>, TunerShared)>,
+    tuner: Option<TunerHandle>,
 }
 
 /// Whether the runtime can serve: every permanent child runs.
@@ -424,140 +332,57 @@ impl Subsystems {
 
     /// The latest process sample, without a message round trip.
     pub fn process_stats(&self) -> Option<ProcessSample> {
-        self.inner.process_stats.latest()
+        self.inner.process.stats().latest()
     }
 
     /// Takes a process sample now.
     pub async fn sample_process(&self) -> Result<Option<ProcessSample>, CallError> {
-        self.inner.process.send(SampleProcess).await
+        self.inner.process.sample().await
     }
 
     /// The file cache's read handle (lookups of fresh entries, counters).
-    pub fn files(&self) -> &FileCacheReader {
-        &self.inner.files
+    pub(crate) fn files(&self) -> &FileCacheReader {
+        self.inner.file_cache.reader()
     }
 
-    /// Loads (or revalidates) the file at `key`, or joins its load in flight: on this
-    /// thread when that needs no waiting, else on the blocking pool through the cache
-    /// actor.
-    ///
-    /// A load that dies with the cache actor (a restart while it ran) is retried, on this
-    /// thread or by the next incarnation, for up to the actor's call timeout: a restart
-    /// costs a request some latency, not an error.
-    pub async fn load_file(&self, key: String) -> Result<Result<Found, LoadError>, CallError> {
-        let deadline = tokio::time::Instant::now() + self.inner.file_cache.call_timeout();
-        loop {
-            let attempt = self.load_file_once(&key).await;
-            let lost = matches!(
-                attempt,
-                Ok(Err(LoadError::Interrupted)) | Err(CallError::Crashed { .. })
-            );
-            if !lost || tokio::time::Instant::now() >= deadline {
-                return attempt;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn load_file_once(&self, key: &str) -> Result<Result<Found, LoadError>, CallError> {
-        let files = &self.inner.files;
-        let receiver = match files.claim(key) {
-            Claim::Wait(receiver) => receiver,
-            Claim::Lead(claim) => {
-                if let Some(found) = files.load_now(key) {
-                    let result = Ok(found);
-                    claim.complete(&result);
-                    return Ok(result);
-                }
-                // The claim travels with the message: if the actor never handles it (a
-                // restart, a cancelled call), dropping it answers everyone waiting.
-                self.inner.file_cache.send(StartLoad { claim }).await?
-            }
-        };
-        Ok(receiver.await.unwrap_or(Err(LoadError::Interrupted)))
-    }
-
-    /// Asks the file cache to build the stored-level representations a cached file
-    /// asked for (fire and forget).
-    pub fn build_encodings(&self, key: String) {
-        self.inner.file_cache.do_send(BuildEncodings { key });
-    }
-
-    /// Offers the file cache the bytes of `file` compressed in `coding` for a request, as
-    /// its first compressed form (`None`: compression does not pay for this file); fire
-    /// and forget, the cache may decline.
-    pub fn keep_encoded(&self, file: Arc<CachedFile>, coding: Coding, bytes: Option<bytes::Bytes>) {
-        self.inner.file_cache.do_send(KeepEncoded {
-            file,
-            coding,
-            bytes,
-        });
-    }
-
-    /// Offers the file cache `file` compressed against a dictionary for a request (fire
-    /// and forget: the cache may decline).
-    pub(crate) fn keep_dict_encoded(
-        &self,
-        file: Arc<CachedFile>,
-        encoded: crate::actors::file_cache::DictEncoded,
-    ) {
-        self.inner
-            .file_cache
-            .do_send(crate::actors::file_cache::KeepDictEncoded { file, encoded });
-    }
-
-    /// Offers the file cache `file`, a version of an asset matching `pattern`, as a
-    /// dictionary for its next version (fire and forget).
-    pub(crate) fn add_asset_dictionary(&self, file: Arc<CachedFile>, pattern: String) {
-        self.inner
-            .file_cache
-            .do_send(crate::actors::file_cache::AddAssetDictionary { file, pattern });
-    }
-
-    /// Offers the file cache an identity copy of a compressed-only entry that identity
-    /// clients read often (fire and forget: the cache may decline).
-    pub fn keep_identity(&self, file: Arc<CachedFile>, identity: bytes::Bytes) {
-        self.inner
-            .file_cache
-            .do_send(KeepIdentity { file, identity });
+    /// The file cache: its reader, the miss protocol and the offers requests make.
+    pub(crate) fn file_cache(&self) -> &FileCacheHandle {
+        &self.inner.file_cache
     }
 
     /// The bytes the file cache holds (stored bytes plus per-entry overhead).
     pub async fn cache_size(&self) -> Result<u64, CallError> {
-        self.inner.file_cache.send(GetCacheSize).await
+        self.inner.file_cache.size().await
     }
 
     /// How many files the cache holds.
     pub async fn cache_item_count(&self) -> Result<usize, CallError> {
-        self.inner.file_cache.send(GetCacheItemCount).await
+        self.inner.file_cache.item_count().await
     }
 
     /// The file cache's statistics.
     pub async fn cache_stats(&self) -> Result<CacheStats, CallError> {
-        self.inner.file_cache.send(GetCacheStats).await
+        self.inner.file_cache.stats().await
     }
 
     /// Empties the file cache; answers the bytes it held.
     pub async fn clear_cache(&self) -> Result<u64, CallError> {
-        self.inner.file_cache.send(ClearCache).await
+        self.inner.file_cache.clear().await
     }
 
     /// Current memory figures (allocator, process, per subsystem), formatted in MB.
     pub async fn memory_stats(&self) -> Result<MemoryStats, CallError> {
-        self.inner.profiler.send(GetMemoryStats).await
+        self.inner.profiler.memory_stats().await
     }
 
     /// Takes a memory snapshot now, with an optional label, and keeps it.
-    pub async fn take_snapshot(
-        &self,
-        label: Option<String>,
-    ) -> Result<Result<Snapshot, ProfilerError>, CallError> {
-        self.inner.profiler.send(TakeSnapshot { label }).await
+    pub async fn take_snapshot(&self, label: Option<String>) -> Result<Snapshot, ProfilerError> {
+        self.inner.profiler.take_snapshot(label).await
     }
 
     /// The kept memory snapshots, oldest first (kept across profiler restarts).
     pub fn snapshots(&self) -> Vec<Snapshot> {
-        self.inner.profiler_shared.snapshots()
+        self.inner.profiler.shared().snapshots()
     }
 
     /// Compares two kept snapshots, each named by index, label or `latest`.
@@ -565,26 +390,26 @@ impl Subsystems {
         &self,
         a: String,
         b: String,
-    ) -> Result<Result<Comparison, ProfilerError>, CallError> {
-        self.inner.profiler.send(CompareSnapshots { a, b }).await
+    ) -> Result<SnapshotComparison, ProfilerError> {
+        self.inner.profiler.compare(a, b).await
     }
 
     /// Captures a heap profile into `profiler.profiles_dir`; answers the file written.
     pub async fn capture_heap_profile(
         &self,
         label: Option<String>,
-    ) -> Result<Result<CapturedProfile, ProfilerError>, CallError> {
-        self.inner.profiler.send(CaptureHeapProfile { label }).await
+    ) -> Result<CapturedProfile, ProfilerError> {
+        self.inner.profiler.capture(label).await
     }
 
     /// Captures a heap profile and answers its bytes (gzipped pprof protobuf).
-    pub async fn heap_profile(&self) -> Result<Result<bytes::Bytes, ProfilerError>, CallError> {
-        self.inner.profiler.send(HeapProfile).await
+    pub async fn heap_profile(&self) -> Result<bytes::Bytes, ProfilerError> {
+        self.inner.profiler.heap_profile().await
     }
 
     /// The template store's shared state; `None` when templates are off.
-    pub fn templates(&self) -> Option<&TemplatesShared> {
-        self.inner.templates.as_ref().map(|(_, shared)| shared)
+    pub(crate) fn templates(&self) -> Option<&TemplatesShared> {
+        self.inner.templates.as_ref().map(TemplatesHandle::shared)
     }
 
     /// Renders template `name` with the global context overlaid by `context`, on the
@@ -621,7 +446,7 @@ impl Subsystems {
     /// when templates are off.
     pub async fn optimize_templates(&self) -> Result<Option<OptimizeReport>, CallError> {
         match &self.inner.templates {
-            Some((handle, _)) => handle.send(OptimizeTemplates).await.map(Some),
+            Some(templates) => templates.optimize().await.map(Some),
             None => Ok(None),
         }
     }
@@ -629,19 +454,19 @@ impl Subsystems {
     /// Reloads changed templates now (whatever `templates.reload_interval` says).
     pub async fn reload_templates(&self) -> Result<ReloadSummary, CallError> {
         match &self.inner.templates {
-            Some((handle, _)) => handle.send(ReloadTemplates).await,
+            Some(templates) => templates.reload().await,
             None => Ok(ReloadSummary::default()),
         }
     }
 
     /// The runtime's resource pools (empty when `pools.enabled` is false).
-    pub fn pools(&self) -> &Pools {
-        &self.inner.pools
+    pub(crate) fn pools(&self) -> &Pools {
+        self.inner.pools.registry()
     }
 
     /// Every pool's figures.
     pub fn pool_stats(&self) -> Vec<PoolStats> {
-        self.inner.pools.stats()
+        self.inner.pools.registry().stats()
     }
 
     /// The `[pools]` options, as a starting point for a host's own pools.
@@ -658,20 +483,11 @@ impl Subsystems {
         spec: PoolSpec,
         manager: M,
     ) -> Result<Pool<M>, PoolError> {
-        let handle = self.pool_manager()?;
-        handle
-            .send(CreatePool {
-                name: name.to_owned(),
-                spec,
-                manager,
-            })
-            .await
-            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+        self.inner.pools.create(name, spec, manager).await
     }
 
     /// The pool named `name`, typed (a host's or leanserve's own).
     pub fn pool<M: Manager>(&self, name: &str) -> Result<Pool<M>, PoolError> {
-        self.pool_manager()?;
         self.inner.pools.get(name)
     }
 
@@ -682,63 +498,46 @@ impl Subsystems {
         resize: Resize,
         by: &str,
     ) -> Result<PoolStats, PoolError> {
-        self.pool_manager()?
-            .send(ResizePool {
-                name: name.to_owned(),
-                resize,
-                by: by.to_owned(),
-            })
-            .await
-            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+        self.inner.pools.resize(name, resize, by).await
     }
 
     /// Closes and removes a host's pool.
     pub async fn remove_pool(&self, name: &str) -> Result<(), PoolError> {
-        self.pool_manager()?
-            .send(RemovePool {
-                name: name.to_owned(),
-            })
-            .await
-            .map_err(|error| PoolError::Unavailable(error.to_string()))?
+        self.inner.pools.remove(name).await
     }
 
     /// Runs one round of pool upkeep now (reaping, refilling, leak scan, autoscaling).
     pub async fn maintain_pools(&self) -> Result<Vec<(String, MaintainReport)>, PoolError> {
-        self.pool_manager()?
-            .send(MaintainPools)
-            .await
-            .map_err(|error| PoolError::Unavailable(error.to_string()))
-    }
-
-    fn pool_manager(&self) -> Result<&Handle<PoolManager>, PoolError> {
-        self.inner
-            .pool_manager
-            .as_ref()
-            .ok_or(PoolError::Off(Off::Pools))
+        self.inner.pools.maintain().await
     }
 
     /// The in-flight limiters of static files and renders; `None` when
     /// `limiter.enabled` is false.
-    pub fn limiters(&self) -> Option<&Limiters> {
+    pub(crate) fn limiters(&self) -> Option<&Limiters> {
         self.inner.limiters.as_ref()
     }
 
     /// The tuner's options, last report and decisions; `None` when it is off.
-    pub fn tuner(&self) -> Option<&TunerShared> {
-        self.inner.tuner.as_ref().map(|(_, shared)| shared)
+    pub(crate) fn tuner(&self) -> Option<&TunerShared> {
+        self.inner.tuner.as_ref().map(TunerHandle::shared)
+    }
+
+    /// The changes the tuner made, oldest first (empty when it is off).
+    pub fn tuner_decisions(&self) -> Vec<TunerDecision> {
+        self.tuner().map(TunerShared::decisions).unwrap_or_default()
     }
 
     /// Runs a tuning round now and answers its report; `apply`: apply the live knobs
     /// whatever the mode. `None` when the tuner is off.
     pub async fn tune(&self, apply: bool) -> Result<Option<TunerReport>, CallError> {
         match &self.inner.tuner {
-            Some((handle, _)) => handle.send(Tune { apply }).await.map(Some),
+            Some(tuner) => tuner.tune(apply).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// Per-request counters (bumped by the web middleware).
-    pub fn requests(&self) -> &Arc<RequestMetrics> {
+    pub(crate) fn requests(&self) -> &Arc<RequestMetrics> {
         &self.inner.requests
     }
 
@@ -758,14 +557,14 @@ impl Subsystems {
     }
 
     /// The monitor's published samples and alerts; `None` when monitoring is off.
-    pub fn monitoring(&self) -> Option<&MonitorReader> {
-        self.inner.monitor.as_ref().map(|(_, reader)| reader)
+    pub(crate) fn monitoring(&self) -> Option<&MonitorReader> {
+        self.inner.monitor.as_ref().map(MonitorHandle::reader)
     }
 
     /// The alerts firing now (none when monitoring is off).
     pub async fn check_alerts(&self) -> Result<Vec<AlertStatus>, CallError> {
         match &self.inner.monitor {
-            Some((handle, _)) => handle.send(CheckAlerts).await,
+            Some(monitor) => monitor.check_alerts().await,
             None => Ok(Vec::new()),
         }
     }
@@ -773,7 +572,7 @@ impl Subsystems {
     /// Has the monitor collect and evaluate its alerts now (no-op when monitoring is off).
     pub async fn collect_now(&self) -> Result<(), CallError> {
         match &self.inner.monitor {
-            Some((handle, _)) => handle.send(CollectNow).await,
+            Some(monitor) => monitor.collect_now().await,
             None => Ok(()),
         }
     }

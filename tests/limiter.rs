@@ -70,7 +70,10 @@ async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_m
         raw(server.addr, "GET", "/index.html", &[]).await.status == 200
     })
     .await;
-    let stats = subsystems.limiters().unwrap().files.stats();
+    let stats = leanserve::internals::limiters(&subsystems)
+        .unwrap()
+        .files
+        .stats();
     assert_eq!(stats.in_flight, 0);
     assert!(stats.rejected_total >= 1, "{stats:?}");
     subsystems.collect_now().await.unwrap();
@@ -104,7 +107,7 @@ async fn limiter_off_admits_everything() {
         raw(server.addr, "GET", "/index.html", &[]).await.status,
         200
     );
-    assert!(subsystems.limiters().is_none());
+    assert!(leanserve::internals::limiters(&subsystems).is_none());
 }
 
 #[test]

@@ -407,10 +407,14 @@ async fn monitoring_dead_webhook_receiver_does_not_stop_serving_or_collecting() 
         subsystems.collect_now().await.unwrap();
         traffic(&server, 10).await;
     }
-    let monitoring = subsystems.monitoring().unwrap();
+    let monitoring = leanserve::internals::monitoring(&subsystems).unwrap();
     assert!(monitoring.history().len() >= 4);
     assert_eq!(subsystems.check_alerts().await.unwrap().len(), 1);
-    assert_eq!(subsystems.requests().total(), 30, "every request answered");
+    assert_eq!(
+        leanserve::internals::requests(&subsystems).total(),
+        30,
+        "every request answered"
+    );
 }
 
 #[actix_rt::test]
@@ -432,8 +436,8 @@ async fn monitoring_switched_off_answers_409_and_counts_nothing() {
         assert_eq!(status, 409, "{path}: {off}");
         assert_eq!(off["switch"], "monitoring.enabled", "{path}");
     }
-    assert_eq!(subsystems.requests().total(), 0);
-    assert!(subsystems.monitoring().is_none());
+    assert_eq!(leanserve::internals::requests(&subsystems).total(), 0);
+    assert!(leanserve::internals::monitoring(&subsystems).is_none());
     let names: Vec<_> = subsystems
         .supervisor_report()
         .children
@@ -505,9 +509,9 @@ async fn monitoring_routes_are_not_counted_as_traffic_and_history_takes_since() 
     ] {
         get_json(&server.url(path), None).await;
     }
-    assert_eq!(subsystems.requests().total(), 0);
+    assert_eq!(leanserve::internals::requests(&subsystems).total(), 0);
     traffic(&server, 3).await;
-    assert_eq!(subsystems.requests().total(), 3);
+    assert_eq!(leanserve::internals::requests(&subsystems).total(), 3);
     subsystems.collect_now().await.unwrap();
     let (_, all) = get_json(&server.url("/monitoring/history"), None).await;
     let samples = all["samples"].as_array().unwrap();

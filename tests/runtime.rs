@@ -203,7 +203,7 @@ async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
         stats.heap_profiling,
         leanserve::HeapProfiling::Unavailable { .. }
     ));
-    let snapshot = subsystems.take_snapshot(None).await.unwrap().unwrap();
+    let snapshot = subsystems.take_snapshot(None).await.unwrap();
     assert!(snapshot.heap.is_none() && snapshot.rss_bytes.is_some());
 
     let server = serve(&subsystems);

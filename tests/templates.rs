@@ -570,7 +570,7 @@ async fn templates_bad_input_gets_a_4xx() {
 #[actix_rt::test]
 async fn templates_off_mounts_nothing() {
     let (subsystems, server) = start(&examples(), &[("TEMPLATES_ENABLED", "false")]).await;
-    assert!(subsystems.templates().is_none());
+    assert!(subsystems.template_variables(1).is_none());
     assert_eq!(
         request(&server, "GET", "/templates/pages/index.html", &[], b"")
             .await

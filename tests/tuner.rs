@@ -162,10 +162,10 @@ async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
     .unwrap();
     // No apply asked for and the interval is 30 s: the first round runs at start.
     util::eventually("the budget cut to its floor", || async {
-        subsystems.files().stats().budget_bytes == 8 << 20
+        subsystems.cache_stats().await.unwrap().budget_bytes == 8 << 20
     })
     .await;
-    let decisions = subsystems.tuner().unwrap().decisions();
+    let decisions = subsystems.tuner_decisions();
     assert_eq!(decisions[0].knob, "cache_budget_bytes");
     assert_eq!(decisions[0].direction, "down");
     subsystems.shutdown().await;

@@ -16,8 +16,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::config::BUILTIN_POOLS;
+use crate::codec::{Codecs, GzipManager, InflateManager, Levels};
+use crate::config::keys::{BUFFER_POOL, GZIP_POOL, INFLATE_POOL};
+use crate::config::{BUILTIN_POOLS, PoolOpts};
+use crate::off::Off;
 use crate::pool::{MaintainReport, Manager, Pool, PoolError, PoolSpec, PoolStats, Pools, Resize};
+use crate::templates::render::{BufferManager, Resources};
 
 /// Makes a pool of `manager`'s objects and registers it; answers the pool.
 pub struct CreatePool<M: Manager> {
@@ -182,6 +186,121 @@ impl Handler<MaintainPools> for PoolManager {
                 .unwrap_or_default()
         })
     }
+}
+
+/// The pools as the runtime holds them: the registry, and the manager that changes it
+/// (`None` with `pools.enabled = false`, when every change answers `PoolError::Off`).
+#[derive(Clone)]
+pub(crate) struct PoolsHandle {
+    registry: Pools,
+    manager: Option<crate::supervisor::Handle<PoolManager>>,
+}
+
+impl PoolsHandle {
+    /// With `opts.enabled`: the registry with leanserve's own pools in it (compressors
+    /// and inflaters for `codecs`, render buffers), the `pool_manager` child that keeps
+    /// them, and those pools as the file cache's and the renders' resources, storing at
+    /// `levels`. Off: an empty registry, no child, and codecs that make their state per
+    /// use.
+    pub(crate) fn start(
+        opts: &PoolOpts,
+        levels: Levels,
+    ) -> Result<(Option<crate::supervisor::ChildSpec>, PoolsHandle, Resources), PoolError> {
+        let registry = Pools::new();
+        if !opts.enabled {
+            let resources = Resources {
+                codecs: Codecs::direct().storing_at(levels),
+                buffers: None,
+            };
+            let handle = PoolsHandle {
+                registry,
+                manager: None,
+            };
+            return Ok((None, handle, resources));
+        }
+        let gzip = registry.create(GZIP_POOL, opts.spec(GZIP_POOL), GzipManager)?;
+        let inflate = registry.create(INFLATE_POOL, opts.spec(INFLATE_POOL), InflateManager)?;
+        let buffers = registry.create(BUFFER_POOL, opts.spec(BUFFER_POOL), BufferManager)?;
+        let resources = Resources {
+            codecs: Codecs::pooled(gzip, inflate).storing_at(levels),
+            buffers: Some(buffers),
+        };
+        let (kept, interval) = (registry.clone(), opts.maintenance_interval);
+        let (spec, manager) = crate::supervisor::ChildSpec::worker("pool_manager", move || {
+            PoolManager::new(kept.clone(), interval)
+        });
+        let handle = PoolsHandle {
+            registry,
+            manager: Some(manager),
+        };
+        Ok((Some(spec), handle, resources))
+    }
+
+    /// The registry: reads of every pool without a message.
+    pub(crate) fn registry(&self) -> &Pools {
+        &self.registry
+    }
+
+    fn manager(&self) -> Result<&crate::supervisor::Handle<PoolManager>, PoolError> {
+        self.manager.as_ref().ok_or(PoolError::Off(Off::Pools))
+    }
+
+    /// Makes and registers a pool of `manager`'s objects.
+    pub(crate) async fn create<M: Manager>(
+        &self,
+        name: &str,
+        spec: PoolSpec,
+        manager: M,
+    ) -> Result<Pool<M>, PoolError> {
+        let create = CreatePool {
+            name: name.to_owned(),
+            spec,
+            manager,
+        };
+        self.manager()?.send(create).await.map_err(unavailable)?
+    }
+
+    /// The pool named `name`, typed.
+    pub(crate) fn get<M: Manager>(&self, name: &str) -> Result<Pool<M>, PoolError> {
+        self.manager()?;
+        self.registry.get(name)
+    }
+
+    /// Changes a pool's limits; `by` names who asks.
+    pub(crate) async fn resize(
+        &self,
+        name: &str,
+        resize: Resize,
+        by: &str,
+    ) -> Result<PoolStats, PoolError> {
+        let resize = ResizePool {
+            name: name.to_owned(),
+            resize,
+            by: by.to_owned(),
+        };
+        self.manager()?.send(resize).await.map_err(unavailable)?
+    }
+
+    /// Closes and removes a host's pool.
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), PoolError> {
+        let remove = RemovePool {
+            name: name.to_owned(),
+        };
+        self.manager()?.send(remove).await.map_err(unavailable)?
+    }
+
+    /// Runs one round of upkeep now.
+    pub(crate) async fn maintain(&self) -> Result<Vec<(String, MaintainReport)>, PoolError> {
+        self.manager()?
+            .send(MaintainPools)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// The manager did not answer: the pool call is unavailable, not failed.
+fn unavailable(error: crate::supervisor::CallError) -> PoolError {
+    PoolError::Unavailable(error.to_string())
 }
 
 #[cfg(test)]

@@ -19,13 +19,16 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 #[rtype(result = "Option<ProcessSample>")]
 pub struct SampleProcess;
 
-/// One reading of this process.
+/// One reading of this process by the process sampler: its memory and CPU use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ProcessSample {
+    /// Resident set size, in bytes.
     pub rss_bytes: u64,
+    /// Virtual memory size, in bytes.
     pub virtual_bytes: u64,
     /// Percent of one CPU since the previous sample.
     pub cpu_percent: f32,
+    /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_at_unix_ms: u64,
 }
 
@@ -171,6 +174,39 @@ impl Handler<SampleProcess> for ProcessSampler {
 
     fn handle(&mut self, _: SampleProcess, _: &mut Context<Self>) -> Self::Result {
         self.sample()
+    }
+}
+
+/// The process sampler as the runtime holds it: the actor and its latest sample.
+#[derive(Clone)]
+pub(crate) struct ProcessHandle {
+    actor: crate::supervisor::Handle<ProcessSampler>,
+    stats: ProcessStats,
+}
+
+impl ProcessHandle {
+    /// The `process` child, sampling every `opts.sample_interval`.
+    pub(crate) fn child(
+        opts: &crate::config::ProcessOpts,
+    ) -> (crate::supervisor::ChildSpec, ProcessHandle) {
+        let (interval, stats) = (opts.sample_interval, ProcessStats::default());
+        let sampled = stats.clone();
+        let (spec, actor) = crate::supervisor::ChildSpec::worker("process", move || {
+            ProcessSampler::new(interval, sampled.clone())
+        });
+        (spec, ProcessHandle { actor, stats })
+    }
+
+    /// The samples, read without a message.
+    pub(crate) fn stats(&self) -> &ProcessStats {
+        &self.stats
+    }
+
+    /// Takes a sample now.
+    pub(crate) async fn sample(
+        &self,
+    ) -> Result<Option<ProcessSample>, crate::supervisor::CallError> {
+        self.actor.send(SampleProcess).await
     }
 }
 

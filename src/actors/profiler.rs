@@ -30,15 +30,9 @@ use crate::actors::process::ProcessProbe;
 use crate::alloc::{self, Allocator, HeapProfiling, HeapStats, ProfileError};
 use crate::config::ProfilerOpts;
 use crate::metrics::{Collector, Source};
+use crate::supervisor::CallError;
 
-/// Something that holds memory on purpose and knows how much (file cache bytes,
-/// compiled templates, pools). Registered with the profiler by the runtime.
-pub trait MemoryAccount: Send + Sync {
-    /// The subsystem's name, as snapshots and statistics show it.
-    fn name(&self) -> &'static str;
-    /// The bytes it holds now, by its own accounting.
-    fn accounted_bytes(&self) -> u64;
-}
+pub use crate::metrics::MemoryAccount;
 
 /// Produces a heap profile in pprof format; [`alloc::dump_pprof`] outside tests.
 pub type Dumper = Arc<dyn Fn() -> Result<Vec<u8>, ProfileError> + Send + Sync>;
@@ -76,39 +70,65 @@ pub struct CaptureHeapProfile {
 #[rtype(result = "Result<Bytes, ProfilerError>")]
 pub struct HeapProfile;
 
-/// Why a profiler request failed. Each maps to one HTTP status in `web::error`.
+/// Why a profiler request failed; the admin routes answer each with its own HTTP status.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProfilerError {
+    /// A snapshot label that is empty, too long, has other characters or is `latest`.
     #[error(
         "invalid label {0:?}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter (\"latest\" is reserved)"
     )]
     InvalidLabel(String),
+    /// No kept snapshot has this index or label.
     #[error(
         "no snapshot {0:?} is kept: name one by its index, its label, or \"latest\" (see /admin/profiler/snapshots)"
     )]
     UnknownSnapshot(String),
+    /// Another heap profile is being captured.
     #[error("a heap profile is being captured; try again when it is done")]
     Busy,
+    /// jemalloc could not give a heap profile (off, unavailable, or the dump failed).
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// `profiler.profiles_dir` cannot be created or written.
     #[error("profiles directory {}: {reason}", path.display())]
-    ProfilesDir { path: PathBuf, reason: String },
+    ProfilesDir {
+        /// The configured `profiler.profiles_dir`.
+        path: PathBuf,
+        /// The operating system's answer.
+        reason: String,
+    },
+    /// The profile file could not be written.
     #[error("cannot write the heap profile to {}: {reason}", path.display())]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The operating system's answer.
+        reason: String,
+    },
+    /// The profiler actor did not answer (restarting past the call timeout, or stopped).
+    #[error(transparent)]
+    Unavailable(#[from] CallError),
 }
 
-/// One reading of the process's memory.
+/// One reading of the process's memory, kept by the profiler: jemalloc's figures, RSS,
+/// virtual size and what each subsystem accounts for.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Sequence number, from 1, counted since the runtime started.
     pub index: u64,
+    /// The label it was taken with, by which a request can name it (`None`: unlabelled).
     pub label: Option<String>,
+    /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_at_unix_ms: u64,
     /// The same instant in RFC 3339 (UTC).
     pub taken_at: String,
     /// jemalloc's figures; `None` when jemalloc is not the global allocator.
     pub heap: Option<HeapStats>,
+    /// The process's resident set size, in bytes (`None`: the platform offers no process
+    /// figures).
     pub rss_bytes: Option<u64>,
+    /// The process's virtual size, in bytes (`None`: the platform offers no process figures).
     pub virtual_bytes: Option<u64>,
     /// Bytes each registered subsystem accounts for.
     pub accounted: BTreeMap<String, u64>,
@@ -175,24 +195,32 @@ pub fn check_label(label: &str) -> Result<String, ProfilerError> {
     }
 }
 
-/// One figure of a comparison.
+/// One figure of a snapshot comparison: its value in both snapshots and the change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Delta {
+    /// The figure's name, as [`Snapshot::figures`] gives it (`heap_allocated`, `rss`,
+    /// `accounted.<subsystem>`...).
     pub figure: String,
+    /// The figure in the first snapshot, in bytes.
     pub a_bytes: u64,
+    /// The figure in the second snapshot, in bytes.
     pub b_bytes: u64,
-    /// `b - a`.
+    /// `b - a`, in bytes.
     pub delta_bytes: i64,
+    /// `b - a` in MB (2^20 bytes), rounded to two decimals.
     pub delta_mb: f64,
     /// `(b - a) / a` in percent; `None` when `a` is 0.
     pub percent: Option<f64>,
 }
 
-/// Two snapshots and the change of every figure both have.
+/// Two memory snapshots and the change of every figure both have.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
+    /// The snapshot compared from (the baseline).
     pub a: Snapshot,
+    /// The snapshot compared to it.
     pub b: Snapshot,
+    /// One delta per figure both snapshots have, in the order of [`Snapshot::figures`].
     pub deltas: Vec<Delta>,
 }
 
@@ -247,7 +275,8 @@ pub struct MemoryStats {
     pub virtual_mb: Option<f64>,
     /// Megabytes each subsystem accounts for.
     pub accounted_mb: BTreeMap<String, f64>,
-    /// `MEMORY_THRESHOLD_MB`.
+    /// `profiler.memory_threshold_mb` (`MEMORY_THRESHOLD_MB`): the resident memory
+    /// threshold, in MB.
     pub threshold_mb: u64,
     /// Resident memory is above the threshold.
     pub over_threshold: bool,
@@ -633,8 +662,11 @@ impl Handler<CaptureHeapProfile> for Profiler {
 /// A heap profile written to disk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CapturedProfile {
+    /// The file written: `heap-<UTC time>[-<label>].pb.gz` in `profiler.profiles_dir`.
     pub path: PathBuf,
+    /// Size of the file, in bytes (a gzip-compressed pprof profile).
     pub bytes: u64,
+    /// The label asked for with it (`None`: unlabelled).
     pub label: Option<String>,
     /// Index of the snapshot taken with it (same label).
     pub snapshot: Option<u64>,
@@ -703,6 +735,74 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ProfilerError> {
         return Err(fail(error));
     }
     Ok(())
+}
+
+/// The profiler as the runtime holds it: the actor and the state that outlives it.
+#[derive(Clone)]
+pub(crate) struct ProfilerHandle {
+    actor: crate::supervisor::Handle<Profiler>,
+    shared: ProfilerShared,
+}
+
+impl ProfilerHandle {
+    /// Switches jemalloc's heap sampling as `opts.heap_profiling` says (for the whole
+    /// process: the one thing a runtime sets globally) and makes the `profiler` child
+    /// over `accounts`, the subsystems that hold memory on purpose.
+    pub(crate) fn start(
+        opts: &ProfilerOpts,
+        accounts: Vec<Arc<dyn MemoryAccount>>,
+    ) -> (crate::supervisor::ChildSpec, ProfilerHandle) {
+        match (
+            alloc::set_heap_profiling(opts.heap_profiling),
+            opts.heap_profiling,
+        ) {
+            (HeapProfiling::Unavailable { reason }, true) => log::warn!(
+                "profiler.heap_profiling is on, but heap profiles are unavailable: {reason}"
+            ),
+            (state, _) => log::info!("heap profiling: {state:?}"),
+        }
+        let shared = ProfilerShared::new(opts.clone(), accounts);
+        let kept = shared.clone();
+        let (spec, actor) =
+            crate::supervisor::ChildSpec::worker("profiler", move || Profiler::new(kept.clone()));
+        (spec, ProfilerHandle { actor, shared })
+    }
+
+    /// The state snapshots and figures are kept in (a metrics source too).
+    pub(crate) fn shared(&self) -> &ProfilerShared {
+        &self.shared
+    }
+
+    /// Current memory figures.
+    pub(crate) async fn memory_stats(&self) -> Result<MemoryStats, CallError> {
+        self.actor.send(GetMemoryStats).await
+    }
+
+    /// Takes and keeps a snapshot.
+    pub(crate) async fn take_snapshot(
+        &self,
+        label: Option<String>,
+    ) -> Result<Snapshot, ProfilerError> {
+        self.actor.send(TakeSnapshot { label }).await?
+    }
+
+    /// Compares two kept snapshots.
+    pub(crate) async fn compare(&self, a: String, b: String) -> Result<Comparison, ProfilerError> {
+        self.actor.send(CompareSnapshots { a, b }).await?
+    }
+
+    /// Captures a heap profile into the profiles folder.
+    pub(crate) async fn capture(
+        &self,
+        label: Option<String>,
+    ) -> Result<CapturedProfile, ProfilerError> {
+        self.actor.send(CaptureHeapProfile { label }).await?
+    }
+
+    /// Captures a heap profile and answers its bytes.
+    pub(crate) async fn heap_profile(&self) -> Result<Bytes, ProfilerError> {
+        self.actor.send(HeapProfile).await?
+    }
 }
 
 #[cfg(test)]

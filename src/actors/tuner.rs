@@ -37,28 +37,42 @@ pub struct Tune {
     pub apply: bool,
 }
 
-/// One round: the limit, RSS and every knob.
+/// One round of the configuration tuner: the memory and CPU limits, RSS and every knob's
+/// recommendation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TunerReport {
+    /// `tuner.mode`: whether the tuner only recommends or also applies the live knobs.
     pub mode: TunerMode,
+    /// When the round ran, in milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// The memory limit RSS is kept under a share of (`tuner.target_memory_percent`), and
+    /// where it came from.
     pub memory_limit: Option<MemoryLimit>,
     /// The CPU quota (or count) thread recommendations are sized for, and its source.
     pub cpu_limit: CpuLimit,
+    /// The process's resident set size at the round, in bytes (`None`: the platform offers
+    /// no figure).
     pub rss_bytes: Option<u64>,
     /// Whether this round applied the live knobs.
     pub applied: bool,
+    /// Every knob's current and recommended value, changed or not.
     pub knobs: Vec<Recommendation>,
 }
 
 /// A change the tuner made.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TunerDecision {
+    /// The knob changed, as `/admin/tuner` and the metrics name it.
     pub knob: String,
+    /// Its value before the change.
     pub from: f64,
+    /// Its value after the change.
     pub to: f64,
+    /// `up` or `down`.
     pub direction: &'static str,
+    /// Why the tuner changed it, with the figures it read.
     pub reason: String,
+    /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
 }
 
@@ -500,6 +514,40 @@ impl Handler<Tune> for Tuner {
         let shared = self.shared.clone();
         let apply = message.apply || shared.opts().mode == TunerMode::Auto;
         Box::pin(async move { shared.round(apply).await })
+    }
+}
+
+/// The tuner as the runtime holds it: the actor and its reports and decisions.
+#[derive(Clone)]
+pub(crate) struct TunerHandle {
+    actor: Handle<Tuner>,
+    shared: TunerShared,
+}
+
+impl TunerHandle {
+    /// The `tuner` child, reading `inputs` every `opts.interval`.
+    pub(crate) fn child(
+        opts: &TunerOpts,
+        inputs: TunerInputs,
+    ) -> (crate::supervisor::ChildSpec, TunerHandle) {
+        let shared = TunerShared::new(opts.clone(), inputs);
+        let kept = shared.clone();
+        let (spec, actor) =
+            crate::supervisor::ChildSpec::worker("tuner", move || Tuner::new(kept.clone()));
+        (spec, TunerHandle { actor, shared })
+    }
+
+    /// The options, last report and decisions (a metrics source too).
+    pub(crate) fn shared(&self) -> &TunerShared {
+        &self.shared
+    }
+
+    /// Runs a round now; `apply`: apply the live knobs whatever the mode.
+    pub(crate) async fn tune(
+        &self,
+        apply: bool,
+    ) -> Result<TunerReport, crate::supervisor::CallError> {
+        self.actor.send(Tune { apply }).await
     }
 }
 

@@ -888,7 +888,8 @@ mod pooling {
                 .map_err(|error| error.to_string())?;
             let before = LIVE.load(Ordering::Relaxed);
             PEAK.store(before, Ordering::Relaxed);
-            let loads = (0..BURST).map(|n| subsystems.load_file(format!("f{n}.css")));
+            let loads = (0..BURST)
+                .map(|n| leanserve::internals::load_file(&subsystems, format!("f{n}.css")));
             for result in futures_util::future::join_all(loads).await {
                 match result {
                     Ok(Ok(leanserve::internals::Found::File(_))) => {}
@@ -1105,13 +1106,15 @@ mod tuning {
                         let _ = subsystems.sample_process().await;
                         let _ = subsystems.tune(true).await;
                     }
-                    if subsystems.files().lookup(&format!("f{n}.bin")).is_some() {
+                    if leanserve::internals::files(&subsystems)
+                        .lookup(&format!("f{n}.bin"))
+                        .is_some()
+                    {
                         if pass == 1 {
-                            subsystems.files().record_hit();
+                            leanserve::internals::files(&subsystems).record_hit();
                         }
                     } else {
-                        subsystems
-                            .load_file(format!("f{n}.bin"))
+                        leanserve::internals::load_file(&subsystems, format!("f{n}.bin"))
                             .await
                             .map_err(|error| error.to_string())?
                             .map_err(|error| error.to_string())?;
@@ -1121,20 +1124,15 @@ mod tuning {
             }
             let stats = subsystems.cache_stats().await.map_err(|e| e.to_string())?;
             let changes = subsystems
-                .tuner()
-                .map(|tuner| {
-                    tuner
-                        .decisions()
-                        .iter()
-                        .map(|d| {
-                            format!(
-                                "{} {} -> {} ({})",
-                                d.knob, d.from as u64, d.to as u64, d.reason
-                            )
-                        })
-                        .collect()
+                .tuner_decisions()
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {} -> {} ({})",
+                        d.knob, d.from as u64, d.to as u64, d.reason
+                    )
                 })
-                .unwrap_or_default();
+                .collect();
             subsystems.shutdown().await;
             Ok(Run {
                 max_rss,

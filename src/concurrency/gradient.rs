@@ -39,18 +39,25 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// The limit's options.
+/// The adaptive in-flight limit's options.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LimitConfig {
+    /// Where the limit starts, in requests in flight (`limiter.min_limit`): low, so the
+    /// no-load latency is learnt before the limit grows.
     pub initial: usize,
+    /// `limiter.min_limit`: the lowest limit, in requests in flight.
     pub min: usize,
+    /// `limiter.max_limit`: the highest limit, in requests in flight.
     pub max: usize,
-    /// Latency ratio above which the limit shrinks (1.25: 25% over no-load latency).
+    /// `limiter.latency_tolerance_percent` as a ratio: latency ratio above which the limit
+    /// shrinks (1.25: 25% over no-load latency).
     pub tolerance: f64,
     /// Latency ratio under which a used limit grows.
     pub grow_below: f64,
     /// Shortest window; a window also needs `min_samples` completions.
     pub window: Duration,
+    /// Completions a window needs before it decides: its median then ignores a few stalled
+    /// requests.
     pub min_samples: usize,
     /// Windows whose medians give the no-load latency (their minimum).
     pub history: usize,

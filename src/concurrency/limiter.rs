@@ -55,16 +55,21 @@ use super::gradient::{AdaptiveLimit, LimitConfig, WindowFigures};
 /// Where time comes from: `Instant::now`, or a test's paused clock.
 pub type Clock = fn() -> Instant;
 
-/// The limiter's options.
+/// The options of an in-flight limiter (one for static files, one for template renders):
+/// its adaptive limit and its queue.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LimiterConfig {
+    /// The adaptive limit's options.
     pub limit: LimitConfig,
+    /// `limiter.queue_size`: requests that may wait for a slot; more are refused at once.
     pub queue_size: usize,
-    /// The longest wait of a burst's waiter; also the window that ends a standing queue.
+    /// `limiter.queue_timeout_ms`: the longest wait of a burst's waiter; also the window
+    /// that ends a standing queue.
     pub queue_timeout: Duration,
-    /// The wait of a standing queue's waiter.
+    /// `limiter.overload_timeout_ms`: the wait of a standing queue's waiter.
     pub overload_timeout: Duration,
-    /// How long no request may find a free slot before the queue counts as standing.
+    /// `limiter.overload_after_ms`: how long no request may find a free slot before the
+    /// queue counts as standing.
     pub overload_after: Duration,
 }
 
@@ -242,10 +247,6 @@ impl Limiter {
                 clock,
             }),
         }
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.inner.name
     }
 
     /// Admits the request now, after a short wait in the queue, or refuses it.

@@ -816,12 +816,15 @@ key_table! {
     );
 }
 
+/// Name of the pool of compressors (gzip, brotli and zstd state), which `codec` takes.
+pub const GZIP_POOL: &str = "gzip";
+/// Name of the pool of inflaters, which `codec` takes.
+pub const INFLATE_POOL: &str = "inflate";
+/// Name of the pool of render output buffers, which `templates::render` takes.
+pub const BUFFER_POOL: &str = "render_buffers";
+
 /// leanserve's own pools, the names `[pools.overrides.<pool>]` takes.
-pub const BUILTIN_POOLS: [&str; 3] = [
-    crate::codec::GZIP_POOL,
-    crate::codec::INFLATE_POOL,
-    crate::templates::render::BUFFER_POOL,
-];
+pub const BUILTIN_POOLS: [&str; 3] = [GZIP_POOL, INFLATE_POOL, BUFFER_POOL];
 
 /// The fields of a `[pools.overrides.<pool>]` table: the `[pools]` keys a pool can
 /// change, each by its name in that table.

@@ -42,11 +42,15 @@ impl LoadOptions {
 /// The resolved configuration: every key's winning value with its source, the profile,
 /// warnings for unknown keys, and the typed [`Opts`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
-    /// The profile, with where it was chosen.
-    pub profile: Setting,
-    /// Every key's winning value with its source.
-    pub settings: BTreeMap<&'static str, Setting>,
+    /// The profile, with where it was chosen (the tests' view; hosts read
+    /// [`Config::describe`]).
+    #[cfg(test)]
+    pub(crate) profile: Setting,
+    /// Every key's winning value with its source (the tests' view, as above).
+    #[cfg(test)]
+    pub(crate) settings: BTreeMap<&'static str, Setting>,
     /// Unknown keys found in files, to be logged once a logger exists.
     pub warnings: Vec<String>,
     /// The typed, validated options.
@@ -78,7 +82,9 @@ impl Config {
         check_across_keys(&opts, &origins)?;
         opts.described = describe(&profile, &settings, &opts);
         Ok(Config {
+            #[cfg(test)]
             profile,
+            #[cfg(test)]
             settings,
             warnings,
             opts,

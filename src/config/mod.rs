@@ -58,8 +58,9 @@ pub use key::TypedKey;
 pub use keys::BUILTIN_POOLS;
 pub use load::{Config, LoadOptions};
 pub use opts::{
-    AdminBind, Admission, ContextOptimizerOpts, MemoryOptimizerOpts, MonitoringOpts, Opts,
-    ProfilerOpts, StaticFileOpts, Store, TemplateOpts, TunerMode, TunerOpts,
+    AdminBind, AdminOpts, Admission, ContextOptimizerOpts, LimiterOpts, MemoryOptimizerOpts,
+    MonitoringOpts, Opts, PoolOpts, ProcessOpts, ProfilerOpts, ServerOpts, StaticFileOpts, Store,
+    SupervisorOpts, TemplateOpts, TunerMode, TunerOpts,
 };
 
 /// The profile used when neither `--env` nor `LEANSERVE_ENV` names one.

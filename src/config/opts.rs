@@ -13,32 +13,45 @@ use super::key::Choice;
 /// HTTP server options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerOpts {
+    /// `server.bind`: address and port the HTTP server listens on.
     pub bind: SocketAddr,
+    /// `server.workers`: HTTP worker threads (unset: the number of CPUs).
     pub workers: usize,
-    /// Time in-flight requests get to finish when the server stops.
+    /// `server.shutdown_timeout`: time in-flight requests get to finish when the server
+    /// stops (set in seconds).
     pub shutdown_timeout: Duration,
-    /// Time a client gets to send a request head (zero: no limit).
+    /// `server.client_request_timeout_ms`: time a client gets to send a request head
+    /// (zero: no limit).
     pub client_request_timeout: Duration,
-    /// How long an idle keep-alive connection stays open (zero: no keep-alive).
+    /// `server.keep_alive_s`: how long an idle keep-alive connection stays open (zero: no
+    /// keep-alive).
     pub keep_alive: Duration,
-    /// Time a client gets to close its side of a finished connection.
+    /// `server.client_disconnect_timeout_ms`: time a client gets to close its side of a
+    /// finished connection.
     pub client_disconnect_timeout: Duration,
-    /// Open connections per worker.
+    /// `server.max_connections`: open connections per worker; past it the worker stops
+    /// accepting until one closes.
     pub max_connections: usize,
-    /// Largest request head answered (431 above).
+    /// `server.max_header_bytes`: largest request head answered, in bytes (431 above).
     pub max_header_bytes: usize,
-    /// The certificate and key of HTTPS on the serving listener (None: cleartext).
+    /// `server.tls_cert` and `server.tls_key`: the certificate and key of HTTPS on the
+    /// serving listener (`None`: cleartext).
     pub tls: Option<crate::tls::TlsFiles>,
-    /// How often the TLS files are read again (zero: on SIGHUP only).
+    /// `server.tls_reload_interval_s`: how often the TLS files are read again (zero: on
+    /// SIGHUP only).
     pub tls_reload_interval: Duration,
-    /// `Strict-Transport-Security: max-age` with TLS (zero: no header).
+    /// `server.hsts_max_age_s`: `Strict-Transport-Security: max-age` with TLS (zero: no
+    /// header).
     pub hsts_max_age: Duration,
-    /// A cleartext listener redirecting to HTTPS.
+    /// `server.redirect_bind`: a cleartext listener redirecting every request to HTTPS.
     pub redirect_bind: Option<SocketAddr>,
-    /// Cleartext HTTP/2 with prior knowledge beside HTTP/1.1.
+    /// `server.h2c`: cleartext HTTP/2 with prior knowledge beside HTTP/1.1.
     pub h2c: bool,
-    /// HTTP/2 receive windows: per stream, per connection.
+    /// `server.h2_stream_window`: HTTP/2 flow-control window, in bytes, a client gets for
+    /// each request body it sends.
     pub h2_stream_window: u32,
+    /// `server.h2_connection_window`: HTTP/2 flow-control window, in bytes, a client gets for
+    /// all the request bodies of one connection.
     pub h2_connection_window: u32,
 }
 
@@ -90,12 +103,14 @@ impl fmt::Display for AdminBind {
 /// Admin surface options.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AdminOpts {
-    /// Where the admin surface listens; never `Tcp` equal to `server.bind` (that is
-    /// `Serving`).
+    /// `admin.bind`: where the admin surface listens; never `Tcp` equal to `server.bind`
+    /// (that is `Serving`).
     pub bind: AdminBind,
-    /// Bearer token for the admin surface; `None`: loopback and Unix-socket peers only.
+    /// `admin.token`: bearer token for the admin surface; `None`: loopback and Unix-socket
+    /// peers only.
     pub token: Option<String>,
-    /// The certificate and key of HTTPS on the admin listener's own TCP address.
+    /// `admin.tls_cert` and `admin.tls_key`: the certificate and key of HTTPS on the admin
+    /// listener's own TCP address.
     pub tls: Option<crate::tls::TlsFiles>,
 }
 
@@ -112,19 +127,26 @@ impl fmt::Debug for AdminOpts {
 /// Options of the root supervisor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SupervisorOpts {
+    /// `supervisor.max_restarts`: restarts allowed within `period` before a supervisor gives
+    /// up and escalates to its own supervisor.
     pub max_restarts: u32,
+    /// `supervisor.period`: window of the restart intensity (set in seconds).
     pub period: Duration,
+    /// `supervisor.backoff_ms`: delay before a restart, doubled per recent restart (zero: none).
     pub backoff: Duration,
+    /// `supervisor.max_backoff_ms`: cap of the restart backoff.
     pub max_backoff: Duration,
+    /// `supervisor.call_timeout_ms`: how long a call waits for a restarting actor.
     pub call_timeout: Duration,
 }
 
-/// What the file cache keeps of a compressible file.
+/// What the file cache keeps of a compressible file (`static_files.store`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Store {
-    /// Identity and gzip bytes.
+    /// `both`: the identity bytes beside the compressed forms.
     Both,
-    /// Only the gzip bytes; a client that does not accept gzip gets them inflated.
+    /// `compressed-only`: only the compressed forms; the rare client that accepts none of
+    /// them gets them decoded.
     CompressedOnly,
 }
 
@@ -140,7 +162,7 @@ impl Choice for Store {
     }
 }
 
-/// Which new files a full file cache takes in.
+/// Which new files a full file cache takes in (`static_files.admission`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
     /// TinyLFU: a file is cached only when it was read more often lately, per byte, than
@@ -165,73 +187,111 @@ impl Choice for Admission {
 /// Static file options (the file cache and the static file routes use them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticFileOpts {
+    /// `static_files.root_dir`: folder served at the site's root (`/` of its mount point).
     pub root_dir: PathBuf,
+    /// `static_files.enable_cache`: keep served files in the in-memory cache.
     pub enable_cache: bool,
+    /// `static_files.enable_compression`: serve compressed representations (`encodings`) to
+    /// clients that accept them.
     pub enable_compression: bool,
-    /// Byte budget of the cache (stored bytes plus a per-entry overhead estimate).
+    /// `static_files.max_cache_size`: byte budget of the cache (stored bytes plus a
+    /// per-entry overhead estimate).
     pub max_cache_size: u64,
-    /// Age after which a cached file is checked against the disk (zero: every request).
+    /// `static_files.cache_expiration`: age after which a cached file is checked against
+    /// the disk (set in seconds; zero: every request).
     pub cache_expiration: Duration,
-    /// Largest file read whole into the cache; larger ones are streamed.
+    /// `static_files.max_file_size`: largest file read whole into the cache, in bytes;
+    /// larger ones are streamed.
     pub max_file_size: u64,
+    /// `static_files.min_compress_size`: smallest file worth compressing, in bytes.
     pub min_compress_size: u64,
-    /// Lower-case extensions without the dot.
+    /// `static_files.compress_extensions`: extensions of the files served compressed,
+    /// lower-case without the dot.
     pub compress_extensions: Vec<String>,
-    /// The codings the cache builds, in the server's order of preference (empty: none).
+    /// `static_files.encodings`: the codings the cache builds, in the server's order of
+    /// preference (empty: identity only).
     pub encodings: Vec<crate::http::encoding::Coding>,
-    /// The dictionary codings sent (empty: no dictionaries at all).
+    /// `static_files.dictionaries`: the dictionary codings sent (empty: no dictionaries at
+    /// all).
     pub dictionaries: Vec<crate::http::dictionary::DictCoding>,
-    /// Bytes of the site dictionary.
+    /// `static_files.dictionary_size`: bytes of the site dictionary.
     pub dictionary_size: usize,
-    /// Patterns of the assets served as dictionaries for their next version.
+    /// `static_files.dictionary_assets`: path patterns of the assets served as
+    /// dictionaries for their next version.
     pub dictionary_assets: Vec<String>,
-    /// Levels of the representations the cache keeps: gzip (libdeflate 1-12), br (0-11),
-    /// zstd (1-22).
+    /// `static_files.gzip_level`: libdeflate level (1-12) of the gzip bytes the cache builds
+    /// in the background (a first response is compressed at level 6).
     pub gzip_level: i32,
+    /// `static_files.br_level`: brotli quality (0-11) of the br bytes the cache builds in
+    /// the background (a first response is compressed at quality 5).
     pub br_level: i32,
+    /// `static_files.zstd_level`: zstd level (1-22) of the zstd bytes the cache builds in
+    /// the background (a first response is compressed at level 3).
     pub zstd_level: i32,
+    /// `static_files.store`: what the cache keeps of a compressible file.
     pub store: Store,
+    /// `static_files.compression_workers`: files the cache recompresses at once at the stored
+    /// levels, in the background and hottest first.
     pub compression_workers: usize,
+    /// `static_files.identity_copy_percent`: with [`Store::CompressedOnly`], the percentage of
+    /// the cache budget for identity copies of files identity clients read often (0: always
+    /// inflate).
     pub identity_copy_percent: u64,
+    /// `static_files.admission`: which new files the full cache takes in.
     pub admission: Admission,
+    /// `static_files.cache_control`: the `Cache-Control` header of static responses.
     pub cache_control: String,
+    /// `static_files.index_file`: the file served for a directory path.
     pub index_file: String,
+    /// `static_files.serve_hidden`: serve dotfiles (otherwise they are 404).
     pub serve_hidden: bool,
 }
 
 /// Process sampler options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessOpts {
+    /// `process.sample_interval`: how often the process sampler reads RSS and CPU (set in
+    /// seconds).
     pub sample_interval: Duration,
 }
 
 /// Monitor options.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitoringOpts {
+    /// `monitoring.enabled`: per-request figures, the monitor, its alerts and the dashboard.
     pub enabled: bool,
-    /// `GET /metrics` on the serving listener too.
+    /// `monitoring.public_metrics`: `GET /metrics` on the serving listener too.
     pub public_metrics: bool,
+    /// `monitoring.interval_ms`: how often the monitor collects figures and evaluates alerts
+    /// (at least 100 ms).
     pub interval: Duration,
-    /// Samples kept: `history_seconds / interval`, at most 10,000.
+    /// Samples kept: `monitoring.history_seconds / interval`, at least 2 and at most
+    /// 10,000.
     pub history_len: usize,
+    /// `monitoring.webhook_url`: the Alertmanager-compatible receiver of firing and resolved
+    /// alerts (`None`: no webhook).
     pub webhook_url: Option<String>,
+    /// `monitoring.webhook_timeout_ms`: timeout of one webhook POST.
     pub webhook_timeout: Duration,
+    /// `monitoring.webhook_retries`: retries of a failed webhook POST, with doubling delays.
     pub webhook_retries: u32,
-    /// The default rules with the configured changes applied.
+    /// The default rules with the changes of `monitoring.alerts` applied.
     pub alerts: Vec<crate::alerts::Rule>,
 }
 
 /// Memory profiler options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfilerOpts {
-    /// `MEMORY_THRESHOLD_MB`.
+    /// `profiler.memory_threshold_mb` (`MEMORY_THRESHOLD_MB`): resident memory, in MiB,
+    /// above which the `memory_high` alert fires (`memory_critical` at 1.25x).
     pub memory_threshold_mb: u64,
-    /// Time between snapshots.
+    /// `profiler.interval`: time between snapshots (set in seconds).
     pub interval: Duration,
-    /// Snapshots kept.
+    /// `profiler.snapshots`: snapshots kept (the oldest go first).
     pub snapshots: usize,
-    /// Heap sampling switched on at start (jemalloc only).
+    /// `profiler.heap_profiling`: heap sampling switched on at start (jemalloc only).
     pub heap_profiling: bool,
+    /// `profiler.profiles_dir`: where captured heap profiles are written (created when needed).
     pub profiles_dir: PathBuf,
 }
 
@@ -274,7 +334,8 @@ pub struct TemplateOpts {
     pub enabled: bool,
     /// `templates.dir`.
     pub dir: PathBuf,
-    /// `None`: reload only when asked.
+    /// `templates.reload_interval`: how often changed template files are reloaded
+    /// (`None`: only when asked).
     pub reload_interval: Option<Duration>,
     /// `templates.render_workers`.
     pub render_workers: usize,
@@ -297,12 +358,15 @@ pub struct TemplateOpts {
 /// Resource pool options (`[pools]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolOpts {
-    /// `RESOURCE_POOL_MANAGER_ENABLED`; off, subsystems make their resources per use.
+    /// `pools.enabled` (`RESOURCE_POOL_MANAGER_ENABLED`); off, subsystems make their
+    /// resources per use.
     pub enabled: bool,
-    /// Every pool's options unless overridden.
+    /// The `[pools]` keys: every pool's options unless overridden.
     pub defaults: crate::pool::PoolSpec,
     /// `[pools.overrides.<pool>]`, resolved over the defaults.
     pub overrides: BTreeMap<String, crate::pool::PoolSpec>,
+    /// `pools.maintenance_interval_ms`: how often the pool manager reaps, refills, scans for
+    /// leaks and autoscales.
     pub maintenance_interval: Duration,
 }
 
@@ -319,11 +383,15 @@ impl PoolOpts {
 /// Concurrency limiter options (`[limiter]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LimiterOpts {
+    /// `limiter.enabled`: adaptive in-flight limits on static files and template renders
+    /// (excess requests queue briefly, then get 503 with `Retry-After`).
     pub enabled: bool,
+    /// The other `limiter.*` keys: the limit's bounds and latency tolerance, and the queue;
+    /// static files and renders each get a limiter of this configuration.
     pub config: crate::concurrency::LimiterConfig,
 }
 
-/// What the tuner does each interval.
+/// What the tuner does each interval (`tuner.mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TunerMode {
@@ -359,13 +427,20 @@ impl Choice for TunerMode {
 /// Configuration tuner options (`[tuner]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TunerOpts {
-    /// `Off` when `tuner.enabled` is false or `tuner.mode = "off"`.
+    /// `tuner.mode`; `Off` when `tuner.enabled` is false or `tuner.mode = "off"`.
     pub mode: TunerMode,
+    /// `tuner.interval`: how often the tuner reads its figures and decides (set in seconds).
     pub interval: Duration,
+    /// `tuner.memory_limit_mb`, in bytes: the memory limit to stay under when no cgroup sets
+    /// one (`None`: the machine's memory).
     pub memory_limit: Option<u64>,
-    /// Share of the limit RSS is kept under.
+    /// `tuner.target_memory_percent` as a fraction (0.85 for 85): share of the memory limit
+    /// RSS is kept under.
     pub target_share: f64,
+    /// `tuner.cache_floor_mb`, in bytes: the smallest file cache budget the tuner sets.
     pub cache_floor: u64,
+    /// `tuner.cache_ceiling_mb`, in bytes: the largest file cache budget the tuner sets (unset:
+    /// `static_files.max_cache_size`).
     pub cache_ceiling: u64,
 }
 

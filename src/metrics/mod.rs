@@ -245,6 +245,16 @@ pub trait Source: Send + Sync {
     fn collect(&self, out: &mut Collector);
 }
 
+/// Something that holds memory on purpose and knows how much (file cache bytes,
+/// compiled templates, pools). Registered with the profiler by the runtime, as sources
+/// are with the monitor.
+pub trait MemoryAccount: Send + Sync {
+    /// The subsystem's name, as snapshots and statistics show it.
+    fn name(&self) -> &'static str;
+    /// The bytes it holds now, by its own accounting.
+    fn accounted_bytes(&self) -> u64;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,15 +44,18 @@ pub struct Policy {
     pub wait_target: Duration,
 }
 
-/// Which way a resize went.
+/// Which way a resize of a pool's maximum went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// The maximum went up.
     Grow,
+    /// The maximum went down.
     Shrink,
 }
 
 impl Direction {
+    /// The direction as logs and JSON name it: `grow` or `shrink`.
     pub fn name(self) -> &'static str {
         match self {
             Direction::Grow => "grow",
@@ -61,26 +64,37 @@ impl Direction {
     }
 }
 
-/// The figures a decision was made on.
+/// The figures of the maintenance window an autoscaling decision was made on.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Evidence {
+    /// Length of the maintenance window, in milliseconds.
     pub window_ms: u64,
+    /// Acquires in the window.
     pub acquires: u64,
+    /// Acquires that found the pool at its maximum and waited.
     pub waited: u64,
+    /// Acquires that timed out (`pools.acquire_timeout_ms`).
     pub timeouts: u64,
+    /// p99 acquire wait (a histogram bucket bound), in microseconds; `None` without acquires.
     pub p99_wait_us: Option<u64>,
+    /// The pool's wait target (`pools.wait_target_ms`), in microseconds.
     pub wait_target_us: u64,
     /// Mean objects in use over the maximum.
     pub utilization: f64,
+    /// Time-weighted mean of the objects in use.
     pub mean_in_use: f64,
+    /// Most objects in use at once.
     pub peak_in_use: usize,
 }
 
-/// A change of a pool's maximum, with why.
+/// A change of a pool's maximum (by the autoscaler or a resize), with why.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Decision {
+    /// The maximum before, in objects.
     pub from: usize,
+    /// The maximum after, in objects.
     pub to: usize,
+    /// Which way it went.
     pub direction: Direction,
     /// Who decided: `autoscale`, or the caller of a resize (`admin`, `tuner`, `api`).
     pub by: String,

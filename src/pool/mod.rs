@@ -46,13 +46,11 @@ mod stats;
 mod tests;
 
 pub use self::core::{AcquireError, Pool, Pooled};
-pub use autoscale::Direction;
+pub use autoscale::{Decision, Direction, Evidence};
 pub use fns::FnManager;
 pub use registry::{ManagedPool, PoolError, Pools, Resize};
-pub use spec::PoolSpec;
-#[cfg(test)]
-pub(crate) use stats::DiscardReason;
-pub use stats::{MaintainReport, PoolStats};
+pub use spec::{PoolSpec, SpecError};
+pub use stats::{DiscardReason, MaintainReport, PoolStats, WaitFigures};
 
 /// How a pool makes, resets, checks and disposes of its objects.
 ///

@@ -10,7 +10,7 @@ use super::Manager;
 use super::core::{Clock, Pool};
 use super::spec::{PoolSpec, SpecError};
 use super::stats::{DiscardReason, MaintainReport, PoolStats};
-use crate::actors::profiler::MemoryAccount;
+use crate::metrics::MemoryAccount;
 use crate::metrics::{Collector, Kind, Sample, Source};
 
 /// Longest pool name.

@@ -65,12 +65,18 @@ impl DiscardReason {
     }
 }
 
-/// Quantiles of a duration histogram, in microseconds (bucket upper bounds).
+/// A pool's acquire waits or hold times ([`PoolStats::acquire_wait`],
+/// [`PoolStats::hold_time`]): how many, their mean and quantiles, in microseconds.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct WaitFigures {
+    /// Durations recorded.
     pub count: u64,
+    /// Their mean, in microseconds; `None` when none were recorded.
     pub mean_us: Option<f64>,
+    /// The median, in microseconds (a bucket's upper bound); `None` when none were recorded.
     pub p50_us: Option<u64>,
+    /// The 99th percentile, in microseconds (a bucket's upper bound); `None` when none were
+    /// recorded.
     pub p99_us: Option<u64>,
 }
 

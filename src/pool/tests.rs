@@ -556,10 +556,7 @@ fn pools_registry_exposes_metrics_with_pool_and_reason_labels() {
     );
     assert!(text.contains("leanserve_pool_hold_seconds_count{pool=\"conn\"} 2\n"));
     assert_eq!(out.flat()["pool_conn_idle"], 1.0);
-    assert_eq!(
-        crate::actors::profiler::MemoryAccount::accounted_bytes(&pools),
-        100
-    );
+    assert_eq!(crate::metrics::MemoryAccount::accounted_bytes(&pools), 100);
 }
 
 /// One run of the step-load simulation: returns (p99 acquire wait, mean objects held).

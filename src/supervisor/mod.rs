@@ -28,6 +28,6 @@ mod tree;
 
 pub(crate) use child::panic_message;
 pub use handle::{CallError, Handle};
-pub use spec::{ChildSpec, Intensity, Restart, Strategy};
-pub use status::{ChildReport, ChildState, SupervisorReport, SupervisorState};
-pub use tree::{RootSupervisor, SupervisorError, SupervisorSpec};
+pub use spec::{ChildSpec, ExitReason, Intensity, Restart, Strategy};
+pub use status::{ChildReport, ChildState, Failure, SupervisorReport, SupervisorState, TreeStatus};
+pub use tree::{RootSupervisor, SupervisorError, SupervisorHandle, SupervisorSpec};

@@ -94,10 +94,20 @@ pub enum TemplateError {
 pub enum DataFileError {
     /// The file could not be read; `reason` is the operating system's.
     #[error("cannot read {}: {reason}", path.display())]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The data file (`data/<name>.json` under `templates.dir`).
+        path: PathBuf,
+        /// The operating system's answer.
+        reason: String,
+    },
     /// The file is not JSON; `reason` is the parser's.
     #[error("{} is not valid JSON: {reason}", path.display())]
-    NotJson { path: PathBuf, reason: String },
+    NotJson {
+        /// The data file (`data/<name>.json` under `templates.dir`).
+        path: PathBuf,
+        /// The JSON parser's message.
+        reason: String,
+    },
 }
 
 impl TemplateError {

@@ -30,7 +30,7 @@ pub const MIN_SECTION_BYTES: usize = 256;
 /// Prefix of the internal templates that hold shared sections.
 pub const SHARED_PREFIX: &str = "__shared/";
 
-/// What the rewrites did.
+/// What the memory optimizer's deduplication rewrites did to a published template set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Rewrites {
     /// Templates that became an alias of an identical one.

@@ -30,7 +30,10 @@ use std::sync::Arc;
 use minijinja::Environment;
 use serde::Serialize;
 
-pub use error::TemplateError;
+pub use context::{InternerStats, UsageReport};
+pub use error::{DataFileError, TemplateError};
+pub use flatten::{FlattenError, Unflattenable};
+pub use memory::Rewrites;
 pub use render::{RenderError, Rendered};
 
 /// Template variables: a JSON object.
@@ -166,6 +169,8 @@ pub struct TemplateInfo {
 pub struct MemoryReport {
     /// Templates (internal shared sections included) in the set.
     pub templates: usize,
+    /// What deduplication did: templates aliased, shared sections and the source bytes
+    /// saved (`memory_optimizer.enable_deduplication`).
     #[serde(flatten)]
     pub rewrites: memory::Rewrites,
     /// Templates not compiled when the set was published (lazy loading).

@@ -18,8 +18,7 @@ use super::TemplateError;
 use crate::codec::Codecs;
 use crate::pool::{Manager, Pool, Pooled};
 
-/// Name of the pool of render output buffers.
-pub const BUFFER_POOL: &str = "render_buffers";
+pub use crate::config::keys::BUFFER_POOL;
 /// A buffer that grew past this is dropped on return rather than kept.
 pub const MAX_KEPT_BUFFER: usize = 64 * 1024;
 

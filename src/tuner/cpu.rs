@@ -12,19 +12,24 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where the figure came from.
+/// Where a [`CpuLimit`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CpuSource {
+    /// The cgroup v2 `cpu.max` quota of the process's cgroup or an ancestor (the lowest).
     CgroupV2,
+    /// The cgroup v1 `cpu.cfs_quota_us` over `cpu.cfs_period_us` (the lowest in the hierarchy).
     CgroupV1,
+    /// No quota (or one above the CPUs): the CPUs the process may run on.
     Cpus,
 }
 
 /// The CPU time the process may use, in CPUs (0.5: half of one), and its source.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct CpuLimit {
+    /// CPUs the process may use; fractional under a quota (0.5: half of one).
     pub cpus: f64,
+    /// Where `cpus` came from.
     pub source: CpuSource,
     /// The CPUs the process may run on (its affinity mask).
     pub available: usize,

@@ -13,22 +13,30 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where the limit came from.
+/// Where the tuner's memory limit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitSource {
+    /// cgroup v2 `memory.max`: the hard limit.
     CgroupV2Max,
+    /// cgroup v2 `memory.high`: where the kernel throttles and reclaims, below the limit.
     CgroupV2High,
+    /// cgroup v1 `memory.limit_in_bytes`: the hard limit.
     CgroupV1,
+    /// cgroup v1 `memory.soft_limit_in_bytes`: reclaimed down to under contention.
     CgroupV1Soft,
+    /// `tuner.memory_limit_mb`, as no cgroup sets a limit.
     Configured,
+    /// The machine's total memory: no cgroup limit and none configured.
     TotalMemory,
 }
 
-/// The limit and its source.
+/// The memory limit the tuner keeps RSS under, and its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryLimit {
+    /// The limit, in bytes.
     pub bytes: u64,
+    /// Where it came from.
     pub source: LimitSource,
 }
 

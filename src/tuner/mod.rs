@@ -7,6 +7,6 @@ pub mod cpu;
 pub mod memory;
 pub mod rules;
 
-pub use cpu::CpuLimit;
-pub use memory::MemoryLimit;
-pub use rules::{Readings, Recommendation, Targets, recommend};
+pub use cpu::{CpuLimit, CpuSource};
+pub use memory::{LimitSource, MemoryLimit};
+pub use rules::{Evidence, Readings, Recommendation, Targets, recommend};

@@ -86,25 +86,34 @@ pub struct Targets {
     pub cache_ceiling: u64,
 }
 
-/// One figure behind a recommendation.
+/// One figure behind a tuner recommendation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Evidence {
+    /// The figure's name, e.g. `process_rss_bytes` or `cpu_quota_cpus` (its unit is in the name).
     pub metric: String,
     /// What the figure covers (`now`, `last 30 s`).
     pub window: String,
+    /// The figure's value.
     pub value: f64,
 }
 
-/// A knob's current and recommended value.
+/// A tuner knob's current and recommended value, with why.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Recommendation {
+    /// The knob: a configuration key (`server.workers`) or a live setting
+    /// (`cache_budget_bytes`, `pool_scale_max:<pool>`, `in_flight_limit:<limiter>`...).
     pub knob: String,
+    /// The unit of `current` and `recommended` (`bytes`, `milliseconds`, `threads`...).
     pub unit: &'static str,
+    /// The knob's value now, in `unit`.
     pub current: f64,
+    /// The value the tuner recommends, in `unit` (equal to `current`: no change).
     pub recommended: f64,
     /// Applied while serving (auto mode), or only at the next start.
     pub live: bool,
+    /// Why, in a sentence.
     pub reason: String,
+    /// The figures the recommendation was made from.
     pub evidence: Vec<Evidence>,
 }
 

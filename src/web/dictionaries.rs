@@ -132,7 +132,9 @@ pub(super) fn dictionary_headers(
             headers.push((USE_AS_DICTIONARY, value));
         }
         if !files.dictionaries().has_asset(&file.key, file.digest) && files.holds(file) {
-            subsystems.add_asset_dictionary(Arc::clone(file), pattern.clone());
+            subsystems
+                .file_cache()
+                .add_asset_dictionary(Arc::clone(file), pattern.clone());
         }
     }
     headers
@@ -258,7 +260,9 @@ pub(super) async fn respond_with_dictionary(
         None => match compress(subsystems, file, &dictionary, coding).await {
             Ok(Some(encoded)) => {
                 if files.holds(file) {
-                    subsystems.keep_dict_encoded(Arc::clone(file), encoded.clone());
+                    subsystems
+                        .file_cache()
+                        .keep_dict_encoded(Arc::clone(file), encoded.clone());
                 }
                 encoded
             }

@@ -149,6 +149,7 @@ impl ResponseError for WebError {
                 ProfilerError::Profile(ProfileError::Dump(_)) | ProfilerError::Write { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
+                ProfilerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
     }

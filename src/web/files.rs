@@ -181,7 +181,7 @@ async fn find(subsystems: &Subsystems, key: &str) -> Result<Found, WebError> {
         return Ok(Found::File(file));
     }
     files.record_miss();
-    match subsystems.load_file(key.to_owned()).await {
+    match subsystems.file_cache().load(key.to_owned()).await {
         Ok(Ok(found)) => Ok(found),
         Ok(Err(LoadError::Io {
             kind: io::ErrorKind::PermissionDenied,
@@ -361,7 +361,7 @@ async fn respond_cached(
         && file.claim_build(coding)
     {
         // Read again while held at the quick level: time for the stored level.
-        subsystems.build_encodings(file.key.clone());
+        subsystems.file_cache().build_encodings(file.key.clone());
     }
     let held = file.encoded(coding);
     let (etag, encoded_bytes) = match (&fresh, held) {
@@ -439,7 +439,7 @@ fn note_demand(subsystems: &Subsystems, file: &Arc<CachedFile>, wanted: Coding) 
         && asked >= SECOND_CODING_AFTER
         && file.claim_build(wanted)
     {
-        subsystems.build_encodings(file.key.clone());
+        subsystems.file_cache().build_encodings(file.key.clone());
     }
 }
 
@@ -481,7 +481,9 @@ async fn compress_now(
     };
     files.record_inline_compression(coding, started.elapsed());
     if !file.has_encoded() && level == Levels::QUICK.of(coding) {
-        subsystems.keep_encoded(Arc::clone(file), coding, bytes.clone());
+        subsystems
+            .file_cache()
+            .keep_encoded(Arc::clone(file), coding, bytes.clone());
     }
     // At a stored level equal to the quick one these bytes are already the stored ones.
     let stored = level == codecs.stored_levels().of(coding);
@@ -540,7 +542,9 @@ pub(super) async fn identity(
             if file.count_inflation() == IDENTITY_COPY_AFTER
                 && files.opts().identity_copy_percent > 0
             {
-                subsystems.keep_identity(Arc::clone(file), bytes.clone());
+                subsystems
+                    .file_cache()
+                    .keep_identity(Arc::clone(file), bytes.clone());
             }
             Ok(bytes)
         }

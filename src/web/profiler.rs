@@ -28,10 +28,7 @@ pub(crate) fn admin_routes(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn pprof_heap(
     subsystems: web::Data<Subsystems>,
 ) -> Result<HttpResponse, WebError> {
-    let profile = subsystems
-        .heap_profile()
-        .await
-        .map_err(WebError::Unavailable)??;
+    let profile = subsystems.heap_profile().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
@@ -69,10 +66,7 @@ async fn take_snapshot(
     subsystems: web::Data<Subsystems>,
     query: web::Query<LabelQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let snapshot = subsystems
-        .take_snapshot(query.into_inner().label)
-        .await
-        .map_err(WebError::Unavailable)??;
+    let snapshot = subsystems.take_snapshot(query.into_inner().label).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(snapshot))
@@ -88,10 +82,7 @@ async fn compare(
             "name two snapshots: ?a=<index|label|latest>&b=<index|label|latest>".into(),
         ));
     };
-    let comparison = subsystems
-        .compare_snapshots(a, b)
-        .await
-        .map_err(WebError::Unavailable)??;
+    let comparison = subsystems.compare_snapshots(a, b).await?;
     Ok(super::admin::no_store().json(comparison))
 }
 
@@ -101,8 +92,7 @@ async fn capture(
 ) -> Result<HttpResponse, WebError> {
     let captured = subsystems
         .capture_heap_profile(query.into_inner().label)
-        .await
-        .map_err(WebError::Unavailable)??;
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(captured))

@@ -11,8 +11,9 @@
 //! - Loads: a miss or an expired hit is first tried on the handler's own thread with
 //!   calls that cannot block ([`FileCacheReader::load_now`], `nowait.rs`: a file the
 //!   kernel holds in its caches costs a few system calls and no thread handoff);
-//!   otherwise [`StartLoad`] (or [`LoadFile`]) loads or revalidates it on the blocking
-//!   pool. Either way concurrent requests for one key share one load: the first claims
+//!   otherwise [`StartLoad`] loads or revalidates it on the blocking
+//!   pool (`handle.rs` holds this miss protocol and the wiring, [`FileCacheHandle`]).
+//!   Either way concurrent requests for one key share one load: the first claims
 //!   the key ([`FileCacheReader::claim`]), the others wait for what it finds, and its
 //!   completion caches the file and answers them all. A load never compresses.
 //! - Representations, kept by demand. Each entry counts which coding its clients prefer
@@ -46,6 +47,7 @@
 mod admission;
 mod dictionaries;
 mod digests;
+mod handle;
 mod load;
 // openat2(2) and preadv2(2) through libc; every block says why it is sound.
 #[allow(unsafe_code)]
@@ -54,8 +56,9 @@ mod stats;
 mod store;
 
 pub use dictionaries::{AddAssetDictionary, KeepDictEncoded};
+pub(crate) use handle::FileCacheHandle;
 pub use load::{Found, LargeFile, identity_of, read_chunk};
-pub use stats::{CacheStats, EncodingStats, Histogram, Sent};
+pub use stats::{CacheStats, EncodingStats, Sent};
 /// Identity responses decoded from one entry's compressed bytes before it gets an
 /// identity copy.
 pub const IDENTITY_COPY_AFTER: u32 = 3;
@@ -87,15 +90,6 @@ use crate::metrics::{Collector, Reading, Source};
 use stats::CacheCounters;
 
 // ---- messages ------------------------------------------------------------------------
-
-/// Loads (or revalidates) the file at `key`, a path relative to the root from
-/// `http::path`, on the blocking pool, or joins the load in flight. Answers what was
-/// found; a file that fits is cached on the way.
-#[derive(Message)]
-#[rtype(result = "Result<Found, LoadError>")]
-pub struct LoadFile {
-    pub key: String,
-}
 
 /// Loads a claimed key on the blocking pool, for a caller that could not load it
 /// without blocking (see [`LoadClaim`]); answers where the result arrives.
@@ -171,8 +165,11 @@ pub enum LoadError {
     /// The file exists but cannot be read (permissions, I/O error).
     #[error("cannot read `{key}`: {message}")]
     Io {
+        /// The file's path relative to the root.
         key: String,
+        /// The operating system's error kind.
         kind: io::ErrorKind,
+        /// The operating system's message (logged, never sent to clients).
         message: String,
     },
     /// The cache restarted while the load was in flight.
@@ -405,11 +402,6 @@ impl FileCacheReader {
         CacheCounters::add(&self.shared.counters.too_large, 1);
     }
 
-    /// The serve-time histogram.
-    pub fn serve_time(&self) -> &Histogram {
-        &self.shared.counters.serve_time
-    }
-
     /// A snapshot of every figure.
     pub fn stats(&self) -> CacheStats {
         let load = |counter: &std::sync::atomic::AtomicU64| {
@@ -594,7 +586,7 @@ impl FileCacheReader {
     }
 }
 
-impl crate::actors::profiler::MemoryAccount for FileCacheReader {
+impl crate::metrics::MemoryAccount for FileCacheReader {
     fn name(&self) -> &'static str {
         "file_cache"
     }
@@ -1159,21 +1151,6 @@ impl Actor for FileCache {
             opts.min_compress_size,
             opts.max_file_size,
         );
-    }
-}
-
-impl Handler<LoadFile> for FileCache {
-    type Result = ResponseFuture<Result<Found, LoadError>>;
-
-    fn handle(&mut self, LoadFile { key }: LoadFile, ctx: &mut Context<Self>) -> Self::Result {
-        let receiver = match self.reader.claim(&key) {
-            Claim::Lead(claim) => {
-                self.start_load(key, ctx);
-                claim.hand_over()
-            }
-            Claim::Wait(receiver) => receiver,
-        };
-        Box::pin(async move { receiver.await.unwrap_or(Err(LoadError::Interrupted)) })
     }
 }
 

@@ -114,7 +114,8 @@ pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 5]) -> Vec<Encodi
         .collect()
 }
 
-/// One coding's figures (identity's build counts and held figures are 0).
+/// One coding's figures in [`CacheStats::encodings`] (identity's build counts and held
+/// figures are 0).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EncodingStats {
     /// `identity`, `gzip`, `br`, `zstd`, `dcz` or `dcb`.
@@ -127,8 +128,9 @@ pub struct EncodingStats {
     pub recompressions: u64,
     /// Responses compressed at the quick level while their client waited.
     pub inline_compressions: u64,
-    /// Cached files holding this representation, and its bytes.
+    /// Cached files holding this representation now.
     pub held: u64,
+    /// Bytes of this representation the cache holds now.
     pub held_bytes: u64,
 }
 
@@ -142,29 +144,40 @@ impl CacheCounters {
     }
 }
 
-/// A snapshot of the cache's figures.
+/// A snapshot of the static file cache's figures. Counters are cumulative since the runtime
+/// started (a restart of the cache empties it, not its counters); the others are now.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CacheStats {
+    /// Static files served (200, 206 and 304 answers), since start.
     pub files_served: u64,
+    /// File lookups answered from the cache.
     pub cache_hits: u64,
+    /// File lookups that needed the disk (misses and revalidations).
     pub cache_misses: u64,
     /// hits / (hits + misses); 0 before any lookup.
     pub hit_ratio: f64,
+    /// Files evicted to stay within the budget.
     pub evictions: u64,
     /// Stored bytes plus per-entry overhead plus the admission sketch.
     pub bytes_cached: u64,
     /// The admission sketch's part of `bytes_cached` (0 under `admission = "lru"`).
     pub admission_sketch_bytes: u64,
+    /// The cache's byte budget now: `static_files.max_cache_size`, or what the tuner last set.
     pub budget_bytes: u64,
+    /// Files the cache holds now.
     pub items: usize,
+    /// Responses sent compressed (any coding, dictionary codings included).
     pub compressed_served: u64,
     /// Bytes the smallest compressed form saves over the identity bytes of the cached
     /// compressible files, divided by those identity bytes.
     pub compression_ratio: f64,
+    /// Mean time to serve a static file since start, in milliseconds.
     pub average_serve_time_ms: f64,
-    /// Upper bound of the serve-time bucket holding the 99th percentile.
+    /// Upper bound of the serve-time bucket holding the 99th percentile, in milliseconds.
     pub p99_serve_time_ms: f64,
+    /// Cached files checked against the disk after expiring (`static_files.cache_expiration`).
     pub revalidations: u64,
+    /// Responses streamed from disk because the file exceeds `static_files.max_file_size`.
     pub too_large: u64,
     /// Files read but not cached: admission judged each file they would have evicted
     /// more popular.
@@ -175,9 +188,11 @@ pub struct CacheStats {
     pub compression_queue: u64,
     /// Identity responses decoded from stored compressed bytes.
     pub inflations: u64,
-    /// Identity copies kept for files identity clients read often, and those refused
-    /// because the copies' share of the budget was full.
+    /// Identity copies kept for files identity clients read often (with
+    /// `static_files.store = "compressed-only"`).
     pub identity_copies: u64,
+    /// Identity copies refused because the copies' share of the budget
+    /// (`static_files.identity_copy_percent`) was full.
     pub identity_copies_refused: u64,
     /// Bytes of the identity copies held now.
     pub identity_copy_bytes: u64,
@@ -190,7 +205,7 @@ pub struct CacheStats {
     pub read_buffer_bytes: u64,
     /// Body bytes compressed 200 responses saved against their identity bodies.
     pub bytes_saved: u64,
-    /// Time spent compressing responses while their clients waited.
+    /// Time spent compressing responses while their clients waited, in milliseconds.
     pub inline_compression_ms: f64,
     /// Responses, body bytes, builds and representations held, by coding (identity,
     /// gzip, br, zstd, dcz, dcb).
@@ -198,8 +213,9 @@ pub struct CacheStats {
     /// Body bytes dictionary-compressed 200 responses saved against the best plain form
     /// their client takes.
     pub dictionary_bytes_saved: u64,
-    /// Site dictionaries built since start, and builds that failed or found no pages.
+    /// Site dictionaries built since start.
     pub dictionary_builds: u64,
+    /// Site dictionary builds that failed or found no pages.
     pub dictionary_build_failures: u64,
     /// Downloads of the dictionaries' own URLs (200s).
     pub dictionary_downloads: u64,

@@ -1,6 +1,15 @@
 //! The cache actor's tests: loads, budgets, admission, representations and copies.
 
 use super::*;
+use crate::supervisor::{Handle, RootSupervisor, SupervisorSpec};
+
+/// The cache as the runtime starts it: a supervised `file_cache` child, loaded through
+/// its handle's miss protocol.
+fn start(reader: FileCacheReader) -> (RootSupervisor, FileCacheHandle) {
+    let (spec, files) = FileCacheHandle::child(reader);
+    let tree = SupervisorSpec::new("test").child(spec).start().unwrap();
+    (tree, files)
+}
 
 fn reader(dir: &std::path::Path, budget: u64) -> FileCacheReader {
     reader_with(dir, budget, Admission::Lru)
@@ -20,7 +29,7 @@ fn reader_with(dir: &std::path::Path, budget: u64, admission: Admission) -> File
 /// Asks for `key`'s stored-level `coding` as a request would, and answers the
 /// cached entry once it holds them (at most 2 s).
 async fn compressed(
-    cache: &Addr<FileCache>,
+    cache: &Handle<FileCache>,
     reader: &FileCacheReader,
     key: &str,
     coding: Coding,
@@ -49,14 +58,9 @@ async fn file_cache_concurrent_misses_share_one_load() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
     let reader = reader(dir.path(), 1 << 20);
-    let cache = FileCache::new(reader.clone()).start();
-    let loads: Vec<_> = (0..20)
-        .map(|_| {
-            cache.send(LoadFile {
-                key: "a.css".into(),
-            })
-        })
-        .collect();
+    let (_tree, files) = start(reader.clone());
+    let cache = files.actor();
+    let loads: Vec<_> = (0..20).map(|_| files.load("a.css".into())).collect();
     let results = futures_util::future::join_all(loads).await;
     let files: Vec<Arc<CachedFile>> = results
         .into_iter()
@@ -121,15 +125,10 @@ async fn file_cache_stays_within_its_budget_and_counts_evictions() {
     }
     let budget = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
     let reader = reader(dir.path(), budget);
-    let cache = FileCache::new(reader.clone()).start();
+    let (_tree, files) = start(reader.clone());
+    let cache = files.actor();
     for i in 0..10 {
-        cache
-            .send(LoadFile {
-                key: format!("{i}.bin"),
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        files.load(format!("{i}.bin")).await.unwrap().unwrap();
         assert!(cache.send(GetCacheSize).await.unwrap() <= budget);
     }
     let stats = cache.send(GetCacheStats).await.unwrap();
@@ -148,7 +147,8 @@ async fn file_cache_admission_keeps_what_is_read_and_counts_rejections() {
     let entries = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
     let budget = entries + ByteLru::with_admission(entries).fixed_bytes();
     let reader = reader_with(dir.path(), budget, Admission::TinyLfu);
-    let cache = FileCache::new(reader.clone()).start();
+    let (_tree, files) = start(reader.clone());
+    let cache = files.actor();
     // As the static handler does: a lookup (counted), then a load on a miss.
     for i in 0..10 {
         let key = format!("{i}.bin");
@@ -156,7 +156,7 @@ async fn file_cache_admission_keeps_what_is_read_and_counts_rejections() {
         for _ in 0..reads {
             assert!(reader.lookup(&key).is_none() || i < 3);
         }
-        let found = cache.send(LoadFile { key }).await.unwrap().unwrap();
+        let found = files.load(key).await.unwrap().unwrap();
         assert!(
             matches!(found, Found::File(_)),
             "served even when not cached"
@@ -177,12 +177,9 @@ async fn file_cache_a_load_never_compresses_and_quick_bytes_give_way_to_stored_o
     let css = "a { color: red }\n".repeat(500);
     std::fs::write(dir.path().join("a.css"), &css).unwrap();
     let reader = reader(dir.path(), 1 << 20);
-    let cache = FileCache::new(reader.clone()).start();
-    let load = || {
-        cache.send(LoadFile {
-            key: "a.css".into(),
-        })
-    };
+    let (_tree, files) = start(reader.clone());
+    let cache = files.actor();
+    let load = || files.load("a.css".into());
     let Found::File(first) = load().await.unwrap().unwrap() else {
         panic!("not a file")
     };
@@ -253,7 +250,7 @@ async fn file_cache_a_load_never_compresses_and_quick_bytes_give_way_to_stored_o
         css.as_bytes()
     );
     // A second coding, once asked for, joins it.
-    let both = compressed(&cache, &reader, "a.css", Coding::Gzip).await;
+    let both = compressed(cache, &reader, "a.css", Coding::Gzip).await;
     assert!(both.encoded(Coding::Br).is_some() && both.identity.is_some());
     let stats = cache.send(GetCacheStats).await.unwrap();
     assert_eq!((stats.background_compressions, stats.items), (2, 1));
@@ -278,14 +275,7 @@ async fn file_cache_a_load_never_compresses_and_quick_bytes_give_way_to_stored_o
 
     // A file whose quick bytes do not pay is no longer compressible.
     std::fs::write(dir.path().join("b.css"), &css).unwrap();
-    let Found::File(b) = cache
-        .send(LoadFile {
-            key: "b.css".into(),
-        })
-        .await
-        .unwrap()
-        .unwrap()
-    else {
+    let Found::File(b) = files.load("b.css".into()).await.unwrap().unwrap() else {
         panic!("not a file")
     };
     cache
@@ -324,16 +314,13 @@ async fn file_cache_identity_copies_stay_within_their_share_of_the_budget() {
         ..crate::config::Opts::default().static_files
     };
     let reader = FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap();
-    let cache = FileCache::new(reader.clone()).start();
+    let (_tree, files) = start(reader.clone());
+    let cache = files.actor();
     let mut entries = Vec::new();
     for n in 0..3 {
         let key = format!("{n}.txt");
-        cache
-            .send(LoadFile { key: key.clone() })
-            .await
-            .unwrap()
-            .unwrap();
-        let compressed = compressed(&cache, &reader, &key, Coding::Gzip).await;
+        files.load(key.clone()).await.unwrap().unwrap();
+        let compressed = compressed(cache, &reader, &key, Coding::Gzip).await;
         assert!(compressed.identity.is_none(), "compressed-only");
         entries.push((compressed, Bytes::from(text(n))));
     }

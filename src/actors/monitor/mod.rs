@@ -107,17 +107,24 @@ impl Serialize for Figures {
     }
 }
 
-/// A rule and its state, as `/monitoring/alerts` shows it.
+/// An alert rule and its state, as `/monitoring/alerts` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlertStatus {
+    /// The rule's unique name (the Alertmanager `alertname`).
     pub name: String,
+    /// How urgent the alert is.
     pub severity: crate::alerts::Severity,
+    /// The rule's state now.
     pub state: State,
+    /// The figure of the JSON view (`/monitoring`) the rule watches, e.g. `cache_hit_ratio`.
     pub metric: String,
+    /// How the figure is compared with `threshold`.
     pub comparison: crate::alerts::Comparison,
+    /// The value the figure is compared with, in the figure's own unit.
     pub threshold: f64,
     /// The figure at the last evaluation (its increase for windowed rules).
     pub value: Option<f64>,
+    /// What the alert says when it fires.
     pub message: String,
     /// When the current state began, in milliseconds since the epoch.
     pub since_ms: u64,
@@ -416,6 +423,45 @@ impl Handler<CollectNow> for Monitor {
 
     fn handle(&mut self, _: CollectNow, _: &mut Context<Self>) {
         self.collect();
+    }
+}
+
+/// The monitor as the runtime holds it: the actor and the samples it publishes.
+#[derive(Clone)]
+pub(crate) struct MonitorHandle {
+    actor: crate::supervisor::Handle<Monitor>,
+    reader: MonitorReader,
+}
+
+impl MonitorHandle {
+    /// The `monitor` child, collecting `sources` every `opts.interval`.
+    pub(crate) fn child(
+        opts: &MonitoringOpts,
+        sources: Vec<Arc<dyn Source>>,
+    ) -> (crate::supervisor::ChildSpec, MonitorHandle) {
+        let reader = MonitorReader::new(opts.interval);
+        let (published, opts) = (reader.clone(), opts.clone());
+        let (spec, actor) = crate::supervisor::ChildSpec::worker("monitor", move || {
+            Monitor::new(published.clone(), sources.clone(), &opts)
+        });
+        (spec, MonitorHandle { actor, reader })
+    }
+
+    /// The published samples and alerts.
+    pub(crate) fn reader(&self) -> &MonitorReader {
+        &self.reader
+    }
+
+    /// The alerts firing now.
+    pub(crate) async fn check_alerts(
+        &self,
+    ) -> Result<Vec<AlertStatus>, crate::supervisor::CallError> {
+        self.actor.send(CheckAlerts).await
+    }
+
+    /// Collects and evaluates the alerts now.
+    pub(crate) async fn collect_now(&self) -> Result<(), crate::supervisor::CallError> {
+        self.actor.send(CollectNow).await
     }
 }
 

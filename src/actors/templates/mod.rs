@@ -32,7 +32,7 @@ mod threads;
 
 use actix::prelude::*;
 
-pub use reports::{OptimizeReport, ReloadSummary, VariablesReport};
+pub use reports::{LazyVariable, OptimizeReport, ReloadSummary, SharedVariable, VariablesReport};
 pub use shared::TemplatesShared;
 
 /// Reloads changed templates now; answers what happened.
@@ -129,6 +129,53 @@ fn on_blocking_pool<T: Send + 'static>(
             .await
             .unwrap_or_else(|panic| on_panic(panic.to_string()))
     })
+}
+
+/// The template store as the runtime holds it: the actor and the shared state renders
+/// read.
+#[derive(Clone)]
+pub(crate) struct TemplatesHandle {
+    actor: crate::supervisor::Handle<TemplateStore>,
+    shared: TemplatesShared,
+}
+
+impl TemplatesHandle {
+    /// Loads the templates once on the blocking pool, so the first request finds them,
+    /// and makes the `templates` child over `shared`. A failed or panicking first load is
+    /// logged; the store serves what it has until a reload succeeds.
+    pub(crate) async fn start(
+        shared: TemplatesShared,
+    ) -> (crate::supervisor::ChildSpec, TemplatesHandle) {
+        let loader = shared.clone();
+        match actix_web::rt::task::spawn_blocking(move || loader.reload_blocking()).await {
+            Ok(summary) => {
+                if let Some(failure) = summary.failure {
+                    log::error!("templates: {failure}");
+                }
+            }
+            Err(panic) => shared.reload_panicked(&panic),
+        }
+        let store = shared.clone();
+        let (spec, actor) = crate::supervisor::ChildSpec::worker("templates", move || {
+            TemplateStore::new(store.clone())
+        });
+        (spec, TemplatesHandle { actor, shared })
+    }
+
+    /// The state renders, listings and reports read.
+    pub(crate) fn shared(&self) -> &TemplatesShared {
+        &self.shared
+    }
+
+    /// Re-runs the optimizers and publishes the result.
+    pub(crate) async fn optimize(&self) -> Result<OptimizeReport, crate::supervisor::CallError> {
+        self.actor.send(OptimizeTemplates).await
+    }
+
+    /// Reloads changed templates now.
+    pub(crate) async fn reload(&self) -> Result<ReloadSummary, crate::supervisor::CallError> {
+        self.actor.send(ReloadTemplates).await
+    }
 }
 
 #[cfg(test)]

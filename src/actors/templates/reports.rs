@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::templates::MemoryReport;
 use crate::templates::context;
 
-/// What one reload did.
+/// What one template reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadSummary {
     /// Templates known after the reload.
@@ -41,17 +41,24 @@ pub struct VariablesReport {
     pub interned: Option<context::InternerStats>,
 }
 
-/// A variable several templates read from the shared layer.
+/// A variable of the shared context layers (global context, data files, live values)
+/// that several templates read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SharedVariable {
+    /// The variable's name in the context.
     pub name: String,
+    /// Templates in the published set that read it (two or more).
     pub templates: usize,
 }
 
 /// A variable loaded only when a render reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LazyVariable {
+    /// The variable's name: `<name>` for a data file `data/<name>.json` under
+    /// `templates.dir`, or a live value's name.
     pub name: String,
+    /// Times its value was loaded, failed loads included (more than one when
+    /// `context_optimizer.enable_compression` keeps no data file in memory).
     pub loads: u64,
 }
 
@@ -68,12 +75,14 @@ pub struct OptimizeReport {
     pub baseline_heap_bytes: Option<u64>,
     /// The same with the configured optimizers.
     pub optimized_heap_bytes: Option<u64>,
-    /// `baseline - optimized`.
+    /// `baseline - optimized`, in bytes.
     pub bytes_saved: Option<i64>,
+    /// `bytes_saved` in MB (2^20 bytes), rounded to two decimals.
     pub memory_reduced_mb: Option<f64>,
-    /// Resident memory right before and after the memory-release hint (jemalloc purge),
-    /// when `enable_gc_hints` is on and jemalloc could purge.
+    /// Resident memory, in bytes, right before the memory-release hint (jemalloc purge),
+    /// when `memory_optimizer.enable_gc_hints` is on and jemalloc could purge.
     pub rss_before_release: Option<u64>,
+    /// Resident memory, in bytes, right after that hint (same conditions).
     pub rss_after_release: Option<u64>,
     /// Why the heap figures are missing, when they are.
     pub unavailable: Option<String>,

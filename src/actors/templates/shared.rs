@@ -433,7 +433,7 @@ impl TemplatesShared {
     }
 }
 
-impl crate::actors::profiler::MemoryAccount for TemplatesShared {
+impl crate::metrics::MemoryAccount for TemplatesShared {
     fn name(&self) -> &'static str {
         "templates"
     }

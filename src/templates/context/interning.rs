@@ -14,7 +14,8 @@ use super::lock;
 /// or less useful for strings near the limit.
 pub const INLINE_STRING_MAX: usize = 22;
 
-/// Counts of an [`Interner`].
+/// What interning the global context's strings saved (`context_optimizer.enable_deduplication`):
+/// counts of the `Interner` that holds equal strings once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct InternerStats {
     /// Distinct strings stored.

@@ -37,7 +37,8 @@ pub struct VariableCounts {
     pub supplied: u64,
 }
 
-/// A summary of a [`UsageTracker`]'s counts.
+/// How often renders read each context variable, as the context optimizer's usage tracking
+/// (the `UsageTracker`) counted them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UsageReport {
     /// Tracked contexts created, i.e. renders (one context per render).

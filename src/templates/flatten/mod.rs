@@ -95,7 +95,9 @@ pub struct Unflattenable {
     pub reason: String,
 }
 
-/// Why [`flatten`] produced no source.
+/// Why a template's extends chain could not be flattened into one template: a broken
+/// chain (a load error), or a construct the flattener does not rewrite (the template then
+/// renders through minijinja's own inheritance).
 #[derive(Debug, thiserror::Error)]
 pub enum FlattenError {
     /// The chain cannot be resolved (the template is broken).
