@@ -3,11 +3,12 @@
 use super::*;
 use crate::supervisor::{Handle, RootSupervisor, SupervisorSpec};
 
-/// The cache as the runtime starts it: a supervised `file_cache` child, loaded through
-/// its handle's miss protocol.
-fn start(reader: FileCacheReader) -> (RootSupervisor, FileCacheHandle) {
+/// The cache as the runtime starts it: a supervised `file_cache` child, running before
+/// the first request, loaded through its handle's miss protocol.
+async fn start(reader: FileCacheReader) -> (RootSupervisor, FileCacheHandle) {
     let (spec, files) = FileCacheHandle::child(reader);
     let tree = SupervisorSpec::new("test").child(spec).start().unwrap();
+    tree.handle().status().started().await;
     (tree, files)
 }
 
@@ -58,7 +59,7 @@ async fn file_cache_concurrent_misses_share_one_load() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.css"), "a { color: red }".repeat(100)).unwrap();
     let reader = reader(dir.path(), 1 << 20);
-    let (_tree, files) = start(reader.clone());
+    let (_tree, files) = start(reader.clone()).await;
     let cache = files.actor();
     let loads: Vec<_> = (0..20).map(|_| files.load("a.css".into())).collect();
     let results = futures_util::future::join_all(loads).await;
@@ -125,7 +126,7 @@ async fn file_cache_stays_within_its_budget_and_counts_evictions() {
     }
     let budget = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
     let reader = reader(dir.path(), budget);
-    let (_tree, files) = start(reader.clone());
+    let (_tree, files) = start(reader.clone()).await;
     let cache = files.actor();
     for i in 0..10 {
         files.load(format!("{i}.bin")).await.unwrap().unwrap();
@@ -147,7 +148,7 @@ async fn file_cache_admission_keeps_what_is_read_and_counts_rejections() {
     let entries = 3 * (allocation_size(1000) + ENTRY_OVERHEAD + 10);
     let budget = entries + ByteLru::with_admission(entries).fixed_bytes();
     let reader = reader_with(dir.path(), budget, Admission::TinyLfu);
-    let (_tree, files) = start(reader.clone());
+    let (_tree, files) = start(reader.clone()).await;
     let cache = files.actor();
     // As the static handler does: a lookup (counted), then a load on a miss.
     for i in 0..10 {
@@ -177,7 +178,7 @@ async fn file_cache_a_load_never_compresses_and_quick_bytes_give_way_to_stored_o
     let css = "a { color: red }\n".repeat(500);
     std::fs::write(dir.path().join("a.css"), &css).unwrap();
     let reader = reader(dir.path(), 1 << 20);
-    let (_tree, files) = start(reader.clone());
+    let (_tree, files) = start(reader.clone()).await;
     let cache = files.actor();
     let load = || files.load("a.css".into());
     let Found::File(first) = load().await.unwrap().unwrap() else {
@@ -314,7 +315,7 @@ async fn file_cache_identity_copies_stay_within_their_share_of_the_budget() {
         ..crate::config::Opts::default().static_files
     };
     let reader = FileCacheReader::new(opts, crate::codec::Codecs::direct()).unwrap();
-    let (_tree, files) = start(reader.clone());
+    let (_tree, files) = start(reader.clone()).await;
     let cache = files.actor();
     let mut entries = Vec::new();
     for n in 0..3 {
