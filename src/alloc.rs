@@ -301,7 +301,7 @@ unsafe impl Sync for MallocConf {}
 ///   OS after 1 s instead of 10 s: in `bench/http.sh`'s memory run these hold peak RSS at
 ///   52-53 MB (`both`) and 26-28 MB (`compressed-only`) against 57-58 and 29 MB with
 ///   jemalloc's defaults; cached-hit throughput stayed within this machine's noise
-///   (median 0.96x of the defaults over 9 interleaved rounds; see `bench/README.md`).
+///   (median 0.96x of the defaults over 9 interleaved rounds; see `bench/HISTORY.md`).
 ///
 /// `_RJEM_MALLOC_CONF` in the environment overrides any of them.
 #[cfg(feature = "jemalloc")]

@@ -59,7 +59,7 @@ pub const SITE_VERSIONS: usize = 2;
 /// zstd level of dcz responses. With the site dictionary prepared at this level (2.8 MB)
 /// a page takes 20 µs (median, 6 µs per KB) and its context 3 MB whatever the input;
 /// level 15 saves 7% more bytes but its prepared dictionary takes 8.5 MB, its context 9
-/// to 33 MB, and a 160 KB page 7 ms (bench/compress `dictionary`, bench/README.md).
+/// to 33 MB, and a 160 KB page 7 ms (bench/compress `dictionary`, bench/HISTORY.md).
 pub const DCZ_LEVEL: i32 = 6;
 
 /// zstd contexts kept for the next dcz response (each about 3 MB at [`DCZ_LEVEL`]).

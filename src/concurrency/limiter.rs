@@ -26,7 +26,7 @@
 //! scheduler's time slice. In a standing queue served newest first, a waiter not served
 //! within about one service time will not be: newer arrivals go first. So it waits 1 ms
 //! (the timer's granularity makes that 1–2 ms) and its refusal is answered within a few
-//! milliseconds; with 5 ms, refusals took 7–8 ms at the 99th percentile (bench/README.md).
+//! milliseconds; with 5 ms, refusals took 7–8 ms at the 99th percentile (bench/HISTORY.md).
 //!
 //! The standing state ends with evidence, not with one free moment: once entered, it
 //! lasts until a whole `queue_timeout` window in which at least half the arrivals found

@@ -30,7 +30,7 @@ impl Limiters {
     /// Both limiters with `config`; the renders' limit starts (and may go down to)
     /// `render_workers` when that is lower, since more renders than workers only queue
     /// for a worker. (A floor of twice the workers was measured too: the same goodput,
-    /// a higher admitted p99; bench/README.md.)
+    /// a higher admitted p99; bench/HISTORY.md.)
     pub fn new(config: LimiterConfig, render_workers: usize) -> Limiters {
         let floor = config.limit.min.min(render_workers.max(1));
         let renders = LimiterConfig {

@@ -1,6 +1,6 @@
-//! What a key is: its [`Kind`] (what is allowed, for checks, errors and the README), the
-//! untyped [`Key`] the layers parse against, and the [`TypedKey`] that [`Opts`] is built
-//! through.
+//! What a key is: its [`Kind`] (what is allowed, for checks, errors and the configuration
+//! reference in docs/configuration.md), the untyped [`Key`] the layers parse against, and
+//! the [`TypedKey`] that [`Opts`] is built through.
 //!
 //! A key's kind and the Rust type read from it must agree: an int key read as a `bool`
 //! would always read `false`. So a kind is only ever named through a [`Typed`] constant or
@@ -62,7 +62,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// What is allowed, for error messages and the README.
+    /// What is allowed, for error messages and docs/configuration.md.
     pub fn allowed(self) -> String {
         match self {
             Kind::Bool => "true or false".into(),
@@ -146,7 +146,7 @@ pub(crate) const fn choice<T: Choice>() -> Typed<T> {
 
 /// An enum a [`Kind::Choice`] key is read as.
 pub(crate) trait Choice: Sized {
-    /// Every word, in the order error messages and the README list them.
+    /// Every word, in the order error messages and docs/configuration.md list them.
     const WORDS: &'static [&'static str];
 
     /// The value a word names; `Some` for each of [`Choice::WORDS`].

@@ -2,7 +2,7 @@
 //!
 //! `key_table!` turns the table into one constant per key, which is how
 //! [`Opts`](super::Opts) reads it, and into [`KEYS`], the untyped list the layers, the
-//! `leanserve config` rows and the README's table walk in this order. A constant is named
+//! `leanserve config` rows and docs/configuration.md's table walk in this order. A constant is named
 //! after its path (`server.workers` is `SERVER_WORKERS`), which a test checks, and its
 //! type says what it reads as:
 //!

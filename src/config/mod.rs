@@ -8,8 +8,8 @@
 //! compiled default. Each layer is parsed and checked against that table as it is read, so
 //! a bad value names its key, where it came from and what is allowed, whichever layer it
 //! is in; the table also drives `leanserve config` (each value with its source) and the
-//! README's configuration table, which a test keeps in step. Options that must fit
-//! together are checked once all layers are in, by the same functions
+//! configuration table of docs/configuration.md, which a test keeps in step. Options that
+//! must fit together are checked once all layers are in, by the same functions
 //! [`Opts::validate`] runs on options built in code, which the runtime calls before it
 //! starts.
 //!
@@ -37,7 +37,7 @@
 //! - `opts`: [`Opts`] and its parts, one per subsystem;
 //! - `build`: [`Opts`] from the winning settings;
 //! - `validate`: checks across keys, shared by [`Config::load`] and [`Opts::validate`];
-//! - `tests`: the tests of all of the above, and the README's configuration table.
+//! - `tests`: the tests of all of the above, and docs/configuration.md's table.
 
 mod build;
 mod key;
@@ -82,7 +82,7 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// Every profile, in the order the README lists them.
+    /// Every profile, in the order docs/configuration.md lists them.
     pub const ALL: [Profile; 3] = [Profile::Dev, Profile::Test, Profile::Prod];
 
     /// The profile as `--env` and `LEANSERVE_ENV` spell it.

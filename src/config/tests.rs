@@ -1,5 +1,6 @@
 //! The configuration tests: layering, per-key checks, typed reads and the key table,
-//! validation of loaded and hand-built options, and the README's configuration table.
+//! validation of loaded and hand-built options, and the configuration reference's table
+//! (docs/configuration.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -670,9 +671,9 @@ fn config_validate_refuses_a_missing_root_dir_set_in_code() {
     );
 }
 
-/// The README's configuration table, generated from [`KEYS`] and the shipped profile
-/// files, so a test can keep the README true.
-fn readme_table(config_dir: &Path) -> String {
+/// The configuration reference's table (docs/configuration.md), generated from [`KEYS`]
+/// and the shipped profile files, so a test can keep the reference true.
+fn reference_table(config_dir: &Path) -> String {
     let mut profiles = Vec::new();
     for profile in Profile::ALL {
         let mut settings = BTreeMap::new();
@@ -705,12 +706,14 @@ fn readme_table(config_dir: &Path) -> String {
 }
 
 #[test]
-fn readme_configuration_table_lists_every_key() {
+fn config_reference_table_lists_every_key() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let expected = readme_table(&root.join("config"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let expected = reference_table(&root.join("config"));
+    let path = root.join("docs/configuration.md");
+    let reference = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{} does not read: {error}", path.display()));
     assert!(
-        readme.contains(&expected),
-        "README.md's configuration table is out of date; it should read:\n\n{expected}"
+        reference.contains(&expected),
+        "docs/configuration.md's configuration table is out of date; it should read:\n\n{expected}"
     );
 }

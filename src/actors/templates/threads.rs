@@ -11,7 +11,7 @@
 //! render capacity, goodput rose from 0.87 C to 1.13 C and refusals got faster. But
 //! renders then also yield to any other busy process: with the load generator on the
 //! same two cores, 0.8 C saw 146 refusals against 3 at the process's priority
-//! (bench/README.md).
+//! (bench/HISTORY.md).
 //!
 //! Linux applies a nice value per thread, so only these threads are lowered. Elsewhere,
 //! or where the system refuses (a sandbox without `setpriority`), the threads run at the

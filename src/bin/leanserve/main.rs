@@ -57,7 +57,7 @@ STATUS, PROFILE, OPTIMIZE AND TUNE OPTIONS:
     --apply               tune: apply the live knobs now (the others need a restart)
 
 Flags beat environment variables, which beat config/<profile>.toml, then
-config/default.toml, then compiled defaults. The README lists every key.
+config/default.toml, then compiled defaults. docs/configuration.md lists every key.
 ";
 
 /// Exit code for configuration and usage errors.
