@@ -72,7 +72,8 @@
 //!   for renders.
 //! - `tuner/`: the configuration tuner's pure part: the memory limit and pressure
 //!   (cgroup v2/v1, configured, total; PSI), the CPU quota (cgroup v2/v1, else the
-//!   CPUs) and the rules that turn readings into recommendations.
+//!   CPUs), the knobs it tunes (`Knob`, spelt as `/admin/tuner` and the metrics name
+//!   them) and the rules that turn readings into recommendations.
 //! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).
@@ -191,6 +192,7 @@ pub mod internals {
     pub use crate::config::{TypedKey, keys};
     pub use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
     pub use crate::templates::{Published, context, flatten};
+    pub use crate::tuner::{Knob, KnobError};
 }
 
 /// What `use_jemalloc!` expands to; not API.
