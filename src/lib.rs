@@ -72,7 +72,8 @@
 //!   for renders.
 //! - `tuner/`: the configuration tuner's pure part: the memory limit and pressure
 //!   (cgroup v2/v1, configured, total; PSI), the CPU quota (cgroup v2/v1, else the
-//!   CPUs) and the rules that turn readings into recommendations.
+//!   CPUs), the knobs it tunes (`Knob`, spelt as `/admin/tuner` and the metrics name
+//!   them) and the rules that turn readings into recommendations.
 //! - `codec.rs`: compression and decoding (gzip on libdeflate, br, zstd) at a quick and a
 //!   stored level, with reusable state from the `gzip` and `inflate` pools (the file
 //!   cache's and the template renders' compression).
@@ -202,8 +203,8 @@ pub use templates::{
 };
 pub use tls::{Certificates, TlsError, TlsFiles};
 pub use tuner::{
-    CpuLimit, CpuSource, Evidence as TuningEvidence, LimitSource as MemoryLimitSource, MemoryLimit,
-    Recommendation,
+    CpuLimit, CpuSource, Evidence as TuningEvidence, Knob, KnobError,
+    LimitSource as MemoryLimitSource, MemoryLimit, Recommendation,
 };
 pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
 

@@ -5,6 +5,7 @@
 
 mod util;
 
+use leanserve::Knob;
 use leanserve::Runtime;
 use leanserve::{Config, ConfigError, LoadOptions};
 use util::{config_dir, get_json, serve, site, test_opts};
@@ -166,7 +167,7 @@ async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
     })
     .await;
     let decisions = subsystems.tuner_decisions();
-    assert_eq!(decisions[0].knob, "cache_budget_bytes");
+    assert_eq!(decisions[0].knob, Knob::CacheBudgetBytes);
     assert_eq!(decisions[0].direction, "down");
     subsystems.shutdown().await;
 }

@@ -24,7 +24,9 @@ use crate::config::{TunerMode, TunerOpts};
 use crate::metrics::{Collector, Kind, Reading, Sample, Source};
 use crate::pool::{Pools, Resize};
 use crate::supervisor::Handle;
-use crate::tuner::{CpuLimit, MemoryLimit, Readings, Recommendation, Targets, memory, recommend};
+use crate::tuner::{
+    CpuLimit, Knob, MemoryLimit, Readings, Recommendation, Targets, memory, recommend,
+};
 
 /// Decisions kept.
 const DECISIONS_KEPT: usize = 50;
@@ -63,7 +65,7 @@ pub struct TunerReport {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TunerDecision {
     /// The knob changed, as `/admin/tuner` and the metrics name it.
-    pub knob: String,
+    pub knob: Knob,
     /// Its value before the change.
     pub from: f64,
     /// Its value after the change.
@@ -94,7 +96,7 @@ pub struct TunerInputs {
 struct State {
     report: Option<TunerReport>,
     decisions: VecDeque<TunerDecision>,
-    changes: BTreeMap<(String, &'static str), u64>,
+    changes: BTreeMap<(Knob, &'static str), u64>,
     /// Render figures and time at the last round (for rates).
     last_renders: Option<(Reading, Instant)>,
     last_rejected: BTreeMap<String, u64>,
@@ -174,7 +176,7 @@ impl TunerShared {
     }
 
     /// Changes made, by (knob, direction).
-    pub fn changes(&self) -> BTreeMap<(String, &'static str), u64> {
+    pub fn changes(&self) -> BTreeMap<(Knob, &'static str), u64> {
         self.lock().changes.clone()
     }
 
@@ -281,7 +283,7 @@ impl TunerShared {
         };
         let knobs = recommend(&readings, &targets);
         if apply {
-            for knob in knobs.iter().filter(|k| k.live && k.changes()) {
+            for knob in knobs.iter().filter(|k| k.live() && k.changes()) {
                 if self.apply(knob).await {
                     self.record(knob);
                 }
@@ -319,16 +321,21 @@ impl TunerShared {
         self.lock().idle.quiet_spell_begins(answered)
     }
 
+    /// Applies one live recommendation through the knob's owner; whether it took. Every
+    /// knob has its arm: the ones that are not the tuner's to set say so in the log
+    /// rather than doing nothing quietly (`round` only brings live changes here, and the
+    /// rules never recommend a change to an in-flight limit, so those arms mean a rule
+    /// changed without this).
     async fn apply(&self, knob: &Recommendation) -> bool {
         let to = knob.recommended;
-        match knob.knob.as_str() {
-            "cache_budget_bytes" => self
+        match &knob.knob {
+            Knob::CacheBudgetBytes => self
                 .inputs
                 .file_cache
                 .send(SetCacheBudget { bytes: to as u64 })
                 .await
                 .is_ok(),
-            "allocator_dirty_decay_ms" => {
+            Knob::AllocatorDirtyDecayMs => {
                 blocking(move || {
                     let tight = to <= crate::tuner::rules::TIGHT_DECAY_MS as f64;
                     let set = crate::alloc::set_decay(to as i64, tight);
@@ -339,26 +346,43 @@ impl TunerShared {
                 })
                 .await
             }
-            name => match name.strip_prefix("pool_scale_max:") {
-                Some(pool) => {
-                    let (pools, pool) = (self.inputs.pools.clone(), pool.to_owned());
-                    // Shrinking a pool cleans up the objects it lets go of.
-                    blocking(move || {
-                        let Ok(stats) = pools.stats_of(&pool) else {
-                            return false;
-                        };
-                        let ceiling = to as usize;
+            Knob::PoolScaleMax { pool } => {
+                let (pools, pool) = (self.inputs.pools.clone(), pool.clone());
+                // Shrinking a pool cleans up the objects it lets go of.
+                blocking(move || {
+                    let ceiling = to as usize;
+                    let resized = pools.stats_of(&pool).and_then(|stats| {
                         let resize = Resize {
                             max_size: Some(stats.max_size.min(ceiling)),
                             scale_max: Some(ceiling),
                             ..Resize::default()
                         };
-                        pools.resize(&pool, &resize, "tuner").is_ok()
-                    })
-                    .await
-                }
-                None => false,
-            },
+                        pools.resize(&pool, &resize, "tuner")
+                    });
+                    resized
+                        .inspect_err(|error| {
+                            log::warn!("tuner: pool {pool}: scale_max {ceiling} not set: {error}")
+                        })
+                        .is_ok()
+                })
+                .await
+            }
+            Knob::InFlightLimit { .. } => {
+                log::warn!(
+                    "tuner: {} is the limiter's to adapt; {} -> {to} not applied",
+                    knob.knob,
+                    knob.current
+                );
+                false
+            }
+            Knob::ServerWorkers | Knob::RenderWorkers => {
+                log::warn!(
+                    "tuner: {} takes effect at the next start; {} -> {to} not applied",
+                    knob.knob,
+                    knob.current
+                );
+                false
+            }
         }
     }
 
@@ -415,13 +439,13 @@ impl Source for TunerShared {
             report
                 .knobs
                 .iter()
-                .map(|knob| Sample {
-                    labels: vec![("knob", knob.knob.clone())],
-                    value: pick(knob),
-                    json_key: Some(format!(
-                        "tuner_{}_{json}",
-                        knob.knob.replace([':', '.'], "_")
-                    )),
+                .map(|knob| {
+                    let name = knob.knob.to_string();
+                    Sample {
+                        json_key: Some(format!("tuner_{}_{json}", name.replace([':', '.'], "_"))),
+                        labels: vec![("knob", name)],
+                        value: pick(knob),
+                    }
                 })
                 .collect::<Vec<_>>()
         };
@@ -446,7 +470,10 @@ impl Source for TunerShared {
             changes
                 .into_iter()
                 .map(|((knob, direction), n)| Sample {
-                    labels: vec![("knob", knob), ("direction", direction.to_owned())],
+                    labels: vec![
+                        ("knob", knob.to_string()),
+                        ("direction", direction.to_owned()),
+                    ],
                     value: n as f64,
                     json_key: None,
                 })

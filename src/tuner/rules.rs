@@ -24,6 +24,7 @@
 //!   wait included) with half again for bursts.
 
 use super::cpu::{CpuLimit, CpuSource};
+use super::knob::Knob;
 use super::memory::MemoryLimit;
 
 /// Headroom (share of the limit) under which the allocator returns pages at once and
@@ -98,19 +99,18 @@ pub struct Evidence {
 }
 
 /// A tuner knob's current and recommended value, with why.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+///
+/// Serialized with the knob's unit and whether it is live (both the knob's, see
+/// [`Knob::live`] and [`Knob::unit`]) between the figures, as `/admin/tuner` shows it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Recommendation {
     /// The knob: a configuration key (`server.workers`) or a live setting
     /// (`cache_budget_bytes`, `pool_scale_max:<pool>`, `in_flight_limit:<limiter>`...).
-    pub knob: String,
-    /// The unit of `current` and `recommended` (`bytes`, `milliseconds`, `threads`...).
-    pub unit: &'static str,
-    /// The knob's value now, in `unit`.
+    pub knob: Knob,
+    /// The knob's value now, in its unit.
     pub current: f64,
-    /// The value the tuner recommends, in `unit` (equal to `current`: no change).
+    /// The value the tuner recommends, in its unit (equal to `current`: no change).
     pub recommended: f64,
-    /// Applied while serving (auto mode), or only at the next start.
-    pub live: bool,
     /// Why, in a sentence.
     pub reason: String,
     /// The figures the recommendation was made from.
@@ -121,6 +121,26 @@ impl Recommendation {
     /// Whether following it changes anything.
     pub fn changes(&self) -> bool {
         self.recommended != self.current
+    }
+
+    /// Whether it is applied while serving (auto mode), or only at the next start.
+    pub fn live(&self) -> bool {
+        self.knob.live()
+    }
+}
+
+impl serde::Serialize for Recommendation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Recommendation", 7)?;
+        out.serialize_field("knob", &self.knob)?;
+        out.serialize_field("unit", self.knob.unit())?;
+        out.serialize_field("current", &self.current)?;
+        out.serialize_field("recommended", &self.recommended)?;
+        out.serialize_field("live", &self.live())?;
+        out.serialize_field("reason", &self.reason)?;
+        out.serialize_field("evidence", &self.evidence)?;
+        out.end()
     }
 }
 
@@ -158,11 +178,9 @@ fn headroom(r: &Readings) -> Option<f64> {
 fn cache_budget(r: &Readings, t: &Targets) -> Recommendation {
     let current = r.cache_budget as f64;
     let mut rec = Recommendation {
-        knob: "cache_budget_bytes".into(),
-        unit: "bytes",
+        knob: Knob::CacheBudgetBytes,
         current,
         recommended: current,
-        live: true,
         reason: String::new(),
         evidence: vec![evidence("cache_bytes", "now", r.cache_bytes as f64)],
     };
@@ -266,11 +284,9 @@ fn allocator_decay(r: &Readings) -> Option<Recommendation> {
         None => (current, "no memory figures yet".into()),
     };
     Some(Recommendation {
-        knob: "allocator_dirty_decay_ms".into(),
-        unit: "milliseconds",
+        knob: Knob::AllocatorDirtyDecayMs,
         current: current as f64,
         recommended: recommended as f64,
-        live: true,
         reason,
         evidence: headroom
             .map(|h| vec![evidence("memory_headroom_ratio", "now", h)])
@@ -298,11 +314,9 @@ fn pool_maximums(r: &Readings) -> Vec<Recommendation> {
                 )
             };
             Recommendation {
-                knob: format!("pool_scale_max:{name}"),
-                unit: "objects",
+                knob: Knob::PoolScaleMax { pool: name.clone() },
                 current: *scale_max as f64,
                 recommended: recommended as f64,
-                live: true,
                 reason,
                 evidence: headroom(r)
                     .map(|h| vec![evidence("memory_headroom_ratio", "now", h)])
@@ -316,11 +330,11 @@ fn limits(r: &Readings) -> Vec<Recommendation> {
     r.limiters
         .iter()
         .map(|(name, limit, in_flight, rejected)| Recommendation {
-            knob: format!("in_flight_limit:{name}"),
-            unit: "requests",
+            knob: Knob::InFlightLimit {
+                limiter: name.clone(),
+            },
             current: *limit as f64,
             recommended: *limit as f64,
-            live: true,
             reason: "the limiter adapts it every window from the latency of admitted requests"
                 .into(),
             evidence: vec![
@@ -338,11 +352,9 @@ fn limits(r: &Readings) -> Vec<Recommendation> {
 fn workers(r: &Readings) -> Recommendation {
     let cpu = &r.cpu;
     Recommendation {
-        knob: "server.workers".into(),
-        unit: "threads",
+        knob: Knob::ServerWorkers,
         current: r.workers as f64,
         recommended: cpu.threads() as f64,
-        live: false,
         reason: match cpu.source {
             CpuSource::Cpus => "one HTTP worker per CPU: the workers never block".into(),
             _ => format!(
@@ -389,11 +401,9 @@ fn render_workers(r: &Readings) -> Recommendation {
         )
     };
     Recommendation {
-        knob: "templates.render_workers".into(),
-        unit: "threads",
+        knob: Knob::RenderWorkers,
         current: r.render_workers as f64,
         recommended: recommended as f64,
-        live: false,
         reason,
         evidence: [
             evidence("template_renders_per_second", &window, r.renders_per_second),
@@ -450,20 +460,43 @@ mod tests {
         cache_ceiling: 512 * MB,
     };
 
-    fn knob<'a>(all: &'a [Recommendation], name: &str) -> &'a Recommendation {
-        all.iter().find(|r| r.knob == name).unwrap()
+    fn knob<'a>(all: &'a [Recommendation], knob: &Knob) -> &'a Recommendation {
+        all.iter().find(|r| r.knob == *knob).unwrap()
+    }
+
+    fn pool(name: &str) -> Knob {
+        Knob::PoolScaleMax { pool: name.into() }
+    }
+
+    #[test]
+    fn tuner_recommendation_serializes_with_the_knobs_name_unit_and_liveness() {
+        let recommendation = Recommendation {
+            knob: pool("gzip"),
+            current: 8.0,
+            recommended: 1.0,
+            reason: "tight".into(),
+            evidence: vec![evidence("memory_headroom_ratio", "now", 0.1)],
+        };
+        assert_eq!(
+            serde_json::to_string(&recommendation).unwrap(),
+            concat!(
+                r#"{"knob":"pool_scale_max:gzip","unit":"objects","current":8.0,"#,
+                r#""recommended":1.0,"live":true,"reason":"tight","#,
+                r#""evidence":[{"metric":"memory_headroom_ratio","window":"now","value":0.1}]}"#
+            )
+        );
     }
 
     #[test]
     fn tuner_cache_budget_is_what_the_rest_leaves_under_the_target() {
         // Limit 200 MB, target 170 MB; 40 MB outside a 100 MB cache: 130 MB room / 1.15.
         let all = recommend(&readings(200, 140, 100, 256), &TARGETS);
-        let cache = knob(&all, "cache_budget_bytes");
+        let cache = knob(&all, &Knob::CacheBudgetBytes);
         assert_eq!(
             cache.recommended,
             ((130 * MB) as f64 / CACHE_OVERHEAD).floor()
         );
-        assert!(cache.recommended < cache.current && cache.live);
+        assert!(cache.recommended < cache.current && cache.live());
         assert!(
             cache
                 .reason
@@ -487,7 +520,7 @@ mod tests {
         counted.cache_counts_allocator = true;
         let cache = recommend(&counted, &TARGETS)
             .into_iter()
-            .find(|r| r.knob == "cache_budget_bytes")
+            .find(|r| r.knob == Knob::CacheBudgetBytes)
             .unwrap();
         assert_eq!(
             cache.recommended,
@@ -498,7 +531,7 @@ mod tests {
     #[test]
     fn tuner_cache_budget_grows_back_and_stays_within_floor_and_ceiling() {
         let grow = recommend(&readings(2000, 100, 50, 64), &TARGETS);
-        let cache = knob(&grow, "cache_budget_bytes");
+        let cache = knob(&grow, &Knob::CacheBudgetBytes);
         assert_eq!(cache.recommended, (512 * MB) as f64, "ceiling");
         assert!(
             cache.reason.starts_with("at the ceiling"),
@@ -507,7 +540,7 @@ mod tests {
         );
         // Everything outside the cache is already over the target: floor, and it says so.
         let floor = recommend(&readings(200, 190, 5, 64), &TARGETS);
-        let cache = knob(&floor, "cache_budget_bytes");
+        let cache = knob(&floor, &Knob::CacheBudgetBytes);
         assert_eq!(cache.recommended, (8 * MB) as f64);
         assert!(
             cache.reason.contains("is not the cache's"),
@@ -520,7 +553,7 @@ mod tests {
         steady.cache_budget = room as u64 + 100_000;
         let cache = recommend(&steady, &TARGETS)
             .into_iter()
-            .find(|r| r.knob == "cache_budget_bytes")
+            .find(|r| r.knob == Knob::CacheBudgetBytes)
             .unwrap();
         assert!(!cache.changes(), "{cache:?}");
         assert!(
@@ -532,7 +565,7 @@ mod tests {
         let mut unknown = readings(200, 100, 50, 64);
         unknown.rss = None;
         let all = recommend(&unknown, &TARGETS);
-        let cache = knob(&all, "cache_budget_bytes");
+        let cache = knob(&all, &Knob::CacheBudgetBytes);
         assert!(!cache.changes());
     }
 
@@ -541,7 +574,7 @@ mod tests {
         let decay = |rss| {
             knob(
                 &recommend(&readings(100, rss, 10, 64), &TARGETS),
-                "allocator_dirty_decay_ms",
+                &Knob::AllocatorDirtyDecayMs,
             )
             .recommended
         };
@@ -553,22 +586,22 @@ mod tests {
         assert!(
             recommend(&no_jemalloc, &TARGETS)
                 .iter()
-                .all(|r| r.knob != "allocator_dirty_decay_ms")
+                .all(|r| r.knob != Knob::AllocatorDirtyDecayMs)
         );
     }
 
     #[test]
     fn tuner_holds_the_gzip_pool_at_its_floor_only_while_memory_is_tight() {
         let loose = recommend(&readings(100, 50, 10, 64), &TARGETS);
-        assert!(!knob(&loose, "pool_scale_max:gzip").changes());
+        assert!(!knob(&loose, &pool("gzip")).changes());
         let tight = recommend(&readings(100, 90, 10, 64), &TARGETS);
-        assert_eq!(knob(&tight, "pool_scale_max:gzip").recommended, 1.0);
-        assert!(!knob(&tight, "pool_scale_max:inflate").changes());
+        assert_eq!(knob(&tight, &pool("gzip")).recommended, 1.0);
+        assert!(!knob(&tight, &pool("inflate")).changes());
         // Headroom back: the configured ceiling returns.
         let mut held = readings(100, 50, 10, 64);
         held.pools[0].1 = 1;
         assert_eq!(
-            knob(&recommend(&held, &TARGETS), "pool_scale_max:gzip").recommended,
+            knob(&recommend(&held, &TARGETS), &pool("gzip")).recommended,
             8.0
         );
     }
@@ -580,17 +613,17 @@ mod tests {
         r.renders_per_second = 400.0;
         r.mean_render_seconds = 0.005;
         let all = recommend(&r, &TARGETS);
-        let workers = knob(&all, "server.workers");
+        let workers = knob(&all, &Knob::ServerWorkers);
         assert_eq!(
-            (workers.current, workers.recommended, workers.live),
+            (workers.current, workers.recommended, workers.live()),
             (8.0, 2.0, false)
         );
         // 400/s x 5 ms = 2 in flight, x1.5 = 3 (at most 2 x CPUs = 4).
-        let renders = knob(&all, "templates.render_workers");
+        let renders = knob(&all, &Knob::RenderWorkers);
         assert_eq!(renders.recommended, 3.0);
         assert!(renders.reason.starts_with("Little's law"));
         r.renders_per_second = 0.0;
-        assert!(!knob(&recommend(&r, &TARGETS), "templates.render_workers").changes());
+        assert!(!knob(&recommend(&r, &TARGETS), &Knob::RenderWorkers).changes());
 
         // Under half a CPU's quota: one worker, renders at most two, the quota shown.
         r.cpu = CpuLimit {
@@ -600,7 +633,7 @@ mod tests {
         };
         r.renders_per_second = 400.0;
         let all = recommend(&r, &TARGETS);
-        let workers = knob(&all, "server.workers");
+        let workers = knob(&all, &Knob::ServerWorkers);
         assert_eq!(workers.recommended, 1.0);
         assert!(
             workers.reason.contains("0.50-CPU quota"),
@@ -615,17 +648,17 @@ mod tests {
             "{:?}",
             workers.evidence
         );
-        assert_eq!(knob(&all, "templates.render_workers").recommended, 2.0);
+        assert_eq!(knob(&all, &Knob::RenderWorkers).recommended, 2.0);
 
         // The kernel's pressure stall figure is part of the budget's evidence.
         assert!(
-            !knob(&all, "cache_budget_bytes")
+            !knob(&all, &Knob::CacheBudgetBytes)
                 .evidence
                 .iter()
                 .any(|e| e.metric == "memory_pressure_some_percent")
         );
         r.memory_pressure = Some(3.5);
-        let budget = knob(&recommend(&r, &TARGETS), "cache_budget_bytes").clone();
+        let budget = knob(&recommend(&r, &TARGETS), &Knob::CacheBudgetBytes).clone();
         assert!(
             budget
                 .evidence
