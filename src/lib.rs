@@ -41,8 +41,10 @@
 //!   [`Runtime::child`] for the host's own actors, then [`Runtime::start`] answers
 //!   [`Subsystems`], the cloneable handles; [`Subsystems::escalated`] resolves when the
 //!   tree gives up, [`Subsystems::shutdown`] stops it.
-//! - Mount: [`configure_public`] (the site), [`configure_admin`] (the admin surface),
-//!   [`configure`] (both), [`limit_head`] and [`mark_unix_peers`] for the host's servers.
+//! - Mount: [`configure_public`] (the site, shadowing none of the host's routes),
+//!   [`configure_admin`] (the admin surface), [`configure`] (both),
+//!   [`reserve_admin_paths`] (the admin paths 404 on the site, as the binary has it),
+//!   [`limit_head`] and [`mark_unix_peers`] for the host's servers.
 //! - Supervise: [`ChildSpec`], [`Handle`], [`SupervisorSpec`] and the reports.
 //! - Pool: [`Subsystems::create_pool`] with a [`Manager`] (or [`FnManager`]) and a
 //!   [`PoolSpec`]; [`Pool`], [`Pooled`] and their errors.
@@ -110,11 +112,12 @@
 //!   preconditions, ranges, Accept-Encoding negotiation among identity, gzip, br and zstd,
 //!   and the RFC 9842 headers, codings and match patterns (`http/dictionary.rs`).
 //! - `web/`: the actix-web side in two surfaces: `configure_public` mounts the site
-//!   (health, templates, static files as the default service), `configure_admin` the
-//!   admin surface (admin, monitoring and dashboard, profiler) behind admin access,
-//!   `configure` both on one listener, `limit_head` the request-head limit;
-//!   `web/dictionaries.rs` serves the site dictionary and dcz/dcb responses;
-//!   `web/error.rs` maps failures to statuses.
+//!   (health, templates, static files) as one default service that dispatches by path
+//!   (`web/public.rs`), so it claims no route of the host's, `configure_admin` the admin
+//!   surface (admin, monitoring and dashboard, profiler) behind admin access,
+//!   `configure` both on one listener, `reserve_admin_paths` the admin paths' 404 on the
+//!   site, `limit_head` the request-head limit; `web/dictionaries.rs` serves the site
+//!   dictionary and dcz/dcb responses; `web/error.rs` maps failures to statuses.
 //! - `properties.rs`: property tests of the parsers (tests only).
 //! - `src/bin/memory-benchmark.rs`: the template optimizers against the baseline on a
 //!   generated site, with a counting allocator, written up as a markdown report.
@@ -206,7 +209,9 @@ pub use tuner::{
     CpuLimit, CpuSource, Evidence as TuningEvidence, Knob, KnobError,
     LimitSource as MemoryLimitSource, MemoryLimit, Recommendation,
 };
-pub use web::{configure, configure_admin, configure_public, limit_head, mark_unix_peers};
+pub use web::{
+    configure, configure_admin, configure_public, limit_head, mark_unix_peers, reserve_admin_paths,
+};
 
 /// What leanserve's own binaries, benchmarks and tests reach into beyond the API above:
 /// not part of it, with no stability promise, and only with the `cli` feature (an

@@ -68,11 +68,11 @@ pub fn inline_max(coding: Coding) -> u64 {
     }
 }
 
-/// Static files are the default service of the app or scope they are mounted in, not a
-/// catch-all route: a host route matches first wherever it is registered, so mounting
-/// leanserve at the root never shadows it (a `POST` to it reaches it, not a 405).
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.default_service(web::to(serve));
+/// The static files' route: the last stop of the serving surface's default service
+/// (`public.rs`), not a catch-all route, so a host route matches first wherever it is
+/// registered (a `POST` to it reaches it, not a 405).
+pub(crate) fn route() -> actix_web::Route {
+    web::to(serve)
 }
 
 /// Serves one static file request. This route is the hot path, so it counts itself in

@@ -1,24 +1,18 @@
 //! Liveness and readiness, for load balancers and orchestrators.
 
-use actix_web::http::header;
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, web};
 
-use super::monitoring::measure;
+use super::public::Endpoint;
 use crate::runtime::Subsystems;
 
-/// `measured`: count these requests in the per-request figures.
-pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
-    cfg.service(
-        web::resource("/health")
-            .wrap(Condition::new(measured, from_fn(measure)))
-            .route(web::get().to(health)),
-    )
-    .service(
-        web::resource("/ready")
-            .wrap(Condition::new(measured, from_fn(measure)))
-            .route(web::get().to(ready)),
-    );
+/// `GET /health` and `GET /ready`; `measured`: count these requests in the per-request
+/// figures.
+pub(crate) fn endpoints(measured: bool) -> [Endpoint; 2] {
+    [
+        Endpoint::new("/health", measured).method(Method::GET, health),
+        Endpoint::new("/ready", measured).method(Method::GET, ready),
+    ]
 }
 
 /// `GET /health`: 200 while the process serves HTTP at all.

@@ -3,9 +3,12 @@
 //!
 //! - [`configure_public`], the serving surface: `GET /health`, `GET /ready`, the
 //!   template renders and the static files (and `GET /metrics` when
-//!   `monitoring.public_metrics`). Nothing on it reveals leanserve's internals: the
-//!   admin surface's paths answer 404 to every method, and any other path is a static
-//!   file or a 404.
+//!   `monitoring.public_metrics`), all of it one default service (`public.rs`), so
+//!   mounted at the root it shadows none of the host's routes, registered before or
+//!   after. Nothing on it reveals leanserve's internals: any path but its own is a
+//!   static file or a 404. With [`reserve_admin_paths`] (the binary's serving listener
+//!   has it) the admin surface's paths answer 404 to every method, whatever files the
+//!   site holds, still without shadowing a host's route at one of them.
 //! - [`configure_admin`], the admin surface: `/admin/*`, `/debug/*`, `GET /metrics`,
 //!   `/monitoring*` and the `/dashboard`, plus `/health` and `/ready`. Every route on it
 //!   but the dashboard's own page and assets (which hold no data) passes
@@ -18,6 +21,9 @@
 //!
 //! One file per route group:
 //!
+//! - `public.rs`: the serving surface's default service, which dispatches by path to
+//!   health, readiness, renders and public metrics, answers the reserved admin paths
+//!   404, and hands the rest to the static files
 //! - `health.rs`: `GET /health`, `GET /ready`
 //! - `admin.rs`: `/admin/*` (`GET /admin/supervisor`, `GET /admin/process`,
 //!   `GET /admin/config`, `GET /admin/cache`, `POST /admin/cache/clear`,
@@ -33,8 +39,8 @@
 //!   `monitoring.enabled`; these are not counted as requests)
 //! - `templates.rs`: `GET`/`HEAD`/`POST /templates/{name}` renders (when
 //!   `templates.enabled`)
-//! - `files.rs`: static files from `static_files.root_dir` for every other path (the
-//!   default service, so a host's routes are never shadowed), through the file cache
+//! - `files.rs`: static files from `static_files.root_dir` for every other path (last in
+//!   the default service), through the file cache
 //! - `limit.rs`: the in-flight limiters on static files and renders, the permit held
 //!   until the response body has been sent
 //! - `server.rs`: the request-head limit of `server.max_header_bytes` ([`limit_head`])
@@ -48,10 +54,10 @@ mod health;
 mod limit;
 mod monitoring;
 mod profiler;
+mod public;
 mod server;
 mod templates;
 
-pub use error::WebError;
 pub use server::limit_head;
 
 use actix_web::HttpRequest;
@@ -91,12 +97,32 @@ fn etag_conditions(headers: &HeaderMap) -> Conditions<'_> {
 /// Mounts the serving surface: health, readiness, template renders and static files
 /// (and `GET /metrics` when `monitoring.public_metrics`). Use it on an `App`
 /// (`App::new().configure(...)`) or under a prefix (`web::scope("/site").configure(...)`);
-/// it registers `subsystems` as `web::Data` for its own handlers. Static files are the
-/// default service of that app or scope, so the host's own routes match first wherever
-/// they are registered; a host that wants its own default service mounts leanserve under
-/// a prefix.
+/// it registers `subsystems` as `web::Data` for its own handlers.
+///
+/// It registers no route: all of it is the default service of that app or scope, which
+/// actix-web calls only for a request none of the app's routes matches. Mounted at the
+/// root it therefore shadows none of the host's routes, registered before or after it:
+/// a host's own `/health`, `/metrics` or `/admin` answers, and so does a host route at a
+/// path that is also a static file. A host that wants a default service of its own
+/// mounts leanserve under a prefix.
+///
+/// Paths of the admin surface (`/admin`, `/metrics`, ...) are static files here like any
+/// other; the binary's serving listener answers them 404 instead, and a host opts into
+/// that with [`reserve_admin_paths`].
 pub fn configure_public(subsystems: &Subsystems) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
     mount(subsystems, Surfaces::Public)
+}
+
+/// Makes the serving surface mounted in this app or scope (or one nested in it) answer
+/// the admin surface's paths 404 to every method, as the binary's serving listener
+/// does: `/admin`, `/debug`, `/monitoring` and `/dashboard` and everything below them,
+/// and `/metrics` (unless `monitoring.public_metrics` serves it). No site file stands in
+/// for them, and a `POST` gets the same 404 as a `GET` (a static file would answer 405).
+/// Use it as `App::new().configure(leanserve::reserve_admin_paths)`, before or after
+/// [`configure_public`]. Like the rest of the serving surface it claims no route: a
+/// host's own route at one of these paths still answers.
+pub fn reserve_admin_paths(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(public::AdminPathsReserved);
 }
 
 /// Mounts the admin surface: `/admin/*`, `/debug/*`, the monitoring routes and the
@@ -164,28 +190,6 @@ pub(crate) fn settle_connection(request: &HttpRequest) {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UnixPeer;
 
-/// On the serving surface alone, the admin surface's paths answer 404 to every method,
-/// as a missing file does: no site file can stand in for them, and a `POST` gets the
-/// same 404 as a `GET` (the static files would answer it 405).
-fn reserve_admin_paths(cfg: &mut web::ServiceConfig, public_metrics: bool) {
-    let mut paths = vec![
-        "/admin",
-        "/admin/{tail:.*}",
-        "/debug",
-        "/debug/{tail:.*}",
-        "/monitoring",
-        "/monitoring/{tail:.*}",
-        "/dashboard",
-        "/dashboard/{tail:.*}",
-    ];
-    if !public_metrics {
-        paths.push("/metrics");
-    }
-    cfg.service(
-        web::resource(paths).to(|| async { Err::<actix_web::HttpResponse, _>(WebError::NotFound) }),
-    );
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Surfaces {
     Public,
@@ -210,22 +214,27 @@ fn mount(
             cfg.configure(monitoring::configure);
         } else if admin {
             cfg.configure(monitoring::configure_off);
-        } else if monitored && public_metrics {
-            cfg.configure(monitoring::configure_public_metrics);
         }
-        cfg.configure(|cfg| health::configure(cfg, monitored));
+        if admin && !public {
+            // The admin surface owns its paths: health and readiness are routes there.
+            for endpoint in health::endpoints(monitored) {
+                cfg.service(endpoint.into_resource());
+            }
+        }
         if admin {
             cfg.configure(|cfg| admin::configure(cfg, monitored));
         }
-        if public && !admin {
-            cfg.configure(|cfg| reserve_admin_paths(cfg, monitored && public_metrics));
-        }
         if public {
+            // The serving surface claims no route: its paths are the default service's,
+            // reached by what none of the app's routes claims, leanserve's or the host's.
+            let mut endpoints = Vec::from(health::endpoints(monitored));
             if templated {
-                cfg.configure(|cfg| templates::configure(cfg, monitored));
+                endpoints.push(templates::endpoint(monitored));
             }
-            // Static files answer what no route claims, leanserve's or the host's.
-            cfg.configure(files::configure);
+            if monitored && public_metrics && !admin {
+                endpoints.push(monitoring::public_metrics());
+            }
+            cfg.default_service(public::Dispatcher::new(endpoints, files::route()));
         }
     }
 }

@@ -69,9 +69,10 @@ pub(crate) fn configure_off(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `GET /metrics` open on the serving surface (`monitoring.public_metrics`).
-pub(crate) fn configure_public_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+/// `GET /metrics` open on the serving surface (`monitoring.public_metrics`); not
+/// measured, as on the admin surface.
+pub(crate) fn public_metrics() -> super::public::Endpoint {
+    super::public::Endpoint::new("/metrics", false).method(actix_web::http::Method::GET, metrics)
 }
 
 /// Counts every request leanserve answers, by status class, with its duration. The

@@ -15,32 +15,26 @@
 
 use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{Condition, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 
 use super::error::WebError;
+use super::public::Endpoint;
 use crate::http::conditional::{self, Precondition, Validators};
 use crate::http::encoding::{Coding, negotiate};
 use crate::http::path;
 use crate::runtime::Subsystems;
 use crate::templates::RenderError;
 
-/// `measured`: count these requests in the per-request figures.
-pub(crate) fn configure(cfg: &mut web::ServiceConfig, measured: bool) {
-    cfg.service(
-        web::resource("/templates/{name:.*}")
-            .wrap(Condition::new(
-                measured,
-                from_fn(super::monitoring::measure),
-            ))
-            .route(web::get().to(render))
-            .route(web::head().to(render))
-            .route(web::post().to(render))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(WebError::MethodNotAllowedFor("GET, HEAD, POST"))
-            })),
-    );
+/// `/templates/{name}`; `measured`: count these requests in the per-request figures.
+pub(crate) fn endpoint(measured: bool) -> Endpoint {
+    Endpoint::new("/templates/{name:.*}", measured)
+        .method(Method::GET, render)
+        .method(Method::HEAD, render)
+        .method(Method::POST, render)
+        .otherwise(web::to(|| async {
+            Err::<HttpResponse, _>(WebError::MethodNotAllowedFor("GET, HEAD, POST"))
+        }))
 }
 
 /// Renders under the renders' in-flight limit (its own, so a render storm cannot take

@@ -452,7 +452,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 if shared {
                     app.configure(leanserve::configure(&app_subsystems))
                 } else {
+                    // The admin surface is elsewhere: its paths answer 404 here.
                     app.configure(leanserve::configure_public(&app_subsystems))
+                        .configure(leanserve::reserve_admin_paths)
                 }
             }),
             opts.server
