@@ -9,8 +9,7 @@ mod util;
 use std::time::Duration;
 
 use actix_web::http::Version;
-use leanserve::Runtime;
-use util::{eventually, get_json, serve, site, test_opts};
+use util::{Start, eventually, get_json, site, start, test_opts};
 
 async fn post(url: &str) -> u16 {
     awc::Client::default()
@@ -25,11 +24,7 @@ async fn post(url: &str) -> u16 {
 #[actix_rt::test]
 async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 202);
     eventually("process restarted", || async {
         let report = subsystems.supervisor_report();
@@ -58,11 +53,7 @@ async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
 #[actix_rt::test]
 async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let numbers = subsystems
         .create_pool(
             "numbers",
@@ -111,14 +102,9 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
 #[actix_rt::test]
 async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")])
+        .serve()
+        .await;
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 401);
     let status = awc::Client::default()
         .post(server.url("/admin/chaos/panic/nobody"))
@@ -191,11 +177,7 @@ async fn panic_the_file_cache_once(server: &util::Server, subsystems: &leanserve
 #[actix_rt::test]
 async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let client = awc::Client::default();
     let mut first = client.get(server.url("/app.css")).send().await.unwrap();
     assert_eq!(first.body().await.unwrap(), "body { color: teal }");
@@ -220,14 +202,9 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
 #[actix_rt::test]
 async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = start(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")])
+        .serve()
+        .await;
     assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
     eventually(
         "monitor restarted and reporting its own restart",
@@ -254,11 +231,7 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
 #[actix_rt::test]
 async fn chaos_profiler_restart_keeps_its_snapshots() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let before = subsystems
         .take_snapshot(Some("before".into()))
         .await
@@ -288,17 +261,15 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
     let site = site();
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "before {{ n }}").unwrap();
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
             ("TEMPLATE_RELOAD_INTERVAL", "0"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     let render = |query: &'static str| {
         let url = server.url(&format!("/templates/t.txt{query}"));
         async move {
@@ -335,14 +306,14 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
 /// however many restarts follow the first.
 #[actix_rt::test]
 async fn chaos_alerts_fire_once_across_monitor_restarts() {
-    use actix_web::{App, HttpResponse, HttpServer, web};
+    use actix_web::{HttpResponse, web};
     use std::sync::{Arc, Mutex};
 
     let received = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
     let sink = received.clone();
-    let hook = HttpServer::new(move || {
+    let hook = util::serve_with(move |cfg| {
         let sink = sink.clone();
-        App::new().route(
+        cfg.route(
             "/hook",
             web::post().to(move |body: web::Json<serde_json::Value>| {
                 let sink = sink.clone();
@@ -351,15 +322,9 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
                     HttpResponse::Ok().finish()
                 }
             }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}/hook", hook.addrs()[0]);
-    let hook = hook.run();
-    let hook_handle = hook.handle();
-    actix_rt::spawn(hook);
+        );
+    });
+    let url = hook.url("/hook");
 
     let site = site();
     let mut opts = test_opts(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
@@ -376,8 +341,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
         over: None,
         min_requests: None,
     });
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = Start::with_opts(opts).serve().await;
     let firing = |name: &'static str| {
         let received = received.clone();
         move || {
@@ -412,7 +376,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     assert_eq!(restarts(), 1, "{:?}", received.lock().unwrap());
     let status = util::alert_named(&server, "always").await;
     assert_eq!(status["state"], "firing");
-    hook_handle.stop(false).await;
+    hook.stop().await;
 }
 
 /// Eight clients requesting, until finished, the path (and, if given, the exact body)
@@ -521,14 +485,9 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
         let text = format!("line {i} of a file too large to read on a worker\n").repeat(8_000);
         std::fs::write(site.path().join(&big(i)[1..]), text).unwrap();
     }
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")])
+        .serve()
+        .await;
     let load = Load::start(&server.url(""), |n| {
         let path = if n % 3 == 0 {
             "/app.css".to_owned()
@@ -577,7 +536,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
     }
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "n = {{ n }}").unwrap();
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
@@ -585,11 +544,9 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
             ("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "100"),
             ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     let load = Load::start(&server.url(""), |n| match n % 4 {
         0 => ("/app.css".to_owned(), None),
         1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
@@ -752,11 +709,7 @@ async fn chaos_dictionaries_outlive_a_file_cache_restart() {
         );
         std::fs::write(site.path().join(format!("p{i}.html")), page).unwrap();
     }
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     eventually("the site dictionary trained", || async {
         !subsystems
             .cache_stats()

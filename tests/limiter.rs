@@ -7,9 +7,8 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use leanserve::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{get_json, raw, serve, site, test_opts};
+use util::{get_json, raw, site, start};
 
 /// One slot, no queue, and files over 64 KiB streamed.
 fn one_slot() -> Vec<(&'static str, &'static str)> {
@@ -26,11 +25,7 @@ fn one_slot() -> Vec<(&'static str, &'static str)> {
 async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_meanwhile() {
     let site = site();
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::new(test_opts(site.path(), &one_slot()))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &one_slot()).serve().await;
 
     // A client that asks for 32 MiB and reads only the first bytes.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -88,11 +83,7 @@ async fn limiter_off_admits_everything() {
     let mut env = one_slot();
     env[0] = ("LEANSERVE_LIMITER_ENABLED", "false");
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::new(test_opts(site.path(), &env))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &env).serve().await;
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
         .await

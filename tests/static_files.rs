@@ -7,8 +7,8 @@ mod util;
 
 use std::path::{Path, PathBuf};
 
-use leanserve::{Runtime, Subsystems};
-use util::{RawResponse, Server, gunzip, raw, serve, test_opts};
+use leanserve::Subsystems;
+use util::{RawResponse, Server, gunzip, raw};
 
 const CSS_RULE: &str = "body { color: #334; margin: 0 auto; font-family: sans-serif; }\n";
 
@@ -61,8 +61,7 @@ fn big_bytes() -> Vec<u8> {
 async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
     let mut vars = vec![("STATIC_FILE_MAX_FILE_SIZE", "65536")];
     vars.extend_from_slice(env);
-    let subsystems = Runtime::new(test_opts(root, &vars)).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = util::start(root, &vars).serve().await;
     (subsystems, server)
 }
 
