@@ -386,7 +386,12 @@ async fn encodings_a_second_coding_is_built_only_after_repeated_demand() {
         assert_eq!(response.header("content-encoding"), Some("gzip"));
         assert_eq!(gunzip(&response.body), css().as_bytes());
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Instead of sleeping: the cache actor answers after the offers those responses
+    // sent it, and counts a build in `compression_queue` until it is done.
+    util::eventually("the cache's background work done", || async {
+        subsystems.cache_stats().await.unwrap().compression_queue == 0
+    })
+    .await;
     assert_eq!((held("br").await, held("gzip").await), (1, 0));
     accepting(&server, "/app.css", "gzip").await;
     util::eventually("gzip built on the third request", || async {

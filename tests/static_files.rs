@@ -843,7 +843,14 @@ async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_f
             Some("Accept-Encoding, Available-Dictionary")
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Instead of sleeping: the cache actor answers `cache_stats` after the offers the
+    // reads above sent it (they are sent before each response), and a build it started
+    // counts in `compression_queue` until it is done; so once the queue reads empty,
+    // whatever those reads asked for has run and is counted.
+    util::eventually("the cache's background work done", || async {
+        subsystems.cache_stats().await.unwrap().compression_queue == 0
+    })
+    .await;
     let stats = subsystems.cache_stats().await.unwrap();
     assert_eq!(
         (stats.background_compressions, stats.inflations),
