@@ -341,7 +341,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
         over: None,
         min_requests: None,
     });
-    let (_subsystems, server) = Start::with_opts(opts).serve().await;
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     let firing = |name: &'static str| {
         let received = received.clone();
         move || {
@@ -357,6 +357,10 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     };
     let (always, restarts) = (firing("always"), firing("actor_restarts"));
     eventually("the condition fires", || async { always() == 1 }).await;
+    let since = |status: &serde_json::Value| status["since_ms"].as_u64().unwrap();
+    let firing_since = since(&util::alert_named(&server, "always").await);
+    let monitor = subsystems.monitoring().unwrap();
+    let mut restarts_since = None;
     for n in 1..=3 {
         assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
         eventually("the monitor restarted", || async {
@@ -369,8 +373,40 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
                 })
         })
         .await;
-        // Several collections by the new incarnation.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Rather than sleeping: wait for a collection by the new incarnation later than
+        // the rule's `for` (200 ms) after the restart was seen. A monitor that had lost
+        // the alert's timer would have turned it pending on its first collection and
+        // firing, with a new `since`, by this one.
+        let seen_ms = util::unix_ms();
+        eventually(
+            "a collection past the rule's `for` since the restart",
+            || async {
+                monitor
+                    .latest()
+                    .is_some_and(|sample| sample.timestamp_ms > seen_ms + 200)
+            },
+        )
+        .await;
+        let status = util::alert_named(&server, "always").await;
+        assert_eq!(status["state"], "firing", "after restart {n}: {status}");
+        assert!(
+            since(&status).abs_diff(firing_since) < 200,
+            "after restart {n} the alert fired anew: {status}, first fired at {firing_since}"
+        );
+        let restart_alert = util::alert_named(&server, "actor_restarts").await;
+        assert_eq!(restart_alert["state"], "firing", "{restart_alert}");
+        match restarts_since {
+            // The first restart is announced by the new incarnation.
+            None => {
+                eventually("the restart alert posted", || async { restarts() >= 1 }).await;
+                restarts_since = Some(since(&restart_alert));
+            }
+            // Later ones find it firing still, not anew.
+            Some(first) => assert!(
+                since(&restart_alert).abs_diff(first) < 200,
+                "after restart {n} the restart alert fired anew: {restart_alert}"
+            ),
+        }
     }
     assert_eq!(always(), 1, "{:?}", received.lock().unwrap());
     assert_eq!(restarts(), 1, "{:?}", received.lock().unwrap());
