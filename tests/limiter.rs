@@ -5,7 +5,7 @@
 
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::{get_json, raw, site, start};
@@ -36,12 +36,19 @@ async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_m
     let n = slow.read(&mut first).await.unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
 
-    // The slot is taken while the body is unsent: the next file request is refused at once.
+    // The slot is taken while the body is unsent: the next file request is refused at
+    // once, not queued (the limiter's counters say so; the time is printed, not judged).
     let started = Instant::now();
     let refused = raw(server.addr, "GET", "/index.html", &[]).await;
+    println!("refused in {:?}", started.elapsed());
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert!(started.elapsed() < Duration::from_secs(1));
+    let stats = subsystems.limiters().unwrap().files.stats();
+    assert_eq!(
+        (stats.in_flight, stats.rejected_total, stats.queued_total),
+        (1, 1, 0),
+        "refused while the slot is held, without waiting in a queue: {stats:?}"
+    );
     // Never limited: health, readiness, admin, and renders (their own limiter).
     assert_eq!(get_json(&server.url("/health"), None).await.0, 200);
     assert_eq!(get_json(&server.url("/ready"), None).await.0, 200);
