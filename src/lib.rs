@@ -228,6 +228,7 @@ pub mod internals {
     pub use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
     pub use crate::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
     pub use crate::config::{TypedKey, keys};
+    pub use crate::runtime::child_order;
     pub use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};
     pub use crate::templates::{Published, context, flatten};
 

@@ -48,6 +48,26 @@ use crate::tls::Certificates;
 /// Name of the root supervisor.
 pub const ROOT_NAME: &str = "leanserve";
 
+/// leanserve's own children of the root supervisor that [`Runtime::start`] starts with
+/// `opts`, by name and in start order (host children follow): the order the supervisor
+/// reports, `/admin/supervisor` lists and the restart metrics are labelled in. The one
+/// spelling of that order: the unit test below checks `start` against it, and the
+/// integration tests read it through `internals`.
+pub fn child_order(opts: &Opts) -> Vec<&'static str> {
+    [
+        ("process", true),
+        ("pool_manager", opts.pools.enabled),
+        ("file_cache", true),
+        ("profiler", true),
+        ("templates", opts.templates.enabled),
+        ("monitor", opts.monitoring.enabled),
+        ("tuner", opts.tuner.mode != TunerMode::Off),
+    ]
+    .into_iter()
+    .filter_map(|(name, started)| started.then_some(name))
+    .collect()
+}
+
 /// Why the runtime did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -594,5 +614,52 @@ impl Subsystems {
     #[cfg(feature = "chaos")]
     pub fn inject_restart_storm(&self, child: &str) -> Option<bool> {
         self.inner.root.handle().status().inject_panic(child, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `start` starts, with every switchable child on and with each off.
+    #[actix_rt::test]
+    async fn runtime_starts_its_children_in_child_order() {
+        let root = tempfile::tempdir().unwrap();
+        let mut opts = Opts::default();
+        opts.static_files.root_dir = root.path().to_owned();
+        opts.templates.dir = root.path().to_owned();
+        opts.tuner.mode = TunerMode::Recommend;
+        let mut off = opts.clone();
+        off.pools.enabled = false;
+        off.templates.enabled = false;
+        off.monitoring.enabled = false;
+        off.tuner.mode = TunerMode::Off;
+        for (opts, expected) in [
+            (
+                opts,
+                &[
+                    "process",
+                    "pool_manager",
+                    "file_cache",
+                    "profiler",
+                    "templates",
+                    "monitor",
+                    "tuner",
+                ][..],
+            ),
+            (off, &["process", "file_cache", "profiler"][..]),
+        ] {
+            let order = child_order(&opts);
+            assert_eq!(order, expected);
+            let subsystems = Runtime::new(opts).start().await.unwrap();
+            let started: Vec<String> = subsystems
+                .supervisor_report()
+                .children
+                .into_iter()
+                .map(|child| child.name)
+                .collect();
+            assert_eq!(started, order);
+            subsystems.shutdown().await;
+        }
     }
 }

@@ -5,8 +5,7 @@
 mod util;
 
 use actix_web::{App, test};
-use leanserve::Runtime;
-use util::{get_json, serve, site, test_opts};
+use util::{get_json, site, start};
 
 const TOKEN: &str = "correct-horse-battery-staple";
 
@@ -17,10 +16,7 @@ async fn status_from(
     path: &str,
 ) -> (u16, String) {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), env))
-        .start()
-        .await
-        .unwrap();
+    let subsystems = start(site.path(), env).runtime().await;
     let app = test::init_service(App::new().configure(leanserve::configure(&subsystems))).await;
     let mut request = test::TestRequest::get()
         .uri(path)
@@ -99,11 +95,9 @@ async fn admin_public_routes_need_no_credentials() {
 #[actix_rt::test]
 async fn admin_token_over_a_real_socket_401_then_200() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[("LEANSERVE_ADMIN_TOKEN", TOKEN)]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = start(site.path(), &[("LEANSERVE_ADMIN_TOKEN", TOKEN)])
+        .serve()
+        .await;
     let url = server.url("/admin/supervisor");
     let response = awc::Client::default().get(&url).send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -127,10 +121,7 @@ async fn admin_token_over_a_real_socket_401_then_200() {
 #[actix_rt::test]
 async fn admin_chaos_route_does_not_exist_in_a_default_build() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
+    let subsystems = start(site.path(), &[]).runtime().await;
     let app = test::init_service(App::new().configure(leanserve::configure(&subsystems))).await;
     let request = test::TestRequest::post()
         .uri("/admin/chaos/panic/process")

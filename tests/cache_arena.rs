@@ -5,8 +5,7 @@
 
 mod util;
 
-use leanserve::Runtime;
-use util::{eventually, serve, site, test_opts};
+use util::{Start, eventually, site, test_opts};
 
 leanserve::use_jemalloc!();
 
@@ -77,8 +76,7 @@ async fn profiler_cached_bytes_live_in_an_arena_whose_overhead_counts_against_th
             ("STATIC_FILE_ADMISSION", "lru"),
         ],
     );
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     let client = awc::Client::default();
     for i in (0..3_000u32).chain(0..1_500) {
         let mut response = client
@@ -164,8 +162,7 @@ async fn misses_are_read_into_kept_buffers_and_only_admitted_files_enter_the_are
             ("STATIC_FILE_ADMISSION", "tinylfu"),
         ],
     );
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     let client = awc::Client::default();
     let arena = || leanserve::internals::cache_arena_stats().unwrap();
     let before = arena();

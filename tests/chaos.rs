@@ -9,8 +9,7 @@ mod util;
 use std::time::Duration;
 
 use actix_web::http::Version;
-use leanserve::Runtime;
-use util::{eventually, get_json, serve, site, test_opts};
+use util::{Start, eventually, get_json, site, start, test_opts};
 
 async fn post(url: &str) -> u16 {
     awc::Client::default()
@@ -25,11 +24,7 @@ async fn post(url: &str) -> u16 {
 #[actix_rt::test]
 async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 202);
     eventually("process restarted", || async {
         let report = subsystems.supervisor_report();
@@ -58,11 +53,7 @@ async fn chaos_panic_in_process_sampler_is_survived_while_serving() {
 #[actix_rt::test]
 async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let numbers = subsystems
         .create_pool(
             "numbers",
@@ -115,14 +106,9 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
 #[actix_rt::test]
 async fn chaos_unknown_child_is_404_and_route_needs_admin_access() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("LEANSERVE_ADMIN_TOKEN", "tok-tok-tok")])
+        .serve()
+        .await;
     assert_eq!(post(&server.url("/admin/chaos/panic/process")).await, 401);
     let status = awc::Client::default()
         .post(server.url("/admin/chaos/panic/nobody"))
@@ -195,11 +181,7 @@ async fn panic_the_file_cache_once(server: &util::Server, subsystems: &leanserve
 #[actix_rt::test]
 async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let client = awc::Client::default();
     let mut first = client.get(server.url("/app.css")).send().await.unwrap();
     assert_eq!(first.body().await.unwrap(), "body { color: teal }");
@@ -224,14 +206,9 @@ async fn chaos_file_cache_restart_starts_empty_and_refills_while_serving() {
 #[actix_rt::test]
 async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = start(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")])
+        .serve()
+        .await;
     assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
     eventually(
         "monitor restarted and reporting its own restart",
@@ -258,11 +235,7 @@ async fn chaos_monitor_restart_keeps_metrics_and_counts_the_restart() {
 #[actix_rt::test]
 async fn chaos_profiler_restart_keeps_its_snapshots() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let before = subsystems
         .take_snapshot(Some("before".into()))
         .await
@@ -290,17 +263,15 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
     let site = site();
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "before {{ n }}").unwrap();
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
             ("TEMPLATE_RELOAD_INTERVAL", "0"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     let render = |query: &'static str| {
         let url = server.url(&format!("/templates/t.txt{query}"));
         async move {
@@ -337,14 +308,14 @@ async fn chaos_template_store_restart_keeps_serving_and_reloads() {
 /// however many restarts follow the first.
 #[actix_rt::test]
 async fn chaos_alerts_fire_once_across_monitor_restarts() {
-    use actix_web::{App, HttpResponse, HttpServer, web};
+    use actix_web::{HttpResponse, web};
     use std::sync::{Arc, Mutex};
 
     let received = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
     let sink = received.clone();
-    let hook = HttpServer::new(move || {
+    let hook = util::serve_with(move |cfg| {
         let sink = sink.clone();
-        App::new().route(
+        cfg.route(
             "/hook",
             web::post().to(move |body: web::Json<serde_json::Value>| {
                 let sink = sink.clone();
@@ -353,15 +324,9 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
                     HttpResponse::Ok().finish()
                 }
             }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}/hook", hook.addrs()[0]);
-    let hook = hook.run();
-    let hook_handle = hook.handle();
-    actix_rt::spawn(hook);
+        );
+    });
+    let url = hook.url("/hook");
 
     let site = site();
     let mut opts = test_opts(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
@@ -378,8 +343,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
         over: None,
         min_requests: None,
     });
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     let firing = |name: &'static str| {
         let received = received.clone();
         move || {
@@ -395,6 +359,10 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     };
     let (always, restarts) = (firing("always"), firing("actor_restarts"));
     eventually("the condition fires", || async { always() == 1 }).await;
+    let since = |status: &serde_json::Value| status["since_ms"].as_u64().unwrap();
+    let firing_since = since(&util::alert_named(&server, "always").await);
+    let monitor = subsystems.monitoring().unwrap();
+    let mut restarts_since = None;
     for n in 1..=3 {
         assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);
         eventually("the monitor restarted", || async {
@@ -407,14 +375,46 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
                 })
         })
         .await;
-        // Several collections by the new incarnation.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Rather than sleeping: wait for a collection by the new incarnation later than
+        // the rule's `for` (200 ms) after the restart was seen. A monitor that had lost
+        // the alert's timer would have turned it pending on its first collection and
+        // firing, with a new `since`, by this one.
+        let seen_ms = util::unix_ms();
+        eventually(
+            "a collection past the rule's `for` since the restart",
+            || async {
+                monitor
+                    .latest()
+                    .is_some_and(|sample| sample.timestamp_ms > seen_ms + 200)
+            },
+        )
+        .await;
+        let status = util::alert_named(&server, "always").await;
+        assert_eq!(status["state"], "firing", "after restart {n}: {status}");
+        assert!(
+            since(&status).abs_diff(firing_since) < 200,
+            "after restart {n} the alert fired anew: {status}, first fired at {firing_since}"
+        );
+        let restart_alert = util::alert_named(&server, "actor_restarts").await;
+        assert_eq!(restart_alert["state"], "firing", "{restart_alert}");
+        match restarts_since {
+            // The first restart is announced by the new incarnation.
+            None => {
+                eventually("the restart alert posted", || async { restarts() >= 1 }).await;
+                restarts_since = Some(since(&restart_alert));
+            }
+            // Later ones find it firing still, not anew.
+            Some(first) => assert!(
+                since(&restart_alert).abs_diff(first) < 200,
+                "after restart {n} the restart alert fired anew: {restart_alert}"
+            ),
+        }
     }
     assert_eq!(always(), 1, "{:?}", received.lock().unwrap());
     assert_eq!(restarts(), 1, "{:?}", received.lock().unwrap());
     let status = util::alert_named(&server, "always").await;
     assert_eq!(status["state"], "firing");
-    hook_handle.stop(false).await;
+    hook.stop().await;
 }
 
 /// Eight clients requesting, until finished, the path (and, if given, the exact body)
@@ -523,14 +523,9 @@ async fn chaos_static_requests_never_fail_while_the_file_cache_restarts_under_lo
         let text = format!("line {i} of a file too large to read on a worker\n").repeat(8_000);
         std::fs::write(site.path().join(&big(i)[1..]), text).unwrap();
     }
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("STATIC_FILE_MAX_CACHE_SIZE", "1048576")])
+        .serve()
+        .await;
     let load = Load::start(&server.url(""), |n| {
         let path = if n % 3 == 0 {
             "/app.css".to_owned()
@@ -579,7 +574,7 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
     }
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("t.txt"), "n = {{ n }}").unwrap();
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         site.path(),
         &[
             ("TEMPLATES_DIR", templates.path().to_str().unwrap()),
@@ -587,11 +582,9 @@ async fn chaos_every_child_panicking_in_turn_under_load_fails_no_request() {
             ("LEANSERVE_SUPERVISOR_MAX_RESTARTS", "100"),
             ("LEANSERVE_MONITORING_INTERVAL_MS", "100"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     let load = Load::start(&server.url(""), |n| match n % 4 {
         0 => ("/app.css".to_owned(), None),
         1 => (format!("/templates/t.txt?n={n}"), Some(format!("n = {n}"))),
@@ -754,11 +747,7 @@ async fn chaos_dictionaries_outlive_a_file_cache_restart() {
         );
         std::fs::write(site.path().join(format!("p{i}.html")), page).unwrap();
     }
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     eventually("the site dictionary trained", || async {
         !subsystems
             .cache_stats()

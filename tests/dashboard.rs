@@ -20,11 +20,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, HttpServer, web};
-use leanserve::{Runtime, Subsystems};
+use leanserve::Subsystems;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{get_json, serve, site, test_opts};
+use util::{get_json, serve, site};
 use webdriver::Browser;
 
 /// The monitor's sampling interval in these tests, in milliseconds.
@@ -202,10 +202,7 @@ async fn start(site: &Path, env: &[(&str, &str)]) -> Subsystems {
     let interval = INTERVAL_MS.to_string();
     let mut vars = vec![("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())];
     vars.extend_from_slice(env);
-    Runtime::new(test_opts(site, &vars))
-        .start()
-        .await
-        .expect("leanserve starts")
+    util::start(site, &vars).runtime().await
 }
 
 /// Sends `TRAFFIC` GETs, one at a time: mostly the fixture site's two files, every
@@ -572,6 +569,8 @@ async fn dashboard_figures_match_the_monitoring_api() {
 
 /// Serves leanserve's routes for `subsystems` under `/lean` at `addr`, as a host
 /// application mounts them; answers the bound address and the handle that stops it.
+/// Bound here rather than through `util::serve_surface`: the test stops the server and
+/// binds the same port again, which `util`'s fresh-port servers cannot.
 fn serve_under_prefix(
     addr: SocketAddr,
     subsystems: &Subsystems,
@@ -656,17 +655,14 @@ async fn dashboard_keeps_working_through_a_child_restart() {
     let browser = Browser::start().await;
     let site = site();
     let interval = INTERVAL_MS.to_string();
-    let opts = test_opts(
+    let (spec, fragile) = leanserve::ChildSpec::worker("fragile", || Fragile);
+    let (_subsystems, server) = util::start(
         site.path(),
         &[("LEANSERVE_MONITORING_INTERVAL_MS", interval.as_str())],
-    );
-    let (spec, fragile) = leanserve::ChildSpec::worker("fragile", || Fragile);
-    let subsystems = Runtime::new(opts)
-        .child(spec)
-        .start()
-        .await
-        .expect("leanserve starts");
-    let server = serve(&subsystems);
+    )
+    .child(spec)
+    .serve()
+    .await;
 
     browser.goto(&server.url("/dashboard")).await;
     wait_for(&browser, "the fragile child listed", |p| {

@@ -28,9 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use leanserve::internals::keys::{self, KEYS};
-use leanserve::{AdminBind, Config, LoadOptions, Profile, Runtime, Subsystems, TunerMode};
+use leanserve::{AdminBind, Config, LoadOptions, Profile, TunerMode};
 use serde::Deserialize;
 use serde_json::Value;
+use util::Surface;
 
 /// Stands in for the Secret's token wherever the Deployment reads one.
 const SAMPLE_SECRET: &str = "deploy-test-sample-token";
@@ -653,14 +654,6 @@ fn deploy_ports_agree_with_the_listeners() {
     );
 }
 
-/// Which listener answers on a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Surface {
-    Public,
-    Admin,
-    Both,
-}
-
 /// The TCP ports leanserve listens on with `config`, and what each carries.
 fn listener_ports(config: &Config) -> Vec<(u16, Surface)> {
     let server = config.opts.server.bind.port();
@@ -777,17 +770,6 @@ fn deploy_scrape_reaches_the_admin_listener_with_the_token() {
     }
 }
 
-/// Serves one surface of `subsystems` on a fresh loopback port, as the binary serves
-/// `server.bind` and `admin.bind`.
-fn listen(subsystems: &Subsystems, surface: Surface) -> util::Server {
-    let subsystems = subsystems.clone();
-    util::serve_with(move |cfg| match surface {
-        Surface::Public => leanserve::configure_public(&subsystems)(cfg),
-        Surface::Admin => leanserve::configure_admin(&subsystems)(cfg),
-        Surface::Both => leanserve::configure(&subsystems)(cfg),
-    })
-}
-
 #[actix_rt::test]
 async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
     let manifests = manifests();
@@ -798,11 +780,12 @@ async fn deploy_probe_and_scrape_paths_answer_on_a_running_server() {
     let ports = container_ports(deployment);
 
     // The test profile (loopback, free ports) with the container's admin token.
-    let opts = util::test_opts(site.path(), &[(keys::ADMIN_TOKEN.key().env, SAMPLE_SECRET)]);
-    let subsystems = Runtime::new(opts).start().await.unwrap();
+    let subsystems = util::start(site.path(), &[(keys::ADMIN_TOKEN.key().env, SAMPLE_SECRET)])
+        .runtime()
+        .await;
     let servers: HashMap<Surface, util::Server> = [Surface::Public, Surface::Admin, Surface::Both]
         .into_iter()
-        .map(|surface| (surface, listen(&subsystems, surface)))
+        .map(|surface| (surface, util::serve_surface(&subsystems, surface, None)))
         .collect();
     let url = |port: u16, path: &str| {
         let surface = surfaces.get(&port).unwrap_or_else(|| {

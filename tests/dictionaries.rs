@@ -10,12 +10,11 @@
 mod util;
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
-use leanserve::{Runtime, Subsystems};
+use leanserve::Subsystems;
 use sha2::Digest;
-use util::{RawResponse, Server, raw, serve, test_opts};
+use util::{RawResponse, Server, Surface, raw, start};
 
 const CHROMIUM: &str = "gzip, deflate, br, zstd, dcb, dcz";
 
@@ -46,12 +45,6 @@ fn site(pages: usize) -> tempfile::TempDir {
         std::fs::write(dir.path().join(format!("p{i}.html")), page(i)).unwrap();
     }
     dir
-}
-
-async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
-    let subsystems = Runtime::new(test_opts(root, env)).start().await.unwrap();
-    let server = serve(&subsystems);
-    (subsystems, server)
 }
 
 async fn get(server: &Server, target: &str, headers: &[(&str, &str)]) -> RawResponse {
@@ -139,7 +132,7 @@ async fn dictionaries_the_site_dictionary_is_trained_served_and_advertised() {
         "body { color: red }\n".repeat(100),
     )
     .unwrap();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     dictionaries_held(&subsystems, 1, 1).await;
     let (url, identity) = site_dictionary(&server).await;
     let hash = hex(&sha2::Sha256::digest(&identity));
@@ -223,7 +216,7 @@ fn hex(bytes: &[u8]) -> String {
 #[actix_rt::test]
 async fn dictionaries_dcz_and_dcb_carry_the_hash_and_decode_with_the_dictionary() {
     let dir = site(60);
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     dictionaries_held(&subsystems, 1, 1).await;
     let (_, dictionary) = site_dictionary(&server).await;
     let hash = sha2::Sha256::digest(&dictionary);
@@ -349,7 +342,7 @@ async fn dictionaries_unknown_malformed_opaque_or_larger_get_the_ordinary_coding
     let dir = site(30);
     // Unlike the site's pages: against the dictionary it saves nothing over plain br.
     std::fs::write(dir.path().join("runs.html"), "a".repeat(20_000)).unwrap();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     dictionaries_held(&subsystems, 1, 1).await;
     let (_, dictionary) = site_dictionary(&server).await;
     let good = available(&dictionary);
@@ -421,7 +414,9 @@ async fn dictionaries_unknown_malformed_opaque_or_larger_get_the_ordinary_coding
 #[actix_rt::test]
 async fn dictionaries_switched_off_build_offer_and_use_none() {
     let dir = site(30);
-    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_DICTIONARIES", "")]).await;
+    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_DICTIONARIES", "")])
+        .serve()
+        .await;
     let page = get(&server, "/p1.html", &[("Accept-Encoding", CHROMIUM)]).await;
     assert_eq!(page.header("content-encoding"), Some("br"));
     assert_eq!(page.header("link"), None);
@@ -436,7 +431,9 @@ async fn dictionaries_switched_off_build_offer_and_use_none() {
 async fn dictionaries_a_changed_site_gets_a_new_dictionary_and_keeps_the_old_one() {
     let dir = site(60);
     // Every request checks the disk, so changed pages are found at once.
-    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_CACHE_EXPIRATION", "0")]).await;
+    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_CACHE_EXPIRATION", "0")])
+        .serve()
+        .await;
     dictionaries_held(&subsystems, 1, 1).await;
     let (old_url, old) = site_dictionary(&server).await;
     for i in 0..30 {
@@ -514,6 +511,7 @@ async fn asset_versions(store: &str) {
             ("STATIC_FILE_STORE", store),
         ],
     )
+    .serve()
     .await;
     let first = get(
         &server,
@@ -650,6 +648,7 @@ async fn dictionaries_no_store_assets_are_not_offered_as_dictionaries() {
             ("STATIC_FILE_CACHE_CONTROL", "no-store"),
         ],
     )
+    .serve()
     .await;
     let response = get(
         &server,
@@ -692,14 +691,11 @@ fn dictionaries_a_bad_asset_pattern_is_refused_naming_the_key() {
 #[actix_rt::test]
 async fn dictionaries_mounted_under_a_scope_name_paths_under_it() {
     let dir = site(30);
-    let subsystems = Runtime::new(test_opts(dir.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let app = subsystems.clone();
-    let server = util::serve_with(move |cfg| {
-        cfg.service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)));
-    });
+    let (subsystems, server) = start(dir.path(), &[])
+        .surface(Surface::Public)
+        .under("/lean")
+        .serve()
+        .await;
     dictionaries_held(&subsystems, 1, 1).await;
     let first = get(&server, "/lean/p1.html", &[("Accept-Encoding", CHROMIUM)]).await;
     let hash = subsystems.cache_stats().await.unwrap().dictionaries[0]

@@ -13,9 +13,8 @@ mod webdriver;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use leanserve::Runtime;
 use serde_json::json;
-use util::{serve, test_opts};
+use util::start;
 use webdriver::Browser;
 
 /// How long the test waits for the browser to fetch the dictionary.
@@ -78,14 +77,12 @@ async fn dictionary_pages(coding: &str) {
     for i in 0..40 {
         std::fs::write(site.path().join(format!("p{i}.html")), page(i)).unwrap();
     }
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         Path::new(site.path()),
         &[("STATIC_FILE_DICTIONARIES", coding)],
-    ))
-    .start()
-    .await
-    .expect("leanserve starts");
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     let deadline = Instant::now() + PATIENCE;
     while subsystems
         .cache_stats()

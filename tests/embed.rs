@@ -10,32 +10,23 @@ mod util;
 mod embed;
 
 use actix_web::{App, HttpServer};
-use util::{Crash, eventually, get_json, serve_with, site, start_with_fragile, test_opts};
+use leanserve::internals::child_order;
+use util::{
+    Crash, Surface, eventually, get_json, serve_with, site, start, start_with_fragile, test_opts,
+};
 
 #[actix_rt::test]
 async fn embed_host_routes_and_leanserve_under_a_prefix() {
     let site = site();
+    // The example's own start-up (`embed::start`, with its host child) is under test.
     let host = embed::start(test_opts(site.path(), &[])).await;
     let subsystems = host.subsystems.clone();
     let app_host = host.clone();
-    let server = HttpServer::new(move || App::new().configure(embed::host_routes(&app_host)))
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+    let server = serve_with(move |cfg| embed::host_routes(&app_host)(cfg));
+    let base = format!("http://{}", server.addr);
     let admin_host = host.clone();
-    let admin_server =
-        HttpServer::new(move || App::new().configure(embed::admin_routes(&admin_host)))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
-    let admin = format!("http://{}", admin_server.addrs()[0]);
-    let admin_server = admin_server.run();
-    let admin_handle = admin_server.handle();
-    actix_rt::spawn(admin_server);
+    let admin_server = serve_with(move |cfg| embed::admin_routes(&admin_host)(cfg));
+    let admin = format!("http://{}", admin_server.addr);
 
     let client = awc::Client::default();
     let mut root = client.get(format!("{base}/")).send().await.unwrap();
@@ -57,19 +48,9 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "process",
-            "pool_manager",
-            "file_cache",
-            "profiler",
-            "templates",
-            "monitor",
-            "tuner",
-            "visits"
-        ]
-    );
+    let mut expected = child_order(subsystems.opts());
+    expected.push("visits");
+    assert_eq!(names, expected);
     let mut page = client
         .get(format!("{base}/lean/index.html"))
         .send()
@@ -125,8 +106,8 @@ async fn embed_host_routes_and_leanserve_under_a_prefix() {
         );
     }
 
-    handle.stop(false).await;
-    admin_handle.stop(false).await;
+    server.stop().await;
+    admin_server.stop().await;
     subsystems.shutdown().await;
 }
 
@@ -140,10 +121,7 @@ async fn embed_at_the_root_shadows_no_host_route() {
     std::fs::create_dir(site.path().join("api")).unwrap();
     std::fs::write(site.path().join("api/before"), "a file").unwrap();
     std::fs::write(site.path().join("api/after"), "a file").unwrap();
-    let subsystems = leanserve::Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
+    let subsystems = start(site.path(), &[]).runtime().await;
     let app = subsystems.clone();
     let server = serve_with(move |cfg| {
         let host = |name: &'static str| move || async move { format!("host {name}") };
@@ -202,14 +180,11 @@ async fn embed_at_the_root_shadows_no_host_route() {
 #[actix_rt::test]
 async fn embed_prefix_without_slash_redirects_to_the_site_root() {
     let site = site();
-    let subsystems = leanserve::Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let app = subsystems.clone();
-    let server = serve_with(move |cfg| {
-        cfg.service(actix_web::web::scope("/lean").configure(leanserve::configure_public(&app)));
-    });
+    let (subsystems, server) = start(site.path(), &[])
+        .surface(Surface::Public)
+        .under("/lean")
+        .serve()
+        .await;
     let base = format!("http://{}", server.addr);
 
     let client = awc::Client::builder().disable_redirects().finish();
@@ -239,6 +214,8 @@ async fn embed_escalation_stops_the_host() {
     let site = site();
     let (subsystems, fragile) = start_with_fragile(site.path(), "1").await;
     let app = subsystems.clone();
+    // Bound here rather than through `util`: the example's `serve` takes the server
+    // before it runs, which is what this test exercises.
     let server = HttpServer::new(move || App::new().configure(leanserve::configure_public(&app)))
         .workers(1)
         .bind("127.0.0.1:0")

@@ -7,10 +7,8 @@
 mod util;
 
 use std::io::Read;
-use std::path::Path;
 
-use leanserve::{Runtime, Subsystems};
-use util::{RawResponse, Server, gunzip, raw, serve, test_opts};
+use util::{RawResponse, Server, gunzip, raw, start};
 
 const CHROME: &str = "gzip, deflate, br, zstd";
 
@@ -75,12 +73,6 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
-async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
-    let subsystems = Runtime::new(test_opts(root, env)).start().await.unwrap();
-    let server = serve(&subsystems);
-    (subsystems, server)
-}
-
 async fn get(server: &Server, target: &str, headers: &[(&str, &str)]) -> RawResponse {
     raw(server.addr, "GET", target, headers).await
 }
@@ -118,7 +110,7 @@ async fn encodings_a_cold_first_request_is_compressed_in_the_preferred_coding() 
         ("x-gzip", "gzip"),
     ] {
         // A fresh server each time: the first request is a miss.
-        let (subsystems, server) = start(dir.path(), &[]).await;
+        let (subsystems, server) = start(dir.path(), &[]).serve().await;
         let first = accepting(&server, "/app.css", accept).await;
         assert_eq!(first.status, 200, "{accept}");
         assert_eq!(first.header("content-encoding"), Some(coding), "{accept}");
@@ -145,14 +137,18 @@ async fn encodings_a_cold_first_request_is_compressed_in_the_preferred_coding() 
 #[actix_rt::test]
 async fn encodings_the_server_order_breaks_ties_between_codings_it_builds() {
     let dir = site();
-    let (_subsystems, server) = start(dir.path(), &[("STATIC_FILE_ENCODINGS", "zstd,gzip")]).await;
+    let (_subsystems, server) = start(dir.path(), &[("STATIC_FILE_ENCODINGS", "zstd,gzip")])
+        .serve()
+        .await;
     assert_eq!(
         accepting(&server, "/app.css", CHROME)
             .await
             .header("content-encoding"),
         Some("zstd")
     );
-    let (_subsystems, server) = start(dir.path(), &[("STATIC_FILE_ENCODINGS", "")]).await;
+    let (_subsystems, server) = start(dir.path(), &[("STATIC_FILE_ENCODINGS", "")])
+        .serve()
+        .await;
     let plain = accepting(&server, "/app.css", CHROME).await;
     assert_eq!(
         (plain.header("content-encoding"), plain.header("vary")),
@@ -164,7 +160,7 @@ async fn encodings_the_server_order_breaks_ties_between_codings_it_builds() {
 #[actix_rt::test]
 async fn encodings_weights_choose_and_identity_zero_is_406_only_without_a_form() {
     let dir = site();
-    let (_subsystems, server) = start(dir.path(), &[]).await;
+    let (_subsystems, server) = start(dir.path(), &[]).serve().await;
     for (accept, coding) in [
         ("br;q=0.5, gzip;q=0.9", Some("gzip")),
         ("gzip;q=0.5, identity", None),
@@ -205,7 +201,7 @@ async fn encodings_weights_choose_and_identity_zero_is_406_only_without_a_form()
 #[actix_rt::test]
 async fn encodings_equal_weights_get_the_smallest_form_held() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     // br at the quick level first, then gzip and zstd built as their clients keep asking.
     util::settled(&server, &subsystems, "/app.css", "br").await;
     for accept in ["gzip", "zstd"] {
@@ -237,7 +233,7 @@ async fn encodings_equal_weights_get_the_smallest_form_held() {
 #[actix_rt::test]
 async fn encodings_each_form_has_its_own_validator_304_range_and_head() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     let br = util::settled(&server, &subsystems, "/app.css", "br").await;
     // A second coding is built after repeated demand.
     for _ in 0..3 {
@@ -343,7 +339,7 @@ async fn encodings_each_form_has_its_own_validator_304_range_and_head() {
 #[actix_rt::test]
 async fn encodings_quick_bytes_give_way_to_the_stored_level_once_read_again() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     let quick = accepting(&server, "/page.html", "br").await;
     let stored = util::settled(&server, &subsystems, "/page.html", "br").await;
     assert_eq!(decoded(&stored), decoded(&quick));
@@ -367,7 +363,9 @@ async fn encodings_quick_bytes_give_way_to_the_stored_level_once_read_again() {
 #[actix_rt::test]
 async fn encodings_a_second_coding_is_built_only_after_repeated_demand() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
+    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_STORE", "compressed-only")])
+        .serve()
+        .await;
     util::settled(&server, &subsystems, "/app.css", "br").await;
     let held = |coding: &'static str| {
         let subsystems = &subsystems;
@@ -388,7 +386,12 @@ async fn encodings_a_second_coding_is_built_only_after_repeated_demand() {
         assert_eq!(response.header("content-encoding"), Some("gzip"));
         assert_eq!(gunzip(&response.body), css().as_bytes());
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Instead of sleeping: the cache actor answers after the offers those responses
+    // sent it, and counts a build in `compression_queue` until it is done.
+    util::eventually("the cache's background work done", || async {
+        subsystems.cache_stats().await.unwrap().compression_queue == 0
+    })
+    .await;
     assert_eq!((held("br").await, held("gzip").await), (1, 0));
     accepting(&server, "/app.css", "gzip").await;
     util::eventually("gzip built on the third request", || async {
@@ -418,7 +421,7 @@ async fn encodings_fresh_sidecars_are_served_and_corrupt_or_stale_ones_are_not()
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, b"body { color: red }".repeat(100).as_slice()).unwrap();
     std::fs::write(dir.path().join("app.css.gz"), gz.finish().unwrap()).unwrap();
-    let (_subsystems, server) = start(dir.path(), &[]).await;
+    let (_subsystems, server) = start(dir.path(), &[]).serve().await;
     assert_eq!(
         accepting(&server, "/app.css", "br").await.body,
         br,
@@ -445,7 +448,7 @@ async fn encodings_fresh_sidecars_are_served_and_corrupt_or_stale_ones_are_not()
         .unwrap()
         .set_modified(later)
         .unwrap();
-    let (_subsystems, server) = start(dir.path(), &[]).await;
+    let (_subsystems, server) = start(dir.path(), &[]).serve().await;
     let fresh = accepting(&server, "/app.css", "br").await;
     assert_eq!(decoded(&fresh), css.as_bytes());
     assert_ne!(fresh.body, br);
@@ -454,7 +457,7 @@ async fn encodings_fresh_sidecars_are_served_and_corrupt_or_stale_ones_are_not()
 #[actix_rt::test]
 async fn encodings_metrics_count_responses_bytes_and_forms_by_coding() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[]).await;
+    let (subsystems, server) = start(dir.path(), &[]).serve().await;
     let br = util::settled(&server, &subsystems, "/app.css", CHROME).await;
     get(&server, "/app.css", &[]).await;
     subsystems.collect_now().await.unwrap();
@@ -495,7 +498,9 @@ async fn encodings_metrics_count_responses_bytes_and_forms_by_coding() {
 #[actix_rt::test]
 async fn encodings_a_file_the_cache_does_not_keep_goes_in_the_cheapest_coding() {
     let dir = site();
-    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_CACHE_ENABLED", "false")]).await;
+    let (subsystems, server) = start(dir.path(), &[("STATIC_FILE_CACHE_ENABLED", "false")])
+        .serve()
+        .await;
     for (accept, coding) in [
         (CHROME, "zstd"),
         ("gzip, br", "gzip"),

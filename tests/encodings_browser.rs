@@ -16,10 +16,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use leanserve::Runtime;
 use serde::Deserialize;
 use serde_json::json;
-use util::{serve, test_opts};
+use util::start;
 use webdriver::Browser;
 
 /// How long the test waits for the browser to report both resource entries.
@@ -271,11 +270,7 @@ async fn encodings_a_browser_gets_page_stylesheet_and_script_compressed() {
         std::fs::write(site.path().join(name), text).unwrap();
     }
     let size = |name: &str| std::fs::metadata(site.path().join(name)).unwrap().len();
-    let subsystems = Runtime::new(test_opts(Path::new(site.path()), &[]))
-        .start()
-        .await
-        .expect("leanserve starts");
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(Path::new(site.path()), &[]).serve().await;
 
     browser.goto(&server.url("/")).await;
     let deadline = Instant::now() + PATIENCE;

@@ -5,11 +5,10 @@
 
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use leanserve::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use util::{get_json, raw, serve, site, test_opts};
+use util::{get_json, raw, site, start};
 
 /// One slot, no queue, and files over 64 KiB streamed.
 fn one_slot() -> Vec<(&'static str, &'static str)> {
@@ -26,11 +25,7 @@ fn one_slot() -> Vec<(&'static str, &'static str)> {
 async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_meanwhile() {
     let site = site();
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::new(test_opts(site.path(), &one_slot()))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &one_slot()).serve().await;
 
     // A client that asks for 32 MiB and reads only the first bytes.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -41,12 +36,19 @@ async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_m
     let n = slow.read(&mut first).await.unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
 
-    // The slot is taken while the body is unsent: the next file request is refused at once.
+    // The slot is taken while the body is unsent: the next file request is refused at
+    // once, not queued (the limiter's counters say so; the time is printed, not judged).
     let started = Instant::now();
     let refused = raw(server.addr, "GET", "/index.html", &[]).await;
+    println!("refused in {:?}", started.elapsed());
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert!(started.elapsed() < Duration::from_secs(1));
+    let stats = leanserve::internals::limiters(&subsystems).unwrap().files.stats();
+    assert_eq!(
+        (stats.in_flight, stats.rejected_total, stats.queued_total),
+        (1, 1, 0),
+        "refused while the slot is held, without waiting in a queue: {stats:?}"
+    );
     // Never limited: health, readiness, admin, and renders (their own limiter).
     assert_eq!(get_json(&server.url("/health"), None).await.0, 200);
     assert_eq!(get_json(&server.url("/ready"), None).await.0, 200);
@@ -91,11 +93,7 @@ async fn limiter_off_admits_everything() {
     let mut env = one_slot();
     env[0] = ("LEANSERVE_LIMITER_ENABLED", "false");
     std::fs::write(site.path().join("big.bin"), vec![7u8; 32 << 20]).unwrap();
-    let subsystems = Runtime::new(test_opts(site.path(), &env))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &env).serve().await;
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
         .await

@@ -9,17 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
-use leanserve::Opts;
+use actix_web::{HttpResponse, web};
+use leanserve::internals::child_order;
 use leanserve::{Comparison, Rule, Severity};
-use leanserve::{Runtime, Subsystems};
-use util::{Server, eventually, get_json, serve, site, test_opts};
-
-async fn start(opts: Opts) -> (Subsystems, Server) {
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
-    (subsystems, server)
-}
+use util::{Server, Start, eventually, get_json, site, start, test_opts};
 
 async fn traffic(server: &Server, hits: usize) {
     let client = awc::Client::default();
@@ -78,7 +71,7 @@ fn series_count(text: &str) -> usize {
 #[actix_rt::test]
 async fn monitoring_metrics_parse_with_the_prometheus_parser() {
     let site = site();
-    let (subsystems, server) = start(test_opts(site.path(), &[])).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     traffic(&server, 50).await;
     subsystems.collect_now().await.unwrap();
     let text = util::metrics_text(&server).await;
@@ -123,18 +116,7 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
         .iter()
         .map(|s| s[1]["child"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        children,
-        [
-            "process",
-            "pool_manager",
-            "file_cache",
-            "profiler",
-            "templates",
-            "monitor",
-            "tuner"
-        ]
-    );
+    assert_eq!(children, child_order(subsystems.opts()));
     // Pools: a histogram per pool and counters with two labels parse too.
     let waits = family("leanserve_pool_acquire_wait_seconds");
     assert_eq!(waits["type"], "histogram");
@@ -183,7 +165,7 @@ async fn monitoring_metrics_parse_with_the_prometheus_parser() {
 #[actix_rt::test]
 async fn monitoring_random_paths_do_not_grow_the_series() {
     let site = site();
-    let (subsystems, server) = start(test_opts(site.path(), &[])).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     traffic(&server, 10).await;
     subsystems.collect_now().await.unwrap();
     let before = series_count(&util::metrics_text(&server).await);
@@ -201,7 +183,7 @@ async fn monitoring_random_paths_do_not_grow_the_series() {
 #[actix_rt::test]
 async fn monitoring_json_views_agree_with_the_traffic() {
     let site = site();
-    let (subsystems, server) = start(test_opts(site.path(), &[])).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     traffic(&server, 20).await;
     subsystems.collect_now().await.unwrap();
     let (status, body) = get_json(&server.url("/monitoring"), None).await;
@@ -286,7 +268,7 @@ async fn monitoring_alert_fires_and_check_alerts_returns_it() {
         for_duration: Duration::from_millis(1),
         ..rule("busy", "requests_total", Comparison::AtLeast, 5.0)
     });
-    let (subsystems, server) = start(opts).await;
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     subsystems.collect_now().await.unwrap();
     assert!(subsystems.check_alerts().await.unwrap().is_empty());
     traffic(&server, 6).await;
@@ -309,19 +291,13 @@ async fn monitoring_alert_fires_and_check_alerts_returns_it() {
 
 /// A webhook receiver on loopback that records what it is sent; with `fail_first` it
 /// answers 500 to that many posts first.
-fn receiver(
-    fail_first: usize,
-) -> (
-    String,
-    Arc<Mutex<Vec<serde_json::Value>>>,
-    actix_web::dev::ServerHandle,
-) {
+fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>, Server) {
     let received = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(fail_first));
     let (sink, left) = (received.clone(), failures.clone());
-    let server = HttpServer::new(move || {
+    let server = util::serve_with(move |cfg| {
         let (sink, left) = (sink.clone(), left.clone());
-        App::new().route(
+        cfg.route(
             "/hook",
             web::post().to(move |body: web::Json<serde_json::Value>| {
                 let (sink, left) = (sink.clone(), left.clone());
@@ -335,28 +311,21 @@ fn receiver(
                     HttpResponse::Ok().finish()
                 }
             }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}/hook", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    (url, received, handle)
+        );
+    });
+    (server.url("/hook"), received, server)
 }
 
 #[actix_rt::test]
 async fn monitoring_webhook_receives_firing_and_resolved_in_alertmanager_format() {
     let site = site();
-    let (url, received, receiver_handle) = receiver(1);
+    let (url, received, hook) = receiver(1);
     let mut opts = test_opts(site.path(), &[]);
     opts.monitoring.webhook_url = Some(url);
     opts.monitoring
         .alerts
         .push(rule("cache_in_use", "cache_items", Comparison::Above, 0.0));
-    let (subsystems, server) = start(opts).await;
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     traffic(&server, 2).await;
     subsystems.collect_now().await.unwrap();
     eventually("firing alert posted (after one retry)", || async {
@@ -385,7 +354,7 @@ async fn monitoring_webhook_receives_firing_and_resolved_in_alertmanager_format(
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["alerts"][0]["labels"]["alertname"], "cache_in_use");
     assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
-    receiver_handle.stop(false).await;
+    hook.stop().await;
 }
 
 #[actix_rt::test]
@@ -402,7 +371,7 @@ async fn monitoring_dead_webhook_receiver_does_not_stop_serving_or_collecting() 
     opts.monitoring
         .alerts
         .push(rule("always", "cache_budget_bytes", Comparison::Above, 0.0));
-    let (subsystems, server) = start(opts).await;
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     for _ in 0..3 {
         subsystems.collect_now().await.unwrap();
         traffic(&server, 10).await;
@@ -420,11 +389,9 @@ async fn monitoring_dead_webhook_receiver_does_not_stop_serving_or_collecting() 
 #[actix_rt::test]
 async fn monitoring_switched_off_answers_409_and_counts_nothing() {
     let site = site();
-    let (subsystems, server) = start(test_opts(
-        site.path(),
-        &[("LEANSERVE_MONITORING_ENABLED", "false")],
-    ))
-    .await;
+    let (subsystems, server) = start(site.path(), &[("LEANSERVE_MONITORING_ENABLED", "false")])
+        .serve()
+        .await;
     traffic(&server, 5).await;
     for path in [
         "/metrics",
@@ -444,23 +411,14 @@ async fn monitoring_switched_off_answers_409_and_counts_nothing() {
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "process",
-            "pool_manager",
-            "file_cache",
-            "profiler",
-            "templates",
-            "tuner"
-        ]
-    );
+    assert_eq!(names, child_order(subsystems.opts()));
+    assert!(!names.iter().any(|name| name == "monitor"), "{names:?}");
 }
 
 #[actix_rt::test]
 async fn monitoring_dashboard_and_its_assets_are_served_from_the_binary() {
     let site = site();
-    let (_subsystems, server) = start(test_opts(site.path(), &[])).await;
+    let (_subsystems, server) = start(site.path(), &[]).serve().await;
     let client = awc::Client::default();
     for (path, kind) in [
         ("/dashboard", "text/html"),
@@ -500,7 +458,7 @@ async fn monitoring_dashboard_and_its_assets_are_served_from_the_binary() {
 #[actix_rt::test]
 async fn monitoring_routes_are_not_counted_as_traffic_and_history_takes_since() {
     let site = site();
-    let (subsystems, server) = start(test_opts(site.path(), &[])).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     for path in [
         "/metrics",
         "/monitoring",

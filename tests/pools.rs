@@ -5,10 +5,9 @@
 
 mod util;
 
-use leanserve::Runtime;
 use leanserve::{Config, ConfigError, LoadOptions};
 use leanserve::{PoolError, PoolSpec};
-use util::{config_dir, get_json, raw, serve, site, test_opts};
+use util::{Start, config_dir, get_json, raw, site, start, test_opts};
 
 /// A site with compressible files.
 fn text_site() -> tempfile::TempDir {
@@ -35,8 +34,7 @@ fn pool<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 async fn pools_serve_gzip_inserts_identity_inflates_and_renders_from_pooled_objects() {
     let site = text_site();
     let opts = test_opts(site.path(), &[("STATIC_FILE_STORE", "compressed-only")]);
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = Start::with_opts(opts).serve().await;
     for n in 0..6 {
         // Compressed in the background with a pooled compressor.
         let gzip = util::gzipped(&server, &format!("/s{n}.css")).await;
@@ -102,8 +100,7 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
                 ("RESOURCE_POOL_MANAGER_ENABLED", enabled),
             ],
         );
-        let subsystems = Runtime::new(opts).start().await.unwrap();
-        let server = serve(&subsystems);
+        let (subsystems, server) = Start::with_opts(opts).serve().await;
         let mut seen = Vec::new();
         for (path, encoding) in [
             ("/s1.css", "gzip"),
@@ -156,11 +153,7 @@ async fn pools_off_gives_the_same_bytes_and_reports_disabled() {
 #[actix_rt::test]
 async fn pools_admin_resize_answers_400_naming_the_limit_and_404_for_unknown_pools() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let post = |path: String| {
         let url = server.url(&path);
         async move { util::post_json(&url).await }

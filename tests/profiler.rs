@@ -9,9 +9,8 @@ mod util;
 use std::path::Path;
 use std::time::Duration;
 
-use leanserve::{Runtime, Subsystems};
 use prost::Message as _;
-use util::{Server, eventually, get_json, serve, site, test_opts};
+use util::{Start, eventually, get_json, site, start, test_opts};
 
 leanserve::use_jemalloc!();
 
@@ -72,12 +71,6 @@ fn site_with_big_file() -> tempfile::TempDir {
     dir
 }
 
-async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
-    let subsystems = Runtime::new(test_opts(root, env)).start().await.unwrap();
-    let server = serve(&subsystems);
-    (subsystems, server)
-}
-
 async fn request(method: &str, url: &str, token: Option<&str>) -> (u16, Vec<u8>) {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -103,7 +96,7 @@ async fn post_json(url: &str) -> (u16, serde_json::Value) {
 async fn profiler_stats_report_jemalloc_figures_and_subsystem_bytes() {
     let _turn = SERIAL.lock().await;
     let site = site_with_big_file();
-    let (subsystems, server) = start(site.path(), &[]).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let (status, stats) = get_json(&server.url("/admin/profiler/stats"), None).await;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["allocator"], "jemalloc");
@@ -147,6 +140,7 @@ async fn profiler_heap_profile_decodes_with_samples_from_leanserve() {
         site.path(),
         &[("LEANSERVE_PROFILER_PROFILES_DIR", dir.to_str().unwrap())],
     )
+    .serve()
     .await;
     assert_eq!(request("GET", &server.url("/big.txt"), None).await.0, 200);
 
@@ -203,7 +197,9 @@ async fn profiler_snapshots_compare_before_and_after() {
     let _turn = SERIAL.lock().await;
     let site = site_with_big_file();
     // Plain LRU: an empty cache then accounts 0 bytes (no admission sketch).
-    let (subsystems, server) = start(site.path(), &[("STATIC_FILE_ADMISSION", "lru")]).await;
+    let (subsystems, server) = start(site.path(), &[("STATIC_FILE_ADMISSION", "lru")])
+        .serve()
+        .await;
     let (status, before) = post_json(&server.url("/admin/profiler/snapshots?label=before")).await;
     assert_eq!((status, &before["label"]), (201, &"before".into()));
     assert_eq!(request("GET", &server.url("/big.txt"), None).await.0, 200);
@@ -312,6 +308,7 @@ async fn profiler_snapshots_every_interval_into_a_bounded_ring() {
             ("LEANSERVE_PROFILER_SNAPSHOTS", "3"),
         ],
     )
+    .serve()
     .await;
     assert_eq!(subsystems.snapshots().len(), 1, "one at start");
     eventually("four interval snapshots", || async {
@@ -332,7 +329,7 @@ async fn profiler_threshold_raises_memory_high_through_the_monitor() {
     for rule in &mut opts.monitoring.alerts {
         rule.for_duration = Duration::ZERO;
     }
-    let subsystems = Runtime::new(opts).start().await.unwrap();
+    let subsystems = Start::with_opts(opts).runtime().await;
     let stats = subsystems.memory_stats().await.unwrap();
     assert_eq!(stats.threshold_mb, 1);
     assert!(stats.over_threshold, "{stats:?}");
@@ -359,6 +356,7 @@ async fn profiler_unusable_profiles_dir_is_a_409_with_the_reason() {
         site.path(),
         &[("LEANSERVE_PROFILER_PROFILES_DIR", below.to_str().unwrap())],
     )
+    .serve()
     .await;
     let (status, body) = post_json(&server.url("/admin/profiler/capture")).await;
     assert_eq!(status, 409, "{body}");
@@ -373,8 +371,9 @@ async fn profiler_unusable_profiles_dir_is_a_409_with_the_reason() {
 async fn profiler_routes_need_admin_access() {
     let _turn = SERIAL.lock().await;
     let site = site();
-    let (_subsystems, server) =
-        start(site.path(), &[("LEANSERVE_ADMIN_TOKEN", "profiler-token")]).await;
+    let (_subsystems, server) = start(site.path(), &[("LEANSERVE_ADMIN_TOKEN", "profiler-token")])
+        .serve()
+        .await;
     for (method, path) in [
         ("GET", "/debug/pprof/heap"),
         ("GET", "/admin/profiler/stats"),
@@ -437,8 +436,9 @@ async fn profiler_heap_growth_matches_the_cache_accounting() {
         )
         .unwrap();
     }
-    let (subsystems, server) =
-        start(site.path(), &[("STATIC_FILE_STORE", "compressed-only")]).await;
+    let (subsystems, server) = start(site.path(), &[("STATIC_FILE_STORE", "compressed-only")])
+        .serve()
+        .await;
     let client = awc::Client::default();
     // Warm the request path so its one-time allocations are not counted.
     let warm = client
@@ -481,7 +481,7 @@ async fn profiler_per_entry_overhead_matches_what_the_heap_shows() {
     for i in 0..FILES {
         std::fs::write(site.path().join(format!("f{i:05}.bin")), [i as u8; LEN]).unwrap();
     }
-    let (subsystems, server) = start(site.path(), &[]).await;
+    let (subsystems, server) = start(site.path(), &[]).serve().await;
     let client = awc::Client::default();
     let warm = client.get(server.url("/index.html")).send().await.unwrap();
     assert_eq!(warm.status(), 200);

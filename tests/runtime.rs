@@ -3,8 +3,9 @@
 
 mod util;
 
+use leanserve::internals::child_order;
 use leanserve::{Runtime, Subsystems};
-use util::{Crash, eventually, get_json, serve, site, start_with_fragile, test_opts};
+use util::{Crash, eventually, get_json, serve, site, start, start_with_fragile, test_opts};
 
 #[test]
 fn runtime_subsystems_are_send_and_sync() {
@@ -15,11 +16,7 @@ fn runtime_subsystems_are_send_and_sync() {
 #[actix_rt::test]
 async fn runtime_health_and_ready_answer_200_when_all_children_run() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = start(site.path(), &[]).serve().await;
     let (status, body) = get_json(&server.url("/health"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body) = get_json(&server.url("/ready"), None).await;
@@ -46,19 +43,9 @@ async fn runtime_admin_supervisor_reports_children_and_failures() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "process",
-            "pool_manager",
-            "file_cache",
-            "profiler",
-            "templates",
-            "monitor",
-            "tuner",
-            "fragile"
-        ]
-    );
+    let mut expected = child_order(subsystems.opts());
+    expected.push("fragile");
+    assert_eq!(names, expected);
     let fragile_report = &children[7];
     assert_eq!(fragile_report["restarts"], 1);
     assert_eq!(fragile_report["panics"], 1);
@@ -106,10 +93,7 @@ async fn runtime_escalation_makes_ready_503_while_health_stays_200() {
 async fn runtime_two_runtimes_in_one_process_share_nothing() {
     let (site_a, site_b) = (site(), site());
     let (first, fragile) = start_with_fragile(site_a.path(), "0").await;
-    let second = Runtime::new(test_opts(site_b.path(), &[]))
-        .start()
-        .await
-        .unwrap();
+    let second = start(site_b.path(), &[]).runtime().await;
     assert!(fragile.send(Crash).await.is_err());
     tokio::time::timeout(std::time::Duration::from_secs(5), first.escalated())
         .await
@@ -123,10 +107,7 @@ async fn runtime_two_runtimes_in_one_process_share_nothing() {
 #[actix_rt::test]
 async fn runtime_shutdown_stops_children_and_readiness_drops() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
+    let subsystems = start(site.path(), &[]).runtime().await;
     assert!(subsystems.sample_process().await.is_ok());
     subsystems.shutdown().await;
     let readiness = subsystems.readiness();
@@ -137,11 +118,7 @@ async fn runtime_shutdown_stops_children_and_readiness_drops() {
 #[actix_rt::test]
 async fn runtime_serves_the_static_root_and_nothing_outside_it() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (_subsystems, server) = start(site.path(), &[]).serve().await;
     let client = awc::Client::default();
     let mut index = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(index.status(), 200);
@@ -156,6 +133,8 @@ async fn runtime_serves_the_static_root_and_nothing_outside_it() {
     }
 }
 
+/// Start-up itself is under test (a refusal): `Runtime::new(..).start()` is called
+/// here, not through `util::start`, which panics on one.
 #[actix_rt::test]
 async fn runtime_refuses_a_missing_static_root() {
     let site = site();
@@ -165,6 +144,8 @@ async fn runtime_refuses_a_missing_static_root() {
     assert!(error.to_string().contains("is not a directory"), "{error}");
 }
 
+/// Start-up itself is under test (a refusal): `Runtime::new(..).start()` is called
+/// here, not through `util::start`, which panics on one.
 #[actix_rt::test]
 async fn runtime_refuses_hand_built_opts_that_config_would_refuse() {
     let site = site();
@@ -184,10 +165,7 @@ async fn runtime_refuses_hand_built_opts_that_config_would_refuse() {
 #[actix_rt::test]
 async fn runtime_profiler_without_jemalloc_reports_what_is_unavailable() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[]))
-        .start()
-        .await
-        .unwrap();
+    let subsystems = start(site.path(), &[]).runtime().await;
     let stats = subsystems.memory_stats().await.unwrap();
     assert_eq!(stats.allocator, leanserve::Allocator::System);
     assert_eq!((stats.heap_alloc_mb, stats.heap_resident_mb), (None, None));

@@ -7,8 +7,8 @@ mod util;
 
 use std::path::{Path, PathBuf};
 
-use leanserve::{Runtime, Subsystems};
-use util::{RawResponse, Server, gunzip, raw, serve, test_opts};
+use leanserve::Subsystems;
+use util::{RawResponse, Server, gunzip, raw};
 
 const CSS_RULE: &str = "body { color: #334; margin: 0 auto; font-family: sans-serif; }\n";
 
@@ -61,8 +61,7 @@ fn big_bytes() -> Vec<u8> {
 async fn start(root: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
     let mut vars = vec![("STATIC_FILE_MAX_FILE_SIZE", "65536")];
     vars.extend_from_slice(env);
-    let subsystems = Runtime::new(test_opts(root, &vars)).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = util::start(root, &vars).serve().await;
     (subsystems, server)
 }
 
@@ -844,7 +843,14 @@ async fn static_compressed_only_compresses_a_file_only_once_a_gzip_client_asks_f
             Some("Accept-Encoding, Available-Dictionary")
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Instead of sleeping: the cache actor answers `cache_stats` after the offers the
+    // reads above sent it (they are sent before each response), and a build it started
+    // counts in `compression_queue` until it is done; so once the queue reads empty,
+    // whatever those reads asked for has run and is counted.
+    util::eventually("the cache's background work done", || async {
+        subsystems.cache_stats().await.unwrap().compression_queue == 0
+    })
+    .await;
     let stats = subsystems.cache_stats().await.unwrap();
     assert_eq!(
         (stats.background_compressions, stats.inflations),

@@ -8,9 +8,9 @@ mod util;
 use std::path::Path;
 
 use leanserve::ChainError;
+use leanserve::Subsystems;
 use leanserve::{LoadState, TemplateError};
-use leanserve::{Runtime, Subsystems};
-use util::{Server, eventually, get_json, serve, site, test_opts};
+use util::{Server, eventually, get_json, site, test_opts};
 
 /// A runtime serving templates from `dir`, with extra environment variables.
 async fn start(dir: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
@@ -20,8 +20,7 @@ async fn start(dir: &Path, env: &[(&str, &str)]) -> (Subsystems, Server) {
     let opts = test_opts(site.path(), &vars);
     // The static root is only read at start-up checks; keep it alive anyway.
     std::mem::forget(site);
-    let subsystems = Runtime::new(opts).start().await.unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = util::Start::with_opts(opts).serve().await;
     (subsystems, server)
 }
 

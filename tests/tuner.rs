@@ -6,9 +6,8 @@
 mod util;
 
 use leanserve::Knob;
-use leanserve::Runtime;
 use leanserve::{Config, ConfigError, LoadOptions};
-use util::{config_dir, get_json, serve, site, test_opts};
+use util::{config_dir, get_json, site, start};
 
 async fn post(url: String) -> (u16, serde_json::Value) {
     util::post_json(&url).await
@@ -26,14 +25,9 @@ fn knob<'a>(knobs: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[actix_rt::test]
 async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
-        site.path(),
-        &[("LEANSERVE_LIMITER_ENABLED", "true")],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("LEANSERVE_LIMITER_ENABLED", "true")])
+        .serve()
+        .await;
     let (status, body) = get_json(&server.url("/admin/tuner"), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["mode"], "auto");
@@ -75,7 +69,7 @@ async fn tuner_recommends_every_knob_with_a_reason_and_evidence() {
 #[actix_rt::test]
 async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
+    let (subsystems, server) = start(
         site.path(),
         &[
             // 1 MiB: this process is far over it, and not because of the cache.
@@ -83,11 +77,9 @@ async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
             ("LEANSERVE_TUNER_MODE", "recommend"),
             ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
-    let server = serve(&subsystems);
+    )
+    .serve()
+    .await;
     // The RSS figure comes from the process sampler.
     util::eventually("a process sample", || async {
         subsystems.process_stats().is_some()
@@ -151,16 +143,15 @@ async fn tuner_cuts_the_cache_budget_to_its_floor_under_a_tight_limit_once() {
 #[actix_rt::test]
 async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(
+    let subsystems = start(
         site.path(),
         &[
             ("LEANSERVE_TUNER_MEMORY_LIMIT_MB", "1"),
             ("STATIC_FILE_MAX_CACHE_SIZE", "67108864"),
         ],
-    ))
-    .start()
-    .await
-    .unwrap();
+    )
+    .runtime()
+    .await;
     // No apply asked for and the interval is 30 s: the first round runs at start.
     util::eventually("the budget cut to its floor", || async {
         subsystems.cache_stats().await.unwrap().budget_bytes == 8 << 20
@@ -175,11 +166,9 @@ async fn tuner_in_auto_mode_fits_the_cache_to_the_limit_from_the_start() {
 #[actix_rt::test]
 async fn tuner_off_has_no_actor_and_refuses_apply_with_409() {
     let site = site();
-    let subsystems = Runtime::new(test_opts(site.path(), &[("CONFIG_TUNER_ENABLED", "false")]))
-        .start()
-        .await
-        .unwrap();
-    let server = serve(&subsystems);
+    let (subsystems, server) = start(site.path(), &[("CONFIG_TUNER_ENABLED", "false")])
+        .serve()
+        .await;
     let (status, body) = post(server.url("/admin/tuner/apply")).await;
     assert_eq!(status, 409);
     assert!(

@@ -1,6 +1,10 @@
 //! Shared fixtures for the integration tests, built through the production start-up
 //! path: `Config::load` with the shipped `config/` folder and the test profile, then
 //! `Runtime`, then a real `HttpServer` on 127.0.0.1 with an OS-chosen port.
+//!
+//! Start-up goes through one place: [`start`] (or [`Start::with_opts`] for options a test
+//! edits) answers a [`Start`] builder; `.runtime()` starts the tree, `.serve()` also
+//! serves it. The binary is started through [`leanserve`] / [`spawn_server`].
 
 #![allow(dead_code)]
 
@@ -52,6 +56,84 @@ pub fn site() -> tempfile::TempDir {
     dir
 }
 
+/// Which of leanserve's surfaces a test server mounts, as the binary serves
+/// `server.bind` and `admin.bind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Surface {
+    /// `configure_public`: health, templates, static files.
+    Public,
+    /// `configure_admin`: admin, monitoring and dashboard, profiler.
+    Admin,
+    /// `configure`: both on one listener (the test profile's default).
+    Both,
+}
+
+/// A runtime to start through the production path (`Runtime::new(opts)`, host children,
+/// `.start()`), and how to serve it. Made by [`start`] or [`Start::with_opts`].
+#[must_use = "nothing starts until .runtime() or .serve()"]
+pub struct Start {
+    opts: Opts,
+    children: Vec<leanserve::ChildSpec>,
+    surface: Surface,
+    prefix: Option<&'static str>,
+}
+
+/// The test profile serving `root`, with extra environment variables (as [`test_opts`]).
+pub fn start(root: &Path, env: &[(&str, &str)]) -> Start {
+    Start::with_opts(test_opts(root, env))
+}
+
+impl Start {
+    /// `opts` as they are: for a test that edits [`test_opts`] before starting.
+    pub fn with_opts(opts: Opts) -> Start {
+        Start {
+            opts,
+            children: Vec::new(),
+            surface: Surface::Both,
+            prefix: None,
+        }
+    }
+
+    /// Adds a host child to the root supervisor (`Runtime::child`).
+    pub fn child(mut self, spec: leanserve::ChildSpec) -> Start {
+        self.children.push(spec);
+        self
+    }
+
+    /// Serves only `surface`. Default is [`Surface::Both`].
+    pub fn surface(mut self, surface: Surface) -> Start {
+        self.surface = surface;
+        self
+    }
+
+    /// Mounts the surface under `prefix` (`web::scope`), as a host application does.
+    /// Default is the root.
+    pub fn under(mut self, prefix: &'static str) -> Start {
+        self.prefix = Some(prefix);
+        self
+    }
+
+    /// Starts the tree; panics if it does not start.
+    pub async fn runtime(self) -> Subsystems {
+        self.children
+            .into_iter()
+            .fold(leanserve::Runtime::new(self.opts), |runtime, spec| {
+                runtime.child(spec)
+            })
+            .start()
+            .await
+            .expect("leanserve starts")
+    }
+
+    /// Starts the tree and serves the chosen surface on a fresh loopback port.
+    pub async fn serve(self) -> (Subsystems, Server) {
+        let (surface, prefix) = (self.surface, self.prefix);
+        let subsystems = self.runtime().await;
+        let server = serve_surface(&subsystems, surface, prefix);
+        (subsystems, server)
+    }
+}
+
 /// A running HTTP server for `subsystems`; stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -62,6 +144,11 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// Stops the server gracefully and waits until it has (dropping it only asks).
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
 }
 
 impl Drop for Server {
@@ -71,10 +158,31 @@ impl Drop for Server {
     }
 }
 
-/// Serves leanserve's routes for `subsystems` on a fresh loopback port.
+/// Serves leanserve's routes (both surfaces) for `subsystems` on a fresh loopback port.
 pub fn serve(subsystems: &Subsystems) -> Server {
+    serve_surface(subsystems, Surface::Both, None)
+}
+
+/// Serves one surface of `subsystems` on a fresh loopback port, under `prefix` if given.
+pub fn serve_surface(
+    subsystems: &Subsystems,
+    surface: Surface,
+    prefix: Option<&'static str>,
+) -> Server {
     let subsystems = subsystems.clone();
-    serve_with(move |cfg| leanserve::configure(&subsystems)(cfg))
+    serve_with(move |cfg| {
+        let mount = |cfg: &mut actix_web::web::ServiceConfig| match surface {
+            Surface::Public => leanserve::configure_public(&subsystems)(cfg),
+            Surface::Admin => leanserve::configure_admin(&subsystems)(cfg),
+            Surface::Both => leanserve::configure(&subsystems)(cfg),
+        };
+        match prefix {
+            Some(prefix) => {
+                cfg.service(actix_web::web::scope(prefix).configure(mount));
+            }
+            None => mount(cfg),
+        }
+    })
 }
 
 /// Serves an app `configure` sets up (a host's routes, one of leanserve's surfaces) on a
@@ -135,6 +243,14 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// Now, in milliseconds since the epoch (the clock the monitor stamps samples with).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// The server binary, built with the same features as the tests.
@@ -387,13 +503,11 @@ pub async fn start_with_fragile(
     root: &std::path::Path,
     max_restarts: &str,
 ) -> (Subsystems, leanserve::Handle<Fragile>) {
-    let opts = test_opts(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)]);
     let (spec, fragile) = leanserve::ChildSpec::worker("fragile", || Fragile);
-    let subsystems = leanserve::Runtime::new(opts)
+    let subsystems = start(root, &[("LEANSERVE_SUPERVISOR_MAX_RESTARTS", max_restarts)])
         .child(spec)
-        .start()
-        .await
-        .unwrap();
+        .runtime()
+        .await;
     (subsystems, fragile)
 }
 
