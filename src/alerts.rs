@@ -16,6 +16,7 @@ use serde::Serialize;
 
 /// How a figure is compared with the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum Comparison {
     /// `>`: the figure is above the threshold.
     #[serde(rename = ">")]
@@ -43,6 +44,16 @@ impl Comparison {
         }
     }
 
+    /// The operator: `>`, `>=`, `<` or `<=`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Above => ">",
+            Comparison::AtLeast => ">=",
+            Comparison::Below => "<",
+            Comparison::AtMost => "<=",
+        }
+    }
+
     fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Comparison::Above => value > threshold,
@@ -56,6 +67,7 @@ impl Comparison {
 /// How urgent an alert is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// Worth knowing; nothing to do.
     Info,
@@ -89,6 +101,7 @@ impl fmt::Display for Severity {
 
 /// One alert rule.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Rule {
     /// Unique name (the Alertmanager `alertname`).
     pub name: String,
@@ -112,9 +125,72 @@ pub struct Rule {
     pub min_requests: Option<u64>,
 }
 
+impl Rule {
+    /// A rule named `name` that fires as soon as `metric` compares with `threshold` as
+    /// `comparison` says: warning severity, no `for` duration, a minute between
+    /// announcements, and a message naming the condition.
+    pub fn new(
+        name: impl Into<String>,
+        metric: impl Into<String>,
+        comparison: Comparison,
+        threshold: f64,
+    ) -> Self {
+        let (name, metric) = (name.into(), metric.into());
+        Rule {
+            message: format!("{metric} {} {threshold}", comparison.symbol()),
+            name,
+            metric,
+            comparison,
+            threshold,
+            for_duration: Duration::ZERO,
+            cooldown: Duration::from_secs(60),
+            severity: Severity::Warning,
+            over: None,
+            min_requests: None,
+        }
+    }
+
+    /// Fires only once the condition has held this long.
+    pub fn for_duration(mut self, duration: Duration) -> Self {
+        self.for_duration = duration;
+        self
+    }
+
+    /// The least time between two announcements.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// How urgent the alert is.
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// What the alert says when it fires.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Compares the metric's increase over `window` rather than its value.
+    pub fn over(mut self, window: Duration) -> Self {
+        self.over = Some(window);
+        self
+    }
+
+    /// Evaluates only once this many static file requests were seen.
+    pub fn min_requests(mut self, requests: u64) -> Self {
+        self.min_requests = Some(requests);
+        self
+    }
+}
+
 /// The state of an alert rule, as Prometheus names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum State {
     /// The condition does not hold (or the rule was never evaluated).
     Inactive,

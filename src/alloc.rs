@@ -17,6 +17,7 @@ pub mod read_buffers;
 /// Which allocator serves this process's Rust heap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Allocator {
     /// jemalloc, with its statistics.
     Jemalloc,
@@ -26,6 +27,7 @@ pub enum Allocator {
 
 /// jemalloc's own figures, in bytes (see `stats.*` in jemalloc(3)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HeapStats {
     /// Bytes the application holds.
     pub allocated: u64,
@@ -44,6 +46,7 @@ pub struct HeapStats {
 /// Whether heap profiles can be taken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HeapProfiling {
     /// Sampling is on: one sample every `2^lg_sample` bytes of allocation.
     On {
@@ -61,6 +64,7 @@ pub enum HeapProfiling {
 
 /// Why a heap profile could not be produced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProfileError {
     /// Heap profiling is not possible in this process; the reason (jemalloc is not the
     /// global allocator, or was built without profiling).

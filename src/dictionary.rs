@@ -79,6 +79,7 @@ const DCB_MAX_LGWIN: u32 = 24;
 /// Where a compression dictionary came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Source {
     /// The site dictionary, trained on (or cut from) `files` of the site's pages.
     Site {
@@ -358,6 +359,7 @@ pub fn sample_pages(root: &Path, max_files: usize, include_hidden: bool) -> Samp
 
 /// One compression dictionary (RFC 9842) the file cache holds, as `/admin/cache` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct DictionaryInfo {
     /// SHA-256, hex.
     pub hash: String,

@@ -226,7 +226,6 @@ pub mod internals {
         cache_arena_enabled, cache_arena_stats, heap_stats, in_cache_arena, into_cache_arena,
     };
     pub use crate::codec::{Codecs, GZIP_POOL, GzipManager, INFLATE_POOL, InflateManager};
-    pub use crate::config::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
     pub use crate::config::{TypedKey, keys};
     pub use crate::runtime::child_order;
     pub use crate::templates::render::{BUFFER_POOL, BufferManager, Resources};

@@ -7,6 +7,7 @@
 
 /// A subsystem that is switched off, so it cannot do what was asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Off {
     /// `templates.enabled = false`: no template store, no renders.
     #[error("templates are off (templates.enabled = false)")]

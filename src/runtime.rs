@@ -70,6 +70,7 @@ pub fn child_order(opts: &Opts) -> Vec<&'static str> {
 
 /// Why the runtime did not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The static root folder does not exist (only possible with hand-built `Opts`;
     /// `Config::load` checks it too).
@@ -308,6 +309,7 @@ struct Inner {
 
 /// Whether the runtime can serve: every permanent child runs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Readiness {
     /// Every permanent child runs.
     pub ready: bool,

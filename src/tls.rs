@@ -34,6 +34,7 @@ use crate::metrics::{Collector, Kind, Source};
 
 /// The PEM files of one listener's certificate chain and private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsFiles {
     /// The certificate chain, leaf first.
     pub cert: PathBuf,
@@ -41,9 +42,20 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+impl TlsFiles {
+    /// The chain in `cert` (PEM, leaf first) and the leaf's key in `key` (PEM).
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }
+    }
+}
+
 /// Why a listener's TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("{key} ({}): {reason}", path.display())]
+#[non_exhaustive]
 pub struct TlsError {
     /// The configuration key naming the file at fault (`server.tls_cert`, ...).
     pub key: &'static str,

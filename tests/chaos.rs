@@ -89,11 +89,7 @@ async fn chaos_pools_and_their_objects_survive_the_pool_managers_restart() {
     let resized = subsystems
         .resize_pool(
             "numbers",
-            leanserve::Resize {
-                max_size: Some(1),
-                min_idle: Some(1),
-                ..Default::default()
-            },
+            leanserve::Resize::default().max_size(1).min_idle(1),
             "api",
         )
         .await
@@ -331,18 +327,18 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     let site = site();
     let mut opts = test_opts(site.path(), &[("LEANSERVE_MONITORING_INTERVAL_MS", "100")]);
     opts.monitoring.webhook_url = Some(url);
-    opts.monitoring.alerts.push(leanserve::Rule {
-        name: "always".into(),
-        metric: "requests_total".into(),
-        comparison: leanserve::Comparison::AtLeast,
-        threshold: 0.0,
-        for_duration: Duration::from_millis(200),
-        cooldown: Duration::from_secs(3600),
-        severity: leanserve::Severity::Warning,
-        message: "holds throughout".into(),
-        over: None,
-        min_requests: None,
-    });
+    opts.monitoring.alerts.push(
+        leanserve::Rule::new(
+            "always",
+            "requests_total",
+            leanserve::Comparison::AtLeast,
+            0.0,
+        )
+        .for_duration(Duration::from_millis(200))
+        .cooldown(Duration::from_secs(3600))
+        .severity(leanserve::Severity::Warning)
+        .message("holds throughout"),
+    );
     let (subsystems, server) = Start::with_opts(opts).serve().await;
     let firing = |name: &'static str| {
         let received = received.clone();
@@ -361,7 +357,7 @@ async fn chaos_alerts_fire_once_across_monitor_restarts() {
     eventually("the condition fires", || async { always() == 1 }).await;
     let since = |status: &serde_json::Value| status["since_ms"].as_u64().unwrap();
     let firing_since = since(&util::alert_named(&server, "always").await);
-    let monitor = subsystems.monitoring().unwrap();
+    let monitor = leanserve::internals::monitoring(&subsystems).unwrap();
     let mut restarts_since = None;
     for n in 1..=3 {
         assert_eq!(post(&server.url("/admin/chaos/panic/monitor")).await, 202);

@@ -432,13 +432,12 @@ fn container_config(
 ) -> Result<Config, leanserve::ConfigError> {
     let mut env = container_env(deployment, instructions);
     env.insert("STATIC_FILE_ROOT_DIR".into(), root.display().to_string());
-    Config::load(&LoadOptions {
-        config_dir: Some(util::config_dir()),
-        // The profile comes from LEANSERVE_ENV, as in the container.
-        profile: None,
-        env,
-        ..LoadOptions::default()
-    })
+    // The profile comes from LEANSERVE_ENV, as in the container.
+    Config::load(
+        &LoadOptions::default()
+            .config_dir(util::config_dir())
+            .env(env),
+    )
 }
 
 /// The container's configuration, or a failure naming the files and the refusal.
@@ -1309,11 +1308,11 @@ fn deploy_systemd_unit_starts_drains_and_restarts_as_the_server_expects() {
         "STATIC_FILE_ROOT_DIR".into(),
         site.path().display().to_string(),
     );
-    let config = Config::load(&LoadOptions {
-        config_dir: Some(util::config_dir()),
-        env: load_env,
-        ..LoadOptions::default()
-    })
+    let config = Config::load(
+        &LoadOptions::default()
+            .config_dir(util::config_dir())
+            .env(load_env),
+    )
     .expect("leanserve.service's environment loads");
     let shutdown = config.opts.server.shutdown_timeout.as_secs();
     assert_eq!(setting(&service, "KillSignal"), "SIGTERM");
@@ -1485,12 +1484,11 @@ fn deploy_tls_overlay_mounts_the_secret_leanserve_loads() {
         "STATIC_FILE_ROOT_DIR".into(),
         site.path().display().to_string(),
     );
-    let config = Config::load(&LoadOptions {
-        config_dir: Some(util::config_dir()),
-        profile: None,
-        env,
-        ..LoadOptions::default()
-    })
+    let config = Config::load(
+        &LoadOptions::default()
+            .config_dir(util::config_dir())
+            .env(env),
+    )
     .unwrap_or_else(|e| {
         panic!(
             "{}: leanserve would refuse to start: {e}",

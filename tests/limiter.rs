@@ -43,7 +43,10 @@ async fn limiter_holds_the_slot_until_a_streamed_body_is_sent_and_refuses_fast_m
     println!("refused in {:?}", started.elapsed());
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));
-    let stats = leanserve::internals::limiters(&subsystems).unwrap().files.stats();
+    let stats = leanserve::internals::limiters(&subsystems)
+        .unwrap()
+        .files
+        .stats();
     assert_eq!(
         (stats.in_flight, stats.rejected_total, stats.queued_total),
         (1, 1, 0),
@@ -111,19 +114,12 @@ async fn limiter_off_admits_everything() {
 #[test]
 fn limiter_min_over_max_stops_start_up_naming_the_key() {
     let site = site();
-    let options = leanserve::LoadOptions {
-        config_dir: Some(util::config_dir()),
-        profile: Some("test".into()),
-        env: [
-            ("STATIC_FILE_ROOT_DIR", site.path().to_str().unwrap()),
-            ("LEANSERVE_LIMITER_MIN_LIMIT", "50"),
-            ("LEANSERVE_LIMITER_MAX_LIMIT", "10"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..Default::default()
-    };
+    let options = leanserve::LoadOptions::default()
+        .config_dir(util::config_dir())
+        .profile("test")
+        .var("STATIC_FILE_ROOT_DIR", site.path().to_str().unwrap())
+        .var("LEANSERVE_LIMITER_MIN_LIMIT", "50")
+        .var("LEANSERVE_LIMITER_MAX_LIMIT", "10");
     match leanserve::Config::load(&options) {
         Err(leanserve::ConfigError::Invalid { key, allowed, .. }) => {
             assert_eq!(key, "limiter.min_limit");

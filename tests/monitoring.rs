@@ -246,28 +246,20 @@ async fn monitoring_json_views_agree_with_the_traffic() {
 }
 
 fn rule(name: &str, metric: &str, comparison: Comparison, threshold: f64) -> Rule {
-    Rule {
-        name: name.into(),
-        metric: metric.into(),
-        comparison,
-        threshold,
-        for_duration: Duration::ZERO,
-        cooldown: Duration::from_secs(3600),
-        severity: Severity::Critical,
-        message: format!("{metric} crossed {threshold}"),
-        over: None,
-        min_requests: None,
-    }
+    Rule::new(name, metric, comparison, threshold)
+        .cooldown(Duration::from_secs(3600))
+        .severity(Severity::Critical)
+        .message(format!("{metric} crossed {threshold}"))
 }
 
 #[actix_rt::test]
 async fn monitoring_alert_fires_and_check_alerts_returns_it() {
     let site = site();
     let mut opts = test_opts(site.path(), &[]);
-    opts.monitoring.alerts.push(Rule {
-        for_duration: Duration::from_millis(1),
-        ..rule("busy", "requests_total", Comparison::AtLeast, 5.0)
-    });
+    opts.monitoring.alerts.push(
+        rule("busy", "requests_total", Comparison::AtLeast, 5.0)
+            .for_duration(Duration::from_millis(1)),
+    );
     let (subsystems, server) = Start::with_opts(opts).serve().await;
     subsystems.collect_now().await.unwrap();
     assert!(subsystems.check_alerts().await.unwrap().is_empty());

@@ -226,12 +226,12 @@ fn pools_bad_configuration_names_the_key() {
             "STATIC_FILE_ROOT_DIR".into(),
             site.path().display().to_string(),
         );
-        Config::load(&LoadOptions {
-            config_dir: Some(dir.path().to_owned()),
-            profile: Some("test".into()),
-            env: vars,
-            ..LoadOptions::default()
-        })
+        Config::load(
+            &LoadOptions::default()
+                .config_dir(dir.path())
+                .profile("test")
+                .env(vars),
+        )
     };
     let key = |result: Result<Config, ConfigError>| match result {
         Err(ConfigError::Invalid { key, .. }) => key,

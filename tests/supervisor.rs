@@ -162,10 +162,8 @@ async fn supervisor_panic_in_handler_restarts_child_with_fresh_state() {
 async fn supervisor_calls_during_restart_wait_for_the_next_incarnation() {
     let journal = Journal::default();
     let (spec, worker) = counter("slow", &journal);
-    let intensity = Intensity {
-        backoff: Duration::from_millis(300),
-        ..Intensity::default()
-    };
+    let intensity =
+        Intensity::default().backoff(Duration::from_millis(300), Duration::from_secs(30));
     let _root = SupervisorSpec::new("root")
         .intensity(intensity)
         .child(spec)
@@ -189,11 +187,7 @@ async fn supervisor_calls_during_restart_wait_for_the_next_incarnation() {
 async fn supervisor_call_waits_only_up_to_the_call_timeout() {
     let journal = Journal::default();
     let (spec, worker) = counter("late", &journal);
-    let intensity = Intensity {
-        backoff: Duration::from_secs(3),
-        max_backoff: Duration::from_secs(3),
-        ..Intensity::default()
-    };
+    let intensity = Intensity::default().backoff(Duration::from_secs(3), Duration::from_secs(3));
     let _root = SupervisorSpec::new("root")
         .intensity(intensity)
         .child(spec.call_timeout(Duration::from_millis(100)))
@@ -210,11 +204,7 @@ async fn supervisor_call_waits_only_up_to_the_call_timeout() {
 async fn supervisor_intensity_exceeded_gives_up_and_terminates_children() {
     let journal = Journal::default();
     let (spec, worker) = counter("fragile", &journal);
-    let intensity = Intensity {
-        max_restarts: 2,
-        period: Duration::from_secs(60),
-        ..Intensity::default()
-    };
+    let intensity = Intensity::new(2, Duration::from_secs(60));
     let root = SupervisorSpec::new("root")
         .intensity(intensity)
         .child(spec)
@@ -430,11 +420,7 @@ async fn supervisor_nested_supervisor_escalates_to_its_parent() {
     let journal = Journal::default();
     let (worker_spec, worker) = counter("inner-worker", &journal);
     let (inner, inner_handle) = SupervisorSpec::new("inner")
-        .intensity(Intensity {
-            max_restarts: 1,
-            period: Duration::from_secs(60),
-            ..Intensity::default()
-        })
+        .intensity(Intensity::new(1, Duration::from_secs(60)))
         .child(worker_spec)
         .into_child()
         .unwrap();

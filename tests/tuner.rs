@@ -205,12 +205,12 @@ fn tuner_bad_settings_stop_start_up_naming_the_key() {
             "STATIC_FILE_ROOT_DIR".into(),
             site.path().display().to_string(),
         );
-        match Config::load(&LoadOptions {
-            config_dir: Some(config_dir()),
-            profile: Some("test".into()),
-            env: vars,
-            ..LoadOptions::default()
-        }) {
+        match Config::load(
+            &LoadOptions::default()
+                .config_dir(config_dir())
+                .profile("test")
+                .env(vars),
+        ) {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("{other:?}"),
         }
@@ -241,15 +241,13 @@ fn tuner_bad_settings_stop_start_up_naming_the_key() {
         "STATIC_FILE_MAX_CACHE_SIZE".to_owned(),
         "4194304".to_owned(),
     );
-    let small = Config::load(&LoadOptions {
-        config_dir: Some(config_dir()),
-        profile: Some("prod".into()),
-        env: vars
-            .into_iter()
-            .chain([("LEANSERVE_ADMIN_TOKEN".to_owned(), "t".to_owned())])
-            .collect(),
-        ..LoadOptions::default()
-    })
+    let small = Config::load(
+        &LoadOptions::default()
+            .config_dir(config_dir())
+            .profile("prod")
+            .env(vars)
+            .var("LEANSERVE_ADMIN_TOKEN", "t"),
+    )
     .expect("a 4 MiB cache starts with the default tuner floor");
     assert_eq!(small.opts.tuner.cache_floor, 4 << 20);
 }

@@ -21,6 +21,7 @@ pub struct SampleProcess;
 
 /// One reading of this process by the process sampler: its memory and CPU use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ProcessSample {
     /// Resident set size, in bytes.
     pub rss_bytes: u64,

@@ -114,6 +114,7 @@ pub enum ProfilerError {
 /// One reading of the process's memory, kept by the profiler: jemalloc's figures, RSS,
 /// virtual size and what each subsystem accounts for.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Sequence number, from 1, counted since the runtime started.
     pub index: u64,
@@ -197,6 +198,7 @@ pub fn check_label(label: &str) -> Result<String, ProfilerError> {
 
 /// One figure of a snapshot comparison: its value in both snapshots and the change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Delta {
     /// The figure's name, as [`Snapshot::figures`] gives it (`heap_allocated`, `rss`,
     /// `accounted.<subsystem>`...).
@@ -215,6 +217,7 @@ pub struct Delta {
 
 /// Two memory snapshots and the change of every figure both have.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// The snapshot compared from (the baseline).
     pub a: Snapshot,
@@ -252,6 +255,7 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
 
 /// The profiler's formatted statistics (MB = 2^20 bytes, two decimals).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MemoryStats {
     /// The allocator serving the Rust heap.
     pub allocator: Allocator,
@@ -661,6 +665,7 @@ impl Handler<CaptureHeapProfile> for Profiler {
 
 /// A heap profile written to disk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CapturedProfile {
     /// The file written: `heap-<UTC time>[-<label>].pb.gz` in `profiler.profiles_dir`.
     pub path: PathBuf,

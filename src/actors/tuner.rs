@@ -42,6 +42,7 @@ pub struct Tune {
 /// One round of the configuration tuner: the memory and CPU limits, RSS and every knob's
 /// recommendation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TunerReport {
     /// `tuner.mode`: whether the tuner only recommends or also applies the live knobs.
     pub mode: TunerMode,
@@ -63,6 +64,7 @@ pub struct TunerReport {
 
 /// A change the tuner made.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TunerDecision {
     /// The knob changed, as `/admin/tuner` and the metrics name it.
     pub knob: Knob,

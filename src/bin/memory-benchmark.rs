@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use leanserve::TemplateOpts;
 use leanserve::internals::TemplatesShared;
 use leanserve::internals::context::{self, SharedLayer};
-use leanserve::internals::{ContextOptimizerOpts, MemoryOptimizerOpts, TemplateOpts};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -355,36 +355,35 @@ struct Measured {
 }
 
 fn opts(flags: &Flags, dir: &Path, setup: Setup) -> TemplateOpts {
-    TemplateOpts {
-        memory: MemoryOptimizerOpts {
-            enabled: setup.memory,
-            deduplication: true,
-            lazy_loading: true,
-            compression: setup.compression,
-            gc_hints: true,
-        },
-        context: ContextOptimizerOpts {
-            enabled: setup.context,
-            deduplication: true,
-            lazy_loading: true,
-            compression: false,
-        },
-        enabled: true,
-        dir: dir.to_owned(),
-        reload_interval: None,
-        render_workers: flags.concurrent.min(8),
-        render_nice: 0,
-        max_fuel: 100_000_000,
-        max_output_bytes: 1 << 30,
-        max_context_bytes: 1 << 20,
-        max_inheritance_depth: if setup.inheritance {
-            flags.max_inheritance_depth
-        } else {
-            64
-        },
-        flatten_inheritance: setup.flatten_all,
-        cache_optimized_templates: true,
-    }
+    // Every field set here: the benchmark's setups, not the configured defaults.
+    let mut opts = leanserve::Opts::default().templates;
+    let memory = &mut opts.memory;
+    memory.enabled = setup.memory;
+    memory.deduplication = true;
+    memory.lazy_loading = true;
+    memory.compression = setup.compression;
+    memory.gc_hints = true;
+    let context = &mut opts.context;
+    context.enabled = setup.context;
+    context.deduplication = true;
+    context.lazy_loading = true;
+    context.compression = false;
+    opts.enabled = true;
+    opts.dir = dir.to_owned();
+    opts.reload_interval = None;
+    opts.render_workers = flags.concurrent.min(8);
+    opts.render_nice = 0;
+    opts.max_fuel = 100_000_000;
+    opts.max_output_bytes = 1 << 30;
+    opts.max_context_bytes = 1 << 20;
+    opts.max_inheritance_depth = if setup.inheritance {
+        flags.max_inheritance_depth
+    } else {
+        64
+    };
+    opts.flatten_inheritance = setup.flatten_all;
+    opts.cache_optimized_templates = true;
+    opts
 }
 
 /// The pages' contexts as the benchmark holds them: one map per page, or (context

@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 /// The adaptive in-flight limit's options.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LimitConfig {
     /// Where the limit starts, in requests in flight (`limiter.min_limit`): low, so the
     /// no-load latency is learnt before the limit grows.

@@ -58,6 +58,7 @@ pub type Clock = fn() -> Instant;
 /// The options of an in-flight limiter (one for static files, one for template renders):
 /// its adaptive limit and its queue.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LimiterConfig {
     /// The adaptive limit's options.
     pub limit: LimitConfig,

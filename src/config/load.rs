@@ -15,6 +15,7 @@ use super::{ConfigError, DEFAULT_CONFIG_DIR, DEFAULT_PROFILE, PROFILE_ENV, Profi
 /// What the caller knows before configuration is read: the binary fills it from its
 /// flags and the process environment; tests fill it directly.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// `--config DIR`; `None` uses `config/` if it exists.
     pub config_dir: Option<PathBuf>,
@@ -30,6 +31,30 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// Reads the configuration files in `dir` (`--config`) instead of `config/`.
+    pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config_dir = Some(dir.into());
+        self
+    }
+
+    /// Chooses the profile (`--env`), whatever `LEANSERVE_ENV` says.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = Some(profile.into());
+        self
+    }
+
+    /// Consults `env` as the environment variables.
+    pub fn env(mut self, env: HashMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Adds one environment variable to those consulted.
+    pub fn var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
     /// Options that read the real process environment.
     pub fn from_process_env() -> Self {
         LoadOptions {

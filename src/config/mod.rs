@@ -72,6 +72,7 @@ pub const DEFAULT_CONFIG_DIR: &str = "config";
 
 /// A deployment profile: selects `config/<profile>.toml`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Profile {
     /// Development: verbose, short intervals.
     Dev,
@@ -107,6 +108,7 @@ impl fmt::Display for Profile {
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// Compiled into leanserve.
     Default,
@@ -134,6 +136,7 @@ impl fmt::Display for Source {
 
 /// A configuration mistake; start-up stops on any of them (the binary exits with code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value of the wrong type or out of range.
     #[error("invalid value for `{key}` from {origin}: {value:?} (allowed: {allowed})")]

@@ -12,6 +12,7 @@ use super::key::Choice;
 
 /// HTTP server options.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerOpts {
     /// `server.bind`: address and port the HTTP server listens on.
     pub bind: SocketAddr,
@@ -102,6 +103,7 @@ impl fmt::Display for AdminBind {
 
 /// Admin surface options.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AdminOpts {
     /// `admin.bind`: where the admin surface listens; never `Tcp` equal to `server.bind`
     /// (that is `Serving`).
@@ -126,6 +128,7 @@ impl fmt::Debug for AdminOpts {
 
 /// Options of the root supervisor.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SupervisorOpts {
     /// `supervisor.max_restarts`: restarts allowed within `period` before a supervisor gives
     /// up and escalates to its own supervisor.
@@ -142,6 +145,7 @@ pub struct SupervisorOpts {
 
 /// What the file cache keeps of a compressible file (`static_files.store`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Store {
     /// `both`: the identity bytes beside the compressed forms.
     Both,
@@ -164,6 +168,7 @@ impl Choice for Store {
 
 /// Which new files a full file cache takes in (`static_files.admission`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// TinyLFU: a file is cached only when it was read more often lately, per byte, than
     /// the files it would evict.
@@ -186,6 +191,7 @@ impl Choice for Admission {
 
 /// Static file options (the file cache and the static file routes use them).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StaticFileOpts {
     /// `static_files.root_dir`: folder served at the site's root (`/` of its mount point).
     pub root_dir: PathBuf,
@@ -249,6 +255,7 @@ pub struct StaticFileOpts {
 
 /// Process sampler options.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcessOpts {
     /// `process.sample_interval`: how often the process sampler reads RSS and CPU (set in
     /// seconds).
@@ -257,6 +264,7 @@ pub struct ProcessOpts {
 
 /// Monitor options.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MonitoringOpts {
     /// `monitoring.enabled`: per-request figures, the monitor, its alerts and the dashboard.
     pub enabled: bool,
@@ -281,6 +289,7 @@ pub struct MonitoringOpts {
 
 /// Memory profiler options.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProfilerOpts {
     /// `profiler.memory_threshold_mb` (`MEMORY_THRESHOLD_MB`): resident memory, in MiB,
     /// above which the `memory_high` alert fires (`memory_critical` at 1.25x).
@@ -297,6 +306,7 @@ pub struct ProfilerOpts {
 
 /// Template memory optimizer options (`[memory_optimizer]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryOptimizerOpts {
     /// `memory_optimizer.enabled`.
     pub enabled: bool,
@@ -312,6 +322,7 @@ pub struct MemoryOptimizerOpts {
 
 /// Template context optimizer options (`[context_optimizer]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContextOptimizerOpts {
     /// `context_optimizer.enabled`.
     pub enabled: bool,
@@ -325,6 +336,7 @@ pub struct ContextOptimizerOpts {
 
 /// Template store options.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TemplateOpts {
     /// `[memory_optimizer]`.
     pub memory: MemoryOptimizerOpts,
@@ -357,6 +369,7 @@ pub struct TemplateOpts {
 
 /// Resource pool options (`[pools]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolOpts {
     /// `pools.enabled` (`RESOURCE_POOL_MANAGER_ENABLED`); off, subsystems make their
     /// resources per use.
@@ -382,6 +395,7 @@ impl PoolOpts {
 
 /// Concurrency limiter options (`[limiter]`).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LimiterOpts {
     /// `limiter.enabled`: adaptive in-flight limits on static files and template renders
     /// (excess requests queue briefly, then get 503 with `Retry-After`).
@@ -394,6 +408,7 @@ pub struct LimiterOpts {
 /// What the tuner does each interval (`tuner.mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TunerMode {
     /// Nothing: no tuner runs.
     Off,
@@ -426,6 +441,7 @@ impl Choice for TunerMode {
 
 /// Configuration tuner options (`[tuner]`).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct TunerOpts {
     /// `tuner.mode`; `Off` when `tuner.enabled` is false or `tuner.mode = "off"`.
     pub mode: TunerMode,
@@ -446,6 +462,7 @@ pub struct TunerOpts {
 
 /// The resolved, validated options every part of leanserve starts from.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Opts {
     /// The profile the options were loaded for (`dev`, `test`, `prod`).
     pub profile: Profile,

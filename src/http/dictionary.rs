@@ -16,6 +16,7 @@ use base64::Engine;
 
 /// A dictionary content coding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DictCoding {
     /// `dcz`: dictionary-compressed zstd.
     Dcz,

@@ -34,6 +34,7 @@ use super::dictionary::DictCoding;
 
 /// A content coding leanserve can send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Coding {
     /// The representation as stored, with no `Content-Encoding`.
     Identity,

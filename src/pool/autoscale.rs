@@ -47,6 +47,7 @@ pub struct Policy {
 /// Which way a resize of a pool's maximum went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Direction {
     /// The maximum went up.
     Grow,
@@ -66,6 +67,7 @@ impl Direction {
 
 /// The figures of the maintenance window an autoscaling decision was made on.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Evidence {
     /// Length of the maintenance window, in milliseconds.
     pub window_ms: u64,
@@ -89,6 +91,7 @@ pub struct Evidence {
 
 /// A change of a pool's maximum (by the autoscaler or a resize), with why.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// The maximum before, in objects.
     pub from: usize,

@@ -42,6 +42,7 @@ pub(crate) type Clock = fn() -> Instant;
 
 /// Why an acquire produced no object.
 #[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AcquireError {
     /// No object became free within the timeout.
     #[error(

@@ -18,6 +18,7 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// Why a registry operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// Names are 1 to 64 of `[a-z0-9_]`, starting with a letter (they become metric labels).
     #[error("invalid pool name {name:?}: use 1 to 64 of a-z, 0-9 and _, starting with a letter")]
@@ -71,6 +72,7 @@ pub enum PoolError {
 /// A change of a pool's limits; unset fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Resize {
     /// The most objects the pool holds now.
     pub max_size: Option<usize>,
@@ -82,6 +84,33 @@ pub struct Resize {
     pub scale_max: Option<usize>,
     /// Whether the autoscaler moves the maximum.
     pub autoscale: Option<bool>,
+}
+
+impl Resize {
+    /// Sets the most objects the pool holds.
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        self.max_size = Some(max_size);
+        self
+    }
+
+    /// Sets the objects kept idle and ready.
+    pub fn min_idle(mut self, min_idle: usize) -> Self {
+        self.min_idle = Some(min_idle);
+        self
+    }
+
+    /// Sets the range the autoscaler moves the maximum in.
+    pub fn scale(mut self, min: usize, max: usize) -> Self {
+        self.scale_min = Some(min);
+        self.scale_max = Some(max);
+        self
+    }
+
+    /// Switches the autoscaler on or off.
+    pub fn autoscale(mut self, on: bool) -> Self {
+        self.autoscale = Some(on);
+        self
+    }
 }
 
 /// A pool seen without its object type: what the registry keeps.

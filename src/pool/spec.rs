@@ -20,6 +20,7 @@ pub const DEFAULT_WAIT_TARGET: Duration = Duration::from_millis(5);
 /// The options of one pool. Build it with [`PoolSpec::new`] and the builder methods; every
 /// default is stated on its method.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct PoolSpec {
     /// Objects kept idle and ready: filled when the pool is made, kept by the reaper.
     pub min_idle: usize,
@@ -66,6 +67,7 @@ fn opt_millis<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S:
 /// A pool option out of range, naming the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid pool option `{field}` = {value}: {allowed}")]
+#[non_exhaustive]
 pub struct SpecError {
     /// The option, as spelt in `[pools]`.
     pub field: &'static str,

@@ -11,6 +11,7 @@ use super::spec::PoolSpec;
 /// Why an object left its pool for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DiscardReason {
     /// Its guard was dropped while the holder's thread panicked.
     Panicked,
@@ -68,6 +69,7 @@ impl DiscardReason {
 /// A pool's acquire waits or hold times ([`PoolStats::acquire_wait`],
 /// [`PoolStats::hold_time`]): how many, their mean and quantiles, in microseconds.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct WaitFigures {
     /// Durations recorded.
     pub count: u64,
@@ -93,6 +95,7 @@ impl WaitFigures {
 
 /// A pool's figures at one moment.
 #[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// The pool's name.
     pub name: String,
@@ -163,6 +166,7 @@ impl PoolStats {
 
 /// What one round of [`super::Pool::maintain`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct MaintainReport {
     /// Objects dropped by the reaper (idle timeout, lifetime).
     pub reaped: usize,

@@ -20,6 +20,7 @@ use super::spec::DEFAULT_CALL_TIMEOUT;
 
 /// Why a call through a [`Handle`] got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// The incarnation that received the message ended before answering: it panicked
     /// (possibly on this very message) or was stopped with the message still queued.

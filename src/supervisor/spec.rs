@@ -46,6 +46,7 @@ impl Restart {
 /// Which children are restarted when one of them fails (OTP's strategies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Strategy {
     /// Only the failed child is restarted.
     OneForOne,
@@ -57,6 +58,7 @@ pub enum Strategy {
 
 /// Why an incarnation of a child ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExitReason {
     /// The actor stopped itself (`ctx.stop()`).
     Normal,
@@ -88,6 +90,7 @@ impl fmt::Display for ExitReason {
 /// starts at `backoff` (zero: no delay) and doubles per restart still inside the window,
 /// up to `max_backoff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Intensity {
     /// Restarts allowed within `period`.
     pub max_restarts: u32,
@@ -108,6 +111,25 @@ impl Default for Intensity {
             backoff: Duration::ZERO,
             max_backoff: Duration::from_secs(30),
         }
+    }
+}
+
+impl Intensity {
+    /// At most `max_restarts` restarts within `period`, with no backoff.
+    pub fn new(max_restarts: u32, period: Duration) -> Self {
+        Intensity {
+            max_restarts,
+            period,
+            ..Intensity::default()
+        }
+    }
+
+    /// Waits `first` before the first restart of a run of failures, doubling up to `max`.
+    /// Default: no backoff.
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max;
+        self
     }
 }
 

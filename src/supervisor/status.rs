@@ -13,6 +13,7 @@ use super::spec::{Intensity, Restart, Strategy};
 /// What a supervisor is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SupervisorState {
     /// Starting its children, in order.
     Starting,
@@ -31,6 +32,7 @@ pub enum SupervisorState {
 /// What a child is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChildState {
     /// Started and not exited.
     Running,
@@ -44,6 +46,7 @@ pub enum ChildState {
 
 /// A child's last failure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The panic's message, or why the child stopped.
     pub message: String,
@@ -66,6 +69,7 @@ impl Failure {
 
 /// One child in a [`SupervisorReport`].
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct ChildReport {
     /// The child's name, unique under its supervisor.
     pub name: String,
@@ -86,6 +90,7 @@ pub struct ChildReport {
 
 /// A snapshot of one supervisor and, recursively, its children.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct SupervisorReport {
     /// The supervisor's name.
     pub name: String,

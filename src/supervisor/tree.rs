@@ -21,6 +21,7 @@ use super::status::{ChildNode, ChildReport, ChildState, Failure, SupervisorState
 
 /// A mistake in how a supervision tree was put together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// Two children of one supervisor share a name.
     #[error("supervisor `{supervisor}` has two children named `{child}`")]

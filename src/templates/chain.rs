@@ -26,6 +26,7 @@ pub enum Extends {
 
 /// Why a chain cannot be resolved. These are *load errors* (the template is broken).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// The source does not parse.
     #[error("{template}: syntax error: {message}")]

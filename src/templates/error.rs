@@ -19,6 +19,7 @@ use super::flatten::FlattenError;
 
 /// Why a template, the global context or a variable cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TemplateError {
     /// A file could not be read; `reason` is the operating system's.
     #[error("{reason}")]
@@ -91,6 +92,7 @@ pub enum TemplateError {
 
 /// Why a data file's value could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataFileError {
     /// The file could not be read; `reason` is the operating system's.
     #[error("cannot read {}: {reason}", path.display())]

@@ -32,6 +32,7 @@ pub const SHARED_PREFIX: &str = "__shared/";
 
 /// What the memory optimizer's deduplication rewrites did to a published template set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Rewrites {
     /// Templates that became an alias of an identical one.
     pub duplicate_templates: usize,

@@ -123,6 +123,7 @@ impl Published {
 /// How a template is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Served {
     /// Its own source, through minijinja's inheritance.
     Original,
@@ -133,6 +134,7 @@ pub enum Served {
 /// Whether a template loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LoadState {
     /// Its latest version is in service.
     Ok,
@@ -142,6 +144,7 @@ pub enum LoadState {
 
 /// A template as `/admin/templates` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TemplateInfo {
     /// Its name, the path below `templates.dir`.
     pub name: String,
@@ -166,6 +169,7 @@ pub struct TemplateInfo {
 
 /// The memory optimizer's work on one published set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct MemoryReport {
     /// Templates (internal shared sections included) in the set.
     pub templates: usize,

@@ -109,6 +109,7 @@ impl std::ops::DerefMut for Buffer {
 
 /// A rendered template, ready to send.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Rendered {
     /// The rendered bytes.
     pub body: Bytes,
@@ -122,6 +123,7 @@ pub struct Rendered {
 
 /// Why a render produced nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RenderError {
     /// No template has this name.
     #[error("no template named {0:?}")]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// Where a [`CpuLimit`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CpuSource {
     /// The cgroup v2 `cpu.max` quota of the process's cgroup or an ancestor (the lowest).
     CgroupV2,
@@ -26,6 +27,7 @@ pub enum CpuSource {
 
 /// The CPU time the process may use, in CPUs (0.5: half of one), and its source.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CpuLimit {
     /// CPUs the process may use; fractional under a quota (0.5: half of one).
     pub cpus: f64,

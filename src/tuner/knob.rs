@@ -44,6 +44,7 @@ const OWNER_SEPARATOR: char = ':';
 /// knobs as their names sort: the order the change counters (a `BTreeMap` keyed by knob)
 /// come out in, as they did when they were keyed by the name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Knob {
     /// `allocator_dirty_decay_ms`: how long jemalloc keeps freed pages before returning
     /// them. Live.
@@ -128,6 +129,7 @@ impl fmt::Display for Knob {
 
 /// A knob name [`FromStr`] refuses.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KnobError {
     /// None of [`Knob::NAMES`].
     #[error("unknown tuner knob `{name}`; the knobs are {}", Knob::NAMES.join(", "))]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// Where the tuner's memory limit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LimitSource {
     /// cgroup v2 `memory.max`: the hard limit.
     CgroupV2Max,
@@ -33,6 +34,7 @@ pub enum LimitSource {
 
 /// The memory limit the tuner keeps RSS under, and its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct MemoryLimit {
     /// The limit, in bytes.
     pub bytes: u64,

@@ -89,6 +89,7 @@ pub struct Targets {
 
 /// One figure behind a tuner recommendation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Evidence {
     /// The figure's name, e.g. `process_rss_bytes` or `cpu_quota_cpus` (its unit is in the name).
     pub metric: String,
@@ -103,6 +104,7 @@ pub struct Evidence {
 /// Serialized with the knob's unit and whether it is live (both the knob's, see
 /// [`Knob::live`] and [`Knob::unit`]) between the figures, as `/admin/tuner` shows it.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Recommendation {
     /// The knob: a configuration key (`server.workers`) or a live setting
     /// (`cache_budget_bytes`, `pool_scale_max:<pool>`, `in_flight_limit:<limiter>`...).

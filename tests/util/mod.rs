@@ -39,13 +39,10 @@ pub fn load_options(root: &Path, env: &[(&str, &str)]) -> LoadOptions {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     vars.insert("STATIC_FILE_ROOT_DIR".into(), root.display().to_string());
-    LoadOptions {
-        config_dir: Some(config_dir()),
-        profile: Some("test".into()),
-        env: vars,
-        flags: Vec::new(),
-        skip_root_check: false,
-    }
+    LoadOptions::default()
+        .config_dir(config_dir())
+        .profile("test")
+        .env(vars)
 }
 
 /// A folder with a small site in it.

@@ -117,6 +117,7 @@ pub(crate) fn by_coding(counters: &CacheCounters, held: [Held; 5]) -> Vec<Encodi
 /// One coding's figures in [`CacheStats::encodings`] (identity's build counts and held
 /// figures are 0).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct EncodingStats {
     /// `identity`, `gzip`, `br`, `zstd`, `dcz` or `dcb`.
     pub encoding: &'static str,
@@ -147,6 +148,7 @@ impl CacheCounters {
 /// A snapshot of the static file cache's figures. Counters are cumulative since the runtime
 /// started (a restart of the cache empties it, not its counters); the others are now.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Static files served (200, 206 and 304 answers), since start.
     pub files_served: u64,

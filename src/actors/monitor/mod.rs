@@ -109,6 +109,7 @@ impl Serialize for Figures {
 
 /// An alert rule and its state, as `/monitoring/alerts` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct AlertStatus {
     /// The rule's unique name (the Alertmanager `alertname`).
     pub name: String,

@@ -10,6 +10,7 @@ use crate::templates::context;
 
 /// What one template reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ReloadSummary {
     /// Templates known after the reload.
     pub templates: usize,
@@ -25,6 +26,7 @@ pub struct ReloadSummary {
 
 /// `GET /admin/templates/variables`: the context optimizer's figures.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct VariablesReport {
     /// Whether the context optimizer runs (usage is counted only then).
     pub enabled: bool,
@@ -44,6 +46,7 @@ pub struct VariablesReport {
 /// A variable of the shared context layers (global context, data files, live values)
 /// that several templates read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SharedVariable {
     /// The variable's name in the context.
     pub name: String,
@@ -53,6 +56,7 @@ pub struct SharedVariable {
 
 /// A variable loaded only when a render reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct LazyVariable {
     /// The variable's name: `<name>` for a data file `data/<name>.json` under
     /// `templates.dir`, or a live value's name.
@@ -64,6 +68,7 @@ pub struct LazyVariable {
 
 /// What re-running the optimizers did (`POST /admin/templates/optimize`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct OptimizeReport {
     /// Templates in the published set.
     pub templates: usize,

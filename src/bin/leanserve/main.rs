@@ -134,10 +134,8 @@ fn main() -> ExitCode {
         command,
         Command::Status | Command::Profile | Command::Optimize | Command::Tune
     );
-    let options = LoadOptions {
-        skip_root_check: quiet,
-        ..options
-    };
+    let mut options = options;
+    options.skip_root_check = quiet;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if quiet {
         "warn"
     } else {

@@ -17,6 +17,7 @@ pub const INLINE_STRING_MAX: usize = 22;
 /// What interning the global context's strings saved (`context_optimizer.enable_deduplication`):
 /// counts of the `Interner` that holds equal strings once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct InternerStats {
     /// Distinct strings stored.
     pub interned: u64,

@@ -40,6 +40,7 @@ pub struct VariableCounts {
 /// How often renders read each context variable, as the context optimizer's usage tracking
 /// (the `UsageTracker`) counted them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct UsageReport {
     /// Tracked contexts created, i.e. renders (one context per render).
     pub renders: u64,

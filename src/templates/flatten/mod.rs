@@ -88,6 +88,7 @@ const DISCARD_VAR: &str = "__flatten_discard";
 /// inheritance).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{template}: not flattened: {reason}")]
+#[non_exhaustive]
 pub struct Unflattenable {
     /// The template.
     pub template: String,
@@ -99,6 +100,7 @@ pub struct Unflattenable {
 /// chain (a load error), or a construct the flattener does not rewrite (the template then
 /// renders through minijinja's own inheritance).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FlattenError {
     /// The chain cannot be resolved (the template is broken).
     #[error(transparent)]
