@@ -52,6 +52,16 @@
 //!   [`TlsError`] naming the key at fault), [`Certificates::server_config`] is the rustls
 //!   configuration a host binds with (`HttpServer::bind_rustls_0_23`), and
 //!   [`Certificates::reload_if_changed`] takes renewed files without a restart.
+//! - Read: every [`Subsystems`] method answers a type exported here, with one error type
+//!   per call: the cache's [`CacheStats`], the profiler's [`Snapshot`],
+//!   [`SnapshotComparison`] and [`CapturedProfile`] (or a [`ProfilerError`]), the
+//!   templates' [`VariablesReport`] and [`OptimizeReport`], the tuner's [`TunerReport`]
+//!   and [`TunerDecision`]s over typed [`Knob`]s, the monitor's [`AlertStatus`]es, and
+//!   the option structs of [`Opts`]. Enums and structs that will grow are
+//!   `#[non_exhaustive]`; what hosts build has constructors ([`LoadOptions`]'s setters,
+//!   [`Intensity::new`], [`Rule::new`], [`Resize`]'s setters, [`TlsFiles::new`]). The
+//!   compiler refuses a public signature that names a type a host cannot, and
+//!   `scripts/api_items.sh` checks the same in rustdoc's JSON.
 //! - [`Off`]: what asking a switched-off subsystem answers.
 //! - [`use_jemalloc!`]: jemalloc as a binary's global allocator, for its statistics and
 //!   heap profiles (the library never sets one).
@@ -65,7 +75,11 @@
 //!   once into `Opts`.
 //! - `supervisor/`: OTP-style supervision over actix actors: child specs, restart types,
 //!   strategies, restart intensity with escalation, stable handles.
-//! - `runtime.rs`: builds the supervision tree from `Opts` and answers `Subsystems`.
+//! - `runtime.rs`: composes the subsystems into the supervision tree from `Opts` and
+//!   answers `Subsystems`; each subsystem's start and handle sit beside its actor
+//!   (`FileCacheHandle` in `actors/file_cache/handle.rs` with the miss protocol,
+//!   `ProcessHandle`, `ProfilerHandle`, `TemplatesHandle`, `MonitorHandle`,
+//!   `TunerHandle`, `PoolsHandle`), and `child_order` spells the tree's order.
 //! - `pool/`: resource pools: named pools of reusable objects with hand-off to waiters,
 //!   typed acquire errors, panicking holders' objects discarded, leak detection, reaping,
 //!   validation, autoscaling and statistics; the `Pools` registry.

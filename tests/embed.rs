@@ -4,6 +4,9 @@
 //! leanserve's tree, and the host's backend connections live in a pool under its pool
 //! manager.
 
+// Reads figures only leanserve's internals show (the `cli` feature, on by default).
+#![cfg(feature = "cli")]
+
 mod util;
 
 #[path = "../examples/embed.rs"]

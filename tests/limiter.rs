@@ -3,6 +3,9 @@
 //! a fast 503 with `Retry-After`, renders have their own limit, and health, readiness,
 //! metrics and admin routes are never limited.
 
+// Reads figures only leanserve's internals show (the `cli` feature, on by default).
+#![cfg(feature = "cli")]
+
 mod util;
 
 use std::time::Instant;

@@ -3,6 +3,9 @@
 //! views, alert rules and `check_alerts`, the Alertmanager webhook against a receiver on
 //! loopback (and a dead one), and monitoring switched off.
 
+// Reads figures only leanserve's internals show (the `cli` feature, on by default).
+#![cfg(feature = "cli")]
+
 mod util;
 
 use std::process::{Command, Stdio};

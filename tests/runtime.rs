@@ -1,6 +1,9 @@
 //! The runtime over real HTTP: health, readiness before and after an escalation, the
 //! supervisor report, and isolation between two runtimes in one process.
 
+// Reads figures only leanserve's internals show (the `cli` feature, on by default).
+#![cfg(feature = "cli")]
+
 mod util;
 
 use leanserve::internals::child_order;
