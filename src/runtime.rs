@@ -13,6 +13,14 @@
 //! [`Runtime::child`]. Each subsystem with figures is registered with the monitor as a
 //! metrics source, and each that holds memory on purpose with the profiler.
 //!
+//! `start` composes; each subsystem wires itself beside its actor: its `start` or
+//! `child` makes the child spec from its options and answers the handle `Subsystems`
+//! keeps (`FileCacheHandle`, `ProcessHandle`, `PoolsHandle`, `ProfilerHandle`,
+//! `TemplatesHandle`, `MonitorHandle`, `TunerHandle`). What ties subsystems together
+//! is here: the templates' live values, the profiler's memory accounts, the monitor's
+//! sources and the tuner's inputs. Adding a subsystem is its handle, a line in `start`,
+//! a field in `Inner` and the `Subsystems` methods hosts call.
+//!
 //! Nothing here is process-global, with one exception the allocator imposes: starting a
 //! runtime switches jemalloc's heap sampling on or off (`profiler.heap_profiling`) for
 //! the whole process. Otherwise two runtimes in one process share nothing.
