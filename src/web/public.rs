@@ -103,7 +103,7 @@ impl Endpoint {
             .fold(resource, |resource, route| resource.route(route))
     }
 
-    fn into_dispatched(mut self) -> (ResourceDef, BoxedFactory) {
+    fn into_dispatched(mut self) -> (Pattern, BoxedFactory) {
         let factory = EndpointFactory {
             otherwise: self.otherwise_route(),
             routes: self.routes,
@@ -115,7 +115,47 @@ impl Endpoint {
         } else {
             boxed::factory(factory)
         };
-        (ResourceDef::new(self.pattern), factory)
+        (Pattern::new(self.pattern), factory)
+    }
+}
+
+/// An endpoint's path pattern, with its literal part for a first test that costs a
+/// string comparison: a static file's path is turned away by it, never reaching the
+/// pattern's matcher (for `/templates/{name:.*}` a regular expression over a requoted
+/// copy of the path).
+#[derive(Clone)]
+struct Pattern {
+    /// The pattern up to its first `{`: the whole path for a pattern without
+    /// parameters, else a prefix every match starts with.
+    literal: &'static str,
+    /// The pattern has no parameters: only `literal` itself matches.
+    exact: bool,
+    def: ResourceDef,
+}
+
+impl Pattern {
+    fn new(pattern: &'static str) -> Pattern {
+        let (literal, exact) = match pattern.split_once('{') {
+            Some((literal, _)) => (literal, false),
+            None => (pattern, true),
+        };
+        Pattern {
+            literal,
+            exact,
+            def: ResourceDef::new(pattern),
+        }
+    }
+
+    /// Whether `request`'s path below the mount point matches, its parameters captured
+    /// into `match_info` when it does.
+    fn capture(&self, request: &mut ServiceRequest) -> bool {
+        let path = request.match_info().unprocessed();
+        let may_match = if self.exact {
+            path == self.literal
+        } else {
+            path.starts_with(self.literal)
+        };
+        may_match && self.def.capture_match_info(request)
     }
 }
 
@@ -176,7 +216,7 @@ impl Service<ServiceRequest> for EndpointService {
 /// The serving surface's default service: `endpoints` by path, in order, then the admin
 /// paths' 404 where it is on, then `files`.
 pub(crate) struct Dispatcher {
-    endpoints: Vec<(ResourceDef, BoxedFactory)>,
+    endpoints: Vec<(Pattern, BoxedFactory)>,
     files: Route,
 }
 
@@ -221,7 +261,7 @@ impl ServiceFactory<ServiceRequest> for Dispatcher {
 }
 
 pub(crate) struct DispatcherService {
-    endpoints: Vec<(ResourceDef, Boxed)>,
+    endpoints: Vec<(Pattern, Boxed)>,
     files: RouteService,
 }
 
@@ -234,7 +274,7 @@ impl Service<ServiceRequest> for DispatcherService {
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
         for (pattern, endpoint) in &self.endpoints {
-            if pattern.capture_match_info(&mut request) {
+            if pattern.capture(&mut request) {
                 return endpoint.call(request);
             }
         }
