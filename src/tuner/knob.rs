@@ -10,7 +10,7 @@
 //! unknown knob used to be: applied as nothing, silently):
 //!
 //! ```
-//! use leanserve::internals::Knob;
+//! use leanserve::Knob;
 //!
 //! let gzip = Knob::PoolScaleMax { pool: "gzip".into() };
 //! assert_eq!(gzip.to_string(), "pool_scale_max:gzip");
@@ -18,7 +18,7 @@
 //! ```
 //!
 //! ```compile_fail,E0599
-//! let cache = leanserve::internals::Knob::CacheBudgetByte;
+//! let cache = leanserve::Knob::CacheBudgetByte;
 //! ```
 //!
 //! Whether a knob is applied while serving and the unit of its values are properties of
