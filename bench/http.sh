@@ -10,6 +10,8 @@
 #   bench/http.sh                 # defaults: 3 rounds of 8 s per case
 #   ROUNDS=5 DURATION=10 bench/http.sh
 #   SECTIONS=throughput bench/http.sh   # any of: throughput overhead profiling beside memory
+#   LEANSERVE=/path/to/leanserve BASELINE=/path/to/files_baseline bench/http.sh
+#                                 # use those binaries (to compare builds), build nothing
 #
 # wrk comes from Debian's packages and is installed when missing; nginx is used only when
 # it is installed (apt-get install nginx-light).
@@ -31,9 +33,11 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --quiet --bin leanserve --example files_baseline
-LEANSERVE=target/release/leanserve
-BASELINE=target/release/examples/files_baseline
+if [ -z "${LEANSERVE:-}" ] || [ -z "${BASELINE:-}" ]; then
+  cargo build --release --quiet --bin leanserve --example files_baseline
+  LEANSERVE=target/release/leanserve
+  BASELINE=target/release/examples/files_baseline
+fi
 
 LOGS=${LOGS:-target/bench-http}   # server logs, kept after the run
 mkdir -p "$LOGS"
