@@ -202,8 +202,7 @@ impl Runtime {
             TunerHandle::child(
                 &opts.tuner,
                 TunerInputs {
-                    files: file_cache.reader().clone(),
-                    file_cache: file_cache.actor().clone(),
+                    file_cache: file_cache.clone(),
                     process: process.stats().clone(),
                     pools: pools.registry().clone(),
                     limiters: limiters.clone(),

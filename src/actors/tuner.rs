@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 
-use crate::actors::file_cache::{FileCache, FileCacheReader, SetCacheBudget};
+use crate::actors::file_cache::FileCacheHandle;
 use crate::actors::process::ProcessStats;
 use crate::actors::templates::TemplatesShared;
 use crate::concurrency::Limiters;
@@ -83,8 +83,8 @@ pub struct TunerDecision {
 /// What the tuner reads and whom it tells.
 #[derive(Clone)]
 pub struct TunerInputs {
-    pub files: FileCacheReader,
-    pub file_cache: Handle<FileCache>,
+    /// The file cache: its figures, and the budget the tuner sets.
+    pub file_cache: FileCacheHandle,
     pub process: ProcessStats,
     pub pools: Pools,
     pub limiters: Option<Limiters>,
@@ -185,7 +185,7 @@ impl TunerShared {
     fn readings(&self) -> Readings {
         let inputs = &self.inputs;
         let now = Instant::now();
-        let stats = inputs.files.stats();
+        let stats = inputs.file_cache.reader().stats();
         let decay = crate::alloc::decay();
         let mut state = self.lock();
         let (renders_per_second, mean_render_seconds, window_seconds) = match &inputs.templates {
@@ -314,7 +314,7 @@ impl TunerShared {
 
     /// Whether this round starts a quiet spell (see [`IdleWatch`]).
     fn went_idle(&self) -> bool {
-        let answered = self.inputs.files.stats().files_served
+        let answered = self.inputs.file_cache.reader().stats().files_served
             + self
                 .inputs
                 .templates
@@ -331,12 +331,7 @@ impl TunerShared {
     async fn apply(&self, knob: &Recommendation) -> bool {
         let to = knob.recommended;
         match &knob.knob {
-            Knob::CacheBudgetBytes => self
-                .inputs
-                .file_cache
-                .send(SetCacheBudget { bytes: to as u64 })
-                .await
-                .is_ok(),
+            Knob::CacheBudgetBytes => self.inputs.file_cache.set_budget(to as u64).await.is_ok(),
             Knob::AllocatorDirtyDecayMs => {
                 blocking(move || {
                     let tight = to <= crate::tuner::rules::TIGHT_DECAY_MS as f64;

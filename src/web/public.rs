@@ -19,8 +19,9 @@
 //! into `match_info`, so handlers read `{name}` as they would under a route.
 //!
 //! The static files are called last, directly (no boxed service of their own): theirs is
-//! the hot path, and all it pays for the dispatch is matching the few endpoint patterns,
-//! as the router matched them when they were routes.
+//! the hot path, and all it pays for the dispatch is a string comparison per endpoint
+//! (each endpoint's literal prefix is tested before its pattern matcher runs), less than
+//! the router spent matching the same paths as routes.
 
 use actix_service::boxed::{self, BoxService, BoxServiceFactory};
 use actix_service::{ServiceFactoryExt as _, apply};

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::{
     AddAssetDictionary, BuildEncodings, CacheStats, CachedFile, Claim, ClearCache, DictEncoded,
     FileCache, FileCacheReader, Found, GetCacheItemCount, GetCacheSize, GetCacheStats,
-    KeepDictEncoded, KeepEncoded, KeepIdentity, LoadError, StartLoad,
+    KeepDictEncoded, KeepEncoded, KeepIdentity, LoadError, SetCacheBudget, StartLoad,
 };
 use crate::codec::Codecs;
 use crate::config::StaticFileOpts;
@@ -44,24 +44,18 @@ pub(crate) struct FileCacheHandle {
 }
 
 impl FileCacheHandle {
-    /// Opens the root in `opts` (on the blocking pool: it may be a network mount, and a
-    /// host may start the runtime on a thread that serves) and makes the `file_cache`
-    /// child; fails when the root cannot be opened.
+    /// Opens the root in `opts`, which the runtime has checked is a directory (on the
+    /// blocking pool: it may be a network mount, and a host may start the runtime on a
+    /// thread that serves), and makes the `file_cache` child; fails when the root cannot
+    /// be opened.
     pub(crate) async fn start(
         opts: StaticFileOpts,
         codecs: Codecs,
     ) -> std::io::Result<(ChildSpec, FileCacheHandle)> {
-        let reader = actix_web::rt::task::spawn_blocking(move || {
-            if !opts.root_dir.is_dir() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotADirectory,
-                    "not a directory",
-                ));
-            }
-            FileCacheReader::new(opts, codecs)
-        })
-        .await
-        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+        let reader =
+            actix_web::rt::task::spawn_blocking(move || FileCacheReader::new(opts, codecs))
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
         Ok(FileCacheHandle::child(reader))
     }
 
@@ -78,7 +72,8 @@ impl FileCacheHandle {
         &self.reader
     }
 
-    /// The actor's handle, for messages without a method here (the tuner's budget).
+    /// The actor's handle, for the unit tests' messages to it.
+    #[cfg(test)]
     pub(crate) fn actor(&self) -> &Handle<FileCache> {
         &self.actor
     }
@@ -164,6 +159,12 @@ impl FileCacheHandle {
     /// The cache's statistics.
     pub(crate) async fn stats(&self) -> Result<CacheStats, CallError> {
         self.actor.send(GetCacheStats).await
+    }
+
+    /// Changes the byte budget (the tuner's cache knob); answers how many files were
+    /// evicted to fit.
+    pub(crate) async fn set_budget(&self, bytes: u64) -> Result<u64, CallError> {
+        self.actor.send(SetCacheBudget { bytes }).await
     }
 
     /// Empties the cache; answers the bytes it held.
